@@ -1,0 +1,66 @@
+"""`NumpyBackend`: any callable ``f(images) -> (n, k)`` on NumPy arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._arrays import as_images, batches, to_numpy
+from .base import BaseBackend, output_matrix
+
+
+class NumpyBackend(BaseBackend):
+    """Wrap a plain function of NumPy images.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(x: float32 (n, h, w, c)) -> (n, k)`` class scores (logits or probabilities).
+        Anything array-like that it returns is converted (so a jax function works too).
+    grad_fn : callable, optional
+        ``grad_fn(x, cotangent (n, k)) -> (n, h, w, c)``: the gradient of
+        ``sum(fn(x) * cotangent)`` with respect to ``x``. Without it the backend has no
+        gradients and only model-agnostic explainers (partition, permutation, influence) work.
+    batch_size : int
+        Images per call of ``fn`` (default 256).
+    """
+
+    framework = "numpy"
+
+    def __init__(self, fn: Callable[[np.ndarray], Any], grad_fn: Callable | None = None,
+                 batch_size: int = 256):
+        if not callable(fn):
+            raise TypeError(f"expected a callable f(images) -> (n, k), got {type(fn).__name__}")
+        super().__init__(batch_size=batch_size)
+        self.fn = fn
+        self.grad_fn = grad_fn
+
+    def _predict_batch(self, x: np.ndarray) -> np.ndarray:
+        return to_numpy(self.fn(x))
+
+    def vjp(self, x: Any, cotangent: Any) -> tuple[np.ndarray, np.ndarray]:
+        if self.grad_fn is None:
+            raise NotImplementedError(
+                "this NumPy model has no gradients: pass grad_fn=... to wrap(), or use a "
+                "torch / Keras / JAX model"
+            )
+        x = as_images(x)
+        cot = np.asarray(cotangent, dtype=np.float32)
+        outs, grads = [], []
+        for s in batches(len(x), self.batch_size):
+            outs.append(np.asarray(to_numpy(self.fn(x[s])), np.float32))
+            grads.append(np.asarray(to_numpy(self.grad_fn(x[s], cot[s])), np.float32))
+        return np.concatenate(outs), np.concatenate(grads).reshape(x.shape)
+
+    def grad(self, x: Any, outputs: Any) -> np.ndarray:
+        x = as_images(x)
+        idx = output_matrix(outputs, len(x))
+        k = self.predict(x[:1]).shape[1]
+        out = np.empty(x.shape + (idx.shape[1],), np.float32)
+        for j in range(idx.shape[1]):
+            cot = np.zeros((len(x), k), np.float32)
+            cot[np.arange(len(x)), idx[:, j]] = 1.0
+            out[..., j] = self.vjp(x, cot)[1]
+        return out

@@ -1,0 +1,293 @@
+"""`Explanation`: the result of every attribution explainer, and what the views draw.
+
+Shapes (n images of h x w x c, o explained outputs per image, k model outputs):
+
+- ``values``         ``(n, h, w, c, o)`` float32 attributions, outputs in the order asked for
+- ``data``           ``(n, h, w, c)`` float32 images that were explained
+- ``base_values``    ``(n, o)`` model output with every feature hidden (the reference f(x'))
+- ``output_indices`` ``(n, o)`` int64 class index of each explained output, per image
+- ``class_names``    ``k`` names of the model's outputs (or ``None``: the index is the name)
+- ``predictions``    ``(n, k)`` the model's own outputs (logits or probabilities) or ``None``
+- ``probabilities``  ``(n, k)`` softmax of the model's outputs (for label rows) or ``None``
+- ``labels``         ``(n,)`` true labels, when known, or ``None``
+- ``method``/``params`` the explainer and its parameters (JSON-serialisable)
+
+For additive methods, ``values[i, ..., j].sum() + base_values[i, j]`` equals the model's
+output ``j`` on image ``i`` (efficiency / completeness).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_FORMAT_VERSION = 1
+
+
+@dataclass(eq=False)
+class Explanation:
+    """Attributions for a batch of images. See the module docstring for shapes."""
+
+    values: np.ndarray
+    data: np.ndarray
+    base_values: np.ndarray | None = None
+    output_indices: np.ndarray | None = None
+    class_names: list[str] | None = None
+    predictions: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    method: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.values = np.asarray(self.values, dtype=np.float32)
+        self.data = np.asarray(self.data, dtype=np.float32)
+        if self.values.ndim == 4:
+            self.values = self.values[..., None]
+        if self.values.ndim != 5:
+            raise ValueError(
+                f"values: expected (n, h, w, c, outputs), got shape {self.values.shape}"
+            )
+        n, h, w, c, o = self.values.shape
+        if self.data.shape != (n, h, w, c):
+            raise ValueError(
+                f"data: expected shape {(n, h, w, c)} to match values {self.values.shape}, "
+                f"got {self.data.shape}"
+            )
+        if self.base_values is None:
+            self.base_values = np.zeros((n, o), np.float32)
+        self.base_values = _check(self.base_values, (n, o), "base_values", np.float32)
+        if self.output_indices is None:
+            self.output_indices = np.tile(np.arange(o, dtype=np.int64), (n, 1))
+        self.output_indices = _check(self.output_indices, (n, o), "output_indices", np.int64)
+        k = None
+        for name in ("predictions", "probabilities"):
+            arr = getattr(self, name)
+            if arr is not None:
+                arr = np.asarray(arr, dtype=np.float32)
+                if arr.ndim != 2 or arr.shape[0] != n:
+                    raise ValueError(f"{name}: expected (n={n}, k), got shape {arr.shape}")
+                k = arr.shape[1]
+                setattr(self, name, arr)
+        if self.class_names is not None:
+            self.class_names = [str(s) for s in self.class_names]
+            if k is not None and len(self.class_names) != k:
+                raise ValueError(
+                    f"class_names: expected {k} names (one per model output), "
+                    f"got {len(self.class_names)}"
+                )
+        if self.labels is not None:
+            self.labels = _check(self.labels, (n,), "labels", np.int64)
+        self.params = dict(self.params)
+
+    # ------------------------------------------------------------------ shape helpers
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.values.shape
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.values.shape[-1]
+
+    @property
+    def output_names(self) -> list[list[str]]:
+        """``(n, o)`` nested list with the name of each explained output."""
+        names = self.class_names
+        return [
+            [names[j] if names is not None and 0 <= j < len(names) else str(j) for j in row]
+            for row in self.output_indices.tolist()
+        ]
+
+    @property
+    def output_probabilities(self) -> np.ndarray | None:
+        """``(n, o)`` probability of each explained output, or ``None``."""
+        if self.probabilities is None:
+            return None
+        return np.take_along_axis(self.probabilities, self.output_indices, axis=1)
+
+    @property
+    def predicted(self) -> np.ndarray | None:
+        """``(n,)`` predicted class (argmax of the model outputs), or ``None``."""
+        src = self.probabilities if self.probabilities is not None else self.predictions
+        return None if src is None else src.argmax(axis=1)
+
+    # ------------------------------------------------------------------ selection
+    def __getitem__(self, key: Any) -> Explanation:
+        """Select images and/or outputs: ``e[:2]``, ``e[[0, 3]]``, ``e[:, :5]``,
+        ``e[:, ..., :5]``, ``e[1, ..., [0, 2]]``. An integer keeps its axis (``e[0]`` is one
+        image). Spatial axes cannot be sliced."""
+        if not isinstance(key, tuple):
+            key = (key,)
+        if len(key) > 2 and any(k is Ellipsis for k in key):
+            key = (key[0], key[-1])
+        key = tuple(slice(None) if k is Ellipsis else k for k in key)
+        if len(key) > 2:
+            raise IndexError("index images and outputs only: e[images] or e[images, ..., outputs]")
+        img = _as_index(key[0], len(self))
+        out = _as_index(key[1], self.n_outputs) if len(key) == 2 else slice(None)
+        return self._select(img, out)
+
+    def _select(self, img: Any, out: Any) -> Explanation:
+        def rows(a):
+            return None if a is None else a[img]
+
+        values = self.values[img][..., out]
+        if isinstance(out, np.ndarray) and out.ndim == 2:  # per-image output order
+            values = np.take_along_axis(self.values[img], out[:, None, None, None, :], axis=-1)
+            base = np.take_along_axis(self.base_values[img], out, axis=1)
+            idx = np.take_along_axis(self.output_indices[img], out, axis=1)
+        else:
+            base = self.base_values[img][:, out]
+            idx = self.output_indices[img][:, out]
+        if values.shape[0] == 0 or values.shape[-1] == 0:
+            raise ValueError("empty selection: at least one image and one output are needed")
+        return replace(
+            self,
+            values=values,
+            data=self.data[img],
+            base_values=base,
+            output_indices=idx,
+            predictions=rows(self.predictions),
+            probabilities=rows(self.probabilities),
+            labels=rows(self.labels),
+        )
+
+    def top_k(self, k: int) -> Explanation:
+        """Keep, per image, the ``k`` explained outputs with the highest predicted probability,
+        in decreasing order (the ranked label rows of ``shap.image_plot``)."""
+        probs = self.output_probabilities
+        if probs is None:
+            probs = (
+                None
+                if self.predictions is None
+                else np.take_along_axis(self.predictions, self.output_indices, axis=1)
+            )
+        if probs is None:
+            raise ValueError("top_k needs probabilities or predictions in the Explanation")
+        if not 1 <= int(k) <= self.n_outputs:
+            raise ValueError(f"k: expected 1..{self.n_outputs}, got {k}")
+        order = np.argsort(-probs, axis=1, kind="stable")[:, : int(k)]
+        return self._select(slice(None), order)
+
+    def class_order(self) -> Explanation:
+        """Outputs sorted by class index per image (the 0..9 grid of the DeepExplainer seed)."""
+        order = np.argsort(self.output_indices, axis=1, kind="stable")
+        return self._select(slice(None), order)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write an ``.npz`` (arrays + a JSON header, no pickle). Returns the path written."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+        meta = {
+            "format": _FORMAT_VERSION,
+            "class_names": self.class_names,
+            "method": self.method,
+            "params": self.params,
+        }
+        arrays = {
+            "values": self.values,
+            "data": self.data,
+            "base_values": self.base_values,
+            "output_indices": self.output_indices,
+            "meta": np.array(json.dumps(meta, default=_json_default)),
+        }
+        for name in ("predictions", "probabilities", "labels"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
+        np.savez(path, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Explanation:
+        """Read what :meth:`save` wrote (``allow_pickle=False``)."""
+        with np.load(Path(path), allow_pickle=False) as f:
+            meta = json.loads(str(f["meta"]))
+            if meta.get("format") != _FORMAT_VERSION:
+                raise ValueError(f"{path}: unknown Explanation format {meta.get('format')!r}")
+            kw = {name: f[name] for name in f.files if name != "meta"}
+        return cls(**kw, class_names=meta["class_names"], method=meta["method"],
+                   params=meta["params"])
+
+    # ------------------------------------------------------------------ display
+    def plot(self, **kwargs: Any):
+        """Static matplotlib grid (like ``shap.image_plot``). See :func:`xaiwidgets.plotting.plot_grid`."""
+        from .plotting import plot_grid
+
+        return plot_grid(self, **kwargs)
+
+    def widget(self, **kwargs: Any):
+        """The interactive :class:`~xaiwidgets.widgets.AttributionGrid` of this explanation."""
+        from .widgets.attribution_grid import AttributionGrid
+
+        return AttributionGrid.from_explanation(self, **kwargs)
+
+    def to_png(self, dpi: int = 80) -> bytes:
+        """PNG bytes of :meth:`plot` (the fallback where no widget manager runs)."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        fig = self.plot()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        plt.close(fig)
+        return buf.getvalue()
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
+        bundle: dict[str, Any] = {}
+        try:
+            bundle.update(self.widget()._repr_mimebundle_(include=include, exclude=exclude) or {})
+        except Exception as exc:  # no widget bundle: still show the static picture
+            bundle["text/plain"] = f"{self!r} (widget unavailable: {exc})"
+        bundle["image/png"] = base64.b64encode(self.to_png()).decode("ascii")
+        bundle.setdefault("text/plain", repr(self))
+        return bundle
+
+    def __repr__(self) -> str:
+        n, h, w, c, o = self.values.shape
+        return f"Explanation(method={self.method!r}, images={n}, image_shape={(h, w, c)}, outputs={o})"
+
+
+def _check(arr: Any, shape: tuple[int, ...], name: str, dtype: Any) -> np.ndarray:
+    arr = np.asarray(arr)
+    if arr.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {arr.shape}")
+    return arr.astype(dtype, copy=False)
+
+
+def _as_index(k: Any, size: int) -> Any:
+    if isinstance(k, (int, np.integer)):
+        if not -size <= k < size:
+            raise IndexError(f"index {k} out of range for {size}")
+        k = int(k) % size
+        return slice(k, k + 1)
+    if isinstance(k, slice):
+        return k
+    arr = np.asarray(k)
+    if arr.dtype == bool:
+        if arr.shape != (size,):
+            raise IndexError(f"boolean index: expected shape ({size},), got {arr.shape}")
+        arr = np.flatnonzero(arr)
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise IndexError(f"expected an int, slice, list of ints or boolean mask, got {k!r}")
+    return arr
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
