@@ -1,0 +1,65 @@
+# The two README commands:
+#   make demo   install, build, and execute every tutorial in notebooks/ (outputs in artifacts/)
+#   make test   install, build, lint, type-check, JS unit tests, Python + browser + notebook tests
+# Developer targets: make dev (esbuild watch + anywidget hot reload), make lint, make bench, make lab
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo notebooks test install js chromium lint typecheck jstest pytest lab dev bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml package.json | $(BIN)/python
+	npm ci --no-audit --no-fund
+	npm run build
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+js: install
+	npm run build
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
+
+lint: install
+	$(BIN)/ruff check xaiwidgets tests bench
+	$(BIN)/ruff format --check xaiwidgets tests bench
+
+typecheck: install
+	npx tsc --noEmit -p tsconfig.json
+
+jstest: install
+	npx vitest run
+
+pytest: install chromium
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+test: lint typecheck jstest pytest
+
+demo: install
+	mkdir -p artifacts/notebooks
+	$(BIN)/jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=900 \
+		--output-dir artifacts/notebooks notebooks/*.ipynb
+	@echo "Executed tutorials: artifacts/notebooks/*.html (open them, or run: make lab)"
+
+notebooks: install
+	$(BIN)/python scripts/make_notebook.py notebooks/src/*.py notebooks
+
+lab: install
+	$(BIN)/jupyter lab notebooks
+
+dev: install
+	ANYWIDGET_HMR=1 npm run dev
+
+bench: install
+	for f in bench/*.py; do $(BIN)/python $$f --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) node_modules xaiwidgets/static artifacts

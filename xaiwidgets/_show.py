@@ -1,0 +1,120 @@
+"""`show()`: draw attributions users already have (shap's arrays and objects) as a grid,
+without importing shap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._arrays import as_images, to_numpy
+from .explanation import Explanation
+
+
+def _values_nhwco(values: Any, image_shape: tuple[int, int, int] | None) -> np.ndarray:
+    """Attributions as ``(n, h, w, c, o)`` from a list of per-output arrays or one array,
+    in NHWC or NCHW (torch) layout."""
+    if isinstance(values, (list, tuple)):
+        per_output = [as_images(v, name="values", layout=_layout(to_numpy(v), image_shape))
+                      for v in values]
+        if len({v.shape for v in per_output}) != 1:
+            raise ValueError("values: every per-output array must have the same shape, got "
+                             f"{[v.shape for v in per_output]}")
+        return np.stack(per_output, axis=-1)
+    arr = np.asarray(to_numpy(values), dtype=np.float32)
+    if arr.ndim == 5:
+        if image_shape is not None and arr.shape[1:4] != image_shape:
+            h, w, c = image_shape
+            if arr.shape[1:4] == (c, h, w):
+                arr = arr.transpose(0, 2, 3, 1, 4)
+        return arr
+    if arr.ndim == 4 and image_shape is not None and arr.shape[1:4] == image_shape:
+        return arr[..., None]
+    if arr.ndim in (3, 4):
+        return as_images(arr, name="values", layout=_layout(arr, image_shape))[..., None]
+    raise ValueError(
+        "values: expected a list of (n, h, w, c) arrays (one per output, as shap returns), an "
+        f"(n, h, w, c, outputs) array or a shap-like object with .values, got shape {arr.shape}"
+    )
+
+
+def _layout(arr: np.ndarray, image_shape: tuple[int, int, int] | None) -> str:
+    if image_shape is not None and arr.ndim == 4:
+        h, w, c = image_shape
+        if arr.shape[1:] == (c, h, w) and arr.shape[1:] != (h, w, c):
+            return "nchw"
+        if arr.shape[1:] == (h, w, c):
+            return "nhwc"
+    return "auto"
+
+
+def _names_to_indices(labels: Any, n: int, o: int) -> tuple[np.ndarray, list[str]]:
+    """``(o,)`` or ``(n, o)`` output names -> ``(n, o)`` indices into a list of unique names."""
+    arr = np.asarray(labels, dtype=object)
+    if arr.ndim == 1:
+        arr = np.broadcast_to(arr, (n, arr.shape[0]))
+    if arr.shape != (n, o):
+        raise ValueError(f"labels: expected {o} names or an ({n}, {o}) array of names, "
+                         f"got shape {arr.shape}")
+    names: list[str] = []
+    lookup: dict[str, int] = {}
+    idx = np.empty((n, o), np.int64)
+    for (i, j), name in np.ndenumerate(arr):
+        key = str(name)
+        if key not in lookup:
+            lookup[key] = len(names)
+            names.append(key)
+        idx[i, j] = lookup[key]
+    return idx, names
+
+
+def to_explanation(values: Any, images: Any = None, labels: Any = None, *,
+                   base_values: Any = None, true_labels: Any = None) -> Explanation:
+    """An :class:`Explanation` from shap-style inputs.
+
+    Parameters
+    ----------
+    values : list of ``(n, h, w, c)`` arrays (``shap_values``, one per output), an
+        ``(n, h, w, c, o)`` array, an :class:`Explanation`, or a shap-like object with
+        ``.values`` / ``.data`` / ``.output_names`` / ``.base_values``. NCHW (torch) arrays are
+        accepted and transposed to match ``images``.
+    images : ``(n, h, w, c)`` images (any accepted form); taken from ``values.data`` when omitted.
+    labels : ``(o,)`` or ``(n, o)`` output names (as ``shap.image_plot``'s ``labels``).
+    true_labels : ``(n,)`` true class of each image (shown as the row title), optional.
+    """
+    if isinstance(values, Explanation):
+        return values
+    if hasattr(values, "values") and not isinstance(values, np.ndarray) and not callable(values.values):
+        obj = values
+        values = obj.values
+        if images is None and getattr(obj, "data", None) is not None:
+            images = obj.data
+        if labels is None and getattr(obj, "output_names", None) is not None:
+            labels = obj.output_names
+        if base_values is None and getattr(obj, "base_values", None) is not None:
+            base_values = obj.base_values
+    if images is None:
+        raise ValueError("images: expected the (n, h, w, c) images that were explained, got None")
+    x = as_images(images)
+    v = _values_nhwco(values, x.shape[1:])
+    if v.shape[:4] != x.shape:
+        raise ValueError(f"values {v.shape[:4]} (n, h, w, c) do not match images {x.shape}")
+    n, o = v.shape[0], v.shape[-1]
+    idx, names = (None, None) if labels is None else _names_to_indices(labels, n, o)
+    if base_values is not None:
+        base_values = np.broadcast_to(np.asarray(to_numpy(base_values), np.float32).reshape(
+            (n, -1) if np.size(base_values) >= n else (1, -1)), (n, o))
+    y = None
+    if true_labels is not None:
+        y = np.asarray(true_labels)
+    return Explanation(values=v, data=x, base_values=base_values, output_indices=idx,
+                       class_names=names, labels=y, method="external")
+
+
+def show(values: Any, images: Any = None, labels: Any = None, **widget_kwargs: Any):
+    """Draw attributions users already have as an interactive
+    :class:`~xaiwidgets.widgets.AttributionGrid` (see :func:`to_explanation` for the inputs;
+    ``true_labels=`` and ``base_values=`` are accepted too). Widget options
+    (``cell_size``, ``scale_mode``, ``invert_image``...) pass through."""
+    conv = {k: widget_kwargs.pop(k) for k in ("base_values", "true_labels") if k in widget_kwargs}
+    return to_explanation(values, images, labels, **conv).widget(**widget_kwargs)

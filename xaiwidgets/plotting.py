@@ -1,0 +1,95 @@
+"""Static matplotlib pictures of an :class:`~xaiwidgets.Explanation` (the equivalent of
+``shap.image_plot``), used by ``Explanation.plot()`` and as the PNG fallback of the widget."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .explanation import Explanation
+
+
+def diverging_cmap():
+    """Red (positive) / blue (negative) colour map, transparent around 0."""
+    from matplotlib.colors import LinearSegmentedColormap
+
+    blue, red = (0.0, 0.54, 0.98), (1.0, 0.0, 0.32)
+    colors = [(*blue, 1.0), (*blue, 0.0), (*red, 0.0), (*red, 1.0)]
+    return LinearSegmentedColormap.from_list("xai_red_transparent_blue",
+                                             list(zip([0.0, 0.4999, 0.5001, 1.0], colors)))
+
+
+def grey(image: np.ndarray) -> np.ndarray:
+    """``(h, w)`` grey version of an ``(h, w, c)`` image, scaled to 0..1."""
+    g = image.mean(axis=-1) if image.shape[-1] != 1 else image[..., 0]
+    lo, hi = float(g.min()), float(g.max())
+    return (g - lo) / (hi - lo) if hi > lo else np.zeros_like(g)
+
+
+def display_image(image: np.ndarray) -> np.ndarray:
+    """An ``(h, w, c)`` image scaled to 0..1 for ``imshow`` (grey images as ``(h, w)``)."""
+    lo, hi = float(image.min()), float(image.max())
+    img = (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)
+    return img[..., 0] if img.shape[-1] == 1 else img[..., :3]
+
+
+def plot_grid(expl: Explanation, *, max_images: int | None = 8, scale: str = "grid",
+              invert: bool = False, cell_size: float = 1.6, show_labels: bool = True) -> Any:
+    """Rows = images; first column the image, then one column per explained output.
+
+    The attribution (summed over channels) is drawn with a red/blue map symmetric around 0 over
+    a faint grey copy of the image; each column has its label above it (class name and
+    probability); one colour bar is shared by the grid (``scale="grid"``) or each row has its
+    own scale (``scale="row"``). ``invert=True`` draws ``-x`` (white digits on black look
+    black on white). Returns the matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if scale not in ("grid", "row"):
+        raise ValueError(f"scale: expected 'grid' or 'row', got {scale!r}")
+    e = expl if max_images is None or len(expl) <= max_images else expl[:max_images]
+    n, _, _, _, o = e.values.shape
+    attr = e.values.sum(axis=3)  # (n, h, w, o)
+    names = e.output_names
+    probs = e.output_probabilities
+    cmap = diverging_cmap()
+    grid_max = float(np.abs(attr).max()) or 1.0
+    fig, axes = plt.subplots(n, o + 1, figsize=(cell_size * (o + 1) + 0.8, cell_size * n + 0.5),
+                             squeeze=False)
+    im = None
+    for i in range(n):
+        data = -e.data[i] if invert else e.data[i]
+        ax = axes[i, 0]
+        ax.imshow(display_image(data), cmap="gray")
+        title = ""
+        if e.labels is not None:
+            title = f"true: {_name(e, int(e.labels[i]))}"
+        ax.set_title(title, fontsize=8)
+        vmax = grid_max if scale == "grid" else (float(np.abs(attr[i]).max()) or 1.0)
+        g = grey(data)
+        for j in range(o):
+            ax = axes[i, j + 1]
+            ax.imshow(g, cmap="gray", alpha=0.15)
+            im = ax.imshow(attr[i, ..., j], cmap=cmap, vmin=-vmax, vmax=vmax)
+            if show_labels:
+                label = names[i][j]
+                if probs is not None:
+                    label = f"{label} {probs[i, j]:.2f}"
+                ax.set_title(label, fontsize=8)
+        for ax in axes[i]:
+            ax.axis("off")
+    if im is not None:
+        cb = fig.colorbar(im, ax=axes.ravel().tolist(), orientation="horizontal",
+                          aspect=60, pad=0.02, fraction=0.04)
+        cb.set_label("attribution" + (" (scale of the last row)" if scale == "row" else ""),
+                     fontsize=8)
+        cb.outline.set_visible(False)
+    return fig
+
+
+def _name(e: Explanation, idx: int) -> str:
+    if e.class_names is not None and 0 <= idx < len(e.class_names):
+        return e.class_names[idx]
+    return str(idx)
