@@ -37,8 +37,9 @@ def test_read_idx_handwritten_files(tmp_path):
     (tmp_path / "t10k-images-idx3-ubyte").write_bytes(_idx_bytes(0x08, images, "u1"))
     with gzip.open(tmp_path / "t10k-labels-idx1-ubyte.gz", "wb") as f:
         f.write(_idx_bytes(0x08, labels, "u1"))
-    x, y = load_idx_dataset(tmp_path / "t10k-images-idx3-ubyte",
-                            tmp_path / "t10k-labels-idx1-ubyte.gz")
+    x, y = load_idx_dataset(
+        tmp_path / "t10k-images-idx3-ubyte", tmp_path / "t10k-labels-idx1-ubyte.gz"
+    )
     assert x.shape == (7, 28, 28, 1)
     np.testing.assert_array_equal(x[..., 0] * 255, images.astype(np.float32))
     np.testing.assert_array_equal(y, labels)

@@ -44,8 +44,9 @@ def test_explainer_returns_explanation_with_probabilities_and_names():
     w = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
     expl = _Occlusion(lambda x: x.reshape(len(x), -1) @ w, class_names=["a", "b", "c"])
     seen = []
-    e = expl(np.random.default_rng(1).random((2, 4, 4)), top_k=2, labels=[0, 2],
-             progress=seen.append)
+    e = expl(
+        np.random.default_rng(1).random((2, 4, 4)), top_k=2, labels=[0, 2], progress=seen.append
+    )
     assert e.shape == (2, 4, 4, 1, 2) and e.method == "occlusion-test"
     np.testing.assert_allclose(e.probabilities.sum(1), 1, rtol=1e-5)
     assert e.output_names[0][0] in ("a", "b", "c") and e.labels.tolist() == [0, 2]

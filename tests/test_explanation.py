@@ -20,8 +20,14 @@ def test_shapes_and_defaults(rng):
         ({"values": np.zeros((2, 4, 4, 1, 3)), "data": np.zeros((2, 4, 5, 1))}, "data: expected"),
         ({"values": np.zeros((2, 4, 4, 1, 3)), "base_values": np.zeros((2, 2))}, "base_values"),
         ({"values": np.zeros((2, 4, 4, 1, 3)), "probabilities": np.zeros((3, 4))}, "probabilities"),
-        ({"values": np.zeros((2, 4, 4, 1, 3)), "probabilities": np.zeros((2, 4)),
-          "class_names": ["a"]}, "class_names: expected 4"),
+        (
+            {
+                "values": np.zeros((2, 4, 4, 1, 3)),
+                "probabilities": np.zeros((2, 4)),
+                "class_names": ["a"],
+            },
+            "class_names: expected 4",
+        ),
     ],
 )
 def test_bad_input_says_what_was_expected(kwargs, match):
@@ -77,8 +83,15 @@ def test_save_load_bit_exact(small_explanation, tmp_path):
         assert all(f[k].dtype != object for k in f.files)
     loaded = Explanation.load(path)
     original = small_explanation.top_k(3)
-    for name in ("values", "data", "base_values", "output_indices", "predictions",
-                 "probabilities", "labels"):
+    for name in (
+        "values",
+        "data",
+        "base_values",
+        "output_indices",
+        "predictions",
+        "probabilities",
+        "labels",
+    ):
         a, b = getattr(original, name), getattr(loaded, name)
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
     assert loaded.class_names == original.class_names

@@ -27,9 +27,12 @@ def test_torch_layout_values_follow_images(rng):
 
 def test_per_image_labels_and_shap_like_object(rng):
     names = np.array([["Sandal", "Sneaker"], ["Bag", "Sandal"]])
-    obj = types.SimpleNamespace(values=rng.normal(size=(2, 5, 5, 1, 2)),
-                                data=rng.random((2, 5, 5, 1)), output_names=names,
-                                base_values=np.zeros((2, 2)))
+    obj = types.SimpleNamespace(
+        values=rng.normal(size=(2, 5, 5, 1, 2)),
+        data=rng.random((2, 5, 5, 1)),
+        output_names=names,
+        base_values=np.zeros((2, 2)),
+    )
     e = to_explanation(obj)
     assert e.output_names == names.tolist()
 

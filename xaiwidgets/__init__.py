@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from importlib import metadata as _metadata
 
+from ._show import show
 from .backends import wrap
 from .explanation import Explanation
 
@@ -16,7 +17,7 @@ try:
 except _metadata.PackageNotFoundError:  # pragma: no cover - source tree without install
     __version__ = "0.0.0"
 
-__all__ = ["Explanation", "wrap", "__version__"]
+__all__ = ["Explanation", "show", "wrap", "__version__"]
 
 
 def load_ipython_extension(ipython):  # pragma: no cover - thin shim, tested via extension

@@ -67,9 +67,7 @@ def as_images(x: Any, *, name: str = "images", layout: str = "auto") -> np.ndarr
     0..255 (cast, not rescaled), so they mean what the model was trained on.
     """
     arr = to_numpy(x)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
-    ):
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
     if layout not in ("auto", "nhwc", "nchw"):
         raise ValueError(f"layout: expected 'auto', 'nhwc' or 'nchw', got {layout!r}")
@@ -107,7 +105,9 @@ def as_labels(y: Any, *, n: int | None = None, name: str = "y") -> np.ndarray:
     if arr.ndim == 2:
         arr = arr.argmax(axis=1)
     elif arr.ndim != 1:
-        raise ValueError(f"{name}: expected labels (n,) or one-hot rows (n, k), got shape {arr.shape}")
+        raise ValueError(
+            f"{name}: expected labels (n,) or one-hot rows (n, k), got shape {arr.shape}"
+        )
     if n is not None and arr.shape[0] != n:
         raise ValueError(f"{name}: expected {n} entries, got {arr.shape[0]}")
     if np.issubdtype(arr.dtype, np.floating):

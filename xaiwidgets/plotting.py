@@ -17,8 +17,9 @@ def diverging_cmap():
 
     blue, red = (0.0, 0.54, 0.98), (1.0, 0.0, 0.32)
     colors = [(*blue, 1.0), (*blue, 0.0), (*red, 0.0), (*red, 1.0)]
-    return LinearSegmentedColormap.from_list("xai_red_transparent_blue",
-                                             list(zip([0.0, 0.4999, 0.5001, 1.0], colors)))
+    return LinearSegmentedColormap.from_list(
+        "xai_red_transparent_blue", list(zip([0.0, 0.4999, 0.5001, 1.0], colors))
+    )
 
 
 def grey(image: np.ndarray) -> np.ndarray:
@@ -35,8 +36,15 @@ def display_image(image: np.ndarray) -> np.ndarray:
     return img[..., 0] if img.shape[-1] == 1 else img[..., :3]
 
 
-def plot_grid(expl: Explanation, *, max_images: int | None = 8, scale: str = "grid",
-              invert: bool = False, cell_size: float = 1.6, show_labels: bool = True) -> Any:
+def plot_grid(
+    expl: Explanation,
+    *,
+    max_images: int | None = 8,
+    scale: str = "grid",
+    invert: bool = False,
+    cell_size: float = 1.6,
+    show_labels: bool = True,
+) -> Any:
     """Rows = images; first column the image, then one column per explained output.
 
     The attribution (summed over channels) is drawn with a red/blue map symmetric around 0 over
@@ -56,8 +64,9 @@ def plot_grid(expl: Explanation, *, max_images: int | None = 8, scale: str = "gr
     probs = e.output_probabilities
     cmap = diverging_cmap()
     grid_max = float(np.abs(attr).max()) or 1.0
-    fig, axes = plt.subplots(n, o + 1, figsize=(cell_size * (o + 1) + 0.8, cell_size * n + 0.5),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        n, o + 1, figsize=(cell_size * (o + 1) + 0.8, cell_size * n + 0.5), squeeze=False
+    )
     im = None
     for i in range(n):
         data = -e.data[i] if invert else e.data[i]
@@ -81,10 +90,17 @@ def plot_grid(expl: Explanation, *, max_images: int | None = 8, scale: str = "gr
         for ax in axes[i]:
             ax.axis("off")
     if im is not None:
-        cb = fig.colorbar(im, ax=axes.ravel().tolist(), orientation="horizontal",
-                          aspect=60, pad=0.02, fraction=0.04)
-        cb.set_label("attribution" + (" (scale of the last row)" if scale == "row" else ""),
-                     fontsize=8)
+        cb = fig.colorbar(
+            im,
+            ax=axes.ravel().tolist(),
+            orientation="horizontal",
+            aspect=60,
+            pad=0.02,
+            fraction=0.04,
+        )
+        cb.set_label(
+            "attribution" + (" (scale of the last row)" if scale == "row" else ""), fontsize=8
+        )
         cb.outline.set_visible(False)
     return fig
 

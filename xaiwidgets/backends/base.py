@@ -72,8 +72,10 @@ class BaseBackend:
     def predict(self, x: Any) -> np.ndarray:
         """``(n, k)`` float32 model outputs for images ``x`` (any accepted form), batched."""
         x = as_images(x)
-        outs = [np.asarray(self._predict_batch(x[s]), dtype=np.float32)
-                for s in batches(len(x), self.batch_size)]
+        outs = [
+            np.asarray(self._predict_batch(x[s]), dtype=np.float32)
+            for s in batches(len(x), self.batch_size)
+        ]
         out = np.concatenate(outs, axis=0)
         if out.ndim != 2 or out.shape[0] != len(x):
             raise ValueError(
@@ -119,7 +121,9 @@ def output_matrix(outputs: Any, n: int) -> np.ndarray:
     if arr.ndim == 1:
         arr = np.broadcast_to(arr, (n, arr.shape[0]))
     if arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] == 0:
-        raise ValueError(f"outputs: expected (o,) or (n={n}, o) class indices, got shape {arr.shape}")
+        raise ValueError(
+            f"outputs: expected (o,) or (n={n}, o) class indices, got shape {arr.shape}"
+        )
     if not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"outputs: expected integer class indices, got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=np.int64)

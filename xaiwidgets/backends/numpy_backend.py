@@ -29,8 +29,12 @@ class NumpyBackend(BaseBackend):
 
     framework = "numpy"
 
-    def __init__(self, fn: Callable[[np.ndarray], Any], grad_fn: Callable | None = None,
-                 batch_size: int = 256):
+    def __init__(
+        self,
+        fn: Callable[[np.ndarray], Any],
+        grad_fn: Callable | None = None,
+        batch_size: int = 256,
+    ):
         if not callable(fn):
             raise TypeError(f"expected a callable f(images) -> (n, k), got {type(fn).__name__}")
         super().__init__(batch_size=batch_size)

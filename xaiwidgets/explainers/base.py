@@ -38,15 +38,19 @@ def select_outputs(outputs: Any, probabilities: np.ndarray, top_k: int | None = 
     if isinstance(outputs, str):
         m = _TOPK.match(outputs.strip().lower())
         if m is None:
-            raise ValueError(f"outputs: expected None, 'topK' (e.g. 'top5'), a list of class "
-                             f"indices or an (n, o) array, got {outputs!r}")
+            raise ValueError(
+                f"outputs: expected None, 'topK' (e.g. 'top5'), a list of class "
+                f"indices or an (n, o) array, got {outputs!r}"
+            )
         kk = int(m.group(1))
         if not 1 <= kk <= k:
             raise ValueError(f"outputs: top-k must be between 1 and {k} classes, got {kk}")
         return np.argsort(-probabilities, axis=1, kind="stable")[:, :kk].astype(np.int64)
     idx = output_matrix(outputs, n)
     if idx.min() < 0 or idx.max() >= k:
-        raise ValueError(f"outputs: class indices must be in 0..{k - 1}, got {idx.min()}..{idx.max()}")
+        raise ValueError(
+            f"outputs: class indices must be in 0..{k - 1}, got {idx.min()}..{idx.max()}"
+        )
     return idx
 
 
@@ -71,12 +75,21 @@ class Explainer:
         """The parameters recorded in the Explanation (JSON-serialisable)."""
         return {}
 
-    def _explain(self, x: np.ndarray, outputs: np.ndarray, model_outputs: np.ndarray,
-                 ctl: RunControl) -> tuple[np.ndarray, np.ndarray]:
+    def _explain(
+        self, x: np.ndarray, outputs: np.ndarray, model_outputs: np.ndarray, ctl: RunControl
+    ) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def __call__(self, images: Any, outputs: Any = None, *, top_k: int | None = None,
-                 labels: Any = None, progress: Any = None, cancel: Any = None) -> Explanation:
+    def __call__(
+        self,
+        images: Any,
+        outputs: Any = None,
+        *,
+        top_k: int | None = None,
+        labels: Any = None,
+        progress: Any = None,
+        cancel: Any = None,
+    ) -> Explanation:
         """Explain ``images`` (any accepted form, see :func:`xaiwidgets._arrays.as_images`).
 
         ``outputs``/``top_k`` choose the outputs (see :func:`select_outputs`); ``labels`` (true
@@ -92,7 +105,14 @@ class Explainer:
             values, base = self._explain(x, idx, model_outputs, ctl)
             ctl.step(1.0)
         return Explanation(
-            values=values, data=x, base_values=base, output_indices=idx,
-            class_names=self.class_names, predictions=model_outputs, probabilities=probs,
-            labels=y, method=self.method, params=self.params(),
+            values=values,
+            data=x,
+            base_values=base,
+            output_indices=idx,
+            class_names=self.class_names,
+            predictions=model_outputs,
+            probabilities=probs,
+            labels=y,
+            method=self.method,
+            params=self.params(),
         )
