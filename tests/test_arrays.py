@@ -13,6 +13,7 @@ from xaiwidgets._arrays import as_images, as_labels, looks_like_probabilities, s
         ((5, 3, 32, 32), (5, 32, 32, 3)),
         ((28, 28, 3), (1, 28, 28, 3)),  # one image
         ((28, 28), (1, 28, 28, 1)),
+        ((2, 4, 4), (2, 4, 4, 1)),  # tiny grey batch, not a 2x4 image with 4 channels
     ],
 )
 def test_as_images_layouts(shape, expected):

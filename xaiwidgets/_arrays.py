@@ -59,7 +59,7 @@ def as_images(x: Any, *, name: str = "images", layout: str = "auto") -> np.ndarr
         ``"auto"`` treats a 4-D array as channels-first when its axis 1 has 1, 3 or 4 entries
         and its last axis does not (the torch convention, e.g. ``(n, 1, 28, 28)``).
         A 3-D array is a batch of grey images ``(n, h, w)`` unless its last axis has 1, 3 or 4
-        entries, when it is a single ``(h, w, c)`` image.
+        entries and its middle axis more than 4, when it is a single ``(h, w, c)`` image.
 
     Returns
     -------
@@ -75,7 +75,7 @@ def as_images(x: Any, *, name: str = "images", layout: str = "auto") -> np.ndarr
     if arr.ndim == 2:
         arr = arr[None, :, :, None]
     elif arr.ndim == 3:
-        if shape[-1] in _CHANNEL_SIZES and layout != "nchw":
+        if shape[-1] in _CHANNEL_SIZES and shape[1] > max(_CHANNEL_SIZES) and layout != "nchw":
             arr = arr[None]
         else:
             arr = arr[..., None]
