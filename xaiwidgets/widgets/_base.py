@@ -1,0 +1,101 @@
+"""`XaiWidget`: the base class of every xaiwidgets view.
+
+A subclass names its front-end bundle with ``_bundle = "attribution_grid"``; the ESM module is
+``xaiwidgets/static/<name>.js``, built from ``js/src/<name>.ts`` by ``npm run build``. With
+``ANYWIDGET_HMR=1`` (and ``npm run dev``) anywidget reloads it live.
+
+Every view has two status traits that the shared JS status element shows in place:
+
+- ``error`` (str): a message shown in a banner inside the widget ("" hides it); the rest of
+  the widget stays usable.
+- ``progress`` (float): fraction 0..1 of a running job, ``-1`` when idle.
+
+Unknown keyword arguments raise a ``TypeError`` naming the closest trait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import anywidget
+import traitlets
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+class MissingBundleError(RuntimeError):
+    """The front-end bundle of a widget was not built (``npm run build`` makes it)."""
+
+
+def bundle_path(name: str) -> Path:
+    """Path of the ESM bundle of widget ``name`` (``xaiwidgets/static/<name>.js``)."""
+    return STATIC_DIR / f"{name}.js"
+
+
+class XaiWidget(anywidget.AnyWidget):
+    """Base of all xaiwidgets views: bundle loading, ``error``/``progress``, strict kwargs."""
+
+    #: name of the JS bundle in ``xaiwidgets/static/`` (set by each subclass)
+    _bundle: ClassVar[str | None] = None
+
+    error = traitlets.Unicode(
+        "", help="Message shown in a banner inside the widget; '' hides it."
+    ).tag(sync=True)
+    progress = traitlets.Float(
+        -1.0, help="Fraction 0..1 of a running job shown as a bar; -1 when idle."
+    ).tag(sync=True)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        name = cls.__dict__.get("_bundle")
+        if name and "_esm" not in cls.__dict__ and bundle_path(name).is_file():
+            cls._esm = bundle_path(name)  # anywidget wraps it (and watches it under HMR)
+        super().__init_subclass__(**kwargs)
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._ensure_bundle()
+        self._check_kwargs(kwargs)
+        super().__init__(**kwargs)
+
+    @classmethod
+    def _ensure_bundle(cls) -> None:
+        if cls._bundle is None or hasattr(cls, "_esm"):
+            return
+        path = bundle_path(cls._bundle)
+        if not path.is_file():
+            raise MissingBundleError(
+                f"the front-end of {cls.__name__} is not built: {path} is missing. "
+                "Run `npm install && npm run build` in the xaiwidgets source folder "
+                "(or install a released wheel, which carries the bundle)."
+            )
+        cls._esm = path.read_text(encoding="utf-8")  # built after this class was defined
+
+    @classmethod
+    def _check_kwargs(cls, kwargs: dict[str, Any]) -> None:
+        public = sorted(n for n in cls.class_trait_names() if not n.startswith("_"))
+        for key in kwargs:
+            if key not in public:
+                close = difflib.get_close_matches(key, public, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise TypeError(
+                    f"{cls.__name__}() got an unexpected keyword argument {key!r}.{hint} "
+                    f"Accepted: {', '.join(n for n in public if n not in _IPYWIDGETS_TRAITS)}."
+                )
+
+    @contextlib.contextmanager
+    def report_errors(self) -> Iterator[None]:
+        """Run a block; a ``ValueError``/``TypeError`` in it is shown in the widget's banner
+        (``error``) instead of propagating. A clean run clears the banner."""
+        try:
+            yield
+        except (ValueError, TypeError) as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+        else:
+            self.error = ""
+
+
+#: traits every ipywidgets DOMWidget has; accepted, not advertised in the error message
+_IPYWIDGETS_TRAITS = frozenset({"comm", "keys", "layout", "log", "tabbable", "tooltip", "style"})

@@ -1,0 +1,174 @@
+"""`AttributionGrid`: the interactive equivalent of ``shap.image_plot``.
+
+Rows are images. The first column shows the image; then one column per explained output shows
+its attribution map: a diverging colour map symmetric around 0 (positive red, negative blue,
+near 0 transparent) over a faint grey copy of the image, with the output's label (class name
+and probability, ranked when the explanation was cut with ``top_k``) above it. A colour bar
+with a numeric scale sits at the right: one scale for the whole grid or one per row
+(``scale_mode``). Hovering a cell shows the pixel (x, y), the pixel value, the attribution
+and the class. All of it is drawn in the browser from binary buffers; nothing is a PNG.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import traitlets
+
+from ._arrays import NDArray
+from ._base import XaiWidget
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..explanation import Explanation
+
+
+class AttributionGrid(XaiWidget):
+    """Grid of attribution maps, one row per image and one column per explained output.
+
+    Shapes (n images of h x w pixels with c channels, o explained outputs):
+
+    - ``images`` ``(n, h, w, c)``: the images, any value range (each drawn normalised to its
+      own min..max); c = 1 (grey), 3 (RGB) or 4 (RGBA, alpha ignored). ``(n, h, w)`` is grey.
+    - ``values`` ``(n, h, w, o)``: attributions **summed over the channels** (what one
+      coloured pixel can show). ``(n, h, w, c, o)`` arrays are summed over axis 3 on
+      assignment; ``(n, h, w)`` is one output.
+    - ``output_labels`` ``(n, o)`` names of the explained outputs, per image (shown as text).
+    - ``output_probabilities`` ``(n, o)`` or ``None``: shown after the name ("Sandal 0.93").
+    - ``row_titles`` ``n`` strings (e.g. the true label) above the image column, or ``[]``.
+
+    Display traits: ``scale_mode`` ("grid": one colour scale for all cells, "row": one per
+    image), ``cell_size`` (width of a cell in CSS pixels, default 84; like ethik's
+    ``cell_width``), ``invert_image`` (draw ``-x``, as the DeepExplainer example plots
+    ``-x_test``), ``show_colorbar``, ``show_controls`` (the toolbar with the scale toggle,
+    the cell size slider and the invert checkbox), ``title``, ``colorbar_label``; plus
+    ``error``/``progress`` of :class:`XaiWidget`.
+
+    Example::
+
+        grid = AttributionGrid(images=x, values=sv.sum(axis=3), output_labels=names)
+        AttributionGrid.from_explanation(explanation, top_k=3)
+    """
+
+    _bundle = "attribution_grid"
+
+    images = NDArray(ndim=None, help="(n, h, w, c) images, any value range.")
+    values = NDArray(ndim=None, help="(n, h, w, o) attributions summed over channels.")
+    output_labels = traitlets.List(
+        traitlets.List(traitlets.Unicode()), help="(n, o) name of each explained output."
+    ).tag(sync=True)
+    output_probabilities = NDArray(
+        ndim=2, help="(n, o) probability of each explained output, or None."
+    )
+    row_titles = traitlets.List(traitlets.Unicode(), help="n titles above the image column.").tag(
+        sync=True
+    )
+    scale_mode = traitlets.Enum(
+        ["grid", "row"], "grid", help="'grid': one colour scale; 'row': one per image."
+    ).tag(sync=True)
+    cell_size = traitlets.Int(84, min=8, max=1024, help="Cell width in CSS pixels.").tag(sync=True)
+    invert_image = traitlets.Bool(False, help="Draw the images inverted (-x).").tag(sync=True)
+    show_colorbar = traitlets.Bool(True, help="Show the colour bar with its scale.").tag(sync=True)
+    show_controls = traitlets.Bool(True, help="Show the toolbar above the grid.").tag(sync=True)
+    title = traitlets.Unicode("", help="Title above the grid (text).").tag(sync=True)
+    colorbar_label = traitlets.Unicode("attribution", help="Caption of the colour bar.").tag(
+        sync=True
+    )
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        problem = self._inconsistency()
+        if problem:
+            raise ValueError(problem)
+
+    # ------------------------------------------------------------------ validation
+    @traitlets.validate("images")
+    def _valid_images(self, proposal: dict[str, Any]) -> np.ndarray | None:
+        arr = proposal["value"]
+        if arr is None:
+            return None
+        if arr.ndim == 3:
+            arr = arr[..., None]
+        if arr.ndim != 4 or arr.shape[-1] not in (1, 3, 4) or 0 in arr.shape:
+            raise traitlets.TraitError(
+                f"images: expected (n, h, w, c) with c in 1, 3, 4 (or (n, h, w)), got shape {arr.shape}"
+            )
+        return np.ascontiguousarray(arr)
+
+    @traitlets.validate("values")
+    def _valid_values(self, proposal: dict[str, Any]) -> np.ndarray | None:
+        arr = proposal["value"]
+        if arr is None:
+            return None
+        if arr.ndim == 5:
+            arr = arr.sum(axis=3, dtype=np.float32)
+        elif arr.ndim == 3:
+            arr = arr[..., None]
+        if arr.ndim != 4 or 0 in arr.shape:
+            raise traitlets.TraitError(
+                f"values: expected (n, h, w, outputs) (or (n, h, w, c, outputs)), got shape {arr.shape}"
+            )
+        return np.ascontiguousarray(arr)
+
+    def _inconsistency(self) -> str:
+        """'' when the data traits agree, else what disagrees."""
+        images, values = self.images, self.values
+        if images is None or values is None:
+            return ""
+        n, h, w = images.shape[:3]
+        if values.shape[:3] != (n, h, w):
+            return f"values: expected shape ({n}, {h}, {w}, outputs) to match images {images.shape}, got {values.shape}"
+        o = values.shape[3]
+        if self.output_labels and (
+            len(self.output_labels) != n or any(len(r) != o for r in self.output_labels)
+        ):
+            shape = (len(self.output_labels), {len(r) for r in self.output_labels})
+            return f"output_labels: expected {n} rows of {o} names, got {shape[0]} rows of lengths {sorted(shape[1])}"
+        probs = self.output_probabilities
+        if probs is not None and probs.shape != (n, o):
+            return f"output_probabilities: expected shape ({n}, {o}), got {probs.shape}"
+        if self.row_titles and len(self.row_titles) != n:
+            return f"row_titles: expected {n} strings, got {len(self.row_titles)}"
+        return ""
+
+    @traitlets.observe("images", "values", "output_labels", "output_probabilities", "row_titles")
+    def _on_data(self, change: dict[str, Any]) -> None:
+        # after construction a mismatch (e.g. while replacing images, then values) shows in
+        # the widget instead of raising half-way through an update
+        problem = self._inconsistency()
+        if problem:
+            self.error = problem
+        elif self.error.startswith(_SHAPE_ERRORS):
+            self.error = ""
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_explanation(
+        cls, explanation: Explanation, *, top_k: int | None = None, **kwargs: Any
+    ) -> AttributionGrid:
+        """The grid of an :class:`~xaiwidgets.Explanation` (values summed over channels).
+
+        ``top_k`` keeps, per image, the ``k`` most probable explained outputs in decreasing
+        order (ranked label rows). Row titles show the true labels when the explanation has
+        them. Other keyword arguments set traits (``cell_size=100``, ``invert_image=True``)."""
+        e = explanation if top_k is None else explanation.top_k(top_k)
+        probs = e.output_probabilities
+        titles: list[str] = []
+        if e.labels is not None:
+            names = e.class_names
+            titles = [
+                f"label: {names[int(y)] if names is not None and 0 <= y < len(names) else int(y)}"
+                for y in e.labels
+            ]
+        state: dict[str, Any] = {
+            "images": e.data,
+            "values": e.values.sum(axis=3, dtype=np.float32),
+            "output_labels": e.output_names,
+            "output_probabilities": probs,
+            "row_titles": titles,
+        }
+        state.update(kwargs)
+        return cls(**state)
+
+
+_SHAPE_ERRORS = ("values:", "output_labels:", "output_probabilities:", "row_titles:")
