@@ -1,5 +1,17 @@
 """Attribution and model-level explainers, each written once against the backend protocol."""
 
 from .base import Explainer, select_outputs
+from .influence import InfluenceExplainer, InfluenceResult, influence_maps, performance_maps
+from .metrics import MetricsReport, metrics_from_model, metrics_report
 
-__all__ = ["Explainer", "select_outputs"]
+__all__ = [
+    "Explainer",
+    "select_outputs",
+    "InfluenceExplainer",
+    "InfluenceResult",
+    "influence_maps",
+    "performance_maps",
+    "MetricsReport",
+    "metrics_from_model",
+    "metrics_report",
+]

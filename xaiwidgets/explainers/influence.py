@@ -1,0 +1,462 @@
+"""Dataset-level influence and performance maps by entropic variable projection.
+
+Bachoc, Gamboa, Loubes, Risser, "Entropic variable projection for explainability and
+interpretability" (2018), as the ``ethik`` library applies it to images: every pixel ``j`` is
+a feature. The test set is reweighted with the minimum-KL exponential tilt
+``w_i ∝ exp(lambda * x_ij)`` whose weighted mean of pixel ``j`` is a target ``tau`` (see
+:mod:`xaiwidgets.explainers._tilt`); the targets "saturate" and "desaturate" the pixel:
+
+    tau+ = mean_j + max(q_{1-alpha, j} - mean_j, 0),    tau- = mean_j - max(mean_j - q_{alpha, j}, 0)
+
+with ``q`` the pixel's quantiles over the test set (``alpha = 0.05`` by default). A pixel whose
+quantiles equal its mean (for instance a pixel that never changes) gets 0.
+
+- influence of pixel ``j`` on class ``k``: ``E_{w+}[p_k] - E_{w-}[p_k]`` (the change of the
+  mean predicted probability of ``k`` between the two reweighted test sets);
+- performance of pixel ``j``: ``metric(y_test, y_pred, sample_weight=w+) -
+  metric(y_test, y_pred, sample_weight=w-)`` for any metric taking ``sample_weight``.
+
+Only the images and the model's outputs are needed; a model is optional. The pixels are
+processed in chunks, so memory is ``O(n * chunk)`` beyond the inputs: no ``n x pixels x
+classes`` array is ever built (the influence of a chunk is one ``(chunk, n) @ (n, k)`` product).
+
+RGB images: ``channels="mean"`` (default) makes the feature of a pixel the mean of its
+channels and gives one map per class of shape ``(h, w)``; ``channels="separate"`` makes every
+channel value a feature and gives maps of shape ``(h, w, c)`` (``(h, w, 1)`` for grey images,
+whose ``"mean"`` maps are ``(h, w)`` with the same values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._arrays import as_images, to_numpy
+from ..backends import wrap
+from ._tilt import tilt_features
+from .metrics import check_metric, metric_name, per_sample_scores
+
+_CHANNELS = ("mean", "separate")
+
+
+@dataclass
+class InfluenceResult:
+    """Influence (or performance) maps of a test set, one per class (or one for a metric).
+
+    Shapes use ``F`` for the feature shape: ``(h, w)`` with ``channels="mean"``, ``(h, w, c)``
+    with ``channels="separate"``; ``k`` is the number of classes (1 for a performance map).
+
+    Attributes
+    ----------
+    maps : (k, *F) float32 — ``plus - minus``: the influence of saturating each pixel.
+    plus, minus : (k, *F) float64 — ``E_{w+}[p_k]`` and ``E_{w-}[p_k]`` (or the metric under
+        the two tilts).
+    base : (k,) float64 — the unweighted mean probability of each class (or the metric).
+    class_names : list of k str — class names (``"0"``, ``"1"``... by default), or the metric's
+        name for a performance map.
+    mean_image : (h, w, c) float32 — the mean image of the test set.
+    taus : (2, *F) float64 — the targets ``[tau-, tau+]`` of every feature.
+    lambdas : (2, *F) float64 — the tilts ``[lambda-, lambda+]`` (``±inf`` where the target is
+        the feature's minimum/maximum: the uniform weights on the samples there).
+    converged : (2, *F) bool — whether each tilt met the tolerance.
+    alpha : float; channels : ``"mean"`` | ``"separate"``; kind : ``"influence"`` |
+    ``"performance"``; metric : the metric's name or ``None``; n_samples : int.
+    """
+
+    maps: np.ndarray
+    plus: np.ndarray
+    minus: np.ndarray
+    base: np.ndarray
+    class_names: list[str]
+    mean_image: np.ndarray
+    taus: np.ndarray
+    lambdas: np.ndarray
+    converged: np.ndarray
+    alpha: float
+    channels: str
+    kind: str = "influence"
+    metric: str | None = None
+    n_samples: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.maps.shape[0])
+
+    @property
+    def limit(self) -> float:
+        """``max |maps|``: the half-width of a shared symmetric colour scale (0 if all 0)."""
+        return float(np.abs(self.maps).max()) if self.maps.size else 0.0
+
+    def class_index(self, key: int | str) -> int:
+        """Index of a class given by index or by name."""
+        if isinstance(key, str):
+            if key not in self.class_names:
+                raise KeyError(f"unknown class {key!r}; classes are {self.class_names}")
+            return self.class_names.index(key)
+        k = int(key)
+        if not -self.n_classes <= k < self.n_classes:
+            raise IndexError(f"class index {k} out of range for {self.n_classes} classes")
+        return k % self.n_classes
+
+    def map(self, key: int | str) -> np.ndarray:
+        """The map ``(*F)`` of one class (by index or name)."""
+        return self.maps[self.class_index(key)]
+
+    def __repr__(self) -> str:
+        return (
+            f"InfluenceResult(kind={self.kind!r}, maps={self.maps.shape}, "
+            f"n_samples={self.n_samples}, alpha={self.alpha}, channels={self.channels!r}, "
+            f"limit={self.limit:.4g})"
+        )
+
+
+# -- shared machinery --------------------------------------------------------------------
+
+
+def _features(images: Any, channels: str) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Images -> (float32 NHWC images, (n, p) feature matrix, feature shape)."""
+    if channels not in _CHANNELS:
+        raise ValueError(f"channels: expected 'mean' or 'separate', got {channels!r}")
+    x = as_images(images)
+    n, h, w, c = x.shape
+    if channels == "mean":
+        feats = x[..., 0] if c == 1 else x.mean(axis=-1)
+        return x, feats.reshape(n, h * w), (h, w)
+    return x, x.reshape(n, h * w * c), (h, w, c)
+
+
+def _check_alpha(alpha: float) -> float:
+    alpha = float(alpha)
+    if not 0.0 <= alpha < 0.5:
+        raise ValueError(f"alpha: expected a number in [0, 0.5), got {alpha}")
+    return alpha
+
+
+def _as_outputs(probabilities: Any, n: int, k: int | None = None) -> np.ndarray:
+    """(n, k) float64 outputs from probabilities/scores (n, k) or integer labels (n,)."""
+    arr = to_numpy(probabilities)
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+        raise TypeError(f"probabilities: expected a numeric (n, k) array, got dtype {arr.dtype}")
+    if arr.ndim == 1:
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(
+                "probabilities: a 1-D array must hold integer class labels; "
+                "give probabilities as (n, k)"
+            )
+        if arr.size and arr.min() < 0:
+            raise ValueError("probabilities: class labels must be >= 0")
+        k = int(arr.max()) + 1 if k is None else k
+        arr = np.eye(k)[arr]
+    if arr.ndim != 2:
+        raise ValueError(
+            f"probabilities: expected (n, k) class probabilities, got shape {arr.shape}"
+        )
+    if arr.shape[0] != n:
+        raise ValueError(f"probabilities: expected {n} rows (one per image), got {arr.shape[0]}")
+    out = np.asarray(arr, dtype=np.float64)
+    if not np.isfinite(out).all():
+        raise ValueError("probabilities: contains NaN or infinite values")
+    return out
+
+
+def _names(class_names: Any, k: int) -> list[str]:
+    if class_names is None:
+        return [str(i) for i in range(k)]
+    names = [str(c) for c in class_names]
+    if len(names) != k:
+        raise ValueError(f"class_names: expected {k} names (one per class), got {len(names)}")
+    return names
+
+
+def _as_targets(y: Any, n: int, name: str) -> np.ndarray:
+    arr = to_numpy(y)
+    if arr.ndim not in (1, 2):
+        raise ValueError(f"{name}: expected labels (n,) or rows (n, k), got shape {arr.shape}")
+    if arr.shape[0] != n:
+        raise ValueError(f"{name}: expected {n} entries (one per image), got {arr.shape[0]}")
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return arr
+
+
+def _pack(
+    out: tuple[np.ndarray, ...],
+    fshape: tuple[int, ...],
+    x: np.ndarray,
+    base: np.ndarray,
+    names: list[str],
+    kind: str,
+    params: dict[str, Any],
+    metric: str | None = None,
+) -> InfluenceResult:
+    """InfluenceResult from :func:`tilt_features`'s output, reshaped to the feature shape."""
+    maps, plus, minus, taus, lambdas, conv = (a.reshape(len(a), *fshape) for a in out)
+    return InfluenceResult(
+        maps=maps.astype(np.float32),
+        plus=plus,
+        minus=minus,
+        base=base,
+        class_names=names,
+        mean_image=x.mean(axis=0),
+        taus=taus,
+        lambdas=lambdas,
+        converged=conv,
+        alpha=params["alpha"],
+        channels=params["channels"],
+        kind=kind,
+        metric=metric,
+        n_samples=len(x),
+        params=params,
+    )
+
+
+# -- public API --------------------------------------------------------------------------
+
+
+def influence_maps(
+    images: Any,
+    probabilities: Any,
+    *,
+    alpha: float = 0.05,
+    channels: str = "mean",
+    class_names: Any = None,
+    max_iter: int = 30,
+    tol: float = 1e-9,
+    chunk_size: int | None = None,
+    progress: Any = None,
+    cancel: Any = None,
+) -> InfluenceResult:
+    """Influence of every pixel on every class over a test set (ethik's ``plot_influence``).
+
+    Parameters
+    ----------
+    images : (n, h, w[, c]) images in any form :func:`~xaiwidgets._arrays.as_images` accepts.
+    probabilities : (n, k) predicted probabilities (any per-class scores work), or (n,) integer
+        predicted labels (one-hot encoded).
+    alpha : quantile level of the targets (default 0.05: the 5% and 95% quantiles).
+    channels : ``"mean"`` (one feature per pixel, the channel mean; default) or ``"separate"``
+        (one feature per channel value).
+    class_names : k names for the maps (default ``"0"``, ``"1"``...).
+    max_iter, tol : Newton steps and tolerance of the tilts (see
+        :func:`~xaiwidgets.explainers._tilt.solve_tilts`).
+    chunk_size : pixels per chunk (default: about 320,000 / n, bounding memory at ~2.5 MB per
+        work array).
+    progress, cancel : as in :class:`~xaiwidgets._progress.RunControl`.
+
+    Returns
+    -------
+    :class:`InfluenceResult` with ``maps[k] = E_{w+}[p_k] - E_{w-}[p_k]`` of shape ``(k, *F)``.
+    """
+    alpha = _check_alpha(alpha)
+    x, feats, fshape = _features(images, channels)
+    n = x.shape[0]
+    k_hint = None if class_names is None else len(list(class_names))
+    probs = _as_outputs(probabilities, n, k_hint)
+    k = probs.shape[1]
+    names = _names(class_names, k)
+    params = {"alpha": alpha, "channels": channels, "max_iter": max_iter, "tol": tol}
+    out = tilt_features(
+        feats,
+        alpha,
+        k,
+        lambda w: w @ probs,
+        max_iter=max_iter,
+        tol=tol,
+        chunk_size=chunk_size,
+        progress=progress,
+        cancel=cancel,
+        desc="influence",
+    )
+    return _pack(out, fshape, x, probs.mean(axis=0), names, "influence", params)
+
+
+def performance_maps(
+    images: Any,
+    y_test: Any,
+    y_pred: Any,
+    metric: Callable,
+    *,
+    alpha: float = 0.05,
+    channels: str = "mean",
+    max_iter: int = 30,
+    tol: float = 1e-9,
+    chunk_size: int | None = None,
+    fast: bool = True,
+    progress: Any = None,
+    cancel: Any = None,
+) -> InfluenceResult:
+    """Change of a metric when each pixel is saturated (ethik's ``plot_performance``).
+
+    ``metric(y_test, y_pred, sample_weight=w)`` is evaluated under the two tilts of every pixel;
+    ``y_test`` and ``y_pred`` go to the metric as given, so they take whatever form it wants:
+    labels for ``sklearn.metrics.accuracy_score``, one-hot (or labels) and probabilities for
+    ``log_loss``. A metric without ``sample_weight`` raises ``TypeError``.
+
+    A general metric is called ``2 * pixels`` times (1,568 for MNIST), which dominates the
+    cost. With ``fast=True`` (default) sklearn's ``accuracy_score`` and ``log_loss`` are
+    recognised as weighted means of per-sample scores and computed as one matrix product per
+    chunk, after checking on the data that the two agree (else the metric is called).
+
+    Returns
+    -------
+    :class:`InfluenceResult` with ``kind="performance"``, one map ``(1, *F)`` =
+    ``metric(w+) - metric(w-)``, ``base`` the unweighted metric and ``class_names`` /
+    ``metric`` its name. Other parameters as in :func:`influence_maps`.
+    """
+    metric = check_metric(metric)
+    alpha = _check_alpha(alpha)
+    x, feats, fshape = _features(images, channels)
+    n = x.shape[0]
+    yt = _as_targets(y_test, n, "y_test")
+    yp = _as_targets(y_pred, n, "y_pred")
+    try:
+        base = float(metric(yt, yp))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"metric: {metric_name(metric)}(y_test, y_pred) failed on the unweighted "
+            f"test set ({exc}); check that y_test / y_pred have the form it expects "
+            "(labels for accuracy_score, probabilities for log_loss)"
+        ) from exc
+
+    scores = per_sample_scores(metric, yt, yp) if fast else None
+
+    def reduce(w: np.ndarray) -> np.ndarray:
+        if scores is not None:  # a weighted mean of per-sample scores: one product
+            return (w @ scores)[:, None]
+        return np.array([[metric(yt, yp, sample_weight=row)] for row in w], dtype=np.float64)
+
+    params = {"alpha": alpha, "channels": channels, "max_iter": max_iter, "tol": tol}
+    out = tilt_features(
+        feats,
+        alpha,
+        1,
+        reduce,
+        max_iter=max_iter,
+        tol=tol,
+        chunk_size=chunk_size,
+        progress=progress,
+        cancel=cancel,
+        desc="performance",
+    )
+    params["per_sample_scores"] = scores is not None
+    name = metric_name(metric)
+    return _pack(out, fshape, x, np.array([base]), [name], "performance", params, metric=name)
+
+
+class InfluenceExplainer:
+    """Entropic-projection influence and performance maps of a classifier over a test set.
+
+    Parameters
+    ----------
+    model : optional; any model :func:`~xaiwidgets.backends.wrap` accepts (or a backend). Only
+        needed when the predictions are not handed in.
+    alpha, channels, max_iter, tol, chunk_size : see :func:`influence_maps`.
+    class_names : names of the classes.
+    backend_kwargs : passed to :func:`~xaiwidgets.backends.wrap` (``batch_size``...).
+
+    Example
+    -------
+    >>> explainer = InfluenceExplainer()                      # doctest: +SKIP
+    >>> result = explainer(x_test, y_pred)                    # (n, k) probabilities
+    >>> perf = explainer.performance(x_test, y_test.argmax(1), y_pred.argmax(1), accuracy_score)
+    """
+
+    method = "influence"
+
+    def __init__(
+        self,
+        model: Any = None,
+        *,
+        alpha: float = 0.05,
+        channels: str = "mean",
+        class_names: Any = None,
+        max_iter: int = 30,
+        tol: float = 1e-9,
+        chunk_size: int | None = None,
+        **backend_kwargs: Any,
+    ):
+        self.alpha = _check_alpha(alpha)
+        if channels not in _CHANNELS:
+            raise ValueError(f"channels: expected 'mean' or 'separate', got {channels!r}")
+        self.channels = channels
+        self.class_names = None if class_names is None else [str(c) for c in class_names]
+        self.max_iter, self.tol, self.chunk_size = int(max_iter), float(tol), chunk_size
+        self.backend = None
+        if model is not None:
+            self.backend = wrap(model, **backend_kwargs)
+        elif backend_kwargs:
+            raise TypeError(
+                f"unexpected keyword arguments without a model: {sorted(backend_kwargs)}"
+            )
+
+    def _kw(self) -> dict[str, Any]:
+        return {
+            "alpha": self.alpha,
+            "channels": self.channels,
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+            "chunk_size": self.chunk_size,
+        }
+
+    def predict_proba(self, images: Any) -> np.ndarray:
+        """``(n, k)`` probabilities of the wrapped model."""
+        if self.backend is None:
+            raise ValueError(
+                "no model: pass the predicted probabilities, or give InfluenceExplainer(model)"
+            )
+        return self.backend.probabilities(as_images(images))
+
+    def __call__(
+        self, images: Any, probabilities: Any = None, *, progress: Any = None, cancel: Any = None
+    ) -> InfluenceResult:
+        """Influence maps (see :func:`influence_maps`); ``probabilities`` default to the
+        model's."""
+        if probabilities is None:
+            probabilities = self.predict_proba(images)
+        return influence_maps(
+            images,
+            probabilities,
+            class_names=self.class_names,
+            progress=progress,
+            cancel=cancel,
+            **self._kw(),
+        )
+
+    explain_influence = __call__
+
+    def performance(
+        self,
+        images: Any,
+        y_test: Any,
+        y_pred: Any = None,
+        metric: Callable | None = None,
+        *,
+        progress: Any = None,
+        cancel: Any = None,
+    ) -> InfluenceResult:
+        """Performance map of ``metric`` (see :func:`performance_maps`).
+
+        Without ``y_pred`` the model predicts: its probabilities are handed to the metric, or
+        its labels when the metric rejects probabilities (``accuracy_score``).
+        """
+        if metric is None:
+            raise TypeError(
+                "performance(): metric is required, e.g. sklearn.metrics.accuracy_score or log_loss"
+            )
+        metric = check_metric(metric)
+        if y_pred is None:
+            probs = self.predict_proba(images)
+            try:
+                metric(to_numpy(y_test), probs)
+                y_pred = probs
+            except (TypeError, ValueError):
+                y_pred = probs.argmax(axis=1)
+        return performance_maps(
+            images, y_test, y_pred, metric, progress=progress, cancel=cancel, **self._kw()
+        )
+
+    explain_performance = performance
