@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._arrays import as_images, batches, to_numpy
+from ._layout import check_cotangent
 from .base import BaseBackend, output_matrix
 
 
@@ -51,10 +52,11 @@ class NumpyBackend(BaseBackend):
                 "torch / Keras / JAX model"
             )
         x = as_images(x)
-        cot = np.asarray(cotangent, dtype=np.float32)
+        cot = check_cotangent(cotangent, len(x))
         outs, grads = [], []
         for s in batches(len(x), self.batch_size):
             outs.append(np.asarray(to_numpy(self.fn(x[s])), np.float32))
+            check_cotangent(cot[s], s.stop - s.start, outs[-1].shape[-1])
             grads.append(np.asarray(to_numpy(self.grad_fn(x[s], cot[s])), np.float32))
         return np.concatenate(outs), np.concatenate(grads).reshape(x.shape)
 
@@ -62,6 +64,10 @@ class NumpyBackend(BaseBackend):
         x = as_images(x)
         idx = output_matrix(outputs, len(x))
         k = self.predict(x[:1]).shape[1]
+        if idx.min() < 0 or idx.max() >= k:
+            raise ValueError(
+                f"outputs: class indices must be in 0..{k - 1}, got {idx.min()}..{idx.max()}"
+            )
         out = np.empty(x.shape + (idx.shape[1],), np.float32)
         for j in range(idx.shape[1]):
             cot = np.zeros((len(x), k), np.float32)

@@ -1,0 +1,294 @@
+"""`JaxBackend`: Flax linen / NNX modules, Keras 3 models on the JAX backend, and plain jax
+functions behind the backend protocol.
+
+Imported lazily by :func:`xaiwidgets.backends.wrap`; importing this module imports jax (flax
+only when the model is a Flax module).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from .._arrays import as_images, batches
+from ._layout import (
+    as_nhwc_float32,
+    bucket_size,
+    check_cotangent,
+    images_per_chunk,
+    pad_rows,
+)
+from .base import BaseBackend, output_matrix
+
+try:
+    import jax
+    import jax.numpy as jnp
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "JaxBackend needs JAX; install it with: pip install 'xaiwidgets[jax]'"
+    ) from exc
+
+_NOT_TRACEABLE = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerBoolConversionError,
+    jax.errors.TracerIntegerConversionError,
+)
+
+
+def _first_output(out: Any) -> Any:
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+class JaxBackend(BaseBackend):
+    """A JAX model: a Flax linen module with its variables, a Flax NNX module, or a function.
+
+    Accepted forms (``wrap`` passes them through):
+
+    - ``JaxBackend(linen_module, params=variables)`` or ``JaxBackend((linen_module,
+      variables))``: ``variables`` as ``module.init`` returns them (``{"params": ...}``; a bare
+      parameter tree is wrapped as ``{"params": tree}``); the model is
+      ``module.apply(variables, x, **call_kwargs)``.
+    - ``JaxBackend(nnx_module)``: the module's state is read when wrapped (wrap again after
+      more training); it is called on a copy in eval mode (``Dropout`` deterministic,
+      ``BatchNorm`` on running averages), so the user's module is never changed.
+    - ``JaxBackend(f)``: a function ``f(x) -> (n, k)`` of jax arrays, or ``f(params, x)``
+      with ``params=...``.
+    - :meth:`from_keras`: a Keras 3 model on the JAX Keras backend (``wrap`` routes it here).
+
+    Every computation is ``jax.jit``-compiled for a fixed batch shape: batches are padded
+    (repeating the last image; zero cotangents) to a power of two ``>= 8`` up to
+    ``batch_size`` (``buckets=True``, default: at most ``log2(batch_size / 8) + 2`` compiles
+    per function, and a one-image call costs at most 8 images) or always to ``batch_size``
+    (``buckets=False``: exactly one compile per function). :meth:`grad` takes all requested
+    outputs from one forward pass with ``jax.vmap`` of the VJP over one-hot cotangents.
+    Inputs may be jax arrays (any accepted image form).
+
+    Parameters
+    ----------
+    model : see above.
+    params : pytree, optional
+        Linen variables, or the first argument of ``f(params, x)``.
+    batch_size : int
+        Largest batch per compiled call (default 256); ``grad`` with ``o`` outputs uses
+        ``batch_size // o`` images per call.
+    buckets : bool
+        Power-of-two padding buckets (default ``True``) or one fixed batch shape.
+    call_kwargs : dict, optional
+        Extra keyword arguments of the model call (e.g. ``{"train": False}`` for a linen
+        module with Dropout/BatchNorm switched by an argument).
+
+    Attributes (stable, used by the DeepLIFT module and explainers' fast paths)
+    ----------
+    apply_fn : pure function ``x (n, h, w, c) -> (n, k)`` with the parameters closed over;
+        ``jax.jit``-able.
+    module : the Flax (linen or NNX) module or Keras model; ``None`` for a plain function.
+    params : the parameter pytree passed to the compiled functions (linen variables, NNX
+        state, Keras ``(trainable, non_trainable)`` values); ``None`` for ``f(x)``.
+    is_nnx : bool, whether ``module`` is a Flax NNX module.
+    apply_with_params : ``(params, x) -> (n, k)``, the same function with explicit params.
+    native_vjp(x, cot) : compiled VJP on jax arrays (see there).
+    trace_count : int, how many times a compiled function was traced (compiles).
+    """
+
+    framework = "jax"
+
+    def __init__(
+        self,
+        model: Any,
+        params: Any = None,
+        *,
+        batch_size: int = 256,
+        buckets: bool = True,
+        call_kwargs: Mapping[str, Any] | None = None,
+    ):
+        super().__init__(batch_size=batch_size)
+        self.buckets = bool(buckets)
+        self.call_kwargs = dict(call_kwargs or {})
+        if isinstance(model, tuple):
+            if len(model) != 2 or params is not None:
+                raise TypeError(
+                    "JaxBackend: expected a (flax_module, params) pair, or the module with "
+                    "params=..."
+                )
+            model, params = model
+        self.module: Any = None
+        self.is_nnx = False
+        self.params = params
+        apply = self._resolve(model, params)
+        self._init_compiled(apply)
+
+    # -- construction --------------------------------------------------------------
+    def _resolve(self, model: Any, params: Any) -> Callable[[Any, Any], Any]:
+        """The pure ``apply(params, x)`` for ``model``; sets ``module``/``params``/``is_nnx``."""
+        kw = self.call_kwargs
+        roots = {(c.__module__ or "").split(".")[0] for c in type(model).__mro__}
+        if "flax" in roots:
+            from flax import linen, nnx
+
+            if isinstance(model, nnx.Module):
+                if params is not None:
+                    raise TypeError("JaxBackend: an NNX module carries its state; drop params=")
+                graphdef, state = nnx.split(model)
+                self.module, self.is_nnx, self.params = model, True, state
+
+                def apply_nnx(state: Any, x: Any) -> Any:
+                    m = nnx.merge(graphdef, state)
+                    m.eval()
+                    return m(x, **kw)
+
+                return apply_nnx
+            if isinstance(model, linen.Module):
+                if params is None:
+                    raise TypeError(
+                        "JaxBackend: a Flax linen module needs its variables: "
+                        "wrap(module, params=module.init(...)) or wrap((module, variables))"
+                    )
+                if isinstance(params, Mapping) and "params" not in params:
+                    params = {"params": params}
+                self.module, self.params = model, params
+                return lambda variables, x: model.apply(variables, x, **kw)
+        if not callable(model):
+            raise TypeError(
+                "JaxBackend: expected a Flax linen module with params, a Flax NNX module, a "
+                f"(module, params) pair or a jax function, got {type(model).__name__}"
+            )
+        if params is None:
+            return lambda _, x: model(x, **kw)
+        return lambda p, x: model(p, x, **kw)
+
+    @classmethod
+    def from_keras(cls, model: Any, **kwargs: Any) -> JaxBackend:
+        """A Keras 3 model on the JAX Keras backend, called statelessly
+        (``model.stateless_call(trainable, non_trainable, x, training=False)``)."""
+        if not getattr(model, "built", True):
+            raise ValueError(
+                "the Keras model is not built yet: call it once on a batch (or give it an "
+                "Input layer) before explaining it"
+            )
+        params = (
+            [v.value for v in model.trainable_variables],
+            [v.value for v in model.non_trainable_variables],
+        )
+
+        def apply_keras(p: Any, x: Any) -> Any:
+            return model.stateless_call(p[0], p[1], x, training=False)[0]
+
+        self = cls(apply_keras, params, **kwargs)
+        self.module = model
+        return self
+
+    def _init_compiled(self, apply: Callable[[Any, Any], Any]) -> None:
+        self.trace_count = 0
+
+        def call(p: Any, x: Any) -> Any:
+            return _first_output(apply(p, x))
+
+        def fwd(p: Any, x: Any) -> Any:
+            self.trace_count += 1
+            return call(p, x)
+
+        def vjp(p: Any, x: Any, cot: Any) -> Any:
+            self.trace_count += 1
+            out, pullback = jax.vjp(lambda z: call(p, z), x)
+            return out, pullback(cot.astype(out.dtype))[0]
+
+        def grad(p: Any, x: Any, idx: Any) -> Any:
+            self.trace_count += 1
+            out, pullback = jax.vjp(lambda z: call(p, z), x)
+            cots = jax.nn.one_hot(idx.T, out.shape[-1], dtype=out.dtype)  # (o, m, k)
+            g = jax.vmap(pullback)(cots)[0]  # (o, m, h, w, c)
+            return jnp.moveaxis(g, 0, -1)
+
+        self.apply_with_params = call
+        self._fwd = jax.jit(fwd)
+        self._vjp = jax.jit(vjp)
+        self._grad = jax.jit(grad)
+
+    @property
+    def apply_fn(self) -> Callable[[Any], Any]:
+        """``x -> (n, k)`` with the parameters closed over (pure, ``jax.jit``-able)."""
+        return functools.partial(self.apply_with_params, self.params)
+
+    # -- helpers -------------------------------------------------------------------
+    def to_framework(self, x: Any) -> Any:
+        """NHWC images (NumPy) → a float32 jax array on the default device."""
+        return jnp.asarray(as_nhwc_float32(x))
+
+    def from_framework_grad(self, g: Any) -> np.ndarray:
+        """A jax gradient array → NumPy float32 (already NHWC)."""
+        return np.asarray(g, dtype=np.float32)
+
+    def _run(self, fn: Callable, *args: Any) -> Any:
+        try:
+            return fn(self.params, *args)
+        except _NOT_TRACEABLE as exc:
+            raise TypeError(
+                "the model cannot be traced by jax.jit (it converts traced values to NumPy or "
+                "Python numbers). Wrap it without framework='jax' to use it as a NumPy "
+                f"function (model-agnostic explainers only). JAX said: {exc}"
+            ) from exc
+
+    def _padded(self, x: np.ndarray, cap: int, *extra: tuple[np.ndarray, str]) -> list:
+        size = bucket_size(len(x), cap, self.buckets)
+        return [pad_rows(x, size)] + [pad_rows(a, size, mode) for a, mode in extra]
+
+    # -- protocol ------------------------------------------------------------------
+    def _predict_batch(self, x: np.ndarray) -> np.ndarray:
+        (xp,) = self._padded(x, self.batch_size)
+        return np.asarray(self._run(self._fwd, xp))[: len(x)]
+
+    def native_vjp(self, x: Any, cot: Any) -> tuple[Any, Any]:
+        """Compiled ``(outputs, d sum(outputs * cot) / dx)`` on jax arrays ``(m, h, w, c)`` and
+        ``(m, k)``; no padding (each new ``m`` compiles once)."""
+        return self._run(self._vjp, x, cot)
+
+    def vjp(self, x: Any, cotangent: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(outputs (n, k), d sum(outputs * cotangent) / dx (n, h, w, c))``, batched."""
+        x = as_images(x)
+        cot = check_cotangent(cotangent, len(x), self._n_outputs(x))
+        outs, grads = [], []
+        for s in batches(len(x), self.batch_size):
+            xp, cp = self._padded(x[s], self.batch_size, (cot[s], "zeros"))
+            out, g = self._run(self._vjp, xp, cp)
+            m = s.stop - s.start
+            outs.append(np.asarray(out, np.float32)[:m])
+            grads.append(np.asarray(g, np.float32)[:m])
+        return np.concatenate(outs), np.concatenate(grads)
+
+    def grad(self, x: Any, outputs: Any) -> np.ndarray:
+        """``(n, h, w, c, o)``: gradient of output ``outputs[i, j]`` of image ``i``, for every
+        requested output (``(o,)`` or ``(n, o)``), all outputs per compiled call."""
+        x = as_images(x)
+        idx = output_matrix(outputs, len(x))
+        k = self._n_outputs(x)
+        if idx.min() < 0 or idx.max() >= k:
+            raise ValueError(
+                f"outputs: class indices must be in 0..{k - 1}, got {idx.min()}..{idx.max()}"
+            )
+        chunk = images_per_chunk(self.batch_size, idx.shape[1])
+        res = np.empty(x.shape + (idx.shape[1],), np.float32)
+        for s in batches(len(x), chunk):
+            xp, ip = self._padded(x[s], chunk, (idx[s].astype(np.int32), "zeros"))
+            res[s] = np.asarray(self._run(self._grad, xp, ip), np.float32)[: s.stop - s.start]
+        return res
+
+    def _n_outputs(self, x: np.ndarray) -> int:
+        """The model's number of outputs, from its abstract evaluation (nothing compiled)."""
+        if getattr(self, "_k", None) is None:
+            spec = jax.ShapeDtypeStruct((1,) + x.shape[1:], jnp.float32)
+            self._k = int(jax.eval_shape(self.apply_with_params, self.params, spec).shape[-1])
+        return self._k
+
+    def deeplift(self, x: Any, baselines: Any, outputs: Any) -> np.ndarray:
+        """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_jax`."""
+        from ._deeplift_jax import deeplift_jax
+
+        return deeplift_jax(self, x, baselines, outputs)
+
+    def __repr__(self) -> str:
+        what = type(self.module).__name__ if self.module is not None else "function"
+        return f"JaxBackend({what}, batch_size={self.batch_size}, buckets={self.buckets})"

@@ -1,0 +1,258 @@
+"""`KerasBackend` (Keras 3 / tf.keras models on TensorFlow) and `TensorFlowBackend` (a
+``tf.Module``, ``tf.function`` or any function of tf tensors) behind the backend protocol.
+
+Imported lazily by :func:`xaiwidgets.backends.wrap`; importing this module imports
+TensorFlow. Keras 3 models on the JAX or torch Keras backends do not come here: ``wrap`` routes
+them to :class:`~xaiwidgets.backends.jax_backend.JaxBackend` /
+:class:`~xaiwidgets.backends.torch_backend.TorchBackend`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._arrays import as_images, batches
+from ._layout import (
+    as_nhwc_float32,
+    check_cotangent,
+    images_per_chunk,
+    nchw_to_nhwc,
+    nhwc_to_nchw,
+)
+from .base import BaseBackend, output_matrix
+
+try:
+    import tensorflow as tf
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "KerasBackend / TensorFlowBackend need TensorFlow; install it with: "
+        "pip install 'xaiwidgets[tensorflow]'"
+    ) from exc
+
+
+def _output_tensor(out: Any) -> Any:
+    """The class-score tensor of a model output (a tensor, the first of a list/tuple, or the
+    only / ``logits`` / ``output_0`` entry of a dict, as SavedModel signatures return)."""
+    if isinstance(out, dict):
+        if len(out) == 1:
+            return next(iter(out.values()))
+        for key in ("logits", "output_0", "predictions", "probabilities"):
+            if key in out:
+                return out[key]
+        raise TypeError(f"the model returned a dict with keys {sorted(out)}; expected one output")
+    if isinstance(out, (list, tuple)):
+        return out[0]
+    return out
+
+
+class TensorFlowBackend(BaseBackend):
+    """A TensorFlow model: a ``tf.Module`` with ``__call__``, a ``tf.function``, or any
+    function ``f(x) -> (n, k)`` of tf tensors.
+
+    Forward and gradient computations are ``tf.function``s with a fixed input signature
+    ``(None, h, w, c)`` (batch dimension left free): they are traced once per image shape and
+    serve every batch size without retracing or padding. Gradients use ``tf.GradientTape``;
+    :meth:`grad` takes all requested outputs of a batch from one forward pass and one backward
+    pass vectorised over one-hot cotangents (``tf.vectorized_map``).
+
+    Parameters
+    ----------
+    model : callable on tf tensors, ``(n, h, w, c) -> (n, k)`` class scores.
+    batch_size : int
+        Images per call (default 256); :meth:`grad` with ``o`` outputs uses
+        ``batch_size // o`` images per call.
+    channels_first : bool
+        ``False`` (default): the model takes NHWC tensors; ``True``: NCHW.
+
+    Attributes (stable, used by the DeepLIFT module and explainers' fast paths)
+    ----------
+    model : the wrapped model.
+    channels_first : bool.
+    to_framework(x) : NHWC NumPy → float32 tf tensor in the model's layout.
+    from_framework_grad(t) : tf gradient in the model's layout → NumPy NHWC float32.
+    native_vjp(x, cot) : compiled VJP on tf tensors (see there).
+    trace_count : int, how many times a compiled function was traced.
+    """
+
+    framework = "tensorflow"
+
+    def __init__(self, model: Any, *, batch_size: int = 256, channels_first: bool = False):
+        if not callable(model):
+            raise TypeError(
+                "TensorFlowBackend: expected a tf.Module, a tf.function or a function of tf "
+                f"tensors, got {type(model).__module__}.{type(model).__name__}"
+            )
+        super().__init__(batch_size=batch_size)
+        self.model = model
+        self.channels_first = bool(channels_first)
+        self.trace_count = 0
+        self._compiled: dict[tuple[int, ...], dict[str, Callable]] = {}
+
+    # -- model call and layout -----------------------------------------------------
+    def _forward(self, x: Any) -> Any:
+        return self.model(x)
+
+    def _ensure_built(self, shape: tuple[int, ...]) -> None:
+        """Hook for models that create their variables on the first call (Keras)."""
+
+    def _call(self, x: Any) -> Any:
+        out = _output_tensor(self._forward(x))
+        if out.shape.rank != 2:
+            raise ValueError(
+                f"the model returned shape {tuple(out.shape)}; expected (n, k): one row of "
+                "class scores per image"
+            )
+        return out
+
+    def to_framework(self, x: Any) -> Any:
+        """NHWC images (NumPy) → a float32 tf tensor in the model's layout."""
+        arr = as_nhwc_float32(x)
+        return tf.convert_to_tensor(nhwc_to_nchw(arr) if self.channels_first else arr)
+
+    def from_framework_grad(self, t: Any) -> np.ndarray:
+        """A gradient ``(..., c, h, w)`` (channels-first) or ``(..., h, w, c)`` → NumPy NHWC."""
+        arr = np.asarray(t, dtype=np.float32)
+        return nchw_to_nhwc(arr) if self.channels_first else arr
+
+    # -- compiled functions ----------------------------------------------------------
+    def _functions(self, image_shape: tuple[int, ...]) -> dict[str, Callable]:
+        """The ``tf.function``s for one image shape (model layout), traced once each."""
+        fns = self._compiled.get(image_shape)
+        if fns is not None:
+            return fns
+        self._ensure_built(image_shape)
+        x_spec = tf.TensorSpec((None,) + image_shape, tf.float32)
+
+        def fwd(x: Any) -> Any:
+            self.trace_count += 1
+            return self._call(x)
+
+        def vjp(x: Any, cot: Any) -> Any:
+            self.trace_count += 1
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                out = self._call(x)
+            g = tape.gradient(out, x, output_gradients=tf.cast(cot, out.dtype))
+            return out, tf.zeros_like(x) if g is None else g
+
+        def grad(x: Any, idx: Any) -> Any:
+            self.trace_count += 1
+            with tf.GradientTape(persistent=True) as tape:
+                tape.watch(x)
+                out = self._call(x)
+            cots = tf.one_hot(tf.transpose(idx), tf.shape(out)[1], dtype=out.dtype)
+
+            def pull(cot: Any) -> Any:
+                g = tape.gradient(out, x, output_gradients=cot)
+                return tf.zeros_like(x) if g is None else g
+
+            return tf.vectorized_map(pull, cots)  # (o, m, ...)
+
+        fns = {
+            "fwd": tf.function(fwd, input_signature=[x_spec]),
+            "vjp": tf.function(
+                vjp, input_signature=[x_spec, tf.TensorSpec((None, None), tf.float32)]
+            ),
+            "grad": tf.function(
+                grad, input_signature=[x_spec, tf.TensorSpec((None, None), tf.int32)]
+            ),
+        }
+        self._compiled[image_shape] = fns
+        return fns
+
+    def _fns_for(self, x: np.ndarray) -> dict[str, Callable]:
+        h, w, c = x.shape[1:]
+        return self._functions((c, h, w) if self.channels_first else (h, w, c))
+
+    # -- protocol ------------------------------------------------------------------
+    def _predict_batch(self, x: np.ndarray) -> np.ndarray:
+        return self._fns_for(x)["fwd"](self.to_framework(x)).numpy()
+
+    def native_vjp(self, x: Any, cot: Any) -> tuple[Any, Any]:
+        """Compiled ``(outputs, d sum(outputs * cot) / dx)`` on tf tensors in the model's
+        layout; any batch size, no retracing."""
+        shape = tuple(int(d) for d in x.shape[1:])
+        return self._functions(shape)["vjp"](x, tf.cast(cot, tf.float32))
+
+    def vjp(self, x: Any, cotangent: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(outputs (n, k), d sum(outputs * cotangent) / dx (n, h, w, c))``, batched."""
+        x = as_images(x)
+        cot = check_cotangent(cotangent, len(x), self._n_outputs(x))
+        fn = self._fns_for(x)["vjp"]
+        outs, grads = [], []
+        for s in batches(len(x), self.batch_size):
+            out, g = fn(self.to_framework(x[s]), tf.convert_to_tensor(cot[s]))
+            outs.append(out.numpy().astype(np.float32))
+            grads.append(self.from_framework_grad(g))
+        return np.concatenate(outs), np.concatenate(grads)
+
+    def grad(self, x: Any, outputs: Any) -> np.ndarray:
+        """``(n, h, w, c, o)``: gradient of output ``outputs[i, j]`` of image ``i``, for every
+        requested output (``(o,)`` or ``(n, o)``), all outputs per compiled call."""
+        x = as_images(x)
+        idx = output_matrix(outputs, len(x))
+        k = self._n_outputs(x)
+        if idx.min() < 0 or idx.max() >= k:
+            raise ValueError(
+                f"outputs: class indices must be in 0..{k - 1}, got {idx.min()}..{idx.max()}"
+            )
+        fn = self._fns_for(x)["grad"]
+        res = np.empty(x.shape + (idx.shape[1],), np.float32)
+        for s in batches(len(x), images_per_chunk(self.batch_size, idx.shape[1])):
+            g = fn(self.to_framework(x[s]), tf.convert_to_tensor(idx[s].astype(np.int32)))
+            res[s] = np.moveaxis(self.from_framework_grad(g), 0, -1)
+        return res
+
+    def _n_outputs(self, x: np.ndarray) -> int:
+        """The model's number of outputs (from one compiled forward pass on one image)."""
+        if getattr(self, "_k", None) is None:
+            self._k = int(self._predict_batch(x[:1]).shape[1])
+        return self._k
+
+    def deeplift(self, x: Any, baselines: Any, outputs: Any) -> np.ndarray:
+        """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_keras`."""
+        from ._deeplift_keras import deeplift_keras
+
+        return deeplift_keras(self, x, baselines, outputs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({type(self.model).__name__}, batch_size={self.batch_size})"
+
+
+class KerasBackend(TensorFlowBackend):
+    """A Keras model (Keras 3 on the TensorFlow backend, or ``tf_keras``): Sequential,
+    functional or subclassed. Called as ``model(x, training=False)`` (Dropout off, BatchNorm on
+    its moving statistics) inside the compiled functions of :class:`TensorFlowBackend`; a
+    model not built yet is built by one eager call on the first image shape it sees.
+
+    Parameters and attributes as :class:`TensorFlowBackend`, plus
+
+    layers : list, the model's layers (``model.layers``), in order.
+    """
+
+    def __init__(self, model: Any, *, batch_size: int = 256, channels_first: bool = False):
+        from . import keras_backend_of
+
+        keras_backend = keras_backend_of(model)
+        if keras_backend != "tensorflow":
+            raise ValueError(
+                f"KerasBackend runs Keras models on TensorFlow; this model runs on the "
+                f"{keras_backend!r} Keras backend: use xaiwidgets.backends.wrap(model), which "
+                "routes it to the matching backend"
+            )
+        super().__init__(model, batch_size=batch_size, channels_first=channels_first)
+
+    @property
+    def layers(self) -> list:
+        """The model's layers, in order (``model.layers``)."""
+        return list(getattr(self.model, "layers", []))
+
+    def _forward(self, x: Any) -> Any:
+        return self.model(x, training=False)
+
+    def _ensure_built(self, shape: tuple[int, ...]) -> None:
+        if not getattr(self.model, "built", True):
+            self.model(tf.zeros((1,) + shape, tf.float32), training=False)

@@ -1,0 +1,244 @@
+"""`TorchBackend`: a PyTorch ``nn.Module`` behind the backend protocol.
+
+Imported lazily by :func:`xaiwidgets.backends.wrap`; importing this module imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from .._arrays import as_images, batches
+from ._layout import (
+    as_nhwc_float32,
+    check_cotangent,
+    images_per_chunk,
+    nchw_to_nhwc,
+    nhwc_to_nchw,
+    one_hot_stack,
+)
+from .base import BaseBackend, output_matrix
+
+try:
+    import torch
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "TorchBackend needs PyTorch; install it with: pip install 'xaiwidgets[torch]'"
+    ) from exc
+
+
+def _module_device(model: Any) -> torch.device:
+    """The device of the model's first parameter (or buffer); CPU for a parameterless model."""
+    for getter in ("parameters", "buffers"):
+        for tensor in getattr(model, getter, lambda: ())():
+            return tensor.device
+    return torch.device("cpu")
+
+
+def _module_dtype(model: Any) -> torch.dtype:
+    """The dtype of the model's first floating parameter; float32 when it has none."""
+    for p in getattr(model, "parameters", lambda: ())():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
+def _output_tensor(out: Any) -> torch.Tensor:
+    """The class-score tensor of a model output: a tensor, the first entry of a tuple/list, or
+    the ``logits`` of a dict / output object (as Hugging Face models return)."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    if isinstance(out, dict) and isinstance(out.get("logits"), torch.Tensor):
+        return out["logits"]
+    if isinstance(getattr(out, "logits", None), torch.Tensor):
+        return out.logits
+    raise TypeError(
+        f"the torch model returned a {type(out).__name__}; expected a tensor (n, k) of class "
+        "scores (or a tuple / dict / output object holding one as its first entry or 'logits')"
+    )
+
+
+class TorchBackend(BaseBackend):
+    """A PyTorch model (any ``nn.Module``, or a function of torch tensors).
+
+    Forward passes run in eval mode (Dropout off, BatchNorm on its running statistics) under
+    ``torch.no_grad()``, on the model's device, in batches of ``batch_size``; every module's
+    train/eval flag is restored afterwards, also when the model raises. Gradients come from
+    autograd: :meth:`grad` takes all requested outputs of a batch from one forward pass and one
+    batched backward pass (``torch.autograd.grad(..., is_grads_batched=True)``, i.e. ``vmap``
+    over one-hot cotangents), falling back to one backward pass per output (graph retained)
+    where an operator has no batching rule.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or callable
+        ``model(x) -> (n, k)`` class scores (logits or probabilities). A tuple/list output uses
+        its first entry; a dict or output object its ``logits``.
+    batch_size : int
+        Images per forward pass (default 256). For :meth:`grad` with ``o`` outputs,
+        ``batch_size // o`` images per pass, so memory stays that of one batch.
+    channels_first : bool
+        ``True`` (default): the model takes NCHW tensors, converted from the NHWC images of the
+        API. ``False``: the model takes NHWC tensors.
+    device : str or torch.device, optional
+        Where inputs are sent; default the device of the model's first parameter (CPU for a
+        parameterless model).
+
+    Attributes (stable, used by the DeepLIFT module and explainers' fast paths)
+    ----------
+    model : the wrapped module.
+    device : torch.device inputs go to.
+    dtype : torch.dtype inputs are cast to (the model's floating dtype, float32 by default).
+    channels_first : bool, the model's layout.
+    to_framework(x) : NHWC NumPy → tensor in the model's layout, on ``device``, in ``dtype``.
+    from_framework_grad(t) : tensor ``(..., c, h, w)`` (or ``(..., h, w, c)``) → NumPy NHWC
+        float32.
+    eval_mode() : context manager forcing eval mode and restoring every module's flag.
+    native_vjp(xt, cot) : autograd VJP on tensors (see there).
+    """
+
+    framework = "torch"
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        batch_size: int = 256,
+        channels_first: bool = True,
+        device: Any = None,
+    ):
+        if not callable(model):
+            raise TypeError(
+                f"TorchBackend: expected a torch.nn.Module or a function of torch tensors, got "
+                f"{type(model).__module__}.{type(model).__name__}"
+            )
+        super().__init__(batch_size=batch_size)
+        self.model = model
+        self.channels_first = bool(channels_first)
+        self.device = torch.device(device) if device is not None else _module_device(model)
+        self.dtype = _module_dtype(model)
+        self._batched_backward_ok = True
+
+    # -- layout ------------------------------------------------------------------
+    def to_framework(self, x: Any) -> torch.Tensor:
+        """NHWC images (NumPy) → a tensor in the model's layout on its device and dtype."""
+        arr = as_nhwc_float32(x)
+        if self.channels_first:
+            arr = nhwc_to_nchw(arr)
+        return torch.from_numpy(arr).to(device=self.device, dtype=self.dtype)
+
+    def from_framework_grad(self, t: torch.Tensor) -> np.ndarray:
+        """A gradient tensor in the model's layout (``(..., c, h, w)`` when channels-first)
+        → NumPy float32 ``(..., h, w, c)``."""
+        arr = t.detach().to("cpu", torch.float32).numpy()
+        return nchw_to_nhwc(arr) if self.channels_first else arr
+
+    @contextmanager
+    def eval_mode(self) -> Iterator[None]:
+        """Put every module in eval mode; restore each module's own flag on exit."""
+        modules = list(self.model.modules()) if hasattr(self.model, "modules") else []
+        flags = [m.training for m in modules]
+        for m in modules:
+            m.training = False
+        try:
+            yield
+        finally:
+            for m, flag in zip(modules, flags):
+                m.training = flag
+
+    def _call(self, xt: torch.Tensor) -> torch.Tensor:
+        out = _output_tensor(self.model(xt))
+        if out.ndim != 2 or out.shape[0] != xt.shape[0]:
+            raise ValueError(
+                f"the model returned shape {tuple(out.shape)} for {xt.shape[0]} images; "
+                "expected (n, k): one row of class scores per image"
+            )
+        return out
+
+    # -- protocol ----------------------------------------------------------------
+    def predict(self, x: Any) -> np.ndarray:
+        """``(n, k)`` float32 outputs, eval mode, ``no_grad``, batched."""
+        with self.eval_mode(), torch.no_grad():
+            return super().predict(x)
+
+    def _predict_batch(self, x: np.ndarray) -> np.ndarray:
+        return self._call(self.to_framework(x)).to("cpu", torch.float32).numpy()
+
+    def native_vjp(self, xt: torch.Tensor, cot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Outputs and input gradient of ``sum(outputs * cot)`` on tensors in the model's
+        layout and device (as :meth:`to_framework` makes them): no conversion, no batching.
+        Call it inside :meth:`eval_mode`."""
+        with torch.enable_grad():
+            xt = xt.detach().requires_grad_(True)
+            out = self._call(xt)
+            if tuple(cot.shape) != tuple(out.shape):
+                raise ValueError(
+                    f"cotangent: expected shape {tuple(out.shape)} (one weight per image and "
+                    f"output), got {tuple(cot.shape)}"
+                )
+            (g,) = torch.autograd.grad(out, xt, cot.to(out), allow_unused=True)
+        return out.detach(), (torch.zeros_like(xt) if g is None else g)
+
+    def vjp(self, x: Any, cotangent: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(outputs (n, k), d sum(outputs * cotangent) / dx (n, h, w, c))``, batched."""
+        x = as_images(x)
+        cot = check_cotangent(cotangent, len(x))
+        outs, grads = [], []
+        with self.eval_mode():
+            for s in batches(len(x), self.batch_size):
+                xt = self.to_framework(x[s])
+                ct = torch.from_numpy(np.ascontiguousarray(cot[s]))
+                out, g = self.native_vjp(xt, ct)
+                outs.append(out.to("cpu", torch.float32).numpy())
+                grads.append(self.from_framework_grad(g))
+        return np.concatenate(outs), np.concatenate(grads)
+
+    def _batched_backward(
+        self, out: torch.Tensor, xt: torch.Tensor, cots: torch.Tensor
+    ) -> torch.Tensor:
+        """``(o, m, ...)`` gradients of ``sum(out * cots[j])`` for every ``j``."""
+        if self._batched_backward_ok and cots.shape[0] > 1:
+            try:
+                (g,) = torch.autograd.grad(
+                    out, xt, cots, retain_graph=True, allow_unused=True, is_grads_batched=True
+                )
+                return torch.zeros((cots.shape[0],) + xt.shape, dtype=xt.dtype) if g is None else g
+            except RuntimeError:  # an operator without a vmap rule: one pass per output
+                self._batched_backward_ok = False
+        gs = []
+        for j in range(cots.shape[0]):
+            (g,) = torch.autograd.grad(out, xt, cots[j], retain_graph=True, allow_unused=True)
+            gs.append(torch.zeros_like(xt) if g is None else g)
+        return torch.stack(gs)
+
+    def grad(self, x: Any, outputs: Any) -> np.ndarray:
+        """``(n, h, w, c, o)``: gradient of output ``outputs[i, j]`` of image ``i`` w.r.t. the
+        image, for every requested output (``outputs`` ``(o,)`` or ``(n, o)``)."""
+        x = as_images(x)
+        idx = output_matrix(outputs, len(x))
+        res = np.empty(x.shape + (idx.shape[1],), np.float32)
+        with self.eval_mode(), torch.enable_grad():
+            for s in batches(len(x), images_per_chunk(self.batch_size, idx.shape[1])):
+                xt = self.to_framework(x[s]).requires_grad_(True)
+                out = self._call(xt)
+                cots = torch.from_numpy(one_hot_stack(idx[s], out.shape[1])).to(out)
+                g = self._batched_backward(out, xt, cots)
+                res[s] = np.moveaxis(self.from_framework_grad(g), 0, -1)
+        return res
+
+    def deeplift(self, x: Any, baselines: Any, outputs: Any) -> np.ndarray:
+        """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_torch`."""
+        from ._deeplift_torch import deeplift_torch
+
+        return deeplift_torch(self, x, baselines, outputs)
+
+    def __repr__(self) -> str:
+        return (
+            f"TorchBackend({type(self.model).__name__}, device={self.device}, "
+            f"channels_first={self.channels_first}, batch_size={self.batch_size})"
+        )
