@@ -3,6 +3,8 @@
 from .base import Explainer, select_outputs
 from .influence import InfluenceExplainer, InfluenceResult, influence_maps, performance_maps
 from .metrics import MetricsReport, metrics_from_model, metrics_report
+from .partition import PartitionExplainer
+from .permutation import PermutationExplainer
 
 __all__ = [
     "Explainer",
@@ -14,4 +16,6 @@ __all__ = [
     "MetricsReport",
     "metrics_from_model",
     "metrics_report",
+    "PartitionExplainer",
+    "PermutationExplainer",
 ]

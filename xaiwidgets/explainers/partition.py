@@ -1,0 +1,223 @@
+"""`PartitionExplainer`: Owen values over the balanced hierarchy of image regions.
+
+The Owen value (Owen 1977; shap's Partition explainer, Lundberg et al.) of a region game
+``v(S) = f(mask(x, S))`` with coalition structure given by a binary tree: for a node ``N`` met in
+a context ``C`` (the regions already visible), with contribution ``Δ = v(C ∪ N) - v(C)`` and
+weight ``w``, the two children ``L, R`` get four terms of weight ``w / 2``,
+
+    L in context C:       v(C ∪ L) - v(C)          R in context C:       v(C ∪ R) - v(C)
+    L in context C ∪ R:   v(C ∪ L ∪ R) - v(C ∪ R)  R in context C ∪ L:   v(C ∪ L ∪ R) - v(C ∪ L)
+
+(each child's two-player Shapley value, averaged over the sibling being absent or present), whose
+weighted sum is ``w * Δ``: splitting never changes the total. Started from the root (context ∅,
+``Δ = f(x) - f(masked x)``, ``w = 1``) and split down to pixels, this is the exact Owen value
+(``h * w * (h * w - 1)`` evaluations). With a budget, ``max_evals`` is spent best first: the
+(node, context) with the largest ``w * max_outputs |Δ|`` is split next, and a node left unsplit
+has its ``w * Δ`` spread evenly over its pixels. Efficiency is exact whatever the budget: per
+image and output, ``sum(values) = f(x) - f(fully masked)``.
+
+The same order of splits as ``shap.PartitionExplainer`` with ``shap.maskers.Image`` (same tree,
+same priority, ``round_size`` = shap's ``batch_size``), except that equal priorities go first in,
+first out here and at random in shap. Every round splits the best ``round_size / 2`` nodes of
+every image, and all the coalitions of the round, for all images, go to the model in one
+batched call.
+
+Values are in the model's output space (logits or probabilities, as the model gives them); a
+pixel's value is split equally over its ``c`` channels, so the channel sum is the pixel's value.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+from typing import Any
+
+import numpy as np
+
+from .._progress import RunControl
+from ..maskers import Masker
+from ._regions import CoalitionEvaluator, region_tree, to_float32_exact_sums
+from .base import Explainer
+
+
+def _names(class_names: Any, output_names: Any) -> Any:
+    if class_names is not None and output_names is not None:
+        raise ValueError(
+            "give either class_names=... or output_names=... (the same thing), not both"
+        )
+    return class_names if class_names is not None else output_names
+
+
+class PartitionExplainer(Explainer):
+    """Hierarchical Owen values of image regions, model agnostic.
+
+    Parameters
+    ----------
+    model : any model :func:`~xaiwidgets.backends.wrap` accepts, or a backend.
+    masker : :class:`~xaiwidgets.maskers.Masker` or its string form (``"blur(28,28)"``,
+        ``"inpaint_telea"``, ``"inpaint_ns"``, ``"constant(0.5)"``).
+    max_evals : int
+        Model evaluations per image, the unmasked and the fully masked image included
+        (default 500, as shap).
+    round_size : int or None
+        Coalitions evaluated per image per round (2 per split). ``None`` (default) picks
+        ``max(10, max_evals // 8)``: about 8 rounds, each one batched model call for all images.
+        ``10`` reproduces shap's order of splits (its default ``batch_size``).
+    class_names / output_names : names of the model's outputs, for label rows.
+    backend_kwargs : passed to :func:`~xaiwidgets.backends.wrap` (``batch_size``, ...).
+
+    Calling it: ``explainer(images, outputs="top5")`` (see
+    :meth:`~xaiwidgets.explainers.base.Explainer.__call__`; ``max_evals=`` may also be given
+    there) -> :class:`~xaiwidgets.Explanation` with values ``(n, h, w, c, o)`` and
+    ``base_values = f(fully masked)``.
+    """
+
+    method = "partition"
+
+    def __init__(
+        self,
+        model: Any,
+        masker: Any,
+        *,
+        max_evals: int = 500,
+        round_size: int | None = None,
+        class_names: Any = None,
+        output_names: Any = None,
+        **backend_kwargs: Any,
+    ):
+        super().__init__(model, class_names=_names(class_names, output_names), **backend_kwargs)
+        self.masker = Masker.parse(masker)
+        self.max_evals = _check_int(max_evals, "max_evals", 3)
+        self.round_size = None if round_size is None else _check_int(round_size, "round_size", 2)
+        self.last_evaluations: np.ndarray | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "masker": self.masker.spec,
+            "max_evals": self.max_evals,
+            "round_size": self._round_size(),
+        }
+
+    def _round_size(self) -> int:
+        return self.round_size if self.round_size is not None else max(10, self.max_evals // 8)
+
+    def __call__(
+        self, images: Any, outputs: Any = None, *, max_evals: int | None = None, **kwargs: Any
+    ):
+        if max_evals is not None and max_evals != self.max_evals:
+            other = copy.copy(self)
+            other.max_evals = _check_int(max_evals, "max_evals", 3)
+            return Explainer.__call__(other, images, outputs, **kwargs)
+        return super().__call__(images, outputs, **kwargs)
+
+    def _explain(
+        self, x: np.ndarray, outputs: np.ndarray, model_outputs: np.ndarray, ctl: RunControl
+    ) -> tuple[np.ndarray, np.ndarray]:
+        n, h, w, c = x.shape
+        tree = region_tree(h, w)
+        box, left, right = tree.box, tree.left, tree.right
+        ev = CoalitionEvaluator(self.backend, self.masker.bind(x), model_outputs)
+        budget = self.max_evals - 2  # the unmasked and fully masked images are evaluations too
+        step = self._round_size()
+        full = np.ones((h, w), bool)
+        empty = np.zeros((h, w), bool)
+        full_h = [ev.request(i, full) for i in range(n)]
+        base_h = [ev.request(i, empty) for i in range(n)]
+        node_values = np.zeros((n, len(box), outputs.shape[1]), np.float64)
+        # heap entries: (-priority, order, context mask, handle of v(C), handle of v(C ∪ N), node, weight)
+        heaps = [[(0.0, 0, empty, base_h[i], full_h[i], 0, 1.0)] for i in range(n)]
+        used = np.zeros(n, np.int64)
+        order = 1
+        leaf_terms: list[tuple[int, int, int, int, float]] = []
+        while True:
+            split = []  # (image, entry, handle of v(C ∪ L), handle of v(C ∪ R), mask C ∪ L, mask C ∪ R)
+            for i in range(n):
+                heap = heaps[i]
+                if not heap:
+                    continue
+                if used[i] >= budget:  # out of evaluations: what is left stays on its node
+                    leaf_terms.extend((i, e[5], e[3], e[4], e[6]) for e in heap)
+                    heap.clear()
+                    continue
+                taken = 0
+                while heap and 2 * taken < step and used[i] + 2 * taken < budget:
+                    entry = heapq.heappop(heap)
+                    ctx, node = entry[2], entry[5]
+                    lc = left[node]
+                    if lc < 0:  # a pixel: its term is final
+                        leaf_terms.append((i, node, entry[3], entry[4], entry[6]))
+                        continue
+                    rc = right[node]
+                    m10 = ctx.copy()
+                    r0, r1, c0, c1 = box[lc]
+                    m10[r0:r1, c0:c1] = True
+                    m01 = ctx.copy()
+                    r0, r1, c0, c1 = box[rc]
+                    m01[r0:r1, c0:c1] = True
+                    split.append((i, entry, ev.request(i, m10), ev.request(i, m01), m10, m01))
+                    taken += 1
+                used[i] += 2 * taken
+            ev.run()
+            if not split and not any(heaps):
+                break
+            if split:
+                order = self._push_children(split, ev.outputs, outputs, heaps, left, right, order)
+            ctl.step(0.98 * float(used.sum()) / max(1, n * budget))
+        if leaf_terms:
+            img, node, lo, hi, wt = (np.array(col) for col in zip(*leaf_terms))
+            f = ev.outputs
+            sel = outputs[img]
+            delta = (f[hi[:, None], sel] - f[lo[:, None], sel]) * wt[:, None]
+            np.add.at(node_values, (img, node), delta)
+        self.last_evaluations = ev.evaluations.copy()
+        pixels = tree.spread_to_pixels(node_values.transpose(1, 0, 2))  # (h, w, n, o)
+        values = np.moveaxis(pixels, 2, 0)[:, :, :, None, :] / c
+        values = np.broadcast_to(values, (n, h, w, c, outputs.shape[1]))
+        base = ev.outputs[np.asarray(base_h)[:, None], outputs]
+        totals = ev.outputs[np.asarray(full_h)[:, None], outputs] - base
+        return to_float32_exact_sums(values, totals), base.astype(np.float32)
+
+    @staticmethod
+    def _push_children(split, f, outputs, heaps, left, right, order):
+        """Queue the four (child, context) terms of every split node, prioritised by
+        ``weight / 2 * max |Δ|`` over the explained outputs (computed for the whole round at once)."""
+        img = np.fromiter((s[0] for s in split), np.int64, len(split))
+        lo = np.fromiter((s[1][3] for s in split), np.int64, len(split))
+        hi = np.fromiter((s[1][4] for s in split), np.int64, len(split))
+        h10 = np.fromiter((s[2] for s in split), np.int64, len(split))
+        h01 = np.fromiter((s[3] for s in split), np.int64, len(split))
+        half = np.fromiter((s[1][6] for s in split), np.float64, len(split)) / 2
+        sel = outputs[img]
+        v00, v11 = f[lo[:, None], sel], f[hi[:, None], sel]
+        v10, v01 = f[h10[:, None], sel], f[h01[:, None], sel]
+        prio = (
+            np.stack(
+                [
+                    np.abs(v10 - v00).max(1),
+                    np.abs(v01 - v00).max(1),
+                    np.abs(v11 - v01).max(1),
+                    np.abs(v11 - v10).max(1),
+                ],
+                axis=1,
+            )
+            * half[:, None]
+        )
+        prio = (-prio).tolist()
+        for (i, entry, a, b, m10, m01), p, wt in zip(split, prio, half.tolist()):
+            ctx, f00, f11, node = entry[2], entry[3], entry[4], entry[5]
+            lc, rc = int(left[node]), int(right[node])
+            heap = heaps[i]
+            heapq.heappush(heap, (p[0], order, ctx, f00, a, lc, wt))
+            heapq.heappush(heap, (p[1], order + 1, ctx, f00, b, rc, wt))
+            heapq.heappush(heap, (p[2], order + 2, m01, b, f11, lc, wt))
+            heapq.heappush(heap, (p[3], order + 3, m10, a, f11, rc, wt))
+            order += 4
+        return order
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an integer >= {minimum}, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
+    return int(value)
