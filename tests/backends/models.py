@@ -43,12 +43,14 @@ def mnist_images(n: int = 64) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- Keras (seed 002) -----------------------------------------------------------------------
-def keras_cnn(seed: int = 0, dtype: str = "float32") -> Any:
-    """The seed-002 Keras Sequential CNN (softmax outputs)."""
+def keras_cnn(seed: int | None = 0, dtype: str = "float32") -> Any:
+    """The seed-002 Keras Sequential CNN (softmax outputs). ``seed=None`` skips
+    ``keras.utils.set_random_seed`` (which imports TensorFlow even on other Keras backends)."""
     import keras
     from keras import layers
 
-    keras.utils.set_random_seed(seed)
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
     return keras.Sequential(
         [
             layers.Input(shape=IMAGE_SHAPE, dtype=dtype),

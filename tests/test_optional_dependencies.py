@@ -1,0 +1,74 @@
+"""Optional frameworks stay optional: `import xaiwidgets` (and every module that is not a
+framework backend) imports no ML framework, and a missing framework is an ImportError naming
+the extra to install. Run in fresh interpreters, since this test session imports them all."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FRAMEWORKS = ("torch", "tensorflow", "keras", "tf_keras", "jax", "flax")
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_importing_xaiwidgets_imports_no_framework():
+    proc = _python(
+        f"""
+        import importlib, pkgutil, sys
+        import xaiwidgets
+        skip = {{  # the framework backends themselves, imported only for their models
+            f"xaiwidgets.backends.{{m}}" for fw in ("torch", "keras", "jax")
+            for m in (f"{{fw}}_backend", f"_deeplift_{{fw}}")
+        }}
+        for info in pkgutil.walk_packages(xaiwidgets.__path__, "xaiwidgets."):
+            if info.name not in skip:
+                importlib.import_module(info.name)
+        print(sorted(m for m in {FRAMEWORKS!r} if m in sys.modules))
+        """
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_missing_framework_names_the_extra_to_install():
+    proc = _python(
+        f"""
+        import sys
+        for name in {FRAMEWORKS!r}:
+            sys.modules[name] = None  # as if not installed
+        from xaiwidgets.backends import wrap
+
+        def f(x):
+            return x
+
+        for framework, extra in [("torch", "torch"), ("tensorflow", "tensorflow"),
+                                 ("keras", "tensorflow"), ("jax", "jax")]:
+            try:
+                wrap(f, framework=framework)
+            except ImportError as exc:
+                assert f"pip install 'xaiwidgets[{{extra}}]'" in str(exc), str(exc)
+            else:
+                raise AssertionError(framework + " did not raise")
+        try:
+            from xaiwidgets.backends.torch_backend import TorchBackend
+        except ImportError as exc:
+            assert "pip install 'xaiwidgets[torch]'" in str(exc), str(exc)
+        else:
+            raise AssertionError("torch_backend imported without torch")
+        print("ok")
+        """
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("ok")
