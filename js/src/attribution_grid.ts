@@ -70,7 +70,7 @@ interface Decoded {
 }
 
 /** Decode and cross-check the array traits; throws an Error saying what is wrong. */
-export function decodeGrid(model: AnyModel<GridModel>): Decoded | null {
+function decodeGrid(model: AnyModel<GridModel>): Decoded | null {
   const images = decodeArray(model.get("images"));
   const values = decodeArray(model.get("values"));
   if (!images || !values) return null;
@@ -236,7 +236,7 @@ function buildControls(model: AnyModel<GridModel>): [HTMLElement, () => void] {
   return [el, sync];
 }
 
-export function render({ model, el }: Pick<RenderProps<GridModel>, "model" | "el">): () => void {
+function render({ model, el }: Pick<RenderProps<GridModel>, "model" | "el">): () => void {
   const root = h("div", { className: "xw-root xw-attribution-grid" });
   ensureStyle(root, "base", BASE_CSS);
   ensureStyle(root, "attribution-grid", GRID_CSS);

@@ -57,9 +57,17 @@ def test_state_sends_binary_buffers_not_lists(rng):
 
 
 def test_repr_mimebundle_is_a_widget_view(rng):
-    bundle = _grid(rng)._repr_mimebundle_()
-    data = bundle[0] if isinstance(bundle, tuple) else bundle
-    assert "application/vnd.jupyter.widget-view+json" in data
+    g = _grid(rng)
+    bundle = g._repr_mimebundle_()
+    assert isinstance(bundle, dict)  # a dict that Explanation can merge its PNG into
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == g.model_id
+    assert bundle["text/plain"] == "AttributionGrid(images=(2, 5, 4, 1), outputs=3)"
+
+
+def test_explanation_bundle_has_widget_and_png(small_explanation):
+    bundle = small_explanation._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "image/png" in bundle
 
 
 def test_embed_state_carries_arrays_as_base64_buffers(rng):

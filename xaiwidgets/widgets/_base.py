@@ -85,6 +85,12 @@ class XaiWidget(anywidget.AnyWidget):
                     f"Accepted: {', '.join(n for n in public if n not in _IPYWIDGETS_TRAITS)}."
                 )
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        """The widget-view bundle as a plain dict (anywidget returns ``(data, metadata)``;
+        a dict is what ipywidgets returns and what ``Explanation`` merges its PNG into)."""
+        rep = super()._repr_mimebundle_(**kwargs)
+        return rep[0] if isinstance(rep, tuple) else rep
+
     @contextlib.contextmanager
     def report_errors(self) -> Iterator[None]:
         """Run a block; a ``ValueError``/``TypeError`` in it is shown in the widget's banner

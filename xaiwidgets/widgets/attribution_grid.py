@@ -81,6 +81,11 @@ class AttributionGrid(XaiWidget):
         if problem:
             raise ValueError(problem)
 
+    def __repr__(self) -> str:
+        shape = None if self.images is None else tuple(self.images.shape)
+        outputs = None if self.values is None else self.values.shape[-1]
+        return f"AttributionGrid(images={shape}, outputs={outputs})"
+
     # ------------------------------------------------------------------ validation
     @traitlets.validate("images")
     def _valid_images(self, proposal: dict[str, Any]) -> np.ndarray | None:

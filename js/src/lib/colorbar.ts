@@ -43,7 +43,7 @@ export function createColorbar(opts: ColorbarOptions): HTMLElement {
     ctx.putImageData(img, 0, 0);
   }
   const ticks = h("div", { className: "xw-cbar-ticks", style: { height: `${length}px` } });
-  const count = opts.ticks ?? Math.max(2, Math.min(7, Math.floor(length / 28)));
+  const count = opts.ticks ?? Math.max(2, Math.min(6, Math.floor(length / 40)));
   for (const v of niceTicks(lo, hi, count)) {
     const frac = hi > lo ? (hi - v) / (hi - lo) : 0.5;
     ticks.appendChild(

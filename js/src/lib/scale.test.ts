@@ -43,6 +43,11 @@ describe("niceTicks", () => {
     expect(niceTicks(-m, m, 2)).toEqual([-0.01, 0, 0.01]);
   });
 
+  it("at least 3 ticks on a short bar", () => {
+    expect(niceTicks(-0.9, 0.9, 2)).toEqual([-0.5, 0, 0.5]);
+    expect(niceTicks(-0.0042, 0.0042, 1)).toEqual([-0.004, -0.002, 0, 0.002, 0.004]);
+  });
+
   it("degenerate domains", () => {
     expect(niceTicks(2, 2)).toEqual([2]);
     expect(niceTicks(0, 10, 5)).toEqual([0, 2, 4, 6, 8, 10]);

@@ -39,10 +39,20 @@ export function niceStep(span: number, count: number): number {
   return nice * p;
 }
 
-/** Nice round tick values inside [lo, hi] (about `count` of them, always including 0 when in range). */
+/**
+ * Nice round tick values inside [lo, hi]: about `count` of them, at least 3 when the domain
+ * allows (a short colour bar still gets -a, 0, a), always including 0 when in range.
+ */
 export function niceTicks(lo: number, hi: number, count = 5): number[] {
   if (!(hi > lo)) return [lo];
-  const step = niceStep(hi - lo, count);
+  let ticks = ticksWithStep(lo, hi, niceStep(hi - lo, count));
+  for (let c = count * 2, tries = 0; ticks.length < 3 && tries < 4; c *= 2, tries++) {
+    ticks = ticksWithStep(lo, hi, niceStep(hi - lo, c));
+  }
+  return ticks;
+}
+
+function ticksWithStep(lo: number, hi: number, step: number): number[] {
   // tolerance: float32 data makes 0.01 arrive as 0.0099999998, still a tick of [-0.01, 0.01]
   const first = Math.ceil(lo / step - 1e-6);
   const last = Math.floor(hi / step + 1e-6);
