@@ -183,6 +183,7 @@ def main() -> None:
             else:
                 diff = np.abs(eth["maps"] - res.maps)
                 both = eth["converged"].all(axis=0)
+                interior = np.isfinite(res.lambdas).all(axis=0) & (res.taus[0] != res.taus[1])
                 row.update(
                     {
                         "ethik_s": round(eth["seconds"], 3),
@@ -193,9 +194,10 @@ def main() -> None:
                         else None,
                         "ethik_converged_pixels": int(both.sum()),
                         # pixels whose two targets are inside (min, max): finite tilts for both
-                        "max_abs_diff_interior": float(
-                            diff[:, np.isfinite(res.lambdas).all(axis=0)].max()
-                        ),
+                        "interior_pixels": int(interior.sum()),
+                        "max_abs_diff_interior": float(diff[:, interior].max())
+                        if interior.any()
+                        else None,
                         "max_abs_diff_boundary": float(
                             diff[:, ~np.isfinite(res.lambdas).all(axis=0)].max()
                         ),
