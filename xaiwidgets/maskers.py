@@ -28,6 +28,8 @@ Use: ``bound = masker.bind(images)`` (per-image work, once), then
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from typing import Any
 
@@ -136,7 +138,15 @@ class _FillBound(BoundMasker):
 
     def __call__(self, index: Any, keep: Any) -> np.ndarray:
         index, keep = self._check(index, keep)
-        return np.where(keep[..., None], self.images[index], self.fills[index])
+        out = np.empty((len(index),) + self.images.shape[1:], np.float32)
+        # rows come grouped by image: broadcast each image and its fill, no gathered copies
+        bounds = np.flatnonzero(np.diff(index)) + 1
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(index)]):
+            i = index[lo]
+            part = out[lo:hi]
+            part[...] = self.fills[i]
+            np.copyto(part, self.images[i], where=keep[lo:hi, :, :, None])
+        return out
 
 
 class BlurMasker(Masker):
@@ -254,17 +264,33 @@ class _InpaintBound(BoundMasker):
             axis=-1,
         )
 
+    def _fill_row(self, out: np.ndarray, row: int, i: int, k: np.ndarray) -> None:
+        hidden = ~k
+        if not hidden.any():
+            return
+        if not k.any():
+            out[row] = self.means[i]
+            return
+        filled = self._inpaint(i, hidden.astype(np.uint8))
+        values = self.lo[i] + filled[hidden].astype(np.float64) * self.scale[i]
+        out[row][hidden] = values.astype(np.float32)
+
     def __call__(self, index: Any, keep: Any) -> np.ndarray:
         index, keep = self._check(index, keep)
-        out = self.images[index].copy()
-        for row, (i, k) in enumerate(zip(index, keep)):
-            hidden = ~k
-            if not hidden.any():
-                continue
-            if not k.any():
-                out[row] = self.means[i]
-                continue
-            filled = self._inpaint(int(i), hidden.astype(np.uint8))
-            values = self.lo[i] + filled[hidden].astype(np.float64) * self.scale[i]
-            out[row][hidden] = values.astype(np.float32)
+        out = self.images[index]
+        rows = range(len(index))
+        if len(index) >= 16 and (os.cpu_count() or 1) > 1:  # OpenCV releases the GIL
+            list(_thread_pool().map(lambda r: self._fill_row(out, r, int(index[r]), keep[r]), rows))
+        else:
+            for r in rows:
+                self._fill_row(out, r, int(index[r]), keep[r])
         return out
+
+
+@functools.lru_cache(maxsize=1)
+def _thread_pool():
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(
+        max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="xaiwidgets-inpaint"
+    )

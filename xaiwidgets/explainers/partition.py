@@ -107,7 +107,9 @@ class PartitionExplainer(Explainer):
         if max_evals is not None and max_evals != self.max_evals:
             other = copy.copy(self)
             other.max_evals = _check_int(max_evals, "max_evals", 3)
-            return Explainer.__call__(other, images, outputs, **kwargs)
+            result = Explainer.__call__(other, images, outputs, **kwargs)
+            self.__dict__.update({k: v for k, v in other.__dict__.items() if k.startswith("last_")})
+            return result
         return super().__call__(images, outputs, **kwargs)
 
     def _explain(

@@ -23,6 +23,7 @@ A region's value is spread evenly over its pixels and a pixel's equally over its
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import math
 from typing import Any
@@ -99,34 +100,15 @@ class PermutationExplainer(Explainer):
         if max_evals is not None and max_evals != self.max_evals:
             other = copy.copy(self)
             other.max_evals = _check_int(max_evals, "max_evals", 4)
-            return Explainer.__call__(other, images, outputs, **kwargs)
+            result = Explainer.__call__(other, images, outputs, **kwargs)
+            self.__dict__.update({k: v for k, v in other.__dict__.items() if k.startswith("last_")})
+            return result
         return super().__call__(images, outputs, **kwargs)
 
     # ------------------------------------------------------------------ orders
     def _cut(self, tree: RegionTree) -> list[int]:
         k = self.regions if self.regions is not None else self.max_evals // 2
         return tree.frontier(min(k, tree.n_pixels))
-
-    @staticmethod
-    def _paths(tree: RegionTree, cut: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Ancestors ``(K, D)`` (root first, ``-1`` padded) of each region and whether the path
-        goes right there: the data for hierarchy-respecting orders."""
-        parent = np.full(len(tree.box), -1, np.int64)
-        inner = np.flatnonzero(tree.left >= 0)
-        parent[tree.left[inner]] = inner
-        parent[tree.right[inner]] = inner
-        depth = int(tree.depth[cut].max())
-        anc = np.full((len(cut), max(depth, 1)), -1, np.int64)
-        right = np.zeros_like(anc, dtype=bool)
-        for r, node in enumerate(cut):
-            d = int(tree.depth[node])
-            while node != 0:
-                p = parent[node]
-                d -= 1
-                anc[r, d] = p
-                right[r, d] = tree.right[p] == node
-                node = p
-        return anc, right
 
     def _orders(
         self, tree: RegionTree, cut: list[int], rng: np.random.Generator, count: int | None
@@ -143,7 +125,7 @@ class PermutationExplainer(Explainer):
                 if count
                 else np.zeros((0, k), np.int64)
             )
-        anc, right = self._paths(tree, cut)
+        anc, right = _paths(tree.height, tree.width, tuple(cut))
         if count is None:
             nodes = np.unique(anc[anc >= 0])
             combos = np.array(list(itertools.product((False, True), repeat=len(nodes))), bool)
@@ -169,50 +151,40 @@ class PermutationExplainer(Explainer):
         k = len(cut)
         labels = tree.labels(cut)
         sizes = tree.size[cut].astype(np.float64)
-        max_rows = max(self.backend.batch_size, _MAX_MASK_BYTES // (h * w * c * 4))
+        # masked images per model call: big batches, bounded memory, progress between calls
+        max_rows = max(self.backend.batch_size, min(2048, _MAX_MASK_BYTES // (h * w * c * 4)))
         ev = CoalitionEvaluator(self.backend, self.masker.bind(x), model_outputs, max_rows=max_rows)
         rng = np.random.default_rng(self.seed)
         full_h = [ev.request(i, np.ones((h, w), bool)) for i in range(n)]
         base_h = [ev.request(i, np.zeros((h, w), bool)) for i in range(n)]
-        exact = (k == 1 or 2**k <= self.max_evals) and self._n_orders(k) <= _MAX_ENUMERATED_ORDERS
-        paths: list[np.ndarray] = []  # orders actually walked
-        handles: list[np.ndarray] = []  # (n, K + 1) handles per walked order
-        cap = max(1, (self.max_evals - 2) // max(1, 2 * (k - 1)))
-        if k == 1:
-            candidates = [np.zeros((1, 1), np.int64)]
-        elif exact:
-            candidates = [self._orders(tree, cut, rng, None)]
-        else:
-            candidates = None
-        pair = 0
-        while True:
-            if candidates is not None:
-                if not candidates:
-                    break
-                batch = candidates.pop()
-            else:
-                if pair >= cap * 4:
-                    break
-                sigma = self._orders(tree, cut, rng, 1)[0]
-                batch = np.stack([sigma, sigma[::-1]])
-            keeps = [self._prefix_masks(order, labels) for order in batch]
-            if candidates is None:
-                stack = np.concatenate(keeps)
-                if ev.evaluations[0] + ev.count_new(0, stack) > self.max_evals:
-                    break
-                pair += 1
-            for order, kp in zip(batch, keeps):
+        paths: list[np.ndarray] = []  # the orders walked
+        handles: list[np.ndarray] = []  # (n, K + 1) handles of each walked order
+        budget = n * self.max_evals
+
+        def walk(orders: np.ndarray, keeps: list[np.ndarray]) -> None:
+            for order, kp in zip(orders, keeps):
                 row = np.empty((n, k + 1), np.int64)
-                row[:, 0] = base_h
-                row[:, k] = full_h
+                row[:, 0], row[:, k] = base_h, full_h
                 for i in range(n):
                     row[i, 1:k] = ev.request_many(i, kp)
                 paths.append(order)
                 handles.append(row)
             if ev.pending >= max_rows:
-                ev.run()
-                ctl.step(0.98 * float(ev.evaluations[0]) / self.max_evals)
-        ev.run()
+                ev.run(lambda done: ctl.step(0.98 * done / budget))
+
+        if 2**k <= self.max_evals and self._n_orders(k) <= _MAX_ENUMERATED_ORDERS:
+            orders = self._orders(tree, cut, rng, None)  # every order: exact values
+            walk(orders, [self._prefix_masks(o, labels) for o in orders])
+        else:
+            for _ in range(4 * max(1, (self.max_evals - 2) // (2 * (k - 1)))):
+                sigma = self._orders(tree, cut, rng, 1)[0]
+                pair = np.stack([sigma, sigma[::-1]])  # an order and its reverse
+                keeps = [self._prefix_masks(o, labels) for o in pair]
+                new = ev.count_new(0, np.concatenate(keeps))  # the same masks for every image
+                if ev.evaluations[0] + new > self.max_evals:
+                    break
+                walk(pair, keeps)
+        ev.run(lambda done: ctl.step(0.98 * done / budget))
         if not paths:
             raise ValueError(
                 f"max_evals={self.max_evals} is too small for {k} regions: one antithetic pair "
@@ -240,3 +212,26 @@ class PermutationExplainer(Explainer):
         rank[order] = np.arange(k)
         pixel_rank = rank[labels]
         return pixel_rank[None] < np.arange(1, k)[:, None, None]
+
+
+@functools.lru_cache(maxsize=8)
+def _paths(height: int, width: int, cut: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Ancestors ``(K, D)`` (root first, ``-1`` padded) of each region of ``cut`` and whether
+    the path turns right there: what hierarchy-respecting orders are read from."""
+    tree = region_tree(height, width)
+    parent = np.full(len(tree.box), -1, np.int64)
+    inner = np.flatnonzero(tree.left >= 0)
+    parent[tree.left[inner]] = inner
+    parent[tree.right[inner]] = inner
+    cur = np.array(cut, np.int64)
+    rows = np.arange(len(cur))
+    anc = np.full((len(cur), max(int(tree.depth[cur].max()), 1)), -1, np.int64)
+    right = np.zeros(anc.shape, bool)
+    while (cur != 0).any():  # climb one level for every region not yet at the root
+        up = cur != 0
+        child = cur[up]
+        p = parent[child]
+        anc[rows[up], tree.depth[child] - 1] = p
+        right[rows[up], tree.depth[child] - 1] = tree.right[p] == child
+        cur[up] = p
+    return anc, right
