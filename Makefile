@@ -15,7 +15,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml package.json | $(BIN)/python
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund
 	npm run build
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $(STAMP)
