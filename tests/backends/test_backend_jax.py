@@ -130,3 +130,12 @@ def test_clear_errors(jax_case):
         )
     with pytest.raises(TypeError, match="expected"):
         JaxBackend(42)
+
+
+def test_more_outputs_than_one_group(x):
+    w = np.random.default_rng(2).normal(size=(784, 40)).astype(np.float32)
+    b = wrap(lambda z: z.reshape(z.shape[0], -1) @ jnp.asarray(w), framework="jax")
+    outputs = np.arange(39, 19, -1)  # 20 outputs: a group of 16 and a padded group of 4
+    g = b.grad(x, outputs)
+    np.testing.assert_allclose(g[3].reshape(784, 20), w[:, outputs], rtol=1e-6)
+    assert b.trace_count == 1  # both groups use the same compiled width

@@ -116,6 +116,14 @@ def test_tf_module_function_and_layouts(x):
         )
 
 
+def test_more_outputs_than_one_group(x):
+    w = tf.constant(np.random.default_rng(2).normal(size=(784, 40)).astype(np.float32))
+    b = wrap(lambda z: tf.reshape(z, (-1, 784)) @ w, framework="tensorflow")
+    outputs = np.arange(39, 19, -1)
+    g = b.grad(x, outputs)
+    np.testing.assert_allclose(g[3].reshape(784, 20), w.numpy()[:, outputs], rtol=1e-6)
+
+
 def _run(code: str, keras_backend: str) -> str:
     env = dict(os.environ, KERAS_BACKEND=keras_backend, PYTHONPATH=ROOT)
     proc = subprocess.run(

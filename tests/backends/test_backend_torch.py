@@ -141,13 +141,35 @@ def test_double_models_and_tuple_dict_outputs(x):
         TorchBackend(Bad()).predict(x)
 
 
-def test_per_output_fallback_equals_the_batched_backward(x):
-    batched = TorchBackend(models.torch_cnn())
+def test_per_output_fallback_equals_the_vectorised_backward(x):
+    vectorised = TorchBackend(models.torch_cnn())
     looped = TorchBackend(models.torch_cnn())
-    looped._batched_backward_ok = False
-    np.testing.assert_allclose(
-        looped.grad(x, [0, 3, 9]), batched.grad(x, [0, 3, 9]), rtol=1e-5, atol=1e-8
-    )
+    looped._vectorised_ok = False
+    expected = vectorised.grad(x, [0, 3, 9])
+    assert vectorised._vectorised_ok
+    np.testing.assert_allclose(looped.grad(x, [0, 3, 9]), expected, rtol=1e-5, atol=1e-8)
+
+    class OldStyleSquare(torch.autograd.Function):  # no functorch support: vmap/vjp refuse it
+        @staticmethod
+        def forward(ctx, z):
+            ctx.save_for_backward(z)
+            return z * z
+
+        @staticmethod
+        def backward(ctx, g):
+            (z,) = ctx.saved_tensors
+            return 2 * z * g
+
+    class Legacy(nn.Module):
+        def forward(self, z):
+            return OldStyleSquare.apply(z.reshape(len(z), -1)[:, :10])
+
+    b = TorchBackend(Legacy())
+    g = b.grad(x, [0, 1, 2])
+    assert not b._vectorised_ok
+    flat = x.reshape(4, -1)
+    for j in range(3):
+        np.testing.assert_allclose(g[..., j].reshape(4, -1)[:, j], 2 * flat[:, j], rtol=1e-6)
 
 
 def test_native_vjp_and_a_plain_torch_function(x):
@@ -160,3 +182,11 @@ def test_native_vjp_and_a_plain_torch_function(x):
     np.testing.assert_allclose(b.from_framework_grad(g_t), g)
     with pytest.raises(ValueError, match="cotangent"):
         b.native_vjp(b.to_framework(x), torch.ones(4, 3))
+
+
+def test_more_outputs_than_one_group(x):
+    w = torch.from_numpy(np.random.default_rng(2).normal(size=(784, 40)).astype(np.float32))
+    b = wrap(lambda z: z.reshape(len(z), -1) @ w, framework="torch")
+    outputs = np.arange(39, 19, -1)
+    g = b.grad(x, outputs)
+    np.testing.assert_allclose(g[3].reshape(784, 20), w.numpy()[:, outputs], rtol=1e-6)

@@ -62,10 +62,18 @@ def pad_rows(a: np.ndarray, size: int, mode: str = "edge") -> np.ndarray:
     return np.concatenate([a, fill], axis=0)
 
 
-def images_per_chunk(batch_size: int, n_outputs: int) -> int:
-    """Images per backward chunk when ``n_outputs`` gradients are taken at once, so that
-    images × outputs stays within ``batch_size`` (the memory of one ordinary batch)."""
-    return max(1, int(batch_size) // max(1, int(n_outputs)))
+#: Most outputs whose gradients one vectorised backward pass computes together.
+OUTPUT_GROUP = 16
+
+
+def output_groups(n_outputs: int) -> list[slice]:
+    """Column slices of the requested outputs, ``OUTPUT_GROUP`` at a time.
+
+    :meth:`grad` runs one forward pass per batch of images and one backward pass vectorised
+    over the one-hot cotangents of each group; the backward's transient memory grows with the
+    group, so it is capped at ``OUTPUT_GROUP`` outputs (about the memory of the forward pass's
+    saved activations for a network of a dozen layers or more)."""
+    return [slice(j, min(j + OUTPUT_GROUP, n_outputs)) for j in range(0, n_outputs, OUTPUT_GROUP)]
 
 
 def one_hot_stack(idx: np.ndarray, k: int) -> np.ndarray:

@@ -15,10 +15,11 @@ import numpy as np
 
 from .._arrays import as_images, batches
 from ._layout import (
+    OUTPUT_GROUP,
     as_nhwc_float32,
     bucket_size,
     check_cotangent,
-    images_per_chunk,
+    output_groups,
     pad_rows,
 )
 from .base import BaseBackend, output_matrix
@@ -73,8 +74,7 @@ class JaxBackend(BaseBackend):
     params : pytree, optional
         Linen variables, or the first argument of ``f(params, x)``.
     batch_size : int
-        Largest batch per compiled call (default 256); ``grad`` with ``o`` outputs uses
-        ``batch_size // o`` images per call.
+        Largest batch per compiled call (default 256), also for :meth:`vjp` and :meth:`grad`.
     buckets : bool
         Power-of-two padding buckets (default ``True``) or one fixed batch shape.
     call_kwargs : dict, optional
@@ -261,7 +261,8 @@ class JaxBackend(BaseBackend):
 
     def grad(self, x: Any, outputs: Any) -> np.ndarray:
         """``(n, h, w, c, o)``: gradient of output ``outputs[i, j]`` of image ``i``, for every
-        requested output (``(o,)`` or ``(n, o)``), all outputs per compiled call."""
+        requested output (``(o,)`` or ``(n, o)``): one compiled call per batch of images and
+        group of up to ``OUTPUT_GROUP`` (16) outputs (forward, then ``vmap`` of the VJP)."""
         x = as_images(x)
         idx = output_matrix(outputs, len(x))
         k = self._n_outputs(x)
@@ -269,11 +270,18 @@ class JaxBackend(BaseBackend):
             raise ValueError(
                 f"outputs: class indices must be in 0..{k - 1}, got {idx.min()}..{idx.max()}"
             )
-        chunk = images_per_chunk(self.batch_size, idx.shape[1])
-        res = np.empty(x.shape + (idx.shape[1],), np.float32)
-        for s in batches(len(x), chunk):
-            xp, ip = self._padded(x[s], chunk, (idx[s].astype(np.int32), "zeros"))
-            res[s] = np.asarray(self._run(self._grad, xp, ip), np.float32)[: s.stop - s.start]
+        o = idx.shape[1]
+        res = np.empty(x.shape + (o,), np.float32)
+        for s in batches(len(x), self.batch_size):
+            m = s.stop - s.start
+            for group in output_groups(o):
+                cols = idx[s, group].astype(np.int32)
+                width = cols.shape[1]
+                if o > OUTPUT_GROUP and width < OUTPUT_GROUP:  # one compiled group width
+                    cols = np.pad(cols, ((0, 0), (0, OUTPUT_GROUP - width)), mode="edge")
+                xp, ip = self._padded(x[s], self.batch_size, (cols, "zeros"))
+                g = np.asarray(self._run(self._grad, xp, ip), np.float32)
+                res[s, ..., group] = g[:m, ..., :width]
         return res
 
     def _n_outputs(self, x: np.ndarray) -> int:

@@ -18,9 +18,9 @@ from .._arrays import as_images, batches
 from ._layout import (
     as_nhwc_float32,
     check_cotangent,
-    images_per_chunk,
     nchw_to_nhwc,
     nhwc_to_nchw,
+    output_groups,
 )
 from .base import BaseBackend, output_matrix
 
@@ -62,8 +62,7 @@ class TensorFlowBackend(BaseBackend):
     ----------
     model : callable on tf tensors, ``(n, h, w, c) -> (n, k)`` class scores.
     batch_size : int
-        Images per call (default 256); :meth:`grad` with ``o`` outputs uses
-        ``batch_size // o`` images per call.
+        Images per call (default 256), also for :meth:`vjp` and :meth:`grad`.
     channels_first : bool
         ``False`` (default): the model takes NHWC tensors; ``True``: NCHW.
 
@@ -191,7 +190,9 @@ class TensorFlowBackend(BaseBackend):
 
     def grad(self, x: Any, outputs: Any) -> np.ndarray:
         """``(n, h, w, c, o)``: gradient of output ``outputs[i, j]`` of image ``i``, for every
-        requested output (``(o,)`` or ``(n, o)``), all outputs per compiled call."""
+        requested output (``(o,)`` or ``(n, o)``): one compiled call per batch of images and
+        group of up to ``OUTPUT_GROUP`` (16) outputs (forward, then a backward pass vectorised
+        over the group's one-hot cotangents)."""
         x = as_images(x)
         idx = output_matrix(outputs, len(x))
         k = self._n_outputs(x)
@@ -201,9 +202,11 @@ class TensorFlowBackend(BaseBackend):
             )
         fn = self._fns_for(x)["grad"]
         res = np.empty(x.shape + (idx.shape[1],), np.float32)
-        for s in batches(len(x), images_per_chunk(self.batch_size, idx.shape[1])):
-            g = fn(self.to_framework(x[s]), tf.convert_to_tensor(idx[s].astype(np.int32)))
-            res[s] = np.moveaxis(self.from_framework_grad(g), 0, -1)
+        for s in batches(len(x), self.batch_size):
+            xt = self.to_framework(x[s])
+            for group in output_groups(idx.shape[1]):
+                g = fn(xt, tf.convert_to_tensor(idx[s, group].astype(np.int32)))
+                res[s, ..., group] = np.moveaxis(self.from_framework_grad(g), 0, -1)
         return res
 
     def _n_outputs(self, x: np.ndarray) -> int:

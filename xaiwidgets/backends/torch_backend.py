@@ -15,10 +15,10 @@ from .._arrays import as_images, batches
 from ._layout import (
     as_nhwc_float32,
     check_cotangent,
-    images_per_chunk,
     nchw_to_nhwc,
     nhwc_to_nchw,
     one_hot_stack,
+    output_groups,
 )
 from .base import BaseBackend, output_matrix
 
@@ -70,9 +70,9 @@ class TorchBackend(BaseBackend):
     ``torch.no_grad()``, on the model's device, in batches of ``batch_size``; every module's
     train/eval flag is restored afterwards, also when the model raises. Gradients come from
     autograd: :meth:`grad` takes all requested outputs of a batch from one forward pass and one
-    batched backward pass (``torch.autograd.grad(..., is_grads_batched=True)``, i.e. ``vmap``
-    over one-hot cotangents), falling back to one backward pass per output (graph retained)
-    where an operator has no batching rule.
+    backward pass vectorised over one-hot cotangents (``torch.func.vjp`` + ``torch.func.vmap``,
+    in groups of up to 16 outputs), falling back to one autograd backward pass per output
+    (graph retained) where an operator has no functorch/vmap rule.
 
     Parameters
     ----------
@@ -80,8 +80,7 @@ class TorchBackend(BaseBackend):
         ``model(x) -> (n, k)`` class scores (logits or probabilities). A tuple/list output uses
         its first entry; a dict or output object its ``logits``.
     batch_size : int
-        Images per forward pass (default 256). For :meth:`grad` with ``o`` outputs,
-        ``batch_size // o`` images per pass, so memory stays that of one batch.
+        Images per forward pass (default 256), also for :meth:`vjp` and :meth:`grad`.
     channels_first : bool
         ``True`` (default): the model takes NCHW tensors, converted from the NHWC images of the
         API. ``False``: the model takes NHWC tensors.
@@ -122,7 +121,7 @@ class TorchBackend(BaseBackend):
         self.channels_first = bool(channels_first)
         self.device = torch.device(device) if device is not None else _module_device(model)
         self.dtype = _module_dtype(model)
-        self._batched_backward_ok = True
+        self._vectorised_ok = True
 
     # -- layout ------------------------------------------------------------------
     def to_framework(self, x: Any) -> torch.Tensor:
@@ -198,36 +197,44 @@ class TorchBackend(BaseBackend):
                 grads.append(self.from_framework_grad(g))
         return np.concatenate(outs), np.concatenate(grads)
 
-    def _batched_backward(
-        self, out: torch.Tensor, xt: torch.Tensor, cots: torch.Tensor
-    ) -> torch.Tensor:
-        """``(o, m, ...)`` gradients of ``sum(out * cots[j])`` for every ``j``."""
-        if self._batched_backward_ok and cots.shape[0] > 1:
-            try:
-                (g,) = torch.autograd.grad(
-                    out, xt, cots, retain_graph=True, allow_unused=True, is_grads_batched=True
-                )
-                return torch.zeros((cots.shape[0],) + xt.shape, dtype=xt.dtype) if g is None else g
-            except RuntimeError:  # an operator without a vmap rule: one pass per output
-                self._batched_backward_ok = False
+    def _grad_vectorised(self, xt: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+        """``(o, m, ...)``: one forward pass (``torch.func.vjp``), then per group of outputs
+        one backward pass vmapped over the one-hot cotangents."""
+        out, vjp_fn = torch.func.vjp(self._call, xt)
+        cots = torch.from_numpy(one_hot_stack(idx, out.shape[1])).to(out)
+        pull = torch.func.vmap(vjp_fn)
+        return torch.cat([pull(cots[group])[0] for group in output_groups(idx.shape[1])])
+
+    def _grad_loop(self, xt: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+        """``(o, m, ...)``: one forward pass, one autograd backward pass per output."""
+        xg = xt.detach().requires_grad_(True)
+        out = self._call(xg)
+        cots = torch.from_numpy(one_hot_stack(idx, out.shape[1])).to(out)
         gs = []
-        for j in range(cots.shape[0]):
-            (g,) = torch.autograd.grad(out, xt, cots[j], retain_graph=True, allow_unused=True)
-            gs.append(torch.zeros_like(xt) if g is None else g)
+        for cot in cots:
+            (g,) = torch.autograd.grad(out, xg, cot, retain_graph=True, allow_unused=True)
+            gs.append(torch.zeros_like(xg) if g is None else g)
         return torch.stack(gs)
 
     def grad(self, x: Any, outputs: Any) -> np.ndarray:
         """``(n, h, w, c, o)``: gradient of output ``outputs[i, j]`` of image ``i`` w.r.t. the
-        image, for every requested output (``outputs`` ``(o,)`` or ``(n, o)``)."""
+        image, for every requested output (``outputs`` ``(o,)`` or ``(n, o)``): per batch of
+        images one forward pass, and one vectorised backward pass per group of up to
+        ``OUTPUT_GROUP`` (16) outputs."""
         x = as_images(x)
         idx = output_matrix(outputs, len(x))
         res = np.empty(x.shape + (idx.shape[1],), np.float32)
         with self.eval_mode(), torch.enable_grad():
-            for s in batches(len(x), images_per_chunk(self.batch_size, idx.shape[1])):
-                xt = self.to_framework(x[s]).requires_grad_(True)
-                out = self._call(xt)
-                cots = torch.from_numpy(one_hot_stack(idx[s], out.shape[1])).to(out)
-                g = self._batched_backward(out, xt, cots)
+            for s in batches(len(x), self.batch_size):
+                xt = self.to_framework(x[s])
+                if self._vectorised_ok:
+                    try:
+                        g = self._grad_vectorised(xt, idx[s])
+                    except (RuntimeError, NotImplementedError):
+                        g = self._grad_loop(xt, idx[s])  # raises if the model itself fails
+                        self._vectorised_ok = False  # an operator without a functorch rule
+                else:
+                    g = self._grad_loop(xt, idx[s])
                 res[s] = np.moveaxis(self.from_framework_grad(g), 0, -1)
         return res
 
