@@ -16,7 +16,9 @@ each distinct coalition of an image once (cache keyed by the mask's content).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import gc
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -150,8 +152,57 @@ def region_tree(height: int, width: int) -> RegionTree:
     return RegionTree(height, width, box, left, right, size, depth, leaf_of_pixel)
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector around a loop that allocates many small tuples
+    that never form cycles (heap entries): repeated full collections would otherwise scan the
+    growing heaps again and again. Restored afterwards if it was on."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
+def coalition_bits(keeps: np.ndarray) -> list[int]:
+    """Coalitions ``(r, h, w)`` bool as Python ints: bit ``p`` is pixel ``p`` (row-major)."""
+    flat = np.packbits(keeps.reshape(len(keeps), -1), axis=1, bitorder="little")
+    return [int.from_bytes(row.tobytes(), "little") for row in flat]
+
+
+def coalition_masks(bits: list[int], height: int, width: int) -> np.ndarray:
+    """Inverse of :func:`coalition_bits`: ``(r, h, w)`` bool masks."""
+    m = height * width
+    nbytes = (m + 7) // 8
+    raw = b"".join(b.to_bytes(nbytes, "little") for b in bits)
+    flat = np.frombuffer(raw, np.uint8).reshape(len(bits), nbytes)
+    out = np.unpackbits(flat, axis=1, count=m, bitorder="little")
+    return out.view(bool).reshape(len(bits), height, width)
+
+
+@lru_cache(maxsize=16)
+def node_bits(height: int, width: int) -> tuple[int, ...]:
+    """The pixels of every node of :func:`region_tree` as Python ints (see
+    :func:`coalition_bits`), built bottom-up as the union of the two children."""
+    tree = region_tree(height, width)
+    bits = [0] * len(tree.box)
+    for p, node in enumerate(tree.leaf_of_pixel.tolist()):
+        bits[node] = 1 << p
+    left, right = tree.left.tolist(), tree.right.tolist()
+    for node in range(len(bits) - 1, -1, -1):  # children come after their parent
+        if left[node] >= 0:
+            bits[node] = bits[left[node]] | bits[right[node]]
+    return tuple(bits)
+
+
 class CoalitionEvaluator:
     """Model outputs on coalitions, batched over all images and cached per image.
+
+    A coalition is a Python int over the ``h * w`` pixels (bit set = pixel visible, see
+    :func:`coalition_bits`) or an ``(h, w)`` bool mask; it is cached by content, so a coalition
+    requested twice for an image is evaluated once.
 
     Parameters
     ----------
@@ -161,8 +212,8 @@ class CoalitionEvaluator:
         coalition costs nothing and efficiency holds against exactly these outputs).
     max_rows : largest number of masked images materialised and sent at once.
 
-    Use :meth:`request` to queue coalitions (it returns a handle), :meth:`run` to evaluate the
-    queued ones, then ``evaluator.outputs[handle]`` (``(k,)`` float64).
+    Use :meth:`request` / :meth:`request_many` to queue coalitions (they return handles),
+    :meth:`run` to evaluate the queued ones, then ``evaluator.outputs[handle]`` (``(k,)``).
     """
 
     def __init__(self, backend, bound, model_outputs: np.ndarray, max_rows: int = 8192):
@@ -170,18 +221,18 @@ class CoalitionEvaluator:
         self.bound = bound
         n, k = model_outputs.shape
         self.n = n
-        self._cache: list[dict[bytes, int]] = [{} for _ in range(n)]
+        self.full = (1 << (bound.height * bound.width)) - 1
+        self._cache: list[dict[int, int]] = [{} for _ in range(n)]
         self._out = np.zeros((max(64, 4 * n), k), np.float64)
         self._size = 0
-        self._pending: list[tuple[int, int, np.ndarray]] = []
+        self._pending: list[tuple[int, int, int]] = []
         self.evaluations = np.zeros(n, np.int64)  # distinct coalitions requested, per image
         self.evaluated = 0  # masked images sent to the model so far
         self.max_rows = int(max_rows)
-        full = np.ones((bound.height, bound.width), bool)
         for i in range(n):
             handle = self._new_handle()
             self._out[handle] = model_outputs[i]
-            self._cache[i][self._key(full)] = handle
+            self._cache[i][self.full] = handle
             self.evaluations[i] += 1
 
     @property
@@ -189,61 +240,36 @@ class CoalitionEvaluator:
         """``(handles, k)`` model outputs of the evaluated coalitions."""
         return self._out
 
-    def _key(self, keep: np.ndarray) -> bytes:
-        """Cache key of a coalition: the mask bytes (packed to bits for large images, where
-        the raw bytes would cost memory)."""
-        return keep.tobytes() if keep.size <= 4096 else np.packbits(keep).tobytes()
-
-    def _keys(self, keeps: np.ndarray) -> list[bytes]:
-        flat = keeps.reshape(len(keeps), -1)
-        if flat.shape[1] > 4096:
-            flat = np.packbits(flat, axis=1)
-        return [row.tobytes() for row in flat]
-
     def _new_handle(self) -> int:
         if self._size == len(self._out):
             self._out = np.concatenate([self._out, np.zeros_like(self._out)])
         self._size += 1
         return self._size - 1
 
-    def cached(self, image: int, keep: np.ndarray) -> bool:
-        """Whether the coalition of image ``image`` was already requested."""
-        return self._key(keep) in self._cache[image]
-
-    def request(self, image: int, keep: np.ndarray) -> int:
-        """Queue the coalition ``keep`` ``(h, w)`` bool of image ``image``; returns its handle
-        (the same handle for a coalition requested before, which is not evaluated again)."""
+    def request(self, image: int, coalition: int | np.ndarray) -> int:
+        """Queue one coalition of image ``image``; returns its handle (the same handle for a
+        coalition requested before, which is not evaluated again)."""
+        if not isinstance(coalition, int):
+            coalition = coalition_bits(np.asarray(coalition, bool)[None])[0]
         cache = self._cache[image]
-        key = self._key(keep)
-        handle = cache.get(key)
+        handle = cache.get(coalition)
         if handle is None:
             handle = self._new_handle()
-            cache[key] = handle
-            self._pending.append((image, handle, keep))
+            cache[coalition] = handle
+            self._pending.append((image, handle, coalition))
             self.evaluations[image] += 1
         return handle
 
     def request_many(self, image: int, keeps: np.ndarray) -> np.ndarray:
-        """:meth:`request` for a stack of coalitions ``(r, h, w)``; returns ``(r,)`` handles."""
-        cache = self._cache[image]
-        keys = self._keys(keeps)
-        handles = [cache.get(key, -1) for key in keys]
-        for row in [r for r, h in enumerate(handles) if h < 0]:
-            key = keys[row]
-            handle = cache.get(key, -1)  # a duplicate within this stack is queued once
-            if handle < 0:
-                handle = self._new_handle()
-                cache[key] = handle
-                self._pending.append((image, handle, keeps[row]))
-                self.evaluations[image] += 1
-            handles[row] = handle
-        return np.asarray(handles, np.int64)
+        """:meth:`request` for a stack of masks ``(r, h, w)``; returns ``(r,)`` handles."""
+        return np.fromiter(
+            (self.request(image, b) for b in coalition_bits(keeps)), np.int64, len(keeps)
+        )
 
     def count_new(self, image: int, keeps: np.ndarray) -> int:
         """How many distinct coalitions of ``keeps`` ``(r, h, w)`` were never requested."""
-        keys = set(self._keys(keeps))
         cache = self._cache[image]
-        return sum(1 for k in keys if k not in cache)
+        return sum(1 for b in set(coalition_bits(keeps)) if b not in cache)
 
     @property
     def pending(self) -> int:
@@ -253,13 +279,13 @@ class CoalitionEvaluator:
         """Evaluate every queued coalition: one ``backend.predict`` call (or a few, each of at
         most ``max_rows`` masked images), then ``progress(rows evaluated so far)`` after each."""
         pending, self._pending = self._pending, []
+        h, w = self.bound.height, self.bound.width
         for start in range(0, len(pending), self.max_rows):
             part = pending[start : start + self.max_rows]
-            index = np.fromiter((p[0] for p in part), np.int64, len(part))
-            handles = np.fromiter((p[1] for p in part), np.int64, len(part))
-            keep = np.stack([p[2] for p in part])
-            out = self.backend.predict(self.bound(index, keep))
-            self._out[handles] = out
+            index, handles, bits = zip(*part)
+            keep = coalition_masks(list(bits), h, w)
+            out = self.backend.predict(self.bound(np.asarray(index, np.int64), keep))
+            self._out[np.asarray(handles, np.int64)] = out
             self.evaluated += len(part)
             if progress is not None:
                 progress(self.evaluated)

@@ -36,7 +36,13 @@ import numpy as np
 
 from .._progress import RunControl
 from ..maskers import Masker
-from ._regions import CoalitionEvaluator, region_tree, to_float32_exact_sums
+from ._regions import (
+    CoalitionEvaluator,
+    node_bits,
+    paused_gc,
+    region_tree,
+    to_float32_exact_sums,
+)
 from .base import Explainer
 
 
@@ -117,54 +123,52 @@ class PartitionExplainer(Explainer):
     ) -> tuple[np.ndarray, np.ndarray]:
         n, h, w, c = x.shape
         tree = region_tree(h, w)
-        box, left, right = tree.box, tree.left, tree.right
+        left, right = tree.left.tolist(), tree.right.tolist()
+        bits = node_bits(h, w)  # each node's pixels as an int: coalitions are ints too
         ev = CoalitionEvaluator(self.backend, self.masker.bind(x), model_outputs)
         budget = self.max_evals - 2  # the unmasked and fully masked images are evaluations too
         step = self._round_size()
-        full = np.ones((h, w), bool)
-        empty = np.zeros((h, w), bool)
-        full_h = [ev.request(i, full) for i in range(n)]
-        base_h = [ev.request(i, empty) for i in range(n)]
-        node_values = np.zeros((n, len(box), outputs.shape[1]), np.float64)
-        # heap entries: (-priority, order, context mask, handle of v(C), handle of v(C ∪ N), node, weight)
-        heaps = [[(0.0, 0, empty, base_h[i], full_h[i], 0, 1.0)] for i in range(n)]
+        full_h = [ev.request(i, ev.full) for i in range(n)]
+        base_h = [ev.request(i, 0) for i in range(n)]
+        node_values = np.zeros((n, len(bits), outputs.shape[1]), np.float64)
+        # heap entries: (-priority, order, context bits, handle of v(C), handle of v(C ∪ N), node, weight)
+        heaps = [[(0.0, 0, 0, base_h[i], full_h[i], 0, 1.0)] for i in range(n)]
         used = np.zeros(n, np.int64)
         order = 1
         leaf_terms: list[tuple[int, int, int, int, float]] = []
-        while True:
-            split = []  # (image, entry, handle of v(C ∪ L), handle of v(C ∪ R), mask C ∪ L, mask C ∪ R)
-            for i in range(n):
-                heap = heaps[i]
-                if not heap:
-                    continue
-                if used[i] >= budget:  # out of evaluations: what is left stays on its node
-                    leaf_terms.extend((i, e[5], e[3], e[4], e[6]) for e in heap)
-                    heap.clear()
-                    continue
-                taken = 0
-                while heap and 2 * taken < step and used[i] + 2 * taken < budget:
-                    entry = heapq.heappop(heap)
-                    ctx, node = entry[2], entry[5]
-                    lc = left[node]
-                    if lc < 0:  # a pixel: its term is final
-                        leaf_terms.append((i, node, entry[3], entry[4], entry[6]))
+        with paused_gc():  # the loop allocates many tuples, none in cycles
+            while True:
+                split = []  # (image, entry, handle of v(C ∪ L), handle of v(C ∪ R), bits C ∪ L, bits C ∪ R)
+                for i in range(n):
+                    heap = heaps[i]
+                    if not heap:
                         continue
-                    rc = right[node]
-                    m10 = ctx.copy()
-                    r0, r1, c0, c1 = box[lc]
-                    m10[r0:r1, c0:c1] = True
-                    m01 = ctx.copy()
-                    r0, r1, c0, c1 = box[rc]
-                    m01[r0:r1, c0:c1] = True
-                    split.append((i, entry, ev.request(i, m10), ev.request(i, m01), m10, m01))
-                    taken += 1
-                used[i] += 2 * taken
-            ev.run()
-            if not split and not any(heaps):
-                break
-            if split:
-                order = self._push_children(split, ev.outputs, outputs, heaps, left, right, order)
-            ctl.step(0.98 * float(used.sum()) / max(1, n * budget))
+                    if used[i] >= budget:  # out of evaluations: what is left stays on its node
+                        leaf_terms.extend((i, e[5], e[3], e[4], e[6]) for e in heap)
+                        heap.clear()
+                        continue
+                    taken = 0
+                    while heap and 2 * taken < step and used[i] + 2 * taken < budget:
+                        entry = heapq.heappop(heap)
+                        ctx, node = entry[2], entry[5]
+                        lc = left[node]
+                        if lc < 0:  # a pixel: its term is final
+                            leaf_terms.append((i, node, entry[3], entry[4], entry[6]))
+                            continue
+                        rc = right[node]
+                        m10 = ctx | bits[lc]
+                        m01 = ctx | bits[rc]
+                        split.append((i, entry, ev.request(i, m10), ev.request(i, m01), m10, m01))
+                        taken += 1
+                    used[i] += 2 * taken
+                ev.run()
+                if not split and not any(heaps):
+                    break
+                if split:
+                    order = self._push_children(
+                        split, ev.outputs, outputs, heaps, left, right, order
+                    )
+                ctl.step(0.98 * float(used.sum()) / max(1, n * budget))
         if leaf_terms:
             img, node, lo, hi, wt = (np.array(col) for col in zip(*leaf_terms))
             f = ev.outputs
