@@ -143,3 +143,25 @@ def test_numpy_backend_without_grad_fn_has_no_gradients(x):
         b.grad(x, [0])
     with pytest.raises(NotImplementedError, match="grad_fn"):
         b.vjp(x, np.ones((N, K), np.float32))
+
+
+def test_callable_cotangents_where_offered(case):
+    if not getattr(case.backend, "vjp_accepts_callable", False):
+        pytest.skip(f"{type(case.backend).__name__} takes array cotangents only")
+    x = models.random_images(7, seed=6)
+    seen = []
+
+    def hinge(out):  # a row-wise weight that depends on the outputs, as CEM's attack loss
+        seen.append(len(out))
+        top = np.argmax(out, axis=1)
+        cot = -np.ones_like(out) / out.shape[1]
+        cot[np.arange(len(out)), top] = 1.0
+        return cot
+
+    out, g = case.small.vjp(x, hinge)
+    assert seen == [5, 2]  # once per batch, between forward and backward
+    np.testing.assert_allclose(out, case.backend.predict(x), rtol=1e-5, atol=1e-6)
+    _, expected = case.backend.vjp(x, hinge(out))
+    np.testing.assert_allclose(g, expected, rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="cotangent"):
+        case.small.vjp(x, lambda o: o[:, :3])

@@ -91,6 +91,7 @@ class JaxBackend(BaseBackend):
     is_nnx : bool, whether ``module`` is a Flax NNX module.
     apply_with_params : ``(params, x) -> (n, k)``, the same function with explicit params.
     native_vjp(x, cot) : compiled VJP on jax arrays (see there).
+    vjp_accepts_callable : ``True``: :meth:`vjp` takes a callable cotangent.
     trace_count : int, how many times a compiled function was traced (compiles).
     """
 
@@ -246,9 +247,18 @@ class JaxBackend(BaseBackend):
         ``(m, k)``; no padding (each new ``m`` compiles once)."""
         return self._run(self._vjp, x, cot)
 
+    #: :meth:`vjp` takes ``cotangent`` as a callable of the outputs (one forward pass).
+    vjp_accepts_callable = True
+
     def vjp(self, x: Any, cotangent: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``(outputs (n, k), d sum(outputs * cotangent) / dx (n, h, w, c))``, batched."""
+        """``(outputs (n, k), d sum(outputs * cotangent) / dx (n, h, w, c))``, batched.
+
+        ``cotangent`` is an ``(n, k)`` array, or a callable ``outputs (m, k) -> (m, k)``
+        applied to each batch's outputs between the forward and the backward pass (so it must
+        act row by row), for losses whose weights depend on the outputs."""
         x = as_images(x)
+        if callable(cotangent):
+            return self._vjp_callable(x, cotangent)
         cot = check_cotangent(cotangent, len(x), self._n_outputs(x))
         outs, grads = [], []
         for s in batches(len(x), self.batch_size):
@@ -256,6 +266,21 @@ class JaxBackend(BaseBackend):
             out, g = self._run(self._vjp, xp, cp)
             m = s.stop - s.start
             outs.append(np.asarray(out, np.float32)[:m])
+            grads.append(np.asarray(g, np.float32)[:m])
+        return np.concatenate(outs), np.concatenate(grads)
+
+    def _vjp_callable(self, x: np.ndarray, cot_fn: Any) -> tuple[np.ndarray, np.ndarray]:
+        """One compiled forward pass (``jax.vjp`` of the jitted forward), the cotangent from
+        the outputs, one compiled backward pass."""
+        outs, grads = [], []
+        for s in batches(len(x), self.batch_size):
+            m = s.stop - s.start
+            (xp,) = self._padded(x[s], self.batch_size)
+            out, pull = self._run(lambda p, z: jax.vjp(lambda zz: self._fwd(p, zz), z), xp)
+            out = np.asarray(out, np.float32)
+            cot = check_cotangent(cot_fn(out[:m]), m, out.shape[1])
+            (g,) = pull(jnp.asarray(pad_rows(cot, len(xp), "zeros"), out.dtype))
+            outs.append(out[:m])
             grads.append(np.asarray(g, np.float32)[:m])
         return np.concatenate(outs), np.concatenate(grads)
 

@@ -74,6 +74,9 @@ class TensorFlowBackend(BaseBackend):
     from_framework_grad(t) : tf gradient in the model's layout → NumPy NHWC float32.
     native_vjp(x, cot) : compiled VJP on tf tensors (see there).
     trace_count : int, how many times a compiled function was traced.
+    _call(x) : the model on a tf tensor, returning the ``(n, k)`` score tensor (output forms
+        unpacked, rank checked); ``_ensure_built(image_shape)`` builds a lazy model. The
+        DeepLIFT module runs the model through them.
     """
 
     framework = "tensorflow"

@@ -99,6 +99,9 @@ class TorchBackend(BaseBackend):
         float32.
     eval_mode() : context manager forcing eval mode and restoring every module's flag.
     native_vjp(xt, cot) : autograd VJP on tensors (see there).
+    vjp_accepts_callable : ``True``: :meth:`vjp` takes a callable cotangent.
+    _call(xt) : the model on a tensor, returning the ``(n, k)`` score tensor (output forms
+        unpacked, shape checked); the DeepLIFT module runs the model through it.
     """
 
     framework = "torch"
@@ -183,18 +186,30 @@ class TorchBackend(BaseBackend):
             (g,) = torch.autograd.grad(out, xt, cot.to(out), allow_unused=True)
         return out.detach(), (torch.zeros_like(xt) if g is None else g)
 
+    #: :meth:`vjp` takes ``cotangent`` as a callable of the outputs (one forward pass).
+    vjp_accepts_callable = True
+
     def vjp(self, x: Any, cotangent: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``(outputs (n, k), d sum(outputs * cotangent) / dx (n, h, w, c))``, batched."""
+        """``(outputs (n, k), d sum(outputs * cotangent) / dx (n, h, w, c))``, batched.
+
+        ``cotangent`` is an ``(n, k)`` array, or a callable ``outputs (m, k) -> (m, k)``
+        applied to each batch's outputs between the forward and the backward pass (so it must
+        act row by row), for losses whose weights depend on the outputs."""
         x = as_images(x)
-        cot = check_cotangent(cotangent, len(x))
+        cot_fn = cotangent if callable(cotangent) else None
+        cot = None if cot_fn is not None else check_cotangent(cotangent, len(x))
         outs, grads = [], []
-        with self.eval_mode():
+        with self.eval_mode(), torch.enable_grad():
             for s in batches(len(x), self.batch_size):
-                xt = self.to_framework(x[s])
-                ct = torch.from_numpy(np.ascontiguousarray(cot[s]))
-                out, g = self.native_vjp(xt, ct)
-                outs.append(out.to("cpu", torch.float32).numpy())
-                grads.append(self.from_framework_grad(g))
+                xt = self.to_framework(x[s]).requires_grad_(True)
+                out = self._call(xt)
+                out_np = out.detach().to("cpu", torch.float32).numpy()
+                m, k = out_np.shape
+                c = cot_fn(out_np.copy()) if cot_fn is not None else cot[s]
+                ct = torch.from_numpy(check_cotangent(c, m, k)).to(out)
+                (g,) = torch.autograd.grad(out, xt, ct, allow_unused=True)
+                outs.append(out_np)
+                grads.append(self.from_framework_grad(torch.zeros_like(xt) if g is None else g))
         return np.concatenate(outs), np.concatenate(grads)
 
     def _grad_vectorised(self, xt: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
