@@ -11,7 +11,7 @@ import pytest
 
 from xaiwidgets._progress import Cancelled
 from xaiwidgets.explainers import PartitionExplainer
-from xaiwidgets.explainers._regions import region_tree
+from xaiwidgets.explainers._regions import coalition_masks, node_bits, region_tree
 
 
 class MLP:
@@ -197,6 +197,9 @@ def test_tree_is_shaps_balanced_hierarchy():
     assert [tuple(t.box[c]) for c in (t.left[a], t.right[a])] == [(0, 3, 0, 3), (0, 3, 3, 5)]
     assert sorted(t.leaf_of_pixel.tolist()) == sorted(np.flatnonzero(t.left < 0).tolist())
     assert (t.size[t.left >= 0] == t.size[t.left[t.left >= 0]] + t.size[t.right[t.left >= 0]]).all()
+    bits = node_bits(6, 5)  # coalitions as ints: each node's int is its rectangle
+    for node in range(len(t.box)):
+        np.testing.assert_array_equal(coalition_masks([bits[node]], 6, 5)[0], t.node_mask(node))
 
 
 def test_outputs_order_names_and_probabilities():

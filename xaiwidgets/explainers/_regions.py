@@ -124,31 +124,29 @@ def region_tree(height: int, width: int) -> RegionTree:
     if height < 1 or width < 1:
         raise ValueError(f"image size: expected positive height and width, got {height}x{width}")
     n_nodes = 2 * height * width - 1
-    box = np.zeros((n_nodes, 4), np.int64)
-    left = np.full(n_nodes, -1, np.int64)
-    right = np.full(n_nodes, -1, np.int64)
-    depth = np.zeros(n_nodes, np.int64)
-    leaf_of_pixel = np.zeros(height * width, np.int64)
-    box[0] = (0, height, 0, width)
-    nxt = 1
+    boxes = [(0, height, 0, width)]
+    left, right, depth = [-1] * n_nodes, [-1] * n_nodes, [0] * n_nodes
+    leaf_of_pixel = [0] * (height * width)
     for node in range(n_nodes):  # breadth first: children are always made after their parent
-        r0, r1, c0, c1 = box[node]
+        r0, r1, c0, c1 = boxes[node]
         hh, ww = r1 - r0, c1 - c0
         if hh == 1 and ww == 1:
             leaf_of_pixel[r0 * width + c0] = node
             continue
         if hh >= ww:
             mid = r0 + (hh + 1) // 2
-            box[nxt], box[nxt + 1] = (r0, mid, c0, c1), (mid, r1, c0, c1)
+            boxes += [(r0, mid, c0, c1), (mid, r1, c0, c1)]
         else:
             mid = c0 + (ww + 1) // 2
-            box[nxt], box[nxt + 1] = (r0, r1, c0, mid), (r0, r1, mid, c1)
-        left[node], right[node] = nxt, nxt + 1
-        depth[nxt] = depth[nxt + 1] = depth[node] + 1
-        nxt += 2
+            boxes += [(r0, r1, c0, mid), (r0, r1, mid, c1)]
+        left[node], right[node] = len(boxes) - 2, len(boxes) - 1
+        depth[left[node]] = depth[right[node]] = depth[node] + 1
+    box = np.array(boxes, np.int64)
     size = (box[:, 1] - box[:, 0]) * (box[:, 3] - box[:, 2])
-    for arr in (box, left, right, size, depth, leaf_of_pixel):
+    arrays = [box] + [np.array(v, np.int64) for v in (left, right, depth, leaf_of_pixel)] + [size]
+    for arr in arrays:
         arr.setflags(write=False)
+    box, left, right, depth, leaf_of_pixel, size = arrays
     return RegionTree(height, width, box, left, right, size, depth, leaf_of_pixel)
 
 
@@ -182,19 +180,37 @@ def coalition_masks(bits: list[int], height: int, width: int) -> np.ndarray:
     return out.view(bool).reshape(len(bits), height, width)
 
 
+class NodeBits:
+    """The pixels of each node of :func:`region_tree` as a Python int (see
+    :func:`coalition_bits`), made on first use and kept: ``bits[node]``.
+
+    A rectangle ``[r0:r1, c0:c1]`` is one row pattern repeated every ``w`` bits:
+    ``row * (1 + 2^w + ... + 2^((rows - 1) w)) << (r0 * w)``, with no carries between rows.
+    """
+
+    def __init__(self, height: int, width: int):
+        self.width = width
+        self.box = region_tree(height, width).box.tolist()
+        self._bits: dict[int, int] = {}
+
+    def __getitem__(self, node: int) -> int:
+        bits = self._bits.get(node)
+        if bits is None:
+            r0, r1, c0, c1 = self.box[node]
+            w = self.width
+            row = ((1 << (c1 - c0)) - 1) << c0
+            every_row = ((1 << (w * (r1 - r0))) - 1) // ((1 << w) - 1)
+            bits = self._bits[node] = (row * every_row) << (r0 * w)
+        return bits
+
+    def __len__(self) -> int:
+        return len(self.box)
+
+
 @lru_cache(maxsize=16)
-def node_bits(height: int, width: int) -> tuple[int, ...]:
-    """The pixels of every node of :func:`region_tree` as Python ints (see
-    :func:`coalition_bits`), built bottom-up as the union of the two children."""
-    tree = region_tree(height, width)
-    bits = [0] * len(tree.box)
-    for p, node in enumerate(tree.leaf_of_pixel.tolist()):
-        bits[node] = 1 << p
-    left, right = tree.left.tolist(), tree.right.tolist()
-    for node in range(len(bits) - 1, -1, -1):  # children come after their parent
-        if left[node] >= 0:
-            bits[node] = bits[left[node]] | bits[right[node]]
-    return tuple(bits)
+def node_bits(height: int, width: int) -> NodeBits:
+    """:class:`NodeBits` of the ``height x width`` hierarchy (cached per shape)."""
+    return NodeBits(int(height), int(width))
 
 
 class CoalitionEvaluator:
