@@ -39,7 +39,7 @@ jstest: install
 	npx vitest run
 
 pytest: install chromium
-	$(BIN)/python -m pytest -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider --durations=15
 
 test: lint typecheck jstest pytest
 
