@@ -152,3 +152,17 @@ def test_bound_masker_checks_mask_shapes():
         bound([0], np.ones((1, 12, 16), bool))
     with pytest.raises(ValueError, match="image indices"):
         bound([2], np.ones((1, 16, 12), bool))
+
+
+def test_threaded_inpainting_equals_serial(monkeypatch):
+    import xaiwidgets.maskers as maskers
+
+    x = smooth_images(n=2, c=3, lo=-1, hi=2)
+    rng = np.random.default_rng(5)
+    keep = rng.random((40, 16, 12)) < 0.6
+    index = np.repeat([0, 1], 20)
+    bound = InpaintMasker("telea").bind(x)
+    monkeypatch.setattr(maskers.os, "cpu_count", lambda: 1)
+    serial = bound(index, keep)
+    monkeypatch.setattr(maskers.os, "cpu_count", lambda: 8)
+    np.testing.assert_array_equal(bound(index, keep), serial)
