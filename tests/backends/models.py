@@ -44,25 +44,36 @@ def mnist_images(n: int = 64) -> tuple[np.ndarray, np.ndarray]:
 
 # -- Keras (seed 002) -----------------------------------------------------------------------
 def keras_cnn(seed: int | None = 0, dtype: str = "float32") -> Any:
-    """The seed-002 Keras Sequential CNN (softmax outputs). ``seed=None`` skips
-    ``keras.utils.set_random_seed`` (which imports TensorFlow even on other Keras backends)."""
+    """The seed-002 Keras Sequential CNN (softmax outputs), on whichever Keras backend is
+    active. Weights are drawn with NumPy (``seed``; ``None``: Keras' own initialisers), which
+    is fast on every Keras backend and the same on all of them."""
     import keras
     from keras import layers
 
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
-    return keras.Sequential(
+    init = {} if seed is None else {"kernel_initializer": "zeros", "bias_initializer": "zeros"}
+    model = keras.Sequential(
         [
             layers.Input(shape=IMAGE_SHAPE, dtype=dtype),
-            layers.Conv2D(32, kernel_size=(3, 3), activation="relu", dtype=dtype),
+            layers.Conv2D(32, kernel_size=(3, 3), activation="relu", dtype=dtype, **init),
             layers.MaxPooling2D(pool_size=(2, 2), dtype=dtype),
-            layers.Conv2D(64, kernel_size=(3, 3), activation="relu", dtype=dtype),
+            layers.Conv2D(64, kernel_size=(3, 3), activation="relu", dtype=dtype, **init),
             layers.MaxPooling2D(pool_size=(2, 2), dtype=dtype),
             layers.Flatten(dtype=dtype),
             layers.Dropout(0.5, dtype=dtype),
-            layers.Dense(NUM_CLASSES, activation="softmax", dtype=dtype),
+            layers.Dense(NUM_CLASSES, activation="softmax", dtype=dtype, **init),
         ]
     )
+    if seed is not None:
+        rng = np.random.default_rng(seed)
+        model.set_weights(
+            [
+                (
+                    rng.normal(size=w.shape) / np.sqrt(np.prod(w.shape[:-1]) if w.ndim > 1 else 10)
+                ).astype(dtype)
+                for w in model.get_weights()
+            ]
+        )
+    return model
 
 
 def keras_float64_copy(model: Any) -> Any:

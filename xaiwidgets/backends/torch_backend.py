@@ -132,6 +132,8 @@ class TorchBackend(BaseBackend):
         arr = as_nhwc_float32(x)
         if self.channels_first:
             arr = nhwc_to_nchw(arr)
+        elif not arr.flags.writeable:  # e.g. a view of a jax array: torch wants writable memory
+            arr = arr.copy()
         return torch.from_numpy(arr).to(device=self.device, dtype=self.dtype)
 
     def from_framework_grad(self, t: torch.Tensor) -> np.ndarray:
