@@ -178,9 +178,9 @@ class JaxBackend(BaseBackend):
         def apply_keras(p: Any, x: Any) -> Any:
             return model.stateless_call(p[0], p[1], x, training=False)[0]
 
-        self = cls(apply_keras, params, **kwargs)
-        self.module = model
-        return self
+        backend = cls(apply_keras, params, **kwargs)
+        backend.module = model
+        return backend
 
     def _init_compiled(self, apply: Callable[[Any, Any], Any]) -> None:
         self.trace_count = 0
