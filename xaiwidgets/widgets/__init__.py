@@ -2,5 +2,15 @@
 
 from ._base import MissingBundleError, XaiWidget
 from .attribution_grid import AttributionGrid
+from .influence_grid import InfluenceGrid
 
-__all__ = ["AttributionGrid", "MissingBundleError", "XaiWidget"]
+__all__ = ["AttributionGrid", "InfluenceGrid", "MetricsView", "MissingBundleError", "XaiWidget"]
+
+
+def __getattr__(name: str):
+    # MetricsView is built on bqplot (which imports pandas): loaded on first use only
+    if name == "MetricsView":
+        from .metrics_view import MetricsView
+
+        return MetricsView
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,331 @@
+// InfluenceGrid: one influence map per class (or one performance map), all on one colour
+// scale symmetric around 0, over a faint copy of the test set's mean image. Clicking a class
+// opens its map large with the mean image beside it. Every string is set as text.
+import type { AnyModel, RenderProps } from "@anywidget/types";
+import { type NDArray, type SerializedArray, decodeArray } from "./lib/arrays";
+import { createColorbar } from "./lib/colorbar";
+import { diverging } from "./lib/colormap";
+import { checkbox, slider } from "./lib/controls";
+import { clear, ensureStyle, h } from "./lib/dom";
+import { type ImageRef, drawRGBA, greyLevels, imageRGBA, overlayRGBA, pixelAt } from "./lib/image";
+import { cellLabel } from "./lib/labels";
+import { formatNumber, formatSigned, symmetricMax } from "./lib/scale";
+import { bindStatus } from "./lib/status";
+import { BASE_CSS } from "./lib/styles";
+import { Tooltip, type TooltipRow } from "./lib/tooltip";
+
+export interface InfluenceModel {
+  maps: SerializedArray | null;
+  class_names: string[];
+  mean_image: SerializedArray | null;
+  base_values: SerializedArray | null;
+  cell_width: number;
+  columns: number;
+  show_mean_image: boolean;
+  selected: number;
+  detail_width: number;
+  title: string;
+  colorbar_label: string;
+  value_label: string;
+  base_label: string;
+  show_controls: boolean;
+  error: string;
+  progress: number;
+  [key: string]: unknown;
+}
+
+const CSS = `
+.xw-ig-body { display: flex; flex-direction: column; gap: 12px; }
+.xw-ig-top { display: flex; align-items: flex-start; gap: 8px; }
+.xw-ig-grid { display: grid; column-gap: 6px; row-gap: 8px; align-items: start; }
+.xw-ig-cell { display: flex; flex-direction: column; cursor: pointer; border-radius: 3px; padding: 2px; }
+.xw-ig-cell:hover { background: rgba(47,111,223,.08); }
+.xw-ig-cell.xw-ig-selected { box-shadow: 0 0 0 2px #2f6fdf; }
+.xw-ig-cell .xw-label { font-size: 12px; font-weight: 600; }
+.xw-ig-canvas { display: block; image-rendering: pixelated; cursor: crosshair; background: #fff;
+  box-shadow: 0 0 0 1px rgba(127,127,127,.25); }
+.xw-ig-detail { display: flex; flex-direction: column; gap: 6px; padding: 8px; border-radius: 4px;
+  border: 1px solid rgba(127,127,127,.3); align-self: flex-start; }
+.xw-ig-detail-head { display: flex; align-items: center; gap: 8px; }
+.xw-ig-detail-title { font-size: 13px; font-weight: 600; flex: 1; }
+.xw-ig-detail-close { border: none; background: transparent; color: inherit; cursor: pointer;
+  font-size: 16px; line-height: 1; padding: 0 4px; }
+.xw-ig-detail-row { display: flex; align-items: flex-start; gap: 12px; }
+.xw-ig-detail-panel { display: flex; flex-direction: column; gap: 2px; }
+.xw-ig-caption { font-size: 11px; color: var(--jp-ui-font-color2, #59636e); text-align: center; }
+`;
+
+const LABEL_HEIGHT = 20; // .xw-label height (16) + cell padding (2 + 2)
+const ROW_GAP = 8; // .xw-ig-grid row-gap
+const REDRAW_ON = [
+  "maps",
+  "class_names",
+  "mean_image",
+  "base_values",
+  "cell_width",
+  "columns",
+  "show_mean_image",
+  "selected",
+  "detail_width",
+  "colorbar_label",
+  "value_label",
+  "base_label",
+  "show_controls",
+  "title",
+];
+
+export interface DecodedMaps {
+  k: number;
+  h: number;
+  w: number;
+  maps: NDArray;
+  mean: NDArray | null;
+  base: NDArray | null;
+}
+
+/** Decode and cross-check the array traits; throws an Error that says what is wrong. */
+export function decodeMaps(model: AnyModel<InfluenceModel>): DecodedMaps | null {
+  const maps = decodeArray(model.get("maps"));
+  if (!maps) return null;
+  if (maps.shape.length !== 3) {
+    throw new Error(`maps: expected shape (k, h, w), got [${maps.shape.join(", ")}]`);
+  }
+  const [k, hh, w] = maps.shape;
+  const mean = decodeArray(model.get("mean_image"));
+  if (mean && (mean.shape.length !== 3 || mean.shape[0] !== hh || mean.shape[1] !== w)) {
+    throw new Error(`mean_image: expected shape (${hh}, ${w}, c), got [${mean.shape.join(", ")}]`);
+  }
+  const base = decodeArray(model.get("base_values"));
+  if (base && (base.shape.length !== 1 || base.shape[0] !== k)) {
+    throw new Error(`base_values: expected shape (${k}), got [${base.shape.join(", ")}]`);
+  }
+  return { k, h: hh, w, maps, mean, base };
+}
+
+/** Maps per row: the `columns` trait, or at most 5 spread evenly (10 maps -> 5 + 5). */
+export function gridColumns(k: number, columns: number): number {
+  if (columns > 0) return Math.min(columns, k);
+  if (k <= 5) return Math.max(1, k);
+  return Math.ceil(k / Math.ceil(k / 5));
+}
+
+function meanRef(d: DecodedMaps): ImageRef | null {
+  return d.mean ? { data: d.mean.data, offset: 0, h: d.h, w: d.w, c: d.mean.shape[2] } : null;
+}
+
+function meanPixel(d: DecodedMaps, x: number, y: number): number | null {
+  if (!d.mean) return null;
+  const c = d.mean.shape[2];
+  const k = (y * d.w + x) * c;
+  let s = 0;
+  const used = Math.min(c, 3);
+  for (let ch = 0; ch < used; ch++) s += d.mean.data[k + ch];
+  return s / used;
+}
+
+interface DrawContext {
+  model: AnyModel<InfluenceModel>;
+  d: DecodedMaps;
+  maxAbs: number;
+  grey: Float32Array;
+  faint: number;
+  names: string[];
+  tooltip: Tooltip;
+}
+
+function drawMap(ctx: DrawContext, canvas: HTMLCanvasElement, i: number, width: number): void {
+  const { d } = ctx;
+  const height = Math.max(1, Math.round((width * d.h) / d.w));
+  const rgba = overlayRGBA({ data: d.maps.data, offset: i * d.h * d.w, stride: 1 }, ctx.grey, ctx.maxAbs, ctx.faint);
+  drawRGBA(canvas, rgba, d.w, d.h, width, height);
+  canvas.addEventListener("mousemove", (ev) => {
+    const p = pixelAt(canvas, ev.clientX, ev.clientY, d.w, d.h);
+    if (!p) return ctx.tooltip.hide();
+    const [x, y] = p;
+    const v = d.maps.data[(i * d.h + y) * d.w + x];
+    const rows: TooltipRow[] = [
+      ["pixel (x, y)", `(${x}, ${y})`],
+      [ctx.model.get("value_label") || "value", formatSigned(v)],
+    ];
+    const m = meanPixel(d, x, y);
+    if (m != null) rows.push(["mean pixel", formatNumber(m)]);
+    if (d.base) rows.push([ctx.model.get("base_label") || "base", formatNumber(d.base.data[i])]);
+    ctx.tooltip.show(ev.clientX, ev.clientY, rows, ctx.names[i] ?? `class ${i}`);
+  });
+  canvas.addEventListener("mouseleave", () => ctx.tooltip.hide());
+}
+
+function colorbar(maxAbs: number, length: number, caption: string): HTMLElement {
+  return createColorbar({
+    lo: -maxAbs,
+    hi: maxAbs,
+    colorOf: (v) => diverging(v / maxAbs),
+    length,
+    caption,
+  });
+}
+
+function select(model: AnyModel<InfluenceModel>, i: number): void {
+  model.set("selected", i);
+  model.save_changes();
+}
+
+function drawGrid(ctx: DrawContext, body: HTMLElement): void {
+  const { model, d } = ctx;
+  const cell = Math.max(16, Math.round(Number(model.get("cell_width")) || 120));
+  const cellH = Math.max(1, Math.round((cell * d.h) / d.w));
+  const cols = gridColumns(d.k, Math.round(Number(model.get("columns")) || 0));
+  const rows = Math.ceil(d.k / cols);
+  const selected = Number(model.get("selected"));
+
+  const grid = h("div", { className: "xw-ig-grid" });
+  grid.style.gridTemplateColumns = `repeat(${cols}, ${cell + 4}px)`;
+  for (let i = 0; i < d.k; i++) {
+    const canvas = h("canvas", { className: "xw-ig-canvas", attrs: { "data-class": String(i) } });
+    drawMap(ctx, canvas, i, cell);
+    const name = ctx.names[i] ?? String(i);
+    const wrapper = h(
+      "div",
+      {
+        className: `xw-ig-cell${i === selected ? " xw-ig-selected" : ""}`,
+        title: `${name}: click to open`,
+        attrs: { "data-class": String(i), role: "button", "aria-pressed": String(i === selected) },
+      },
+      [cellLabel(name, null), canvas],
+    );
+    wrapper.addEventListener("click", () => select(model, i === Number(model.get("selected")) ? -1 : i));
+    grid.appendChild(wrapper);
+  }
+  const length = rows * cellH + (rows - 1) * (ROW_GAP + LABEL_HEIGHT);
+  const bar = colorbar(ctx.maxAbs, length, model.get("colorbar_label") ?? "");
+  bar.style.paddingTop = `${LABEL_HEIGHT}px`;
+  body.appendChild(h("div", { className: "xw-ig-top" }, [grid, bar]));
+
+  if (selected >= 0 && selected < d.k) body.appendChild(detailPanel(ctx, selected));
+}
+
+function detailPanel(ctx: DrawContext, i: number): HTMLElement {
+  const { model, d } = ctx;
+  const width = Math.max(32, Math.round(Number(model.get("detail_width")) || 280));
+  const height = Math.max(1, Math.round((width * d.h) / d.w));
+  const name = ctx.names[i] ?? String(i);
+  const close = h("button", { className: "xw-ig-detail-close", text: "×", title: "close" });
+  close.addEventListener("click", () => select(model, -1));
+  const map = h("canvas", { className: "xw-ig-canvas xw-ig-detail-map", attrs: { "data-class": String(i) } });
+  drawMap(ctx, map, i, width);
+  const panels: HTMLElement[] = [
+    h("div", { className: "xw-ig-detail-panel" }, [
+      map,
+      h("div", { className: "xw-ig-caption", text: model.get("value_label") || "influence" }),
+    ]),
+    colorbar(ctx.maxAbs, height, ""),
+  ];
+  const ref = meanRef(d);
+  if (ref) {
+    const mean = h("canvas", { className: "xw-ig-canvas xw-ig-detail-mean" });
+    drawRGBA(mean, imageRGBA(ref), d.w, d.h, width, height);
+    mean.addEventListener("mousemove", (ev) => {
+      const p = pixelAt(mean, ev.clientX, ev.clientY, d.w, d.h);
+      if (!p) return ctx.tooltip.hide();
+      const m = meanPixel(d, p[0], p[1]);
+      ctx.tooltip.show(ev.clientX, ev.clientY, [
+        ["pixel (x, y)", `(${p[0]}, ${p[1]})`],
+        ["mean pixel", m == null ? "" : formatNumber(m)],
+      ], "mean image");
+    });
+    mean.addEventListener("mouseleave", () => ctx.tooltip.hide());
+    panels.push(
+      h("div", { className: "xw-ig-detail-panel" }, [mean, h("div", { className: "xw-ig-caption", text: "mean image" })]),
+    );
+  }
+  return h("div", { className: "xw-ig-detail", attrs: { "data-class": String(i) } }, [
+    h("div", { className: "xw-ig-detail-head" }, [h("div", { className: "xw-ig-detail-title", text: name }), close]),
+    h("div", { className: "xw-ig-detail-row" }, panels),
+  ]);
+}
+
+/**
+ * Grey levels of the mean image for the faint underlay: light strokes on a dark background
+ * (MNIST) are inverted so that the background stays white and the strokes show faintly dark.
+ */
+export function underlay(ref: ImageRef): Float32Array {
+  const grey = greyLevels(ref);
+  let sum = 0;
+  for (let i = 0; i < grey.length; i++) sum += grey[i];
+  return sum / Math.max(1, grey.length) < 0.5 ? greyLevels(ref, true) : grey;
+}
+
+function draw(model: AnyModel<InfluenceModel>, body: HTMLElement, tooltip: Tooltip): void {
+  clear(body);
+  const d = decodeMaps(model);
+  if (!d) return;
+  const ref = meanRef(d);
+  const showMean = model.get("show_mean_image") !== false && ref != null;
+  const ctx: DrawContext = {
+    model,
+    d,
+    maxAbs: symmetricMax(d.maps.data),
+    grey: ref ? underlay(ref) : new Float32Array(d.h * d.w),
+    faint: showMean ? 0.25 : 0,
+    names: model.get("class_names") ?? [],
+    tooltip,
+  };
+  drawGrid(ctx, body);
+}
+
+function buildControls(model: AnyModel<InfluenceModel>): [HTMLElement, () => void] {
+  const save = (key: string, value: unknown) => {
+    model.set(key, value as never);
+    model.save_changes();
+  };
+  const width = slider("cell width", 40, 400, 4, model.get("cell_width"), (v) => save("cell_width", v), (v) => `${v}px`);
+  const mean = checkbox("mean image under the maps", model.get("show_mean_image"), (v) => save("show_mean_image", v));
+  const el = h("div", { className: "xw-controls" }, [width.el, mean.el]);
+  const sync = () => {
+    width.set(model.get("cell_width"));
+    mean.set(model.get("show_mean_image"));
+    el.style.display = model.get("show_controls") === false ? "none" : "";
+  };
+  sync();
+  return [el, sync];
+}
+
+function render({ model, el }: Pick<RenderProps<InfluenceModel>, "model" | "el">): () => void {
+  const root = h("div", { className: "xw-root xw-influence-grid" });
+  ensureStyle(root, "base", BASE_CSS);
+  ensureStyle(root, "influence-grid", CSS);
+  const [status, unbindStatus] = bindStatus(model as AnyModel);
+  const titleEl = h("div", { className: "xw-title" });
+  const [controls, syncControls] = buildControls(model);
+  const body = h("div", { className: "xw-ig-body" });
+  root.append(titleEl, status.el, controls, body);
+  const tooltip = new Tooltip(root);
+  el.appendChild(root);
+
+  let localError = "";
+  const redraw = () => {
+    const title = model.get("title") ?? "";
+    titleEl.textContent = title;
+    titleEl.style.display = title ? "" : "none";
+    syncControls();
+    tooltip.hide();
+    try {
+      draw(model, body, tooltip);
+      if (localError) status.setError(model.get("error") ?? "");
+      localError = "";
+    } catch (err) {
+      clear(body);
+      localError = err instanceof Error ? err.message : String(err);
+      status.setError(localError);
+    }
+  };
+  redraw();
+  for (const key of REDRAW_ON) model.on(`change:${key}`, redraw);
+  return () => {
+    for (const key of REDRAW_ON) model.off(`change:${key}`, redraw);
+    unbindStatus();
+    root.remove();
+  };
+}
+
+export default { render };

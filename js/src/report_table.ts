@@ -1,0 +1,74 @@
+// ReportTable: a small table of strings (the classification report). Cells are set as text.
+// Clicking a body row sets `selected_row`; `highlight` marks a row (the selected true class).
+import type { AnyModel, RenderProps } from "@anywidget/types";
+import { clear, ensureStyle, h } from "./lib/dom";
+import { BASE_CSS } from "./lib/styles";
+
+export interface TableModel {
+  columns: string[];
+  rows: string[][];
+  footer: string[][];
+  highlight: number;
+  selected_row: number;
+  title: string;
+  [key: string]: unknown;
+}
+
+const CSS = `
+.xw-rt-table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+.xw-rt-table th, .xw-rt-table td { padding: 2px 8px; text-align: right; white-space: nowrap; }
+.xw-rt-table th:first-child, .xw-rt-table td:first-child { text-align: left; font-weight: 600; }
+.xw-rt-table thead th { border-bottom: 1px solid rgba(127,127,127,.55); font-weight: 600; }
+.xw-rt-table tbody tr { cursor: pointer; }
+.xw-rt-table tbody tr:hover { background: rgba(47,111,223,.08); }
+.xw-rt-table tbody tr.xw-rt-highlight { background: rgba(47,111,223,.16); }
+.xw-rt-table tfoot tr:first-child td { border-top: 1px solid rgba(127,127,127,.55); }
+.xw-rt-table tfoot td { color: var(--jp-ui-font-color1, #1f2328); }
+`;
+
+const REDRAW_ON = ["columns", "rows", "footer", "highlight", "title"];
+
+function row(cells: string[], tag: "td" | "th"): HTMLTableRowElement {
+  return h("tr", {}, cells.map((c) => h(tag, { text: String(c) })));
+}
+
+function draw(model: AnyModel<TableModel>, body: HTMLElement, titleEl: HTMLElement): void {
+  clear(body);
+  const title = model.get("title") ?? "";
+  titleEl.textContent = title;
+  titleEl.style.display = title ? "" : "none";
+  const highlight = Number(model.get("highlight"));
+  const thead = h("thead", {}, [row(model.get("columns") ?? [], "th")]);
+  const tbody = h("tbody");
+  (model.get("rows") ?? []).forEach((cells, i) => {
+    const tr = row(cells, "td");
+    tr.setAttribute("data-row", String(i));
+    if (i === highlight) tr.classList.add("xw-rt-highlight");
+    tr.addEventListener("click", () => {
+      model.set("selected_row", i);
+      model.save_changes();
+    });
+    tbody.appendChild(tr);
+  });
+  const tfoot = h("tfoot", {}, (model.get("footer") ?? []).map((cells) => row(cells, "td")));
+  body.appendChild(h("table", { className: "xw-rt-table" }, [thead, tbody, tfoot]));
+}
+
+function render({ model, el }: Pick<RenderProps<TableModel>, "model" | "el">): () => void {
+  const root = h("div", { className: "xw-root xw-report-table" });
+  ensureStyle(root, "base", BASE_CSS);
+  ensureStyle(root, "report-table", CSS);
+  const titleEl = h("div", { className: "xw-title" });
+  const body = h("div");
+  root.append(titleEl, body);
+  el.appendChild(root);
+  const redraw = () => draw(model, body, titleEl);
+  redraw();
+  for (const key of REDRAW_ON) model.on(`change:${key}`, redraw);
+  return () => {
+    for (const key of REDRAW_ON) model.off(`change:${key}`, redraw);
+    root.remove();
+  };
+}
+
+export default { render };

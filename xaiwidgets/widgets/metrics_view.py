@@ -1,0 +1,407 @@
+"""`MetricsView`: confusion matrix, report and PR/ROC curves linked to attribution grids.
+
+The view is where a user finds what to explain. It shows, from
+:func:`~xaiwidgets.explainers.metrics_report` (every number is sklearn's):
+
+- the confusion matrix as a bqplot heat map with the counts in the cells (or the row shares,
+  toggled above it): rows are the true class, columns the predicted class;
+- the classification report (precision, recall, F1, support; accuracy and averages) as text;
+- the one-vs-rest precision-recall and ROC curves of a class chosen in a dropdown, with its
+  average precision and AUC (with probabilities only).
+
+Clicking a confusion cell (true 4, predicted 9) selects its images: ``selected_cell`` becomes
+``(4, 9)`` and ``selected_indices`` their indices in the data set. The first ``max_images`` of
+them are explained in the background by each explainer handed to the view (any callable
+``explainer(images, **kw) -> Explanation``: Deep, Gradient, Partition explainers...), each
+drawn in its own :class:`~xaiwidgets.widgets.AttributionGrid` with a progress bar. A click on
+another cell supersedes the running job; a stale result is never drawn. Results are cached
+per cell, so going back to a cell is instant. Errors of an explainer show in its grid.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import traitlets
+
+from .._arrays import as_images
+from ..explainers.metrics import MetricsReport, metrics_report
+from ..explanation import Explanation
+from ._metrics_parts import CurvesPanel, confusion_figure, set_confusion_mode
+from ._runner import LatestRunner
+from .attribution_grid import AttributionGrid
+from .report_table import ReportTable
+
+_PASSED = ("outputs", "labels", "progress", "cancel")
+
+
+def _accepted(fn: Callable) -> set[str]:
+    """Which of outputs/labels/progress/cancel ``fn`` takes (all of them with ``**kwargs``)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return set()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return set(_PASSED)
+    return {p.name for p in params if p.name in _PASSED}
+
+
+def _as_explainers(explainer: Any) -> dict[str, Callable]:
+    """None, a callable, a list of callables or a dict ``{name: callable}`` -> dict."""
+    if explainer is None:
+        return {}
+    if callable(explainer):
+        items = [explainer]
+    elif isinstance(explainer, dict):
+        out = {}
+        for name, fn in explainer.items():
+            if not callable(fn):
+                raise TypeError(
+                    f"explainer[{name!r}]: expected a callable explainer(images, **kw) -> "
+                    f"Explanation, got {type(fn).__name__}"
+                )
+            out[str(name)] = fn
+        return out
+    elif isinstance(explainer, (list, tuple)):
+        items = list(explainer)
+    else:
+        raise TypeError(
+            "explainer: expected a callable explainer(images, **kw) -> Explanation, a list "
+            f"of them or a dict {{name: explainer}}, got {type(explainer).__name__}"
+        )
+    out: dict[str, Callable] = {}
+    for fn in items:
+        if not callable(fn):
+            raise TypeError(f"explainer: expected callables, got {type(fn).__name__}")
+        name = getattr(fn, "method", None) or type(fn).__name__
+        if name == "function":
+            name = getattr(fn, "__name__", "explainer")
+        base, i = str(name), 2
+        while str(name) in out:
+            name, i = f"{base} ({i})", i + 1
+        out[str(name)] = fn
+    return out
+
+
+class MetricsView(widgets.VBox):
+    """Metrics of a classifier's predictions, linked to attribution grids of chosen images.
+
+    Parameters
+    ----------
+    y_true : (n,) labels or (n, k) one-hot rows.
+    y_pred : (n, k) predicted probabilities (curves and AUCs shown) or (n,) predicted labels.
+    images : (n, h, w[, c]) the images the predictions are of (any form
+        :func:`~xaiwidgets._arrays.as_images` accepts), or ``None`` (selection only).
+    explainer : ``None``, a callable ``explainer(images, **kw) -> Explanation``, a list of them,
+        or a dict ``{title: explainer}`` (one grid each, side by side). The keywords
+        ``outputs``, ``labels``, ``progress`` and ``cancel`` are passed when it takes them.
+    class_names : k names (default ``"0"``, ``"1"``...).
+    max_images : how many images of a selected cell are explained (default 6, the first ones).
+    outputs : what to explain: ``"cell"`` (default: the true and the predicted class of the
+        cell, once on the diagonal), ``None`` (the explainer's default), or anything the
+        explainer's ``outputs=`` takes (``"top3"``, a list of classes).
+    explain_kwargs : more keyword arguments for every explainer call.
+    cell_size : width of an attribution cell in CSS pixels (default 76).
+    invert_image : draw the images inverted in the grids (``-x``: dark strokes on white);
+        default ``None`` inverts images whose mean is below the middle of their value range
+        (light digits on black, as MNIST).
+
+    Traits (read from Python; observe them with ``view.observe``): ``selected_cell``
+    (``(true, predicted)`` or ``None``), ``selected_indices`` (every image index of the
+    selected cell, sorted), ``shown_indices`` (the ones explained), ``normalized`` (cells
+    coloured and labelled by row share instead of counts).
+
+    Example::
+
+        view = MetricsView(y_test, probs, x_test, {"deep": deep, "gradient": grad})
+        view.select(4, 9)        # as a click on the cell (true 4, predicted 9)
+        view.selected_indices
+    """
+
+    selected_cell = traitlets.Tuple(
+        traitlets.Int(), traitlets.Int(), default_value=None, allow_none=True,
+        help="(true, predicted) class of the selected confusion cell, or None.",
+    )  # fmt: skip
+    selected_indices = traitlets.List(
+        traitlets.Int(), help="Indices of every image of the selected cell (sorted)."
+    )
+    shown_indices = traitlets.List(
+        traitlets.Int(), help="Indices of the images explained (the first max_images)."
+    )
+    normalized = traitlets.Bool(False, help="Show row shares instead of counts in the cells.")
+
+    def __init__(
+        self,
+        y_true: Any,
+        y_pred: Any,
+        images: Any = None,
+        explainer: Any = None,
+        *,
+        class_names: Any = None,
+        max_images: int = 6,
+        outputs: Any = "cell",
+        explain_kwargs: dict[str, Any] | None = None,
+        cell_size: int = 76,
+        invert_image: bool | None = None,
+        report: MetricsReport | None = None,
+    ):
+        super().__init__()
+        self.report = report if report is not None else metrics_report(y_true, y_pred, class_names)
+        n = len(self.report.y_true)
+        self.images = None if images is None else as_images(images)
+        if self.images is not None and len(self.images) != n:
+            raise ValueError(
+                f"images: expected {n} images (one per prediction), got {len(self.images)}"
+            )
+        if int(max_images) < 1:
+            raise ValueError(f"max_images: expected a positive number, got {max_images}")
+        self.max_images = int(max_images)
+        self.outputs = outputs
+        self.explain_kwargs = dict(explain_kwargs or {})
+        self.explainers = _as_explainers(explainer)
+        self._accepts = {name: _accepted(fn) for name, fn in self.explainers.items()}
+        self._lock = threading.RLock()
+        self._current: Hashable | None = None
+
+        rep = self.report
+        self.header = widgets.Label(
+            f"{n:,} images · {rep.n_classes} classes · accuracy {rep.accuracy:.3f}"
+        )
+        self.header.style.font_weight = "bold"
+        self.confusion, self.heatmap = confusion_figure(rep)
+        self.mode = widgets.ToggleButtons(
+            options=[("counts", False), ("row share", True)],
+            value=False,
+            description="cells",
+            style={"button_width": "84px", "description_width": "initial"},
+        )
+        widgets.link((self.mode, "value"), (self, "normalized"))
+        self.table = ReportTable.from_report(rep)
+        self.curves = CurvesPanel(rep)
+        self.table.observe(self._on_table_row, "selected_row")
+        self.caption = widgets.Label("Click a confusion cell to see (and explain) its images.")
+        self.grids: dict[str, AttributionGrid] = {}
+        self._runners: dict[str, LatestRunner] = {}
+        if self.images is not None:
+            names = list(self.explainers) or ["images"]
+            for name in names:
+                grid = AttributionGrid(
+                    cell_size=int(cell_size), title=name, invert_image=self._invert(invert_image)
+                )
+                grid.layout.display = "none"
+                self.grids[name] = grid
+            for name in self.explainers:
+                self._runners[name] = self._runner(name)
+
+        left = widgets.VBox([self.mode, self.confusion])
+        right = widgets.VBox([self.table], layout=widgets.Layout(margin="36px 0 0 8px"))
+        self.selection = widgets.VBox(
+            [self.caption, widgets.HBox(list(self.grids.values()),
+                                        layout=widgets.Layout(flex_flow="row wrap"))]
+        )  # fmt: skip
+        self.children = [
+            self.header,
+            widgets.HBox([left, right], layout=widgets.Layout(flex_flow="row wrap")),
+            self.curves.widget,
+            self.selection,
+        ]
+        self.heatmap.observe(self._on_heatmap, "selected")
+
+    # ------------------------------------------------------------------ public API
+    @classmethod
+    def from_report(cls, report: MetricsReport, images: Any = None, explainer: Any = None,
+                    **kwargs: Any) -> MetricsView:  # fmt: skip
+        """A view of an existing :class:`~xaiwidgets.explainers.MetricsReport`."""
+        return cls(None, None, images, explainer, report=report, **kwargs)
+
+    def select(self, true: int | str, pred: int | str) -> np.ndarray:
+        """Select the confusion cell (true class, predicted class), as a click on it does;
+        returns the indices of its images. Classes by index or name."""
+        t, p = self.report.class_index(true), self.report.class_index(pred)
+        self.heatmap.selected = np.array([[t, p]])
+        return np.asarray(self.selected_indices, dtype=np.int64)
+
+    def clear_selection(self) -> None:
+        """Unselect the cell; running explanations are cancelled and the grids hidden."""
+        self.heatmap.selected = None
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the running explanations finished (for scripts, tests, notebooks that
+        must show the result when saved)."""
+        for runner in list(self._runners.values()):
+            runner.wait(timeout)
+
+    def close(self) -> None:
+        for runner in self._runners.values():
+            runner.close()
+        for grid in self.grids.values():
+            grid.close()
+        super().close()
+
+    def _invert(self, invert_image: bool | None) -> bool:
+        if invert_image is not None:
+            return bool(invert_image)
+        lo, hi = float(self.images.min()), float(self.images.max())
+        return bool(hi > lo and self.images.mean() < (lo + hi) / 2)
+
+    # ------------------------------------------------------------------ selection
+    @traitlets.observe("normalized")
+    def _on_normalized(self, change: dict[str, Any]) -> None:
+        set_confusion_mode(self.heatmap, self.report, bool(change["new"]))
+
+    def _on_table_row(self, change: dict[str, Any]) -> None:
+        if change["new"] >= 0:
+            self.curves.show(change["new"])
+
+    def _on_heatmap(self, change: dict[str, Any]) -> None:
+        cells = change["new"]
+        if cells is None or len(cells) == 0:
+            self._set_cell(None)
+            return
+        cells = np.asarray(cells).reshape(-1, 2)
+        t, p = (int(v) for v in cells[-1])
+        if len(cells) > 1:  # ctrl-click added a cell: keep only the newest
+            self.heatmap.selected = np.array([[t, p]])
+            return
+        self._set_cell((t, p))
+
+    def _set_cell(self, cell: tuple[int, int] | None) -> None:
+        rep = self.report
+        if cell is None:
+            with self._lock:
+                self._current = None
+            for runner in self._runners.values():
+                runner.cancel()
+            self.selected_cell = None
+            self.selected_indices, self.shown_indices = [], []
+            for grid in self.grids.values():
+                self._clear_grid(grid)
+                grid.layout.display = "none"
+            self.caption.value = "Click a confusion cell to see (and explain) its images."
+            self.table.highlight = -1
+            return
+        t, p = cell
+        idx = rep.indices(true=t, pred=p)
+        shown = idx[: self.max_images]
+        with self._lock:
+            self._current = cell
+        self.selected_cell = cell
+        self.selected_indices = [int(i) for i in idx]
+        self.shown_indices = [int(i) for i in shown]
+        names = rep.class_names
+        what = f"true {names[t]}, predicted {names[p]}: {len(idx)} image{'s' * (len(idx) != 1)}"
+        if len(idx) > len(shown):
+            what += f", explaining the first {len(shown)}"
+        self.caption.value = what
+        self.curves.show(t)
+        self.table.highlight = t
+        if self.images is None:
+            return
+        for grid in self.grids.values():
+            self._clear_grid(grid)
+            grid.layout.display = "" if len(shown) else "none"
+        if not len(shown):
+            for runner in self._runners.values():
+                runner.cancel()
+            return
+        if not self.explainers:
+            self._show_images(self.grids["images"], cell, shown)
+            return
+        for name, runner in self._runners.items():
+            self.grids[name].progress = 0.0
+            runner.submit(cell, self._job(name, cell, shown))
+
+    # ------------------------------------------------------------------ background work
+    def _runner(self, name: str) -> LatestRunner:
+        grid = self.grids[name]
+
+        def on_result(key: Hashable, explanation: Explanation) -> None:
+            with self._lock:  # a newer click waits until this one is drawn, then clears it
+                if key != self._current:
+                    return
+                self._draw(grid, key, explanation)
+
+        def on_error(key: Hashable, exc: BaseException) -> None:
+            with self._lock:
+                if key != self._current:
+                    return
+                grid.progress = -1.0
+                grid.error = f"{name}: {type(exc).__name__}: {exc}"
+
+        def on_progress(fraction: float) -> None:
+            grid.progress = float(fraction)
+
+        return LatestRunner(on_result, on_error, on_progress)
+
+    def _job(self, name: str, cell: tuple[int, int], shown: np.ndarray) -> Callable[..., Any]:
+        fn, accepts = self.explainers[name], self._accepts[name]
+        x = self.images[shown]
+        kwargs = dict(self.explain_kwargs)
+        if "labels" in accepts:
+            kwargs.setdefault("labels", self.report.y_true[shown])
+        if self.outputs == "cell":
+            if "outputs" in accepts:
+                t, p = cell
+                kwargs.setdefault("outputs", [t] if t == p else [t, p])
+        elif self.outputs is not None:
+            kwargs.setdefault("outputs", self.outputs)
+
+        def job(progress: Callable[[float], None], cancel: Any) -> Explanation:
+            kw = dict(kwargs)
+            if "progress" in accepts:
+                kw["progress"] = progress
+            if "cancel" in accepts:
+                kw["cancel"] = cancel
+            result = fn(x, **kw)
+            if not isinstance(result, Explanation):
+                raise TypeError(
+                    f"the explainer returned {type(result).__name__}; expected an "
+                    "xaiwidgets.Explanation"
+                )
+            return result
+
+        return job
+
+    # ------------------------------------------------------------------ drawing
+    @staticmethod
+    def _clear_grid(grid: AttributionGrid) -> None:
+        with grid.hold_sync():
+            grid.values = None
+            grid.output_labels, grid.output_probabilities, grid.row_titles = [], None, []
+            grid.images = None
+            grid.error, grid.progress = "", -1.0
+
+    def _titles(self) -> list[str]:
+        return [f"#{i}" for i in self.shown_indices]
+
+    def _draw(self, grid: AttributionGrid, cell: Hashable, e: Explanation) -> None:
+        titles = self._titles()
+        with grid.hold_sync():
+            grid.values = None
+            grid.output_labels, grid.output_probabilities = [], None
+            grid.images = e.data
+            grid.row_titles = titles if len(titles) == len(e) else []
+            grid.output_labels = e.output_names
+            grid.output_probabilities = e.output_probabilities
+            grid.show_colorbar = True
+            grid.values = e.values.sum(axis=3, dtype=np.float32)
+            grid.progress = -1.0
+
+    def _show_images(self, grid: AttributionGrid, cell: tuple[int, int], shown: np.ndarray) -> None:
+        """Without an explainer: the images, and a blank column labelled by the prediction."""
+        x = self.images[shown]
+        name = f"predicted {self.report.class_names[cell[1]]}"
+        probs = self.report.probabilities
+        with grid.hold_sync():
+            grid.values = None
+            grid.images = x
+            grid.row_titles = self._titles()
+            grid.output_labels = [[name] for _ in shown]
+            grid.output_probabilities = None if probs is None else probs[shown, cell[1]][:, None]
+            grid.show_colorbar = False
+            grid.values = np.zeros((*x.shape[:3], 1), np.float32)
