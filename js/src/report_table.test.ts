@@ -1,0 +1,55 @@
+// Render tests of the ReportTable ESM with a mock model (happy-dom).
+import { afterEach, describe, expect, it } from "vitest";
+import widget from "./report_table";
+import { mockModel } from "./lib/testing";
+
+const XSS = '<img src=x onerror="window.__xss=1">';
+
+afterEach(() => {
+  document.body.innerHTML = "";
+});
+
+function render(extra: Record<string, unknown> = {}) {
+  const el = document.createElement("div");
+  document.body.appendChild(el);
+  const m = mockModel({
+    columns: ["class", "precision", "recall", "f1-score", "support"],
+    rows: [
+      ["cat", "0.900", "0.800", "0.847", "10"],
+      [XSS, "0.500", "0.600", "0.545", "5"],
+    ],
+    footer: [["accuracy", "", "", "0.733", "15"]],
+    highlight: -1,
+    selected_row: -1,
+    title: "Classification report",
+    ...extra,
+  });
+  const cleanup = widget.render({ model: m.model as never, el });
+  return { el, ...m, cleanup };
+}
+
+describe("ReportTable render", () => {
+  it("draws header, body and footer as text", () => {
+    const { el } = render();
+    const head = Array.from(el.querySelectorAll("thead th")).map((t) => t.textContent);
+    expect(head).toEqual(["class", "precision", "recall", "f1-score", "support"]);
+    const body = Array.from(el.querySelectorAll("tbody tr")).map((r) => Array.from(r.children).map((c) => c.textContent));
+    expect(body[1]).toEqual([XSS, "0.500", "0.600", "0.545", "5"]);
+    expect(el.querySelector("table img")).toBeNull();
+    expect(el.querySelector("tfoot")!.textContent).toContain("accuracy");
+    expect(el.querySelector(".xw-title")!.textContent).toBe("Classification report");
+  });
+
+  it("a row click sets selected_row; highlight follows the model", () => {
+    const { el, model, saved, cleanup, listeners } = render();
+    el.querySelector<HTMLElement>('tbody tr[data-row="1"]')!.click();
+    expect(model.get("selected_row")).toBe(1);
+    expect(saved).toHaveLength(1);
+    model.set("highlight", 0);
+    expect(el.querySelector('tbody tr[data-row="0"]')!.classList.contains("xw-rt-highlight")).toBe(true);
+    expect(el.querySelectorAll(".xw-rt-highlight")).toHaveLength(1);
+    (cleanup as () => void)();
+    expect(el.children).toHaveLength(0);
+    for (const set of listeners.values()) expect(set.size).toBe(0);
+  });
+});
