@@ -1,6 +1,7 @@
 """Attribution and model-level explainers, each written once against the backend protocol."""
 
 from .base import Explainer, select_outputs
+from .cem import CEMExplainer, CEMResult
 from .influence import InfluenceExplainer, InfluenceResult, influence_maps, performance_maps
 from .metrics import MetricsReport, metrics_from_model, metrics_report
 from .partition import PartitionExplainer
@@ -18,4 +19,6 @@ __all__ = [
     "metrics_report",
     "PartitionExplainer",
     "PermutationExplainer",
+    "CEMExplainer",
+    "CEMResult",
 ]

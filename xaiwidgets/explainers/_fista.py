@@ -1,0 +1,317 @@
+"""The optimisation problem of the Contrastive Explanation Method and its FISTA solver.
+
+Dhurandhar et al. (2018), "Explanations based on the Missing: Towards Contrastive
+Explanations with Pertinent Negatives", https://arxiv.org/abs/1802.07623, eqs. 1-7.
+
+Every array here is a batch of *rows*: one row per (image, setting, attack weight c), all
+stepped together so that one call of the model serves every row. Images stay ``(rows, h, w,
+c)``; per-row scalars are ``(rows, 1, 1, 1)``.
+
+For a row with original ``x0``, target class ``t`` (the class of ``x0``) and iterate ``a``:
+
+- model input  ``m(a) = a`` (PN) or ``x0 - a`` (PP: the kept part delta)
+- attack loss  ``f = max(0, s_t - max_{j!=t} s_j + kappa)`` (PN) or
+  ``max(0, max_{j!=t} s_j - s_t + kappa)`` (PP) on the class scores ``s`` of ``m(a)``
+- objective    ``c f + ||x0 - a||^2 + beta ||x0 - a||_1 + gamma ||AE(m(a)) - m(a)||^2``
+
+FISTA (Beck & Teboulle 2009) minimises the smooth part by gradient steps taken at the
+extrapolated point ``y``, handles ``beta ||.||_1`` by shrinkage-thresholding towards ``x0``
+(eq. 7), and projects onto the feature range and onto the sign constraint (eq. 5): a PN only
+moves pixels away from the no-information value, a PP only towards it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .._arrays import softmax, to_numpy
+from ..backends import NumpyBackend, wrap
+
+
+def shrink(y: np.ndarray, x0: np.ndarray, beta: Any, lo: Any, hi: Any) -> np.ndarray:
+    """Element-wise shrinkage-thresholding of ``y`` towards ``x0`` by ``beta``, clipped to
+    ``[lo, hi]`` on the side it moves to (eq. 7)."""
+    d = y - x0
+    up = np.minimum(y - beta, hi)
+    down = np.maximum(y + beta, lo)
+    return np.where(d > beta, up, np.where(d < -beta, down, x0))
+
+
+def project_sign(a: np.ndarray, x0: np.ndarray, no_info: Any, is_pp: np.ndarray) -> np.ndarray:
+    """Keep ``a`` where it respects the sign constraint, else fall back to ``x0`` (eq. 5).
+
+    PN rows may only move away from the no-information value (``|a - v| > |x0 - v|``), PP rows
+    only towards it (``|a - v| <= |x0 - v|``). ``is_pp`` is ``(rows, 1, 1, 1)`` bool.
+    """
+    farther = np.abs(a - no_info) > np.abs(x0 - no_info)
+    return np.where(farther != is_pp, a, x0)
+
+
+def polynomial_decay(lr0: float, step: int, total: int, power: float = 0.5) -> float:
+    """``lr0 * (1 - step / total) ** power`` (decaying to 0 at ``total``)."""
+    return float(lr0) * (1.0 - min(step, total) / total) ** power
+
+
+def vjp_with(
+    backend: Any,
+    x: np.ndarray,
+    cot_fn: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Outputs ``(rows, k)`` of ``backend`` at ``x`` and the input gradient of
+    ``<outputs, cot_fn(outputs)>``.
+
+    The cotangent depends on the outputs (hinge and argmax of the attack loss), so it is made
+    between the forward and the backward pass: in one pass where the backend takes a callable
+    cotangent (``backend.vjp_accepts_callable``, a proposed protocol extension) or is a
+    :class:`NumpyBackend` with ``grad_fn``; else ``predict`` first and ``vjp`` after.
+    """
+    if getattr(backend, "vjp_accepts_callable", False):
+        out, g = backend.vjp(x, cot_fn)
+        return np.asarray(out, np.float32), np.asarray(g, np.float32)
+    if isinstance(backend, NumpyBackend) and backend.grad_fn is not None:
+        out = np.asarray(to_numpy(backend.fn(x)), np.float32)
+        g = np.asarray(to_numpy(backend.grad_fn(x, cot_fn(out))), np.float32)
+        return out, g.reshape(x.shape)
+    out = backend.predict(x)
+    return out, np.asarray(backend.vjp(x, cot_fn(out))[1], np.float32)
+
+
+class _FlatOutputs:
+    """A model whose image outputs are flattened to ``(n, d)``, the shape the backends'
+    ``predict``/``vjp`` accept. Attribute access goes to the model (``parameters()``,
+    ``modules()``, ``built``, ... for the torch and Keras backends)."""
+
+    def __init__(self, model: Any):
+        self._model = model
+
+    def __call__(self, x: Any, **kwargs: Any) -> Any:
+        out = self._model(x, **kwargs)
+        d = int(np.prod([int(v) for v in out.shape[1:]]))
+        if hasattr(out, "reshape"):  # torch tensors, jax arrays
+            return out.reshape((-1, d))
+        return sys.modules["tensorflow"].reshape(out, (-1, d))  # tf tensors: tf is loaded
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "_model":
+            raise AttributeError(name)
+        return getattr(self._model, name)
+
+
+class ImageModel:
+    """An image-to-image model (the autoencoder) seen through a backend: ``forward(z)`` and
+    ``vjp(z, cot_fn)`` on NHWC images ``(rows, h, w, c)``.
+
+    A :class:`NumpyBackend` (``f`` + ``grad_fn`` on images) is used as it is. Any other model
+    is wrapped as the backends know it, then re-wrapped by the same backend class with its
+    outputs flattened (:class:`_FlatOutputs`), because the protocol's ``predict``/``vjp`` want
+    ``(n, k)`` outputs; a backend with ``image_outputs = True`` (a proposed protocol extension)
+    is used directly.
+    """
+
+    def __init__(self, model: Any):
+        b = wrap(model)
+        self.backend, self.flat, self.channels_first = (
+            b,
+            None,
+            bool(getattr(b, "channels_first", False)),
+        )
+        if isinstance(b, NumpyBackend) or getattr(b, "image_outputs", False):
+            return
+        kw = {"batch_size": b.batch_size}
+        if b.framework == "jax":
+            apply = b.apply_with_params
+            self.flat = type(b)(lambda p, x: _FlatOutputs(lambda z: apply(p, z))(x), b.params, **kw)
+        elif b.framework in ("torch", "tensorflow"):
+            kw["channels_first"] = self.channels_first
+            if b.framework == "torch":
+                kw["device"] = b.device
+            self.flat = type(b)(_FlatOutputs(b.model), **kw)
+        else:
+            raise TypeError(f"ae_model: cannot take gradients through a {type(b).__name__}")
+
+    def _to_nhwc(self, out: np.ndarray, z: np.ndarray) -> np.ndarray:
+        if out.size != z.size:
+            raise ValueError(
+                f"ae_model: expected an autoencoder that returns images of the input's "
+                f"shape {z.shape[1:]}, got outputs of shape {out.shape[1:]}"
+            )
+        if self.channels_first:
+            n, h, w, c = z.shape
+            return np.ascontiguousarray(out.reshape(n, c, h, w).transpose(0, 2, 3, 1))
+        return out.reshape(z.shape)
+
+    def _to_flat(self, cot: np.ndarray) -> np.ndarray:
+        if self.channels_first:
+            cot = cot.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(cot.reshape(len(cot), -1), np.float32)
+
+    def forward(self, z: np.ndarray) -> np.ndarray:
+        if self.flat is not None:
+            return self._to_nhwc(self.flat.predict(z), z)
+        if isinstance(self.backend, NumpyBackend):
+            return self._to_nhwc(np.asarray(to_numpy(self.backend.fn(z)), np.float32), z)
+        return self._to_nhwc(np.asarray(self.backend.predict(z), np.float32), z)
+
+    def vjp(
+        self,
+        z: np.ndarray,
+        cot_fn: Callable[[np.ndarray], np.ndarray],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        b = self.backend
+        if self.flat is None and not isinstance(b, NumpyBackend):
+            return vjp_with(b, z, cot_fn)
+        if isinstance(b, NumpyBackend):
+            if b.grad_fn is None:
+                raise ValueError(
+                    "ae_model: this NumPy autoencoder has no gradients: pass grad_fn=... to wrap()"
+                )
+            out = self._to_nhwc(np.asarray(to_numpy(b.fn(z)), np.float32), z)
+            return out, np.asarray(to_numpy(b.grad_fn(z, cot_fn(out))), np.float32).reshape(z.shape)
+        out = self.forward(z)
+        return out, np.asarray(self.flat.vjp(z, self._to_flat(cot_fn(out)))[1], np.float32)
+
+
+class CEMProblem:
+    """The CEM objective for a batch of rows (see the module docstring).
+
+    Parameters
+    ----------
+    model : the classifier's backend; ``ae`` an :class:`ImageModel` or ``None``.
+    x0 : ``(rows, h, w, c)`` originals; ``target`` ``(rows,)`` their classes.
+    c, kappa, beta, gamma : ``(rows,)`` per-row weights; ``is_pp`` ``(rows,)`` bool.
+    scores : ``"probabilities"`` (softmax of the outputs unless the model already ends in a
+        softmax) or ``"outputs"`` (the model's outputs as they are).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        ae: Any,
+        x0: np.ndarray,
+        target: np.ndarray,
+        c: np.ndarray,
+        kappa: np.ndarray,
+        beta: np.ndarray,
+        gamma: np.ndarray,
+        is_pp: np.ndarray,
+        scores: str = "probabilities",
+    ):
+        col = (-1,) + (1,) * (x0.ndim - 1)
+        self.model, self.ae, self.x0 = model, ae, x0
+        self.target = np.asarray(target, np.int64)
+        self.c = np.asarray(c, np.float32)
+        self.kappa = np.asarray(kappa, np.float32)
+        self.beta = np.asarray(beta, np.float32).reshape(col)
+        self.gamma = np.asarray(gamma, np.float32).reshape(col)
+        self.is_pp = np.asarray(is_pp, bool).reshape(col)
+        self.sign = np.where(self.is_pp, -1.0, 1.0).astype(np.float32)  # d m(a) / d a
+        self.scores = scores
+        self.rows = np.arange(len(x0))
+        self.use_ae = ae is not None and bool(np.any(self.gamma > 0))
+
+    def model_input(self, a: np.ndarray) -> np.ndarray:
+        """What the classifier and the autoencoder see: ``a`` (PN) or ``x0 - a`` (PP)."""
+        return np.where(self.is_pp, self.x0 - a, a).astype(np.float32)
+
+    def to_scores(self, out: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Class scores from model outputs, and whether a softmax was applied."""
+        if self.scores == "probabilities" and not self.model.outputs_are_probabilities(out):
+            return softmax(out), True
+        return out, False
+
+    def margin(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``s_t - max_{j!=t} s_j`` per row and the argmax over the other classes."""
+        other = s.copy()
+        other[self.rows, self.target] = -np.inf
+        j = other.argmax(axis=1)
+        return s[self.rows, self.target] - other[self.rows, j], j
+
+    def condition(self, s: np.ndarray) -> np.ndarray:
+        """Whether each row is a PN (another class wins once ``kappa`` is added to the
+        target's score) or a PP (the target still wins with ``kappa`` taken off)."""
+        shifted = s.copy()
+        shifted[self.rows, self.target] += np.where(self.is_pp.ravel(), -self.kappa, self.kappa)
+        same = shifted.argmax(axis=1) == self.target
+        return np.where(self.is_pp.ravel(), same, ~same)
+
+    def distance(self, a: np.ndarray) -> np.ndarray:
+        """Elastic-net size ``||x0 - a||^2 + beta ||x0 - a||_1`` per row."""
+        d = (self.x0 - a).reshape(len(a), -1)
+        return (d * d).sum(1) + self.beta.ravel() * np.abs(d).sum(1)
+
+    def loss_and_grad(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row objective (with the L1 term) at ``y`` and the gradient of its smooth part."""
+        z = self.model_input(y)
+        held: dict[str, np.ndarray] = {}
+
+        def attack_cot(out: np.ndarray) -> np.ndarray:
+            s, soft = self.to_scores(out)
+            m, j = self.margin(s)
+            pp = self.is_pp.ravel()
+            hinge = np.where(pp, -m, m) + self.kappa
+            held["attack"] = np.maximum(hinge, 0.0)
+            w = np.where(hinge > 0, self.c, 0.0) * np.where(pp, -1.0, 1.0)
+            cot = np.zeros_like(s)
+            cot[self.rows, self.target] += w
+            cot[self.rows, j] -= w
+            if soft:  # chain through the softmax: J^T v = s * (v - <s, v>)
+                cot = s * (cot - (s * cot).sum(1, keepdims=True))
+            return cot.astype(np.float32)
+
+        _, g_model = vjp_with(self.model, z, attack_cot)
+        d = y - self.x0
+        flat = d.reshape(len(d), -1)
+        grad = self.sign * g_model + 2.0 * d
+        loss = (
+            self.c * held["attack"] + (flat * flat).sum(1) + self.beta.ravel() * np.abs(flat).sum(1)
+        )
+        if self.use_ae:
+
+            def ae_cot(out: np.ndarray) -> np.ndarray:
+                held["res"] = out - z
+                return (2.0 * self.gamma * held["res"]).astype(np.float32)
+
+            _, g_ae = self.ae.vjp(z, ae_cot)
+            r = held["res"]
+            grad = grad + self.sign * (g_ae - 2.0 * self.gamma * r)
+            loss = loss + self.gamma.ravel() * (r * r).reshape(len(r), -1).sum(1)
+        return loss.astype(np.float32), grad.astype(np.float32)
+
+    def evaluate(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scores at ``m(a)``, whether each row meets its PN/PP condition, and its distance."""
+        s, _ = self.to_scores(self.model.predict(self.model_input(a)))
+        return s, self.condition(s), self.distance(a)
+
+
+def fista(
+    problem: CEMProblem,
+    *,
+    lo: Any,
+    hi: Any,
+    no_info: Any,
+    max_iterations: int,
+    learning_rate_init: float,
+    clip: tuple[float, float],
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Run FISTA from ``a = y = x0``; yield ``(k, a_k, loss at y_{k-1})`` after every step.
+
+    Step k (k = 0, 1, ...): ``g = clip(grad(y))``, ``lr = polynomial_decay(k)``,
+    ``a' = P(S_beta(y - lr g))``, ``y = P(a' + k'/(k'+3) (a' - a))`` with ``k' = k + 1``,
+    ``S`` the shrinkage (:func:`shrink`) and ``P`` the sign projection (:func:`project_sign`).
+    """
+    x0, beta, is_pp = problem.x0, problem.beta, problem.is_pp
+    a = x0.copy()
+    y = x0.copy()
+    for k in range(max_iterations):
+        loss, g = problem.loss_and_grad(y)
+        np.clip(g, clip[0], clip[1], out=g)
+        step = y - polynomial_decay(learning_rate_init, k, max_iterations) * g
+        a_new = project_sign(shrink(step, x0, beta, lo, hi), x0, no_info, is_pp)
+        zt = (k + 1) / (k + 4)
+        y = project_sign(a_new + zt * (a_new - a), x0, no_info, is_pp).astype(np.float32)
+        a = a_new.astype(np.float32)
+        yield k, a, loss

@@ -1,0 +1,487 @@
+"""Contrastive Explanation Method: pertinent negatives and pertinent positives.
+
+Dhurandhar et al. (2018), "Explanations based on the Missing: Towards Contrastive Explanations
+with Pertinent Negatives", https://arxiv.org/abs/1802.07623. For an image ``x0`` of class ``t``:
+
+- a **pertinent negative** (PN) is the smallest addition ``delta`` (pixels only moved away from
+  the no-information value) such that ``x0 + delta`` is classified otherwise;
+- a **pertinent positive** (PP) is the smallest part ``delta`` of ``x0`` (``x0 - delta`` only
+  moves towards the no-information value) that the model still classifies as ``t`` on its own.
+
+Both minimise ``c f_kappa + ||delta||^2 + beta ||delta||_1 + gamma ||AE(z) - z||^2`` (z the
+model's input) with FISTA; the attack weight ``c`` is searched. The loss, the projections and
+the sequential binary search on ``c`` follow alibi's ``CEM`` (``search="sequential"``); the
+default ``search="batched"`` runs a grid of ``c`` values side by side instead, so a whole search
+costs ``max_iterations`` batched steps. See :mod:`xaiwidgets.explainers._fista` for the maths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._arrays import as_images, as_labels
+from .._progress import RunControl
+from ..backends import wrap
+from ._fista import CEMProblem, ImageModel, fista
+
+_MODES = ("PN", "PP")
+_SEARCHES = ("batched", "sequential")
+_SETTING_KEYS = ("mode", "kappa", "beta", "gamma", "c_init")
+
+
+@dataclass(eq=False)
+class CEMResult:
+    """Pertinent negatives or positives for ``n`` images.
+
+    ``original``/``image``/``delta`` are ``(n, h, w, c)``: ``image`` is what the model
+    classifies (``original + delta`` for a PN, ``delta`` for a PP, the paper's convention);
+    where nothing was found (``found[i]`` False) ``delta`` is 0, ``image_class`` is -1 and
+    ``image_proba``, ``c`` and ``distance`` are NaN. ``loss`` ``(n, max_iterations)`` traces the
+    objective of the run that gave the answer. ``complete`` is False for the best-so-far results
+    streamed to ``on_update`` during a search, ``iterations`` counts the steps taken so far.
+    """
+
+    mode: str
+    original: np.ndarray
+    image: np.ndarray
+    delta: np.ndarray
+    found: np.ndarray
+    original_class: np.ndarray
+    original_proba: np.ndarray
+    image_class: np.ndarray
+    image_proba: np.ndarray
+    c: np.ndarray
+    distance: np.ndarray
+    loss: np.ndarray
+    iterations: int = 0
+    complete: bool = True
+    class_names: list[str] | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pn(self) -> np.ndarray | None:
+        """The pertinent negatives (``None`` for a PP result)."""
+        return self.image if self.mode == "PN" else None
+
+    @property
+    def pp(self) -> np.ndarray | None:
+        """The pertinent positives (``None`` for a PN result)."""
+        return self.image if self.mode == "PP" else None
+
+    def __len__(self) -> int:
+        return len(self.original)
+
+    def __repr__(self) -> str:
+        state = "" if self.complete else f", partial after {self.iterations} steps"
+        return (
+            f"CEMResult(mode={self.mode!r}, n={len(self)}, found={self.found.tolist()}, "
+            f"original_class={self.original_class.tolist()}, "
+            f"image_class={self.image_class.tolist()}{state})"
+        )
+
+
+def _positive(name: str, value: Any, *, allow_zero: bool = True, integer: bool = False) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(
+            f"{name}: expected a {'non-negative' if allow_zero else 'positive'} "
+            f"finite number, got {value!r}"
+        )
+    if integer:
+        if int(value) != value:
+            raise ValueError(f"{name}: expected a whole number, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def _pair(name: str, value: Any) -> tuple[Any, Any]:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError(f"{name}: expected a (low, high) pair, got {value!r}")
+    lo, hi = (np.asarray(v, np.float32) for v in value)
+    if np.any(lo >= hi):
+        raise ValueError(f"{name}: expected low < high, got {value!r}")
+    return lo, hi
+
+
+class CEMExplainer:
+    """Pertinent negatives (``mode="PN"``) or positives (``"PP"``) of a classifier's images.
+
+    Parameters (alibi's names and defaults unless said)
+    ----------
+    model : any model :func:`~xaiwidgets.backends.wrap` accepts, with gradients.
+    mode : ``"PN"`` or ``"PP"``.
+    ae_model : optional autoencoder (images to images, any framework, or a backend) for the
+        ``gamma`` term.
+    kappa : confidence margin on the class scores (default 0).
+    beta : L1 weight (default 0.1). gamma : autoencoder weight (default 0).
+    c_init, c_steps : first attack weight (default 10) and number of c values (default 10):
+        binary-search rounds (``search="sequential"``) or grid size (``"batched"``).
+    max_iterations : FISTA steps per c (default 1000).
+    feature_range : ``(low, high)`` scalars or per-feature arrays; default the images' min/max.
+    clip : gradient clipping (default (-100, 100)).
+    learning_rate_init : first step size, decayed as ``(1 - k/max_iterations)^0.5`` (0.01).
+    no_info_val : scalar or per-feature value carrying no information, default the lower end of
+        ``feature_range`` (the background of dark-background images).
+    search : ``"batched"`` (default) or ``"sequential"`` (alibi's binary search, for parity).
+    c_grid : multiples of ``c_init`` run side by side by the batched search; default 1 (the
+        first round of the sequential search) and ``c_steps - 1`` values log-spaced from
+        ``10**3`` down to ``10**-2``: large c finds a PN/PP in few steps, small c stays close.
+    scores : ``"probabilities"`` (default: softmax of logits, outputs of a softmax model as
+        they are) or ``"outputs"`` (raw outputs, as alibi) for the attack loss and kappa.
+    update_every : stream the best-so-far result to ``on_update`` every so many steps (10).
+    """
+
+    method = "cem"
+
+    def __init__(
+        self,
+        model: Any,
+        mode: str = "PN",
+        *,
+        ae_model: Any = None,
+        kappa: float = 0.0,
+        beta: float = 0.1,
+        gamma: float = 0.0,
+        c_init: float = 10.0,
+        c_steps: int = 10,
+        max_iterations: int = 1000,
+        feature_range: tuple[Any, Any] | None = None,
+        clip: tuple[float, float] = (-100.0, 100.0),
+        learning_rate_init: float = 1e-2,
+        no_info_val: Any = None,
+        search: str = "batched",
+        c_grid: Any = None,
+        scores: str = "probabilities",
+        update_every: int = 10,
+        class_names: Any = None,
+        **backend_kwargs: Any,
+    ):
+        self.backend = wrap(model, **backend_kwargs)
+        self.ae = None if ae_model is None else ImageModel(ae_model)
+        self.class_names = None if class_names is None else [str(c) for c in class_names]
+        if scores not in ("probabilities", "outputs"):
+            raise ValueError(f"scores: expected 'probabilities' or 'outputs', got {scores!r}")
+        self.scores = scores
+        self.feature_range = (
+            None if feature_range is None else _pair("feature_range", feature_range)
+        )
+        self.no_info_val = None if no_info_val is None else np.asarray(no_info_val, np.float32)
+        self.defaults = self._check(
+            dict(
+                mode=mode,
+                kappa=kappa,
+                beta=beta,
+                gamma=gamma,
+                c_init=c_init,
+                c_steps=c_steps,
+                max_iterations=max_iterations,
+                clip=clip,
+                learning_rate_init=learning_rate_init,
+                search=search,
+                c_grid=c_grid,
+                update_every=update_every,
+            )
+        )
+
+    # -- parameters -----------------------------------------------------------------
+    def _check(self, s: dict[str, Any]) -> dict[str, Any]:
+        if s["mode"] not in _MODES:
+            raise ValueError(f"mode: expected 'PN' or 'PP', got {s['mode']!r}")
+        if s["search"] not in _SEARCHES:
+            raise ValueError(f"search: expected 'batched' or 'sequential', got {s['search']!r}")
+        for name in ("kappa", "beta", "gamma"):
+            s[name] = _positive(name, s[name])
+        for name in ("c_init", "learning_rate_init"):
+            s[name] = _positive(name, s[name], allow_zero=False)
+        for name in ("c_steps", "max_iterations", "update_every"):
+            s[name] = _positive(name, s[name], allow_zero=False, integer=True)
+        lo, hi = _pair("clip", s["clip"])
+        s["clip"] = (float(lo), float(hi))
+        if s["gamma"] > 0 and self.ae is None:
+            raise ValueError("gamma > 0 needs an autoencoder: pass ae_model=...")
+        if s["c_grid"] is None:
+            s["c_grid"] = np.unique(np.r_[1.0, np.geomspace(1e3, 1e-2, s["c_steps"] - 1)])
+        grid = np.asarray(s["c_grid"], np.float64).ravel()
+        if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid <= 0):
+            raise ValueError(f"c_grid: expected positive multiples of c_init, got {s['c_grid']!r}")
+        s["c_grid"] = grid
+        return s
+
+    def params(self, **overrides: Any) -> dict[str, Any]:
+        """The settings a call with ``overrides`` would use (JSON-serialisable)."""
+        return self._jsonable(self._settings(overrides))
+
+    def _jsonable(self, s: dict[str, Any]) -> dict[str, Any]:
+        return {**s, "c_grid": s["c_grid"].tolist(), "clip": list(s["clip"]), "scores": self.scores}
+
+    def _settings(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(overrides) - set(self.defaults)
+        if unknown:
+            raise TypeError(
+                f"unknown CEM parameter(s) {sorted(unknown)}; expected some of "
+                f"{sorted(self.defaults)}"
+            )
+        if "c_steps" in overrides and "c_grid" not in overrides:
+            overrides = {**overrides, "c_grid": None}
+        return self._check({**self.defaults, **overrides})
+
+    def _ranges(self, x: np.ndarray) -> tuple[Any, Any, Any]:
+        lo, hi = self.feature_range or (np.float32(x.min()), np.float32(x.max()))
+        try:
+            lo, hi = np.broadcast_to(lo, x.shape[1:]), np.broadcast_to(hi, x.shape[1:])
+            ni = lo if self.no_info_val is None else np.broadcast_to(self.no_info_val, x.shape[1:])
+        except ValueError as exc:
+            raise ValueError(
+                f"feature_range / no_info_val: expected scalars or arrays that fit "
+                f"images of shape {x.shape[1:]}: {exc}"
+            ) from None
+        if np.any(x < lo - 1e-6) or np.any(x > hi + 1e-6):
+            raise ValueError(
+                f"images: values {x.min():.4g}..{x.max():.4g} lie outside "
+                f"feature_range {float(lo.min()):.4g}..{float(hi.max()):.4g}"
+            )
+        return lo, hi, ni
+
+    # -- public entry points -----------------------------------------------------------
+    def __call__(
+        self,
+        images: Any,
+        target: Any = None,
+        *,
+        progress: Any = None,
+        cancel: Any = None,
+        on_update: Callable[[CEMResult], Any] | None = None,
+        **overrides: Any,
+    ) -> CEMResult:
+        """PN or PP of every image (``(n, h, w, c)`` or any form ``as_images`` accepts).
+
+        ``target``: the classes to explain (default: the predicted ones). ``progress``/
+        ``cancel``: see :class:`~xaiwidgets._progress.RunControl` (a set cancel raises
+        :class:`~xaiwidgets._progress.Cancelled`). ``on_update(partial)`` receives the
+        best-so-far :class:`CEMResult` every ``update_every`` steps and when a first solution
+        appears. ``overrides``: any constructor setting for this call (``kappa=0.2``, ...).
+        """
+        s = self._settings(overrides)
+        x = as_images(images)
+        groups = [{k: s[k] for k in _SETTING_KEYS} for _ in range(len(x))]
+        emit = None if on_update is None else (lambda parts: on_update(parts[0]))
+        return self._run(x, np.arange(len(x)), groups, s, target, progress, cancel, emit)[0]
+
+    def explain_settings(
+        self,
+        image: Any,
+        settings: Sequence[dict[str, Any]],
+        target: Any = None,
+        *,
+        progress: Any = None,
+        cancel: Any = None,
+        on_update: Callable[[list[CEMResult]], Any] | None = None,
+        **overrides: Any,
+    ) -> list[CEMResult]:
+        """Several settings for one image in one batched search (e.g. PN and PP, or a few
+        kappa/beta values of a slider). ``settings``: dicts of ``mode``, ``kappa``, ``beta``,
+        ``gamma``, ``c_init``. Returns one single-image :class:`CEMResult` per setting."""
+        s = self._settings(overrides)
+        x = as_images(image)
+        if len(x) != 1:
+            raise ValueError(f"image: expected one image, got {len(x)}")
+        if not settings:
+            raise ValueError("settings: expected at least one dict of CEM settings")
+        groups = []
+        for g in settings:
+            if not isinstance(g, dict) or set(g) - set(_SETTING_KEYS):
+                raise ValueError(
+                    f"settings: expected dicts with keys among {_SETTING_KEYS}, got {g!r}"
+                )
+            groups.append({k: self._check({**s, **g})[k] for k in _SETTING_KEYS})
+        index = np.zeros(len(groups), np.int64)
+        return self._run(x, index, groups, s, target, progress, cancel, on_update)
+
+    # -- the search ----------------------------------------------------------------
+    def _run(
+        self,
+        x: np.ndarray,
+        index: np.ndarray,
+        groups: list[dict[str, Any]],
+        s: dict[str, Any],
+        target: Any,
+        progress: Any,
+        cancel: Any,
+        on_update: Callable[[list[CEMResult]], Any] | None,
+    ) -> list[CEMResult]:
+        lo, hi, ni = self._ranges(x)
+        out = self.backend.predict(x)
+        probs = self.backend.to_probabilities(out)
+        t = probs.argmax(1) if target is None else as_labels(target, n=len(x), name="target")
+        if t.min() < 0 or t.max() >= probs.shape[1]:
+            raise ValueError(
+                f"target: expected classes in 0..{probs.shape[1] - 1}, got {t.tolist()}"
+            )
+        batched = s["search"] == "batched"
+        per = len(s["c_grid"]) if batched else 1
+        rounds = 1 if batched else s["c_steps"]
+        T = s["max_iterations"]
+        g_of_row = np.repeat(np.arange(len(groups)), per)
+        col = lambda key: np.array([g[key] for g in groups], np.float32)[g_of_row]  # noqa: E731
+        x0 = x[index][g_of_row]
+        is_pp = np.array([g["mode"] == "PP" for g in groups])[g_of_row]
+        c = col("c_init") * (np.tile(s["c_grid"], len(groups)) if batched else 1.0)
+        lb, ub = np.zeros(len(c)), np.full(len(c), 1e10)
+        best = _Best(len(groups), x0.shape[1:], T)
+        state = {"last_emit": 0, "changed": False}
+
+        def emit(k: int, done: bool) -> list[CEMResult]:
+            return self._results(x, index, groups, best, t, probs, s, k, done)
+
+        with RunControl(progress, cancel, desc="CEM") as ctl:
+            every = max(1, T * rounds // 100)
+            for r in range(rounds):
+                prob = CEMProblem(
+                    self.backend,
+                    self.ae,
+                    x0,
+                    t[index][g_of_row],
+                    c,
+                    col("kappa"),
+                    col("beta"),
+                    col("gamma"),
+                    is_pp,
+                    self.scores,
+                )
+                row_found = np.zeros(len(c), bool)
+                trace = np.full((len(c), T), np.nan, np.float32)
+                for k, a, loss in fista(
+                    prob,
+                    lo=lo,
+                    hi=hi,
+                    no_info=ni,
+                    max_iterations=T,
+                    learning_rate_init=s["learning_rate_init"],
+                    clip=s["clip"],
+                ):
+                    trace[:, k] = loss
+                    sc, ok, dist = prob.evaluate(a)
+                    row_found |= ok
+                    first = best.update(ok, dist, a, sc, c, g_of_row, trace)
+                    state["changed"] |= first or best.improved
+                    step = r * T + k + 1
+                    if step % every == 0:
+                        ctl.step(step / (T * rounds))
+                    else:
+                        ctl.check()
+                    if (
+                        on_update is not None
+                        and state["changed"]
+                        and (first or step - state["last_emit"] >= s["update_every"])
+                    ):
+                        on_update(emit(step, False))
+                        state.update(last_emit=step, changed=False)
+                if not batched:  # alibi's binary search on c, per row
+                    ub = np.where(row_found, np.minimum(ub, c), ub)
+                    lb = np.where(row_found, lb, np.maximum(lb, c))
+                    c = np.where(ub < 1e9, (lb + ub) / 2, c * 10).astype(np.float32)
+        return emit(T * rounds, True)
+
+    def _results(
+        self,
+        x: np.ndarray,
+        index: np.ndarray,
+        groups: list[dict[str, Any]],
+        best: _Best,
+        t: np.ndarray,
+        probs: np.ndarray,
+        s: dict[str, Any],
+        steps: int,
+        done: bool,
+    ) -> list[CEMResult]:
+        """Pack the per-group bests into results: one per image (a ``__call__``) or one per
+        setting (``explain_settings``)."""
+        is_pp = np.array([g["mode"] == "PP" for g in groups])
+        x0 = x[index]
+        a = np.where(best.found[:, None, None, None], best.a, x0)
+        delta = np.where(is_pp[:, None, None, None], x0 - a, a - x0).astype(np.float32)
+        image = np.where(is_pp[:, None, None, None], delta, a).astype(np.float32)
+        img_proba = np.full(probs[index].shape, np.nan, np.float32)
+        if best.found.any():
+            img_proba[best.found] = self.backend.probabilities(image[best.found])
+        img_class = np.where(best.found, np.nan_to_num(img_proba).argmax(1), -1)
+        params = self._jsonable(s)
+        lo, hi, ni = self._ranges(x)
+        params["feature_range"] = [float(lo.min()), float(hi.max())]
+        params["no_info_val"] = float(ni.ravel()[0]) if np.ptp(ni) == 0 else "per-feature"
+
+        loss = best.loss
+
+        def pack(sel: np.ndarray, g: dict[str, Any]) -> CEMResult:
+            return CEMResult(
+                mode=g["mode"],
+                original=x0[sel],
+                image=image[sel],
+                delta=delta[sel],
+                found=best.found[sel].copy(),
+                original_class=t[index][sel],
+                original_proba=probs[index][sel],
+                image_class=img_class[sel],
+                image_proba=img_proba[sel],
+                c=best.c[sel].copy(),
+                distance=best.dist[sel].copy(),
+                loss=loss[sel],
+                iterations=steps,
+                complete=done,
+                class_names=self.class_names,
+                params={**params, **g},
+            )
+
+        if len(groups) == len(x) and np.array_equal(index, np.arange(len(x))):
+            return [pack(np.arange(len(x)), groups[0])]
+        return [pack(np.array([i]), g) for i, g in enumerate(groups)]
+
+
+class _Best:
+    """The best solution so far of each group (smallest distance meeting the condition)."""
+
+    def __init__(self, n: int, shape: tuple[int, ...], T: int):
+        self.found = np.zeros(n, bool)
+        self.dist = np.full(n, np.nan)
+        self.c = np.full(n, np.nan)
+        self.a = np.zeros((n,) + shape, np.float32)
+        self._T = T
+        self._trace: list[Any] = [None] * n
+        self.improved = False
+
+    def update(
+        self,
+        ok: np.ndarray,
+        dist: np.ndarray,
+        a: np.ndarray,
+        scores: np.ndarray,
+        c: np.ndarray,
+        g_of_row: np.ndarray,
+        trace: np.ndarray,
+    ) -> bool:
+        """Take the rows that beat their group's best; True when a group found its first."""
+        first, self.improved = False, False
+        for r in np.flatnonzero(ok):
+            g = g_of_row[r]
+            if self.found[g] and dist[r] >= self.dist[g]:
+                continue
+            first |= not self.found[g]
+            self.improved = True
+            self.found[g], self.dist[g], self.c[g] = True, dist[r], c[r]
+            self.a[g] = a[r]
+            self._trace[g] = (trace, r)  # the run's trace, still filling in
+        return first
+
+    @property
+    def loss(self) -> np.ndarray:
+        """``(n, T)`` loss trace of the run that gave each group's best (NaN if none)."""
+        out = np.full((len(self.found), self._T), np.nan, np.float32)
+        for g, ref in enumerate(self._trace):
+            if ref is not None:
+                out[g] = ref[0][ref[1]]
+        return out
