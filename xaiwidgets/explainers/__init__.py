@@ -2,6 +2,8 @@
 
 from .base import Explainer, select_outputs
 from .cem import CEMExplainer, CEMResult
+from .deep import DeepExplainer
+from .gradients import GradientExplainer, IntegratedGradients, Saliency, SmoothGrad
 from .influence import InfluenceExplainer, InfluenceResult, influence_maps, performance_maps
 from .metrics import MetricsReport, metrics_from_model, metrics_report
 from .partition import PartitionExplainer
@@ -21,4 +23,9 @@ __all__ = [
     "PermutationExplainer",
     "CEMExplainer",
     "CEMResult",
+    "DeepExplainer",
+    "GradientExplainer",
+    "IntegratedGradients",
+    "Saliency",
+    "SmoothGrad",
 ]

@@ -1,0 +1,199 @@
+"""DeepExplainer (DeepLIFT rescale / DeepSHAP) on the three seed architectures.
+
+Completeness on every backend, shap's DeepExplainer as the oracle for torch (seed 003, ending
+in ``nn.Softmax``) and Keras (seed 002, ``Dense(softmax)``), output selection, background
+subsampling, progress/cancel and input errors.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+from xaiwidgets._progress import Cancelled
+from xaiwidgets.explainers import DeepExplainer
+
+models = pytest.importorskip("tests.backends.models")
+
+N_BG = 12  # background images
+N_X = 3  # explained images
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, _ = models.mnist_images(N_BG + N_X)
+    return x[:N_BG], x[N_BG:]
+
+
+@pytest.fixture(scope="module")
+def torch_net():
+    pytest.importorskip("torch")
+    return models.torch_cnn()
+
+
+@pytest.fixture(scope="module")
+def keras_net():
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("keras")
+    return models.keras_cnn()
+
+
+@pytest.fixture(scope="module")
+def flax_net():
+    pytest.importorskip("flax")
+    return models.flax_cnn()
+
+
+def _check_complete(explanation, tol):
+    """sum(values) + base == model output of every explained (image, output)."""
+    ex = explanation
+    fx = np.take_along_axis(ex.predictions, ex.output_indices, axis=1)
+    total = ex.values.reshape(len(ex.values), -1, ex.values.shape[-1]).sum(1) + ex.base_values
+    scale = max(1.0, float(np.ptp(ex.predictions)))
+    np.testing.assert_allclose(total, fx, atol=tol * scale, rtol=0)
+
+
+@pytest.mark.parametrize("softmax", ["shapley", "diagonal"])
+def test_completeness_torch(torch_net, digits, softmax):
+    bg, x = digits
+    explainer = DeepExplainer(torch_net, bg, softmax=softmax)
+    ex = explainer(x)
+    assert ex.values.shape == x.shape + (10,)
+    assert ex.method == "deep" and ex.params["softmax"] == softmax
+    _check_complete(ex, 2e-6)
+    np.testing.assert_allclose(ex.base_values, np.tile(explainer.expected_value, (N_X, 1)))
+    assert ex.params["max_completeness_error"] < 2e-6
+
+
+def test_completeness_keras(keras_net, digits):
+    bg, x = digits
+    ex = DeepExplainer(keras_net, bg)(x)
+    _check_complete(ex, 2e-6)
+
+
+def test_completeness_flax(flax_net, digits):
+    bg, x = digits
+    ex = DeepExplainer(flax_net, bg)(x)
+    assert ex.values.shape == x.shape + (10,)
+    _check_complete(ex, 2e-5)
+
+
+def test_completeness_flax_softmax_and_avgpool(digits):
+    """A Flax model ending in a softmax, with ELU and average pooling: the jaxpr softmax
+    pattern and the elementwise rules keep completeness on the probabilities."""
+    jax = pytest.importorskip("jax")
+    from flax import linen as nn
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = nn.elu(nn.Conv(4, (3, 3))(x))
+            x = nn.avg_pool(x, (2, 2), (2, 2))
+            x = nn.tanh(nn.Conv(4, (3, 3))(x))
+            x = nn.max_pool(x, (3, 3), (2, 2))  # overlapping windows: the general max rule
+            x = x.reshape((x.shape[0], -1))
+            return nn.softmax(nn.Dense(10)(x) * 4.0)
+
+    module = Net()
+    params = module.init(jax.random.PRNGKey(0), np.zeros((1, 28, 28, 1), np.float32))
+    bg, x = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no primitive without a rule
+        ex = DeepExplainer((module, params), bg)(x)
+    assert np.allclose(ex.predictions.sum(1), 1.0, atol=1e-5)
+    _check_complete(ex, 2e-6)
+
+
+def test_torch_matches_shap(torch_net, digits):
+    """shap's PyTorch DeepExplainer uses the diagonal softmax rule on the seed's nn.Softmax."""
+    shap = pytest.importorskip("shap")
+    torch = pytest.importorskip("torch")
+    bg, x = digits
+    ours = DeepExplainer(torch_net, bg, softmax="diagonal")(x)
+
+    def to_t(a):  # NCHW with standard strides (a (n, 1, h, w) view would look channels-last)
+        return torch.from_numpy(a.transpose(0, 3, 1, 2).copy()).clone(
+            memory_format=torch.contiguous_format
+        )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = shap.DeepExplainer(torch_net, to_t(bg)).shap_values(to_t(x))
+    theirs = np.asarray(theirs).transpose(0, 2, 3, 1, 4)
+    out_range = float(np.ptp(np.concatenate([ours.predictions, torch_net(to_t(bg)).detach()])))
+    assert np.abs(theirs).max() > 1e-3 * out_range  # a real comparison, not of zeros
+    assert np.abs(ours.values - theirs).max() <= 1e-4 * out_range
+
+
+@pytest.mark.slow
+def test_keras_matches_shap(keras_net, digits):
+    """shap's TensorFlow DeepExplainer decomposes the softmax: our "shapley" rule."""
+    shap = pytest.importorskip("shap")
+    bg, x = digits
+    ours = DeepExplainer(keras_net, bg)(x, outputs=[0, 3, 9])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        explainer = shap.DeepExplainer(keras_net, bg)
+        theirs = np.asarray(explainer.shap_values(x))[..., [0, 3, 9]]
+    out_range = float(np.ptp(np.concatenate([ours.predictions, keras_net.predict(bg, verbose=0)])))
+    assert np.abs(theirs).max() > 1e-3 * out_range
+    assert np.abs(ours.values - theirs).max() <= 1e-4 * out_range
+
+
+def test_outputs_topk_and_list_match_class_order(torch_net, digits):
+    bg, x = digits
+    explainer = DeepExplainer(torch_net, bg)
+    full = explainer(x)
+    top = explainer(x, outputs="top2")
+    assert top.output_indices.shape == (N_X, 2)
+    np.testing.assert_array_equal(top.output_indices[:, 0], full.predictions.argmax(1))
+    expected = np.take_along_axis(full.values, top.output_indices[:, None, None, None], axis=-1)
+    np.testing.assert_allclose(top.values, expected, atol=1e-7)
+    listed = explainer(x, outputs=[9, 4])
+    np.testing.assert_allclose(listed.values, full.values[..., [9, 4]], atol=1e-7)
+    np.testing.assert_allclose(listed.base_values, full.base_values[:, [9, 4]])
+
+
+def test_batching_changes_nothing(torch_net, digits):
+    bg, x = digits
+    a = DeepExplainer(torch_net, bg)(x)
+    b = DeepExplainer(torch_net, bg, max_rows=N_BG)(x)  # one image per pass
+    np.testing.assert_allclose(a.values, b.values, atol=1e-7)
+
+
+def test_background_subsample_is_seeded(torch_net, digits):
+    bg, _ = digits
+    a = DeepExplainer(torch_net, bg, background_size=5, seed=1)
+    b = DeepExplainer(torch_net, bg, background_size=5, seed=1)
+    c = DeepExplainer(torch_net, bg, background_size=5, seed=2)
+    assert len(a.background) == 5
+    np.testing.assert_array_equal(a.background, b.background)
+    assert not np.array_equal(a.background, c.background)
+    assert len(DeepExplainer(torch_net, bg, background_size=None).background) == N_BG
+
+
+def test_progress_and_cancel(torch_net, digits):
+    bg, x = digits
+    seen = []
+    DeepExplainer(torch_net, bg, max_rows=N_BG)(x, progress=seen.append)
+    assert seen and seen[-1] == 1.0 and seen == sorted(seen)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        DeepExplainer(torch_net, bg)(x, cancel=cancel)
+
+
+def test_bad_input(torch_net, digits):
+    bg, x = digits
+    with pytest.raises(ValueError, match="softmax"):
+        DeepExplainer(torch_net, bg, softmax="exact")
+    with pytest.raises(ValueError, match="background_size"):
+        DeepExplainer(torch_net, bg, background_size=0)
+    with pytest.raises(ValueError, match="background's shape"):
+        DeepExplainer(torch_net, np.pad(bg, ((0, 0), (0, 2), (0, 2), (0, 0))))(x)
+    model = models.numpy_softmax_regression()
+    with pytest.raises(NotImplementedError, match="DeepLIFT"):
+        DeepExplainer(model, bg)(x)

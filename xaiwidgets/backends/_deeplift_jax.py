@@ -1,0 +1,460 @@
+"""DeepLIFT (rescale rule) / DeepSHAP for JAX and Flax models, by a jaxpr interpreter.
+
+The model function is traced twice to jaxprs, at the pair-batch size (``c * b`` rows: each
+image repeated once per reference) and at the reference-batch size (``b`` rows). The
+interpreter walks both in lock step: the reference side is evaluated plainly, the pair side
+is evaluated with every nonlinear primitive replaced by a ``jax.custom_vjp`` whose backward
+rule is the DeepLIFT multiplier (:mod:`._deeplift_rules`) computed from the two sides:
+
+- elementwise primitives (``exp``, ``tanh``, ``logistic``, ``max(x, 0)``, ...) and named
+  activations (``jax.nn.relu``, ``elu``, ``softplus``, ... seen as ``jit``/``custom_jvp_call``
+  sub-jaxprs): the rescale rule;
+- ``reduce_window_max`` (``flax.linen.max_pool``) and ``reduce_max``: the max-pool rule;
+- the softmax pattern ``exp(z - max z) / sum(...)``: the softmax rule; ``x - stop_gradient(s)``
+  (the shift of a log-softmax): rescale of ``x``;
+- two varying inputs: the Shapley split of elementwise nonlinear binary primitives, and the
+  midpoint linearisation of bilinear ones (``mul``, ``dot_general``, convolutions).
+
+Linear primitives (convolutions and dense layers with constant weights, reshapes, average
+pooling, sums, ...) keep JAX's own derivative. A nonlinear primitive not listed above is
+differentiated as usual, with a warning (completeness may then fail). The whole computation
+(forward, one VJP ``vmap``-ed over the requested outputs, and the average over the references)
+is one ``jax.jit`` per shape.
+
+Imported only by :meth:`JaxBackend.deeplift <xaiwidgets.backends.jax_backend.JaxBackend>`.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.extend.core import ClosedJaxpr, DropVar, Literal
+
+from .. import _arrays
+from . import _deeplift_rules as rules
+from ._deeplift_jax_ops import (
+    CALLS,
+    OPS,
+    bilinear,
+    bilinear_fn,
+    bind,
+    call_name,
+    first_max,
+    plain_window,
+    pool_fn,
+    routed,
+    scaled,
+    scaled_pair,
+    softmax_rule,
+    window_split,
+    windowed,
+)
+from .base import output_matrix
+
+CONST, VARY, NUISANCE = 0, 1, 2
+
+_UNARY = {
+    "exp",
+    "exp2",
+    "log",
+    "log1p",
+    "expm1",
+    "tanh",
+    "logistic",
+    "sqrt",
+    "rsqrt",
+    "cbrt",
+    "integer_pow",
+    "square",
+    "sin",
+    "cos",
+    "erf",
+    "erfc",
+    "abs",
+    "sign",
+    "atan",
+    "asinh",
+    "max",
+    "min",
+    "pow",
+    "clamp",
+    "erf_inv",
+    "tan",
+    "floor",
+    "ceil",
+    "round",
+}
+_BINARY = {"max", "min", "div", "pow", "atan2", "mul", "rem", "nextafter"}
+_BILINEAR = {"mul", "dot_general", "conv_general_dilated"}
+_LINEAR = {
+    "add",
+    "sub",
+    "neg",
+    "reshape",
+    "broadcast_in_dim",
+    "transpose",
+    "reduce_sum",
+    "convert_element_type",
+    "squeeze",
+    "expand_dims",
+    "concatenate",
+    "pad",
+    "slice",
+    "dynamic_slice",
+    "dynamic_update_slice",
+    "gather",
+    "select_n",
+    "reduce_window_sum",
+    "cumsum",
+    "copy",
+    "copy_p",
+    "rev",
+    "add_any",
+    "reduce_precision",
+    "mul",
+    "div",
+    "dot_general",
+    "conv_general_dilated",
+    "sharding_constraint",
+    "split",
+    "real",
+    "mesh_cast",
+    "pjit_sharding_constraint",
+    "optimization_barrier",
+}
+_MAXES = {"reduce_window_max", "reduce_max"}
+_ACTIVATIONS = {
+    "relu",
+    "relu6",
+    "elu",
+    "selu",
+    "celu",
+    "gelu",
+    "leaky_relu",
+    "sigmoid",
+    "silu",
+    "swish",
+    "softplus",
+    "soft_sign",
+    "hard_tanh",
+    "hard_sigmoid",
+    "hard_silu",
+    "hard_swish",
+    "log_sigmoid",
+    "mish",
+    "tanh",
+    "sparse_plus",
+    "squareplus",
+}
+
+
+# -- the interpreter -------------------------------------------------------------------------
+class _Interpreter:
+    """Walks the pair and reference jaxprs together (see the module docstring).
+
+    Values are ``(status, pair_value, ref_value)``; ``status`` is ``CONST`` (no batch
+    dependence), ``VARY`` (depends on the input; multipliers flow) or ``NUISANCE`` (depends on
+    the input through ``stop_gradient`` or a non-float op; nothing flows).
+    """
+
+    def __init__(self, lead: tuple[int, int], softmax: str):
+        self.c, self.b = lead
+        self.pairs = self.c * self.b
+        self.softmax = softmax
+        self.maxes: dict = {}  # var -> z whose (broadcast, stopped) max it is
+        self.centered: dict = {}  # var -> z for z - max z
+        self.exps: dict = {}  # var -> z for exp(z - max z)
+        self.sums: dict = {}  # var -> (z, exp var, axes) for sum(exp(z - max z))
+        self.unhandled: set[str] = set()
+
+    def tile(self, r: Any) -> Any:
+        """Reference-side value tiled to the pair rows."""
+        if r.ndim == 0 or r.shape[0] != self.b:
+            raise NotImplementedError(
+                "DeepLIFT for JAX needs the batch axis first in every nonlinearity's input; "
+                f"got a tensor of shape {r.shape} for {self.b} references"
+            )
+        return jnp.tile(r, (self.c,) + (1,) * (r.ndim - 1))
+
+    def run(self, jp: Any, jr: Any, consts: list, args: list) -> list:
+        env: dict = {}
+
+        def read(vp: Any, vr: Any) -> tuple:
+            if isinstance(vp, Literal):
+                return (CONST, vp.val, vr.val)
+            return env[vp]
+
+        for vp, val in zip(jp.constvars, consts):
+            env[vp] = val
+        for vp, val in zip(jp.invars, args):
+            env[vp] = val
+        for ep, er in zip(jp.eqns, jr.eqns, strict=True):
+            if ep.primitive is not er.primitive:
+                raise RuntimeError(
+                    "DeepLIFT: the model traces differently for the references and for the images"
+                )
+            ins = [read(a, b) for a, b in zip(ep.invars, er.invars)]
+            outs = self.eqn(ep, er, ins)
+            for v, out in zip(ep.outvars, outs):
+                if not isinstance(v, DropVar):
+                    env[v] = out
+        return [read(a, b) for a, b in zip(jp.outvars, jr.outvars)]
+
+    def eqn(self, ep: Any, er: Any, ins: list) -> list:
+        status = [s for s, _, _ in ins]
+        name = ep.primitive.name
+        if all(s == CONST for s in status):
+            pv = bind(ep, [p for _, p, _ in ins])
+            rv = bind(er, [r for _, _, r in ins])
+            return [(CONST, p, r) for p, r in zip(pv, rv)]
+        rv = bind(er, [r for _, _, r in ins])
+        floats = all(jnp.issubdtype(v.aval.dtype, jnp.floating) for v in ep.outvars)
+        if VARY not in status or name == "stop_gradient" or not floats:
+            pv = bind(ep, [p for _, p, _ in ins])
+            self._track(ep, ins)
+            return [(NUISANCE, lax.stop_gradient(p), r) for p, r in zip(pv, rv)]
+        self._track(ep, ins)
+        pv = self.pair_value(ep, er, ins, rv)
+        return [(VARY, p, r) for p, r in zip(pv, rv)]
+
+    # softmax pattern: exp(z - max z) / broadcast(sum(exp(z - max z)))
+    def _track(self, ep: Any, ins: list) -> None:
+        name, v = ep.primitive.name, ep.invars
+        out = ep.outvars[0]
+        key = v[0] if v and not isinstance(v[0], Literal) else None
+        if name == "reduce_max" and len(ep.params["axes"]) == 1:
+            self.maxes[out] = (key, ep.params["axes"][0], ins[0])
+        elif name in ("broadcast_in_dim", "stop_gradient", "reshape") and key in self.maxes:
+            self.maxes[out] = self.maxes[key]
+        elif name == "max" and len(v) == 2:
+            for a in v:
+                if not isinstance(a, Literal) and a in self.maxes:
+                    self.maxes[out] = self.maxes[a]
+        elif name == "sub" and len(v) == 2 and not isinstance(v[1], Literal):
+            if v[1] in self.maxes and self.maxes[v[1]][0] is v[0]:
+                self.centered[out] = self.maxes[v[1]]
+        elif name == "exp" and key in self.centered:
+            self.exps[out] = self.centered[key]
+        elif name == "reduce_sum" and key in self.exps:
+            if tuple(ep.params["axes"]) == (self.exps[key][1],):
+                self.sums[out] = (key, self.exps[key])
+        elif name in ("broadcast_in_dim", "reshape") and key in self.sums:
+            self.sums[out] = self.sums[key]
+
+    def _softmax_source(self, ep: Any) -> tuple | None:
+        """``(z value, axis)`` when ``ep`` is the division that ends a softmax of ``z``."""
+        v = ep.invars
+        if ep.primitive.name != "div" or any(isinstance(a, Literal) for a in v):
+            return None
+        if v[0] in self.exps and v[1] in self.sums:
+            exp_var, source = self.sums[v[1]]
+            if exp_var is v[0] and source[2][0] == VARY:
+                return source[2], source[1]
+        return None
+
+    def pair_value(self, ep: Any, er: Any, ins: list, rv: list) -> list:
+        name = ep.primitive.name
+        status = [s for s, _, _ in ins]
+        vary = [i for i, s in enumerate(status) if s == VARY]
+        if name in CALLS:
+            return self.call(ep, er, ins, rv)
+        src = self._softmax_source(ep)
+        if src is not None:
+            return [self.softmax_unit(*src)]
+        if name in _MAXES and vary == [0]:
+            return [self.routed(ep, ins[0], rv[0])]
+        if name in ("add", "sub") and len(ins) == 2 and NUISANCE in status:
+            return [self.rescale(ep, ins, vary[0], rv[0])]
+        if len(vary) == 1 and (name in _UNARY or (name in ("div", "pow") and vary == [1])):
+            return [self.rescale(ep, ins, vary[0], rv[0])]
+        if len(vary) == 2 and name in _BILINEAR:
+            return [self.bilinear(ep, ins, rv[0])]
+        if len(vary) == 2 and name in _BINARY:
+            return [self.shapley(ep, ins, rv[0])]
+        if (name not in _LINEAR or NUISANCE in status) and name not in self.unhandled:
+            self.unhandled.add(name)
+            warnings.warn(
+                f"DeepLIFT: no rule for the JAX primitive {name!r}; it is "
+                "differentiated as usual (attributions may not sum to the output "
+                "difference)",
+                stacklevel=4,
+            )
+        return bind(ep, [p for _, p, _ in ins])
+
+    def call(self, ep: Any, er: Any, ins: list, rv: list) -> list:
+        name = call_name(ep)
+        vary = [i for i, (s, _, _) in enumerate(ins) if s == VARY]
+        if (
+            name in _ACTIVATIONS
+            and len(vary) == 1
+            and len(ep.outvars) == 1
+            and ep.outvars[0].aval.shape == ep.invars[vary[0]].aval.shape
+            and all(s == CONST for i, (s, _, _) in enumerate(ins) if i != vary[0])
+        ):
+            return [self.rescale(ep, ins, vary[0], rv[0])]
+        key = CALLS[ep.primitive.name]
+        sp, sr = ep.params[key], er.params[key]
+        sp = sp if isinstance(sp, ClosedJaxpr) else ClosedJaxpr(sp, ())
+        sr = sr if isinstance(sr, ClosedJaxpr) else ClosedJaxpr(sr, ())
+        consts = [(CONST, a, b) for a, b in zip(sp.consts, sr.consts)]
+        outs = self.run(sp.jaxpr, sr.jaxpr, consts, ins)
+        return [p for _, p, _ in outs]
+
+    def rescale(self, ep: Any, ins: list, i: int, y_r: Any) -> Any:
+        """Elementwise rule on input ``i``; the other inputs keep their own (pair) values."""
+        vals = [p for _, p, _ in ins]
+        u_p, u_r = ins[i][1], self.tile(ins[i][2])
+
+        def f(t: Any) -> Any:
+            return bind(ep, vals[:i] + [t] + vals[i + 1 :])[0]
+
+        y_p = f(u_p)
+        if y_p.shape != u_p.shape:
+            raise NotImplementedError(
+                f"DeepLIFT: the JAX primitive {ep.primitive.name!r} broadcasts its varying input"
+            )
+        m = rules.rescale(OPS, f, u_p, u_r, y_p, self.tile(y_r))
+        return scaled(u_p, lax.stop_gradient(y_p), lax.stop_gradient(m))
+
+    def routed(self, ep: Any, inp: tuple, y_r: Any) -> Any:
+        u_p, u_r = inp[1], self.tile(inp[2])
+        pool = partial(pool_fn, ep)
+        y_p = pool(u_p)
+        y_r = self.tile(y_r)
+        to_x, to_r = rules.max_split(OPS, y_p, y_r)
+        inv_du = rules.safe_div(OPS, 1.0, u_p - u_r, rules.EPS_ROUTE, 0.0)
+        sg = lax.stop_gradient
+        window = plain_window(ep)
+        if window is not None:
+            w_x = first_max(window_split(u_p, window), y_p)
+            w_r = first_max(window_split(u_r, window), y_r)
+            weights = to_x[..., None] * w_x + to_r[..., None] * w_r
+            weights = weights * window_split(inv_du, window)
+            return windowed((tuple(u_p.shape), window), u_p, sg(y_p), sg(weights))
+        return routed(pool, u_p, sg(y_p), sg(u_r), sg(to_x), sg(to_r), sg(inv_du))
+
+    def shapley(self, ep: Any, ins: list, y_r: Any) -> Any:
+        (_, a_p, a_r), (_, b_p, b_r) = ins
+
+        def f(a: Any, b: Any) -> Any:
+            return bind(ep, [a, b])[0]
+
+        a_r, b_r = self.tile(a_r), self.tile(b_r)
+        m_a, m_b = rules.shapley_pair(OPS, f, a_p, a_r, b_p, b_r)
+        sg = lax.stop_gradient
+        return scaled_pair(a_p, b_p, sg(f(a_p, b_p)), sg(m_a), sg(m_b))
+
+    def bilinear(self, ep: Any, ins: list, y_r: Any) -> Any:
+        (_, a_p, a_r), (_, b_p, b_r) = ins
+        f = partial(bilinear_fn, ep)
+        mid_a = 0.5 * (a_p + self.tile(a_r))
+        mid_b = 0.5 * (b_p + self.tile(b_r))
+        sg = lax.stop_gradient
+        return bilinear(f, a_p, b_p, sg(f(a_p, b_p)), sg(mid_a), sg(mid_b))
+
+    def softmax_unit(self, z: tuple, axis: int) -> Any:
+        _, z_p, z_r = z
+        zl_p = jnp.moveaxis(z_p, axis, -1)
+        zl_r = jnp.moveaxis(self.tile(z_r), axis, -1)
+        coef = rules.softmax_coefficients(OPS, zl_p, zl_r, self.softmax)
+        coef = tuple(lax.stop_gradient(jnp.broadcast_to(t, zl_p.shape)) for t in coef)
+        y = lax.stop_gradient(jax.nn.softmax(z_p, axis=axis))
+        return softmax_rule(self.softmax, axis, z_p, y, *coef)
+
+
+# -- entry point -------------------------------------------------------------------------
+_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _build(backend: Any, c: int, n_ref: int, o: int, image_shape: tuple, softmax: str) -> Any:
+    """The jitted attribution function for one (images, references, outputs) shape."""
+    apply = backend.apply_with_params
+    params = backend.params
+
+    def spec(rows: int) -> Any:
+        return jax.ShapeDtypeStruct((rows,) + image_shape, jnp.float32)
+
+    p_spec = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), a.dtype), params)
+    pairs = c * n_ref
+    jp = jax.make_jaxpr(apply)(p_spec, spec(pairs))
+    jr = jax.make_jaxpr(apply)(p_spec, spec(n_ref))
+    unhandled: set[str] = set()
+
+    def attribute(params: Any, xs: Any, refs: Any, idx: Any) -> Any:
+        leaves = jax.tree_util.tree_leaves(params)
+        interp = _Interpreter((c, n_ref), softmax)
+
+        def f(inp: Any) -> Any:
+            consts = [(CONST, a, b) for a, b in zip(jp.consts, jr.consts)]
+            args = [(CONST, p, p) for p in leaves] + [(VARY, inp, refs)]
+            outs = interp.run(jp.jaxpr, jr.jaxpr, consts, args)
+            return outs[0][1]
+
+        inp = jnp.repeat(xs, n_ref, axis=0)
+        out, pull = jax.vjp(f, inp)
+        unhandled.update(interp.unhandled)
+        cots = jax.nn.one_hot(jnp.repeat(idx, n_ref, axis=0).T, out.shape[-1], dtype=out.dtype)
+        grads = jax.vmap(pull)(cots)[0]
+        delta = (xs[:, None] - refs[None]).reshape((pairs,) + image_shape)
+        return jnp.mean((grads * delta).reshape((o, c, n_ref) + image_shape), axis=2)
+
+    return jax.jit(attribute)
+
+
+def deeplift_jax(
+    backend: Any,
+    x: Any,
+    baselines: Any,
+    outputs: Any,
+    *,
+    softmax: str = "shapley",
+    max_rows: int | None = None,
+) -> np.ndarray:
+    """DeepLIFT rescale attributions of ``x`` averaged over ``baselines`` (DeepSHAP).
+
+    Parameters
+    ----------
+    backend : JaxBackend
+        Uses ``apply_with_params``, ``params`` and ``batch_size``.
+    x : float32 ``(n, h, w, c)`` images; baselines : float32 ``(b, h, w, c)`` references.
+    outputs : ``(o,)`` or ``(n, o)`` class indices.
+    softmax : ``"shapley"`` (default) or ``"diagonal"`` (see :mod:`._deeplift_rules`).
+    max_rows : pair rows per compiled call (default ``max(backend.batch_size, b)``); the last
+        chunk of images is padded, so each shape compiles once.
+
+    Returns
+    -------
+    ``(n, h, w, c, o)`` float32 attributions; for each image and output they sum to
+    ``f(x_i) - mean_k f(baselines_k)``.
+    """
+    x = _arrays.as_images(x, layout="nhwc")
+    refs = _arrays.as_images(baselines, name="baselines", layout="nhwc")
+    if refs.shape[1:] != x.shape[1:]:
+        raise ValueError(f"baselines: expected images of shape {x.shape[1:]}, got {refs.shape[1:]}")
+    n, n_ref = len(x), len(refs)
+    idx = output_matrix(outputs, n)
+    o = idx.shape[1]
+    rules.check_softmax_rule(softmax)
+    per_pass = min(n, rules.images_per_pass(n_ref, max_rows or max(backend.batch_size, n_ref)))
+    image_shape = tuple(x.shape[1:])
+    cache = _FUNCTIONS.setdefault(backend, {})
+    key = (per_pass, n_ref, o, image_shape, softmax)
+    if key not in cache:
+        cache[key] = _build(backend, per_pass, n_ref, o, image_shape, softmax)
+    fn = cache[key]
+    rt = jnp.asarray(refs)
+    res = np.empty(x.shape + (o,), np.float32)
+    for s in _arrays.batches(n, per_pass):
+        m = s.stop - s.start
+        xs = np.concatenate([x[s], np.repeat(x[s.stop - 1 : s.stop], per_pass - m, 0)])
+        ids = np.concatenate([idx[s], np.repeat(idx[s.stop - 1 : s.stop], per_pass - m, 0)])
+        attr = np.asarray(fn(backend.params, jnp.asarray(xs), rt, jnp.asarray(ids)), np.float32)
+        res[s] = np.moveaxis(attr, 0, -1)[:m]
+    return res

@@ -1,0 +1,165 @@
+"""`DeepExplainer`: DeepLIFT with the rescale rule, averaged over a background (DeepSHAP).
+
+DeepLIFT (Shrikumar, Greenside & Kundaje, ICML 2017) explains ``f(x) - f(r)`` for a reference
+``r`` by back-propagating *multipliers* ``Δy / Δu`` through the nonlinearities instead of
+derivatives; DeepSHAP (Lundberg & Lee, NeurIPS 2017) averages the attributions over a
+background set ``R``:
+
+    phi_i(x) = mean_{r in R} m_i(x, r) * (x_i - r_i),   sum_i phi_i(x) = f(x) - mean_r f(r)
+
+(completeness, per image and per explained output). Nonlinearities follow shap's
+DeepExplainer: rescale for ReLU/ELU/sigmoid/tanh/softplus, the split difference for max
+pooling, and a softmax rule that keeps completeness on probability outputs (see
+:mod:`xaiwidgets.backends._deeplift_rules`). The framework part lives in the backends
+(``backend.deeplift``): each image is paired with every background image in one batch, so all
+outputs of a batch of images come from one forward pass and one backward pass per output.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+import numpy as np
+
+from .._arrays import as_images, batches
+from .._progress import RunControl
+from .base import Explainer
+
+_SOFTMAX_RULES = ("shapley", "diagonal")
+_MODULES = {"torch": "_deeplift_torch", "tensorflow": "_deeplift_keras", "jax": "_deeplift_jax"}
+
+
+def sample_background(background: Any, size: int | None, seed: int | None) -> np.ndarray:
+    """``background`` as float32 NHWC, subsampled without replacement to ``size`` images
+    (all of them when it has no more, or when ``size`` is ``None``)."""
+    bg = as_images(background, name="background")
+    if size is not None:
+        if int(size) < 1:
+            raise ValueError(f"background_size: expected a positive integer, got {size}")
+        if len(bg) > size:
+            pick = np.random.default_rng(seed).choice(len(bg), int(size), replace=False)
+            bg = bg[np.sort(pick)]
+    return bg
+
+
+class DeepExplainer(Explainer):
+    """DeepLIFT (rescale rule) / DeepSHAP attributions for torch, Keras/TensorFlow and JAX
+    models.
+
+    Parameters
+    ----------
+    model : torch ``nn.Module``, Keras 3 model, Flax module + params, ... (see
+        :func:`~xaiwidgets.backends.wrap`), or a backend.
+    background : images ``(b, h, w, c)`` (any accepted form): the references the attributions
+        are averaged over.
+    background_size : int or None
+        At most this many background images are used, drawn without replacement with
+        ``seed`` (default 100, as in shap's MNIST example); ``None`` keeps them all. The cost
+        grows linearly with it.
+    softmax : {"shapley", "diagonal"}
+        How a softmax layer is crossed. ``"shapley"`` (default; shap's TensorFlow rule):
+        ``exp`` by rescale and the normalising division by the Shapley split of its two
+        inputs, so each probability's attributions also count the other classes' logits.
+        ``"diagonal"`` (shap's PyTorch rule): probability ``j`` by ``Δp_j / Δz_j`` through its
+        own logit only. Both keep completeness on the probabilities.
+    seed : int or None
+        Seed of the background subsample (default 0).
+    max_rows : int, optional
+        Pair rows (image x background) per pass; default ``max(batch_size, b)``.
+    class_names, backend_kwargs : as :class:`~xaiwidgets.explainers.base.Explainer`.
+
+    Call it like every explainer: ``DeepExplainer(model, background)(images, outputs=None |
+    "top3" | [...])`` returns an :class:`~xaiwidgets.Explanation` with ``values`` ``(n, h, w,
+    c, o)`` and ``base_values`` ``(n, o)`` = the mean model output on the background.
+
+    Attributes
+    ----------
+    background : float32 ``(b, h, w, c)``, the references used.
+    expected_value : ``(k,)`` mean model output over the background.
+    completeness_error_ : ``(n, o)`` ``f(x) - base - sum(values)`` of the last call.
+    """
+
+    method = "deep"
+
+    def __init__(
+        self,
+        model: Any,
+        background: Any,
+        *,
+        background_size: int | None = 100,
+        softmax: str = "shapley",
+        seed: int | None = 0,
+        max_rows: int | None = None,
+        class_names: Any = None,
+        **backend_kwargs: Any,
+    ):
+        super().__init__(model, class_names=class_names, **backend_kwargs)
+        if softmax not in _SOFTMAX_RULES:
+            raise ValueError(f"softmax: expected one of {_SOFTMAX_RULES}, got {softmax!r}")
+        if max_rows is not None and int(max_rows) < 1:
+            raise ValueError(f"max_rows: expected a positive integer, got {max_rows}")
+        self.background_size = background_size
+        self.softmax = softmax
+        self.seed = seed
+        self.max_rows = None if max_rows is None else int(max_rows)
+        self.background = sample_background(background, background_size, seed)
+        self._expected: np.ndarray | None = None
+        self.completeness_error_: np.ndarray | None = None
+
+    @property
+    def expected_value(self) -> np.ndarray:
+        """Mean model output over the background, ``(k,)``."""
+        if self._expected is None:
+            self._expected = self.backend.predict(self.background).mean(axis=0)
+        return self._expected
+
+    def params(self) -> dict[str, Any]:
+        err = self.completeness_error_
+        return {
+            "background": int(len(self.background)),
+            "softmax": self.softmax,
+            "seed": self.seed,
+            "max_completeness_error": None if err is None else float(np.abs(err).max()),
+        }
+
+    def _deeplift(self) -> Any:
+        """``backend.deeplift``, with the options this explainer sets."""
+        fn = getattr(self.backend, "deeplift", None)
+        if fn is None:
+            raise TypeError(f"{type(self.backend).__name__} has no DeepLIFT (backend.deeplift)")
+        opts = {"softmax": self.softmax, "max_rows": self.max_rows}
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):  # pragma: no cover - builtins
+            params = {}
+        takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        if takes_all or all(k in params for k in opts):
+            return lambda x, r, idx: fn(x, r, idx, **opts)
+        module = _MODULES.get(getattr(self.backend, "framework", ""))
+        if module is None:  # a backend of its own: it takes no options
+            return fn
+        impl = getattr(importlib.import_module(f"xaiwidgets.backends.{module}"), module[1:])
+        return lambda x, r, idx: impl(self.backend, x, r, idx, **opts)
+
+    def _explain(
+        self, x: np.ndarray, outputs: np.ndarray, model_outputs: np.ndarray, ctl: RunControl
+    ) -> tuple[np.ndarray, np.ndarray]:
+        bg = self.background
+        if bg.shape[1:] != x.shape[1:]:
+            raise ValueError(
+                f"images: expected the background's shape {bg.shape[1:]}, got {x.shape[1:]}"
+            )
+        base = self.expected_value[outputs]
+        run = self._deeplift()
+        rows = self.max_rows or max(getattr(self.backend, "batch_size", 256), len(bg))
+        per_call = max(1, rows // len(bg))
+        values = np.empty(x.shape + (outputs.shape[1],), np.float32)
+        for s in batches(len(x), per_call):
+            ctl.check()
+            values[s] = run(x[s], bg, outputs[s])
+            ctl.step(s.stop / len(x))
+        fx = np.take_along_axis(model_outputs, outputs, axis=1)
+        self.completeness_error_ = fx - base - values.reshape(len(x), -1, outputs.shape[1]).sum(1)
+        return values, base.astype(np.float32)
