@@ -177,8 +177,8 @@ class MetricsView(widgets.VBox):
         self.mode = widgets.ToggleButtons(
             options=[("counts", False), ("row share", True)],
             value=False,
-            description="cells",
-            style={"button_width": "84px", "description_width": "initial"},
+            tooltips=["counts in the cells", "share of each true class (rows sum to 1)"],
+            style={"button_width": "84px"},
         )
         widgets.link((self.mode, "value"), (self, "normalized"))
         self.table = ReportTable.from_report(rep)
@@ -193,6 +193,7 @@ class MetricsView(widgets.VBox):
                 grid = AttributionGrid(
                     cell_size=int(cell_size), title=name, invert_image=self._invert(invert_image)
                 )
+                grid.layout.margin = "0 28px 12px 0"
                 grid.layout.display = "none"
                 self.grids[name] = grid
             for name in self.explainers:
