@@ -110,3 +110,16 @@ def test_state_is_binary_and_kwargs_are_checked(data):
     with pytest.raises(TypeError, match="Did you mean 'cell_width'"):
         InfluenceGrid(maps=np.zeros((1, 2, 2)), cell_widht=3)
     assert "InfluenceGrid(maps=(2, 6, 5)" in repr(g)
+
+
+def test_state_embeds_for_static_html_export(data):
+    from ipywidgets.embed import dependency_state, embed_data
+
+    x, probs = data
+    g = InfluenceGrid.from_result(influence_maps(x, probs), selected=1)
+    embedded = embed_data(views=[g], state=dependency_state([g], drop_defaults=False))
+    state = embedded["manager_state"]["state"][g.model_id]["state"]
+    buffers = {tuple(b["path"]) for b in embedded["manager_state"]["state"][g.model_id]["buffers"]}
+    assert {("maps", "view"), ("mean_image", "view"), ("base_values", "view")} <= buffers
+    assert state["selected"] == 1 and state["class_names"] == ["0", "1"]
+    assert embedded["view_specs"][0]["model_id"] == g.model_id
