@@ -123,3 +123,13 @@ def test_state_embeds_for_static_html_export(data):
     assert {("maps", "view"), ("mean_image", "view"), ("base_values", "view")} <= buffers
     assert state["selected"] == 1 and state["class_names"] == ["0", "1"]
     assert embedded["view_specs"][0]["model_id"] == g.model_id
+
+
+def test_influence_result_displays_as_the_grid():
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 6, 6, 1)).astype(np.float32)
+    p = rng.dirichlet(np.ones(3), size=60)
+    result = influence_maps(x, p, class_names=["a", "b", "c"])
+    bundle = result._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert result.widget().class_names == ["a", "b", "c"]

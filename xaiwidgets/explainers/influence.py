@@ -106,6 +106,15 @@ class InfluenceResult:
         """The map ``(*F)`` of one class (by index or name)."""
         return self.maps[self.class_index(key)]
 
+    def widget(self, **kwargs: Any):
+        """The interactive :class:`~xaiwidgets.widgets.InfluenceGrid` of these maps."""
+        from ..widgets.influence_grid import InfluenceGrid
+
+        return InfluenceGrid.from_result(self, **kwargs)
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
+        return self.widget()._repr_mimebundle_(include=include, exclude=exclude)
+
     def __repr__(self) -> str:
         return (
             f"InfluenceResult(kind={self.kind!r}, maps={self.maps.shape}, "
