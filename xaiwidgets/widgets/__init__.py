@@ -3,8 +3,16 @@
 from ._base import MissingBundleError, XaiWidget
 from .attribution_grid import AttributionGrid
 from .influence_grid import InfluenceGrid
+from .shapley_explorer import ShapleyExplorer
 
-__all__ = ["AttributionGrid", "InfluenceGrid", "MetricsView", "MissingBundleError", "XaiWidget"]
+__all__ = [
+    "AttributionGrid",
+    "InfluenceGrid",
+    "MetricsView",
+    "MissingBundleError",
+    "ShapleyExplorer",
+    "XaiWidget",
+]
 
 
 def __getattr__(name: str):

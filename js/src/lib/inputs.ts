@@ -1,0 +1,75 @@
+// Inputs that commit a value once (on release / Enter / blur), for settings whose change
+// starts a computation in the kernel: dragging a slider must not start twenty runs.
+import type { Control } from "./controls";
+import { h } from "./dom";
+
+/** A range slider whose value shows while dragging and is committed on release. */
+export function commitSlider(
+  label: string,
+  min: number,
+  max: number,
+  step: number,
+  value: number,
+  onCommit: (v: number) => void,
+  format: (v: number) => string = String,
+): Control<number> {
+  const input = h("input", {
+    className: "xw-slider",
+    attrs: { type: "range", min: String(min), max: String(max), step: String(step) },
+  });
+  const out = h("span", { className: "xw-control-value" });
+  const set = (v: number) => {
+    input.value = String(v);
+    out.textContent = format(v);
+  };
+  set(value);
+  input.addEventListener("input", () => (out.textContent = format(Number(input.value))));
+  input.addEventListener("change", () => onCommit(Number(input.value)));
+  const el = h("label", { className: "xw-control" }, [
+    h("span", { className: "xw-control-label", text: label }),
+    input,
+    out,
+  ]);
+  return { el, set };
+}
+
+/**
+ * A number field committed on Enter or when it loses focus (only when the text parses as a
+ * finite number; otherwise the last value comes back). `integer` rounds the value.
+ */
+export function numberField(
+  label: string,
+  value: number,
+  onCommit: (v: number) => void,
+  opts: { min?: number; max?: number; step?: number; integer?: boolean; width?: string } = {},
+): Control<number> {
+  const attrs: Record<string, string> = { type: "number" };
+  if (opts.min !== undefined) attrs.min = String(opts.min);
+  if (opts.max !== undefined) attrs.max = String(opts.max);
+  if (opts.step !== undefined) attrs.step = String(opts.step);
+  const input = h("input", { className: "xw-number", attrs });
+  input.style.width = opts.width ?? "5em";
+  let current = value;
+  const set = (v: number) => {
+    current = v;
+    input.value = String(v);
+  };
+  set(value);
+  const commit = () => {
+    let v = Number(input.value);
+    if (input.value.trim() === "" || !Number.isFinite(v)) return set(current);
+    if (opts.integer) v = Math.round(v);
+    if (v === current) return set(current);
+    current = v;
+    onCommit(v);
+  };
+  input.addEventListener("change", commit);
+  input.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") commit();
+  });
+  const el = h("label", { className: "xw-control" }, [
+    h("span", { className: "xw-control-label", text: label }),
+    input,
+  ]);
+  return { el, set };
+}

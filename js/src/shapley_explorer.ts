@@ -1,0 +1,486 @@
+// ShapleyExplorer: settings of a Partition / Permutation explainer (masker, algorithm,
+// max_evals, top-k, images) that re-run it in the kernel, and the results drawn as attribution
+// grids with ranked label rows, one panel per masker, each with its deletion area.
+// Everything drawn comes from traits, so a static export shows the last result.
+import type { AnyModel, RenderProps } from "@anywidget/types";
+import { type NDArray, type SerializedArray, decodeArray } from "./lib/arrays";
+import { createColorbar } from "./lib/colorbar";
+import { diverging } from "./lib/colormap";
+import { checkbox, segmented } from "./lib/controls";
+import { clear, ensureStyle, h } from "./lib/dom";
+import { type ImageRef, drawRGBA, greyLevels, imageRGBA, overlayRGBA, pixelAt } from "./lib/image";
+import { commitSlider, numberField } from "./lib/inputs";
+import { cellLabel, labelText } from "./lib/labels";
+import { PICKER_CSS, type PickItem, imagePicker, pickTitle } from "./lib/picker";
+import { formatNumber, formatSigned, maxAbs } from "./lib/scale";
+import { sparkline } from "./lib/sparkline";
+import { bindStatus } from "./lib/status";
+import { BASE_CSS } from "./lib/styles";
+import { Tooltip } from "./lib/tooltip";
+
+export interface PanelInfo {
+  masker: string;
+  algorithm: string;
+  max_evals: number;
+  area: number;
+  image_areas: number[];
+  area_masker: string;
+  curve: number[];
+  seconds: number;
+}
+
+export interface ScoreRow {
+  masker: string;
+  algorithm: string;
+  max_evals: number;
+  area: number;
+  area_masker: string;
+  current: boolean;
+}
+
+export interface ExplorerModel {
+  masker: string;
+  compare: string;
+  algorithm: string;
+  max_evals: number;
+  top_k: number;
+  indices: number[];
+  deletion_masker: string;
+  cell_size: number;
+  scale_mode: string;
+  candidates: SerializedArray | null;
+  candidate_info: PickItem[];
+  shown_images: SerializedArray | null;
+  row_info: PickItem[];
+  values: SerializedArray | null;
+  output_labels: string[][][];
+  output_probabilities: SerializedArray | null;
+  panels: PanelInfo[];
+  scores: ScoreRow[];
+  stale: boolean;
+  message: string;
+  image_shape: number[];
+  error: string;
+  progress: number;
+  [key: string]: unknown;
+}
+
+const DEFAULT_EVALS: Record<string, number> = { partition: 500, permutation: 1600 };
+const LABEL_HEIGHT = 16; // .xw-label height
+const ROW_GAP = 8; // .xw-se-grid row-gap
+
+const CSS = `
+.xw-se-controls { display: flex; flex-direction: column; gap: 6px; margin: 0 0 8px; }
+.xw-se-controls .xw-controls { margin: 0; }
+.xw-number { font: inherit; font-size: 11px; padding: 1px 3px; }
+.xw-se-message { min-height: 14px; margin: 0 0 4px; font-size: 11px; color: var(--jp-ui-font-color2, #59636e); }
+.xw-se-body { transition: opacity .15s; }
+.xw-se-body.xw-se-stale { opacity: .38; }
+.xw-se-grid { display: grid; column-gap: 4px; row-gap: ${ROW_GAP}px; align-items: start; }
+.xw-se-cell { display: flex; flex-direction: column; }
+.xw-se-canvas { display: block; image-rendering: pixelated; cursor: crosshair; background: #fff;
+  box-shadow: 0 0 0 1px rgba(127,127,127,.25); }
+.xw-se-head { min-width: 0; padding: 0 0 4px; border-bottom: 2px solid rgba(127,127,127,.3); align-self: end; }
+.xw-se-head.xw-se-best { border-bottom-color: #1a7f37; }
+.xw-se-head-top, .xw-se-area { display: flex; align-items: center; gap: 6px; white-space: nowrap; overflow: hidden; }
+.xw-se-masker { font-weight: 600; font-size: 12px; }
+.xw-se-meta { color: var(--jp-ui-font-color2, #59636e); font-size: 11px; overflow: hidden; text-overflow: ellipsis; }
+.xw-se-area { font-size: 11px; margin-top: 2px; }
+.xw-se-area-value { font-weight: 600; font-variant-numeric: tabular-nums; }
+.xw-se-best-tag { color: #1a7f37; font-weight: 600; }
+.xw-se-image-label { font-weight: 600; }
+.xw-se-image-label.xw-se-wrong { color: #b42318; }
+.xw-se-cbar { padding-left: 6px; }
+.xw-se-empty { padding: 16px 4px; color: var(--jp-ui-font-color2, #59636e); }
+.xw-shapley-explorer { padding-right: 8px; }
+.xw-se-scores-title { margin-top: 12px; font-size: 11px; color: var(--jp-ui-font-color2, #59636e); }
+.xw-se-scores { margin-top: 3px; border-collapse: collapse; font-size: 11px; font-variant-numeric: tabular-nums; }
+.xw-se-scores th, .xw-se-scores td { padding: 2px 10px 2px 0; text-align: left; }
+.xw-se-scores th { font-weight: 500; color: var(--jp-ui-font-color2, #59636e); border-bottom: 1px solid rgba(127,127,127,.35); }
+.xw-se-scores tbody tr { cursor: pointer; }
+.xw-se-scores tbody tr:hover { background: rgba(47,111,223,.08); }
+.xw-se-scores tr.xw-se-current td { font-weight: 600; }
+.xw-se-bar { display: inline-block; height: 8px; background: #2f6fdf; opacity: .55; vertical-align: middle; margin-right: 6px; }
+`;
+
+// ---------------------------------------------------------------------------- masker strings
+export type MaskerKind = "blur" | "inpaint_telea" | "inpaint_ns" | "constant";
+
+/** Kind, blur kernel and constant value of a masker string ("blur(28,28)", "constant(0.5)"). */
+export function parseMasker(spec: string): { kind: MaskerKind | null; size: number | null; value: string | null } {
+  const s = (spec ?? "").toLowerCase().replace(/\s+/g, "");
+  const blur = /^blur\((\d+),(\d+)\)$/.exec(s);
+  if (blur) return { kind: "blur", size: Math.max(Number(blur[1]), Number(blur[2])), value: null };
+  if (s === "inpaint_telea" || s === "inpaint_ns") return { kind: s, size: null, value: null };
+  const constant = /^constant\(([^)]*)\)$/.exec(s);
+  if (constant) return { kind: "constant", size: null, value: constant[1] };
+  return { kind: null, size: null, value: null };
+}
+
+/** Toggle buttons for the masker kind, plus the blur kernel slider or the constant's value. */
+function maskerControl(label: string, maxSize: number, onChange: (spec: string) => void) {
+  let size = maxSize;
+  let value = "0";
+  const kinds = segmented<MaskerKind | "">(
+    label,
+    [
+      { value: "blur", text: "blur", title: "hidden pixels take the box-blurred image (cv2.blur)" },
+      { value: "inpaint_telea", text: "inpaint_telea", title: "OpenCV inpainting, Telea's method" },
+      { value: "inpaint_ns", text: "inpaint_ns", title: "OpenCV inpainting, Navier-Stokes" },
+      { value: "constant", text: "constant", title: "hidden pixels set to one value" },
+    ],
+    "",
+    (kind) => {
+      if (kind === "blur") onChange(`blur(${size},${size})`);
+      else if (kind === "constant") onChange(`constant(${value})`);
+      else if (kind) onChange(kind);
+    },
+  );
+  const kernel = commitSlider("kernel", 1, Math.max(1, maxSize), 1, size, (v) => onChange(`blur(${v},${v})`), (v) => `${v}×${v}`);
+  const fill = numberField("value", 0, (v) => onChange(`constant(${v})`), { step: 0.1, width: "4.5em" });
+  const el = h("div", { className: "xw-controls" }, [kinds.el, kernel.el, fill.el]);
+  const set = (spec: string) => {
+    const p = parseMasker(spec);
+    if (p.size != null) size = p.size;
+    if (p.value != null) value = p.value;
+    kinds.set(p.kind ?? "");
+    kernel.set(size);
+    if (p.value != null && Number.isFinite(Number(p.value))) fill.set(Number(p.value));
+    kernel.el.style.display = p.kind === "blur" ? "" : "none";
+    fill.el.style.display = p.kind === "constant" ? "" : "none";
+  };
+  return { el, set };
+}
+
+// ---------------------------------------------------------------------------- controls
+function buildControls(model: AnyModel<ExplorerModel>): [HTMLElement, () => void] {
+  const save = (changes: Record<string, unknown>) => {
+    for (const [k, v] of Object.entries(changes)) model.set(k, v as never);
+    model.save_changes();
+  };
+  const [ih, iw] = model.get("image_shape") ?? [28, 28];
+  const maxSize = Math.max(ih ?? 1, iw ?? 1);
+  const algorithm = segmented(
+    "explainer",
+    [
+      { value: "partition", text: "partition", title: "Owen values over a hierarchy of image regions" },
+      { value: "permutation", text: "permutation", title: "antithetic permutation sampling" },
+    ],
+    model.get("algorithm"),
+    (v) => {
+      const changes: Record<string, unknown> = { algorithm: v };
+      if (model.get("max_evals") === DEFAULT_EVALS[model.get("algorithm")]) changes.max_evals = DEFAULT_EVALS[v];
+      save(changes);
+    },
+  );
+  const evals = numberField("max evals", model.get("max_evals"), (v) => save({ max_evals: v }), { min: 4, step: 100, integer: true, width: "5.5em" });
+  const topk = numberField("top-k", model.get("top_k"), (v) => save({ top_k: v }), { min: 1, step: 1, integer: true, width: "3.5em" });
+  const scale = segmented(
+    "scale",
+    [
+      { value: "shared", text: "shared", title: "one colour scale for every panel and row" },
+      { value: "row", text: "per row", title: "one colour scale per image" },
+    ],
+    model.get("scale_mode"),
+    (v) => save({ scale_mode: v }),
+  );
+  const first = maskerControl("masker", maxSize, (spec) => save({ masker: spec }));
+  const second = maskerControl("masker B", maxSize, (spec) => save({ compare: spec }));
+  const side = checkbox("side by side", Boolean(model.get("compare")), (on) => {
+    if (!on) return save({ compare: "" });
+    const current = parseMasker(model.get("masker")).kind;
+    save({ compare: current === "inpaint_telea" ? `blur(${maxSize},${maxSize})` : "inpaint_telea" });
+  });
+  side.el.classList.add("xw-se-side");
+  const rowA = h("div", { className: "xw-controls" }, [algorithm.el, evals.el, topk.el, scale.el]);
+  const rowB = h("div", { className: "xw-controls" }, [first.el, side.el]);
+  const el = h("div", { className: "xw-se-controls" }, [rowA, rowB, second.el]);
+  const sync = () => {
+    algorithm.set(model.get("algorithm"));
+    evals.set(model.get("max_evals"));
+    topk.set(model.get("top_k"));
+    scale.set(model.get("scale_mode"));
+    first.set(model.get("masker"));
+    const compare = model.get("compare") ?? "";
+    side.set(Boolean(compare));
+    second.set(compare);
+    second.el.style.display = compare ? "" : "none";
+  };
+  sync();
+  return [el, sync];
+}
+
+// ---------------------------------------------------------------------------- panels
+interface Decoded {
+  p: number;
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  o: number;
+  images: NDArray;
+  values: NDArray;
+  probs: NDArray | null;
+}
+
+function decodePanels(model: AnyModel<ExplorerModel>): Decoded | null {
+  const images = decodeArray(model.get("shown_images"));
+  const values = decodeArray(model.get("values"));
+  if (!images || !values) return null;
+  if (images.shape.length !== 4 || values.shape.length !== 5) {
+    throw new Error(`expected images (n, h, w, c) and values (panels, n, h, w, o), got [${images.shape}] and [${values.shape}]`);
+  }
+  const [n, hh, w, c] = images.shape;
+  const [p, vn, vh, vw, o] = values.shape;
+  if (vn !== n || vh !== hh || vw !== w) {
+    throw new Error(`values: expected (panels, ${n}, ${hh}, ${w}, outputs) to match the images, got [${values.shape}]`);
+  }
+  const probs = decodeArray(model.get("output_probabilities"));
+  if (probs && (probs.shape.length !== 3 || probs.shape[0] !== p || probs.shape[1] !== n || probs.shape[2] !== o)) {
+    throw new Error(`output_probabilities: expected (${p}, ${n}, ${o}), got [${probs.shape}]`);
+  }
+  return { p, n, h: hh, w, c, o, images, values, probs };
+}
+
+/** max |value| of each image row over every panel ("row"), or one for everything. */
+function rowMaxes(d: Decoded, mode: string): number[] {
+  const cell = d.h * d.w * d.o;
+  const rows = Array.from({ length: d.n }, (_, i) => {
+    let m = 0;
+    for (let q = 0; q < d.p; q++) m = Math.max(m, maxAbs(d.values.data, (q * d.n + i) * cell, (q * d.n + i + 1) * cell));
+    return m > 0 ? m : 1;
+  });
+  if (mode === "row") return rows;
+  const all = Math.max(...rows);
+  return rows.map(() => all);
+}
+
+function panelHeader(info: PanelInfo | undefined, q: number, best: boolean): HTMLElement {
+  const head = h("div", { className: `xw-se-head${best ? " xw-se-best" : ""}`, attrs: { "data-panel": String(q) } });
+  if (!info) return head;
+  const meta = `${info.algorithm} · ${info.max_evals} evals`;
+  head.appendChild(
+    h("div", { className: "xw-se-head-top", title: `${info.masker} · ${meta}` }, [
+      h("span", { className: "xw-se-masker", text: info.masker }),
+      h("span", { className: "xw-se-meta", text: meta }),
+    ]),
+  );
+  const explain =
+    `mean area under the deletion curve of the predicted class: pixels hidden in the order of ` +
+    `their attribution (most positive first) with ${info.area_masker}; lower = more faithful. ` +
+    `Per image: ${info.image_areas.map((a) => formatNumber(a)).join(", ")}`;
+  head.appendChild(
+    h("div", { className: "xw-se-area", title: explain, attrs: { "data-area": String(info.area) } }, [
+      h("span", { text: "deletion area" }),
+      h("span", { className: "xw-se-area-value", text: formatNumber(info.area) }),
+      sparkline(info.curve, 56, 16),
+      best ? h("span", { className: "xw-se-best-tag", text: "★ lower" }) : null,
+    ]),
+  );
+  return head;
+}
+
+function place(el: HTMLElement, row: number | string, col: number | string): HTMLElement {
+  el.style.gridRow = String(row);
+  el.style.gridColumn = String(col);
+  return el;
+}
+
+function drawPanels(model: AnyModel<ExplorerModel>, body: HTMLElement, tooltip: Tooltip): void {
+  clear(body);
+  const d = decodePanels(model);
+  if (!d) {
+    body.appendChild(h("div", { className: "xw-se-empty", text: "computing the first explanation…" }));
+    return;
+  }
+  const cell = Math.max(16, Math.round(Number(model.get("cell_size")) || 64));
+  const cellH = Math.max(1, Math.round((cell * d.h) / d.w));
+  const mode = model.get("scale_mode") === "row" ? "row" : "shared";
+  const panels = model.get("panels") ?? [];
+  const labels = model.get("output_labels") ?? [];
+  const rows = model.get("row_info") ?? [];
+  const maxes = rowMaxes(d, mode);
+  const areas = panels.map((p) => p.area);
+  const bestArea = d.p > 1 ? Math.min(...areas) : NaN;
+  const tied = areas.filter((a) => a === bestArea).length > 1;
+
+  const grid = h("div", { className: "xw-se-grid" });
+  const panelCols = Array.from({ length: d.p }, () => `10px repeat(${d.o}, ${cell}px)`).join(" ");
+  grid.style.gridTemplateColumns = `${cell}px ${panelCols} auto`;
+  const col0 = (q: number) => 3 + q * (d.o + 1); // first cell column of panel q
+  for (let q = 0; q < d.p; q++) {
+    const head = panelHeader(panels[q], q, d.p > 1 && !tied && areas[q] === bestArea);
+    grid.appendChild(place(head, 1, `${col0(q)} / span ${d.o}`));
+  }
+  const cellSize = d.h * d.w;
+  for (let i = 0; i < d.n; i++) {
+    const img: ImageRef = { data: d.images.data, offset: i * cellSize * d.c, h: d.h, w: d.w, c: d.c };
+    const info = rows[i];
+    const canvas = h("canvas", { className: "xw-se-canvas", attrs: { "data-row": String(i), "data-col": "image" } });
+    drawRGBA(canvas, imageRGBA(img), d.w, d.h, cell, cellH);
+    const name = info ? `#${info.index} ${info.label ?? ""}`.trim() : `image ${i}`;
+    const label = cellLabel(info?.correct === false ? `✗ ${name}` : name, null, `xw-label xw-se-image-label${info?.correct === false ? " xw-se-wrong" : ""}`);
+    if (info) label.title = pickTitle(info);
+    hover(canvas, i, -1, -1);
+    grid.appendChild(place(h("div", { className: "xw-se-cell" }, [label, canvas]), i + 2, 1));
+    const grey = greyLevels(img);
+    for (let q = 0; q < d.p; q++) {
+      for (let j = 0; j < d.o; j++) {
+        const cv = h("canvas", {
+          className: "xw-se-canvas",
+          attrs: { "data-panel": String(q), "data-row": String(i), "data-col": String(j) },
+        });
+        const offset = (q * d.n + i) * cellSize * d.o + j;
+        drawRGBA(cv, overlayRGBA({ data: d.values.data, offset, stride: d.o }, grey, maxes[i]), d.w, d.h, cell, cellH);
+        hover(cv, i, q, j);
+        const out = labels[q]?.[i]?.[j] ?? String(j);
+        const prob = d.probs ? d.probs.data[(q * d.n + i) * d.o + j] : null;
+        grid.appendChild(place(h("div", { className: "xw-se-cell" }, [cellLabel(out, prob), cv]), i + 2, col0(q) + j));
+      }
+    }
+    if (mode === "row") grid.appendChild(place(colorbar(maxes[i], cellH), i + 2, col0(d.p) - 1));
+  }
+  if (mode === "shared") {
+    const length = d.n * cellH + (d.n - 1) * (ROW_GAP + LABEL_HEIGHT);
+    grid.appendChild(place(colorbar(maxes[0], length, "attribution"), `2 / span ${d.n}`, col0(d.p) - 1));
+  }
+  body.appendChild(grid);
+
+  function hover(canvas: HTMLCanvasElement, i: number, q: number, j: number) {
+    const img: ImageRef = { data: d!.images.data, offset: i * cellSize * d!.c, h: d!.h, w: d!.w, c: d!.c };
+    canvas.addEventListener("mousemove", (ev) => {
+      const p = pixelAt(canvas, ev.clientX, ev.clientY, d!.w, d!.h);
+      if (!p) return tooltip.hide();
+      const [x, y] = p;
+      const k = img.offset + (y * d!.w + x) * d!.c;
+      const pixel = Array.from({ length: Math.min(d!.c, 3) }, (_, ch) => formatNumber(img.data[k + ch])).join(", ");
+      const tip: [string, string][] = [["pixel (x, y)", `(${x}, ${y})`], ["pixel value", pixel]];
+      let title = rows[i] ? pickTitle(rows[i]) : `image ${i}`;
+      if (q >= 0) {
+        const v = d!.values.data[((q * d!.n + i) * cellSize + y * d!.w + x) * d!.o + j];
+        const out = labels[q]?.[i]?.[j] ?? String(j);
+        tip.push(["attribution", formatSigned(v)], ["class", labelText(out, d!.probs?.data[(q * d!.n + i) * d!.o + j])]);
+        if (panels[q]) tip.push(["masker", panels[q].masker]);
+        title = out;
+      }
+      tooltip.show(ev.clientX, ev.clientY, tip, title);
+    });
+    canvas.addEventListener("mouseleave", () => tooltip.hide());
+  }
+}
+
+function colorbar(max: number, length: number, caption = ""): HTMLElement {
+  const bar = createColorbar({ lo: -max, hi: max, colorOf: (v) => diverging(v / max), length, caption });
+  bar.classList.add("xw-se-cbar");
+  bar.style.paddingTop = `${LABEL_HEIGHT}px`;
+  return bar;
+}
+
+/** The deletion areas of every setting computed for these images; a click re-selects one. */
+function drawScores(model: AnyModel<ExplorerModel>, holder: HTMLElement): void {
+  clear(holder);
+  const scores = model.get("scores") ?? [];
+  if (scores.length < 2) return;
+  const top = Math.max(...scores.map((s) => s.area), 1e-12);
+  holder.appendChild(
+    h("div", {
+      className: "xw-se-scores-title",
+      text: "Deletion area of the predicted class, these images: lower = more faithful. Click a row to show it.",
+    }),
+  );
+  const table = h("table", { className: "xw-se-scores" }, [
+    h("thead", {}, [h("tr", {}, ["masker", "explainer", "evals", "deletion area"].map((t) => h("th", { text: t })))]),
+  ]);
+  const tbody = h("tbody");
+  scores.forEach((s, k) => {
+    const bar = h("span", { className: "xw-se-bar" });
+    bar.style.width = `${Math.max(2, (60 * s.area) / top)}px`;
+    const tr = h("tr", { className: s.current ? "xw-se-current" : "", attrs: { "data-masker": s.masker }, title: `scored with ${s.area_masker}` }, [
+      h("td", { text: `${k === 0 ? "★ " : ""}${s.masker}` }),
+      h("td", { text: s.algorithm }),
+      h("td", { text: String(s.max_evals) }),
+      h("td", {}, [bar, h("span", { text: formatNumber(s.area) })]),
+    ]);
+    tr.addEventListener("click", () => {
+      if (s.current) return;
+      model.set("masker", s.masker as never);
+      model.set("algorithm", s.algorithm as never);
+      model.set("max_evals", s.max_evals as never);
+      model.save_changes();
+    });
+    tbody.appendChild(tr);
+  });
+  table.appendChild(tbody);
+  holder.appendChild(table);
+}
+
+// ---------------------------------------------------------------------------- render
+const SETTINGS = ["masker", "compare", "algorithm", "max_evals", "top_k", "scale_mode", "image_shape"];
+const PICKER = ["candidates", "candidate_info", "indices"];
+const DATA = ["shown_images", "values", "output_labels", "output_probabilities", "panels", "row_info", "scale_mode", "cell_size"];
+
+function render({ model, el }: Pick<RenderProps<ExplorerModel>, "model" | "el">): () => void {
+  const root = h("div", { className: "xw-root xw-shapley-explorer" });
+  ensureStyle(root, "base", BASE_CSS);
+  ensureStyle(root, "picker", PICKER_CSS);
+  ensureStyle(root, "shapley-explorer", CSS);
+  const [status, unbindStatus] = bindStatus(model as AnyModel);
+  const [controls, syncControls] = buildControls(model);
+  const picker = imagePicker((indices) => {
+    model.set("indices", indices as never);
+    model.save_changes();
+  });
+  const message = h("div", { className: "xw-se-message", attrs: { "aria-live": "polite" } });
+  const body = h("div", { className: "xw-se-body" });
+  const scores = h("div", { className: "xw-se-score-holder" });
+  root.append(controls, picker.el, status.el, message, body, scores);
+  const tooltip = new Tooltip(root);
+  el.appendChild(root);
+
+  let localError = "";
+  const redraw = () => {
+    tooltip.hide();
+    try {
+      drawPanels(model, body, tooltip);
+      if (localError) status.setError(model.get("error") ?? "");
+      localError = "";
+    } catch (err) {
+      clear(body);
+      localError = err instanceof Error ? err.message : String(err);
+      status.setError(localError);
+    }
+  };
+  const syncPicker = () => {
+    let thumbs: NDArray | null = null;
+    try {
+      thumbs = decodeArray(model.get("candidates"));
+    } catch {
+      thumbs = null;
+    }
+    picker.update(thumbs, model.get("candidate_info") ?? [], model.get("indices") ?? []);
+  };
+  const syncState = () => {
+    body.classList.toggle("xw-se-stale", Boolean(model.get("stale")));
+    body.setAttribute("aria-busy", String(Boolean(model.get("stale"))));
+    message.textContent = model.get("message") ?? "";
+  };
+  const syncScores = () => drawScores(model, scores);
+  const bindings: [string[], () => void][] = [
+    [SETTINGS, syncControls],
+    [PICKER, syncPicker],
+    [DATA, redraw],
+    [["stale", "message"], syncState],
+    [["scores"], syncScores],
+  ];
+  for (const [keys, fn] of bindings) {
+    fn();
+    for (const key of keys) model.on(`change:${key}`, fn);
+  }
+  return () => {
+    for (const [keys, fn] of bindings) for (const key of keys) model.off(`change:${key}`, fn);
+    unbindStatus();
+    root.remove();
+  };
+}
+
+export default { render };

