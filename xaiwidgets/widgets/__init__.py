@@ -2,11 +2,13 @@
 
 from ._base import MissingBundleError, XaiWidget
 from .attribution_grid import AttributionGrid
+from .cem_widget import CEMWidget
 from .influence_grid import InfluenceGrid
 from .shapley_explorer import ShapleyExplorer
 
 __all__ = [
     "AttributionGrid",
+    "CEMWidget",
     "InfluenceGrid",
     "MetricsView",
     "MissingBundleError",

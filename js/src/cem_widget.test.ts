@@ -1,0 +1,215 @@
+// Render tests of the CEMWidget ESM with a mock model (happy-dom + recording canvas mock).
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import widget, { isCurrent } from "./cem_widget";
+import { f32, installCanvasMock, mockModel, pixels } from "./lib/testing";
+
+let restore: () => void;
+beforeEach(() => {
+  restore = installCanvasMock();
+});
+afterEach(() => {
+  restore();
+  vi.useRealTimers();
+  document.body.innerHTML = "";
+});
+
+const XSS = '<img src=x onerror="window.__xss=1">';
+const SETTINGS = { kappa: 0.2, beta: 0.1, gamma: 0, c_init: 10, max_iterations: 100 };
+
+function panel(mode: string, extra: Record<string, unknown> = {}) {
+  return {
+    mode,
+    status: "found",
+    complete: true,
+    class: mode === "PN" ? 9 : 4,
+    label: mode === "PN" ? XSS : "four",
+    probability: mode === "PN" ? 0.61 : 0.83,
+    steps: 100,
+    total_steps: 100,
+    c: 10,
+    distance: 1.5,
+    message: "",
+    ...extra,
+  };
+}
+
+// a 2x2 grey original; PN adds +0.5 at pixel 0, PP keeps pixel 3 (delta -0.25 there)
+function frame(generation: number, panels = [panel("PN"), panel("PP")], settings = SETTINGS) {
+  return {
+    generation,
+    settings,
+    panels,
+    images: f32([0.5, 0, 0, 0, 0, 0, 0, 1], [2, 2, 2, 1]),
+    deltas: f32([0.5, 0, 0, 0, 0, 0, 0, -0.25], [2, 2, 2, 1]),
+  };
+}
+
+function state(extra: Record<string, unknown> = {}) {
+  return {
+    ...SETTINGS,
+    modes: ["PN", "PP"],
+    original: f32([0, 0, 0, 1], [2, 2, 1]),
+    original_label: "4",
+    original_proba: 0.97,
+    frame: frame(3),
+    generation: 3,
+    running: false,
+    has_autoencoder: false,
+    ranges: { kappa: [0, 1, 0.01], beta: [0, 1, 0.01], gamma: [0, 200, 1], c_init: [0.01, 1000, 0], max_iterations: [10, 1000, 10] },
+    show_advanced: false,
+    cell_size: 40,
+    title: "CEM",
+    error: "",
+    progress: -1,
+    ...extra,
+  };
+}
+
+function mount(extra: Record<string, unknown> = {}) {
+  const m = mockModel(state(extra));
+  const el = document.createElement("div");
+  document.body.appendChild(el);
+  const cleanup = widget.render({ model: m.model as never, el });
+  return { ...m, el, cleanup };
+}
+
+const flush = () => new Promise((r) => setTimeout(r, 0));
+
+describe("CEMWidget render", () => {
+  it("draws the original, PN and PP with class labels as text and two delta maps", () => {
+    const { el } = mount();
+    const images = el.querySelectorAll('canvas[data-kind="image"]');
+    expect([...images].map((c) => c.getAttribute("data-panel"))).toEqual(["original", "PN", "PP"]);
+    expect(el.querySelectorAll('canvas[data-kind="delta"]').length).toBe(2);
+    const labels = [...el.querySelectorAll(".xw-cem-class")].map((n) => n.textContent);
+    expect(labels).toEqual([`${XSS} 0.61`, "four 0.83"]);
+    expect(el.querySelector("img")).toBeNull();
+    expect((window as unknown as { __xss?: number }).__xss).toBeUndefined();
+    // the PN delta: pixel 0 red (added), the rest near white/grey; the PP delta pixel 3 blue
+    const pn = pixels.get(el.querySelector('canvas[data-panel="PN"][data-kind="delta"]')!)!;
+    expect(pn[0]).toBeGreaterThan(200);
+    expect(pn[2]).toBeLessThan(120);
+    const pp = pixels.get(el.querySelector('canvas[data-panel="PP"][data-kind="delta"]')!)!;
+    expect(pp[12 + 2]).toBeGreaterThan(pp[12]);
+    expect(el.querySelector(".xw-cem-body")!.getAttribute("data-generation")).toBe("3");
+    const ticks = [...el.querySelectorAll(".xw-cbar-tick")].map((t) => t.textContent);
+    expect(ticks).toContain("0");
+  });
+
+  it("says 'no PN found' instead of an empty picture", async () => {
+    const { el, model } = mount();
+    model.set("frame", frame(3, [panel("PN", { status: "not_found", message: "no PN found at this kappa" }), panel("PP")]));
+    await flush();
+    expect(el.querySelector('canvas[data-panel="PN"]')).toBeNull();
+    const empty = el.querySelector('.xw-cem-empty[data-panel="PN"][data-kind="image"]')!;
+    expect(empty.textContent).toBe("no PN found at this kappa");
+    expect(empty.getAttribute("data-status")).toBe("not_found");
+    expect(el.querySelector('canvas[data-panel="PP"][data-kind="image"]')).not.toBeNull();
+  });
+
+  it("never draws a frame of an older generation or of other settings", async () => {
+    const { el, model } = mount();
+    const before = pixels.get(el.querySelector('canvas[data-panel="PN"][data-kind="image"]')!);
+    // the user moved kappa: the frame on screen fades, nothing new is drawn from it
+    model.set("kappa", 0.5);
+    await flush();
+    expect(el.querySelector(".xw-cem-stale")).not.toBeNull();
+    expect(el.querySelector(".xw-cem-body")!.getAttribute("data-current")).toBe("false");
+    // a late frame of the superseded generation arrives: still not current
+    model.set("generation", 4);
+    model.set("frame", { ...frame(3), images: f32([1, 1, 1, 1, 1, 1, 1, 1], [2, 2, 2, 1]) });
+    await flush();
+    expect(el.querySelector(".xw-cem-body")!.getAttribute("data-generation")).toBe("3");
+    expect(el.querySelector(".xw-cem-body")!.getAttribute("data-current")).toBe("false");
+    const still = pixels.get(el.querySelector('canvas[data-panel="PN"][data-kind="image"]')!);
+    expect(still).toEqual(before); // the kept, faded picture is the last current one
+    // the current generation's frame for kappa 0.5 draws
+    model.set("frame", { ...frame(4, undefined, { ...SETTINGS, kappa: 0.5 }), images: f32([1, 0, 1, 0, 0, 0, 0, 1], [2, 2, 2, 1]) });
+    await flush();
+    expect(el.querySelector(".xw-cem-stale")).toBeNull();
+    expect(el.querySelector(".xw-cem-body")!.getAttribute("data-generation")).toBe("4");
+  });
+
+  it("shows streamed best-so-far steps and 'searching' for a mode not found yet", async () => {
+    const { el, model } = mount({ running: true });
+    model.set(
+      "frame",
+      frame(3, [panel("PN", { complete: false, steps: 20 }), panel("PP", { status: "searching", complete: false, steps: 20 })]),
+    );
+    await flush();
+    const captions = [...el.querySelectorAll(".xw-cem-caption")].map((c) => c.textContent);
+    expect(captions).toContain("best so far · step 20 of 100");
+    expect(el.querySelector('.xw-cem-empty[data-panel="PP"][data-kind="image"]')!.textContent).toBe("searching…");
+    expect(el.querySelector(".xw-cem-state")!.textContent).toBe("searching…");
+  });
+
+  it("a slider commits its value to the model; Python-side changes move the slider", async () => {
+    const { el, model, saved } = mount();
+    const input = el.querySelector('[data-setting="kappa"] input') as HTMLInputElement;
+    input.value = "0.4";
+    input.dispatchEvent(new Event("input"));
+    input.dispatchEvent(new Event("change"));
+    expect(model.get("kappa")).toBe(0.4);
+    expect(saved.length).toBeGreaterThan(0);
+    model.set("beta", 0.3);
+    await flush();
+    const beta = el.querySelector('[data-setting="beta"] input') as HTMLInputElement;
+    expect(Number(beta.value)).toBeCloseTo(0.3);
+    expect(el.querySelector('[data-setting="beta"] .xw-control-value')!.textContent).toBe("0.30");
+  });
+
+  it("c_init is a log slider; gamma is disabled without an autoencoder; advanced row toggles", async () => {
+    const { el, model } = mount();
+    const row = el.querySelector(".xw-cem-advanced") as HTMLElement;
+    expect(row.style.display).toBe("none");
+    (el.querySelector(".xw-cem-more") as HTMLButtonElement).click();
+    await flush();
+    expect(model.get("show_advanced")).toBe(true);
+    expect(row.style.display).toBe("");
+    const gamma = el.querySelector('[data-setting="gamma"] input') as HTMLInputElement;
+    expect(gamma.disabled).toBe(true);
+    const c = el.querySelector('[data-setting="c_init"] input') as HTMLInputElement;
+    expect(Number(c.value)).toBeCloseTo(1); // log10(10)
+    c.value = "2";
+    c.dispatchEvent(new Event("change"));
+    expect(model.get("c_init")).toBe(100);
+  });
+
+  it("throttles commits while dragging and always ends on the last position", () => {
+    vi.useFakeTimers();
+    const { el, model } = mount();
+    const input = el.querySelector('[data-setting="beta"] input') as HTMLInputElement;
+    const commits: number[] = [];
+    model.on("change:beta", () => commits.push(model.get("beta") as number));
+    for (const v of ["0.2", "0.3", "0.4", "0.5"]) {
+      input.value = v;
+      input.dispatchEvent(new Event("input"));
+    }
+    expect(commits).toEqual([0.2]); // the first at once, the rest wait for the throttle
+    vi.advanceTimersByTime(250);
+    expect(commits).toEqual([0.2, 0.5]);
+    input.value = "0.7";
+    input.dispatchEvent(new Event("input"));
+    input.dispatchEvent(new Event("change"));
+    expect(commits[commits.length - 1]).toBe(0.7);
+  });
+
+  it("shows a malformed frame as an error in place and recovers", async () => {
+    const { el, model } = mount();
+    model.set("frame", { ...frame(3), images: f32([1, 2, 3], [1, 3, 1, 1]) });
+    await flush();
+    expect(el.querySelector(".xw-error-message")!.textContent).toContain("images: expected shape");
+    model.set("frame", frame(3));
+    await flush();
+    expect((el.querySelector(".xw-error") as HTMLElement).style.display).toBe("none");
+    expect(el.querySelectorAll("canvas.xw-cem-canvas").length).toBe(5);
+  });
+
+  it("isCurrent compares generation and settings", () => {
+    const { model } = mockModel(state());
+    expect(isCurrent(model as never, frame(3))).toBe(true);
+    expect(isCurrent(model as never, frame(2))).toBe(false);
+    expect(isCurrent(model as never, frame(3, undefined, { ...SETTINGS, beta: 0.2 }))).toBe(false);
+    expect(isCurrent(model as never, null)).toBe(false);
+  });
+});
