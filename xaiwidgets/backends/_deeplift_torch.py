@@ -70,12 +70,12 @@ class _MaxPool(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> Any:
-        to_x, to_r, idx_p, idx_r, inv_du = ctx.parts
-        flat = idx_p.shape[:2] + (-1,)
-        routed = torch.zeros_like(inv_du).reshape(flat)
-        routed = routed.scatter_add(2, idx_p, (g * to_x).reshape(flat))
-        routed = routed.scatter_add(2, idx_r, (g * to_r).reshape(flat))
-        return routed.reshape(inv_du.shape) * inv_du, None, None
+        w_x, w_r, idx_p, idx_r, u_shape = ctx.parts
+        flat = idx_p.shape
+        out = g.new_zeros(flat[:2] + (int(np.prod(u_shape[2:])),))
+        out.scatter_add_(2, idx_p, g.reshape(flat) * w_x)
+        out.scatter_add_(2, idx_r, g.reshape(flat) * w_r)
+        return out.reshape(u_shape), None, None
 
 
 class _Softmax(torch.autograd.Function):
@@ -291,15 +291,12 @@ class _Replayer(TorchFunctionMode):
             _OPS, 1.0, u.view(lead + u.shape[1:]) - u_ref[None], rules.EPS_ROUTE, 0.0
         )
         flat = (self.pairs, idx.shape[1], -1)
+        idx_p = idx.reshape(flat)
         idx_r = idx_ref[None].expand(lead + idx_ref.shape[1:]).reshape(flat)
-        parts = (
-            to_x.reshape(y.shape),
-            to_r.reshape(y.shape),
-            idx.reshape(flat),
-            idx_r,
-            inv_du.reshape(u.shape),
-        )
-        return _MaxPool, (y, parts)
+        inv_du = inv_du.reshape(flat)  # multipliers = routed differences / Δu at the argmax
+        w_x = to_x.reshape(idx_p.shape) * inv_du.gather(2, idx_p)
+        w_r = to_r.reshape(idx_p.shape) * inv_du.gather(2, idx_r)
+        return _MaxPool, (y, (w_x, w_r, idx_p, idx_r, tuple(u.shape)))
 
     def _softmax(self, call: _Call, lead: tuple, u_ref: Any, y_ref: Any) -> Any:
         dim = call.dim
