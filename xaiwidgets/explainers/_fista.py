@@ -17,7 +17,10 @@ For a row with original ``x0``, target class ``t`` (the class of ``x0``) and ite
 FISTA (Beck & Teboulle 2009) minimises the smooth part by gradient steps taken at the
 extrapolated point ``y``, handles ``beta ||.||_1`` by shrinkage-thresholding towards ``x0``
 (eq. 7), and projects onto the feature range and onto the sign constraint (eq. 5): a PN only
-moves pixels away from the no-information value, a PP only towards it.
+moves pixels away from the no-information value, a PP only towards it. As in the authors' code
+and alibi, the shrinkage threshold is ``beta`` itself, not ``learning_rate * beta``: a pixel
+moves only where one gradient step takes it more than ``beta`` from ``x0``, which is why large
+attack weights ``c`` (and the clip) matter.
 """
 
 from __future__ import annotations
