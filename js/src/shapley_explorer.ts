@@ -9,10 +9,12 @@ import { diverging } from "./lib/colormap";
 import { checkbox, segmented } from "./lib/controls";
 import { clear, ensureStyle, h } from "./lib/dom";
 import { type ImageRef, drawRGBA, greyLevels, imageRGBA, overlayRGBA, pixelAt } from "./lib/image";
-import { commitSlider, numberField } from "./lib/inputs";
+import { numberField } from "./lib/inputs";
+import { maskerControl, parseMasker } from "./lib/masker_control";
 import { cellLabel, labelText } from "./lib/labels";
 import { PICKER_CSS, type PickItem, imagePicker, pickTitle } from "./lib/picker";
 import { formatNumber, formatSigned, maxAbs } from "./lib/scale";
+import { SCORE_CSS, type ScoreRow, scoreTable } from "./lib/score_table";
 import { sparkline } from "./lib/sparkline";
 import { bindStatus } from "./lib/status";
 import { BASE_CSS } from "./lib/styles";
@@ -29,14 +31,6 @@ export interface PanelInfo {
   seconds: number;
 }
 
-export interface ScoreRow {
-  masker: string;
-  algorithm: string;
-  max_evals: number;
-  area: number;
-  area_masker: string;
-  current: boolean;
-}
 
 export interface ExplorerModel {
   masker: string;
@@ -93,64 +87,7 @@ const CSS = `
 .xw-se-cbar { padding-left: 6px; }
 .xw-se-empty { padding: 16px 4px; color: var(--jp-ui-font-color2, #59636e); }
 .xw-shapley-explorer { padding-right: 8px; }
-.xw-se-scores-title { margin-top: 12px; font-size: 11px; color: var(--jp-ui-font-color2, #59636e); }
-.xw-se-scores { margin-top: 3px; border-collapse: collapse; font-size: 11px; font-variant-numeric: tabular-nums; }
-.xw-se-scores th, .xw-se-scores td { padding: 2px 10px 2px 0; text-align: left; }
-.xw-se-scores th { font-weight: 500; color: var(--jp-ui-font-color2, #59636e); border-bottom: 1px solid rgba(127,127,127,.35); }
-.xw-se-scores tbody tr { cursor: pointer; }
-.xw-se-scores tbody tr:hover { background: rgba(47,111,223,.08); }
-.xw-se-scores tr.xw-se-current td { font-weight: 600; }
-.xw-se-bar { display: inline-block; height: 8px; background: #2f6fdf; opacity: .55; vertical-align: middle; margin-right: 6px; }
 `;
-
-// ---------------------------------------------------------------------------- masker strings
-export type MaskerKind = "blur" | "inpaint_telea" | "inpaint_ns" | "constant";
-
-/** Kind, blur kernel and constant value of a masker string ("blur(28,28)", "constant(0.5)"). */
-export function parseMasker(spec: string): { kind: MaskerKind | null; size: number | null; value: string | null } {
-  const s = (spec ?? "").toLowerCase().replace(/\s+/g, "");
-  const blur = /^blur\((\d+),(\d+)\)$/.exec(s);
-  if (blur) return { kind: "blur", size: Math.max(Number(blur[1]), Number(blur[2])), value: null };
-  if (s === "inpaint_telea" || s === "inpaint_ns") return { kind: s, size: null, value: null };
-  const constant = /^constant\(([^)]*)\)$/.exec(s);
-  if (constant) return { kind: "constant", size: null, value: constant[1] };
-  return { kind: null, size: null, value: null };
-}
-
-/** Toggle buttons for the masker kind, plus the blur kernel slider or the constant's value. */
-function maskerControl(label: string, maxSize: number, onChange: (spec: string) => void) {
-  let size = maxSize;
-  let value = "0";
-  const kinds = segmented<MaskerKind | "">(
-    label,
-    [
-      { value: "blur", text: "blur", title: "hidden pixels take the box-blurred image (cv2.blur)" },
-      { value: "inpaint_telea", text: "inpaint_telea", title: "OpenCV inpainting, Telea's method" },
-      { value: "inpaint_ns", text: "inpaint_ns", title: "OpenCV inpainting, Navier-Stokes" },
-      { value: "constant", text: "constant", title: "hidden pixels set to one value" },
-    ],
-    "",
-    (kind) => {
-      if (kind === "blur") onChange(`blur(${size},${size})`);
-      else if (kind === "constant") onChange(`constant(${value})`);
-      else if (kind) onChange(kind);
-    },
-  );
-  const kernel = commitSlider("kernel", 1, Math.max(1, maxSize), 1, size, (v) => onChange(`blur(${v},${v})`), (v) => `${v}×${v}`);
-  const fill = numberField("value", 0, (v) => onChange(`constant(${v})`), { step: 0.1, width: "4.5em" });
-  const el = h("div", { className: "xw-controls" }, [kinds.el, kernel.el, fill.el]);
-  const set = (spec: string) => {
-    const p = parseMasker(spec);
-    if (p.size != null) size = p.size;
-    if (p.value != null) value = p.value;
-    kinds.set(p.kind ?? "");
-    kernel.set(size);
-    if (p.value != null && Number.isFinite(Number(p.value))) fill.set(Number(p.value));
-    kernel.el.style.display = p.kind === "blur" ? "" : "none";
-    fill.el.style.display = p.kind === "constant" ? "" : "none";
-  };
-  return { el, set };
-}
 
 // ---------------------------------------------------------------------------- controls
 function buildControls(model: AnyModel<ExplorerModel>): [HTMLElement, () => void] {
@@ -379,39 +316,13 @@ function colorbar(max: number, length: number, caption = ""): HTMLElement {
 /** The deletion areas of every setting computed for these images; a click re-selects one. */
 function drawScores(model: AnyModel<ExplorerModel>, holder: HTMLElement): void {
   clear(holder);
-  const scores = model.get("scores") ?? [];
-  if (scores.length < 2) return;
-  const top = Math.max(...scores.map((s) => s.area), 1e-12);
-  holder.appendChild(
-    h("div", {
-      className: "xw-se-scores-title",
-      text: "Deletion area of the predicted class, these images: lower = more faithful. Click a row to show it.",
-    }),
-  );
-  const table = h("table", { className: "xw-se-scores" }, [
-    h("thead", {}, [h("tr", {}, ["masker", "explainer", "evals", "deletion area"].map((t) => h("th", { text: t })))]),
-  ]);
-  const tbody = h("tbody");
-  scores.forEach((s, k) => {
-    const bar = h("span", { className: "xw-se-bar" });
-    bar.style.width = `${Math.max(2, (60 * s.area) / top)}px`;
-    const tr = h("tr", { className: s.current ? "xw-se-current" : "", attrs: { "data-masker": s.masker }, title: `scored with ${s.area_masker}` }, [
-      h("td", { text: `${k === 0 ? "★ " : ""}${s.masker}` }),
-      h("td", { text: s.algorithm }),
-      h("td", { text: String(s.max_evals) }),
-      h("td", {}, [bar, h("span", { text: formatNumber(s.area) })]),
-    ]);
-    tr.addEventListener("click", () => {
-      if (s.current) return;
-      model.set("masker", s.masker as never);
-      model.set("algorithm", s.algorithm as never);
-      model.set("max_evals", s.max_evals as never);
-      model.save_changes();
-    });
-    tbody.appendChild(tr);
+  const table = scoreTable(model.get("scores") ?? [], (s) => {
+    model.set("masker", s.masker as never);
+    model.set("algorithm", s.algorithm as never);
+    model.set("max_evals", s.max_evals as never);
+    model.save_changes();
   });
-  table.appendChild(tbody);
-  holder.appendChild(table);
+  if (table) holder.appendChild(table);
 }
 
 // ---------------------------------------------------------------------------- render
@@ -424,6 +335,7 @@ function render({ model, el }: Pick<RenderProps<ExplorerModel>, "model" | "el">)
   ensureStyle(root, "base", BASE_CSS);
   ensureStyle(root, "picker", PICKER_CSS);
   ensureStyle(root, "shapley-explorer", CSS);
+  ensureStyle(root, "score-table", SCORE_CSS);
   const [status, unbindStatus] = bindStatus(model as AnyModel);
   const [controls, syncControls] = buildControls(model);
   const picker = imagePicker((indices) => {
@@ -483,4 +395,5 @@ function render({ model, el }: Pick<RenderProps<ExplorerModel>, "model" | "el">)
   };
 }
 
+export { parseMasker };
 export default { render };

@@ -39,13 +39,13 @@ from typing import Any
 import numpy as np
 import traitlets
 
-from .._arrays import as_images, as_labels
 from ..backends import wrap
 from ..explanation import Explanation
 from ..maskers import Masker
 from ..metrics import DeletionCurve, deletion_curve
 from ._arrays import NDArray
 from ._base import XaiWidget
+from ._image_pool import ImagePool
 from ._runner import LatestRunner
 
 #: default ``max_evals`` of each algorithm (as shap: 500 for Partition; the seed's 1600 for
@@ -172,18 +172,8 @@ class ShapleyExplorer(XaiWidget):
         self._ensure_bundle()
         self._check_kwargs(kwargs)
         self.backend = wrap(model)
-        self.pool = as_images(images)
-        n_pool, h, w, _ = self.pool.shape
-        self.labels = None if labels is None else as_labels(labels, n=n_pool, name="labels")
-        self._predicted: dict[int, tuple[int, float]] = {}
-        self._k = self._predict_pool(np.arange(min(n_pool, 1)))  # number of model outputs
-        if class_names is not None:
-            class_names = [str(c) for c in class_names]
-            if len(class_names) != self._k:
-                raise ValueError(
-                    f"class_names: expected {self._k} names (one per model output), got {len(class_names)}"
-                )
-        self.class_names = class_names
+        self._pool = ImagePool(self.backend, images, labels, class_names)
+        h, w = self._pool.images.shape[1:3]
         self._lock = threading.RLock()
         self._cache: OrderedDict[Hashable, _Result] = OrderedDict()
         self._cache_size = 64
@@ -192,7 +182,7 @@ class ShapleyExplorer(XaiWidget):
         self._suppress = False
         self._last_progress = -1.0
         self._runner = LatestRunner(self._on_result, self._on_error, self._on_progress, 4)
-        offered, default = self._offer(int(candidates), indices)
+        offered, default = self._pool.offer(candidates, indices)
         algorithm = str(algorithm)
         state = {
             "masker": _spec_text(masker) if masker is not None else f"blur({w},{h})",
@@ -265,75 +255,24 @@ class ShapleyExplorer(XaiWidget):
         super().close()
 
     # ------------------------------------------------------------------ pool and picker
-    def _predict_pool(self, idx: np.ndarray) -> int:
-        """Predict the pool images ``idx`` not yet predicted; returns the number of outputs."""
-        todo = np.array([i for i in np.asarray(idx).tolist() if i not in self._predicted], int)
-        k = getattr(self, "_k", 0)
-        if len(todo):
-            probs = self.backend.probabilities(self.pool[todo])
-            k = probs.shape[1]
-            for i, p in zip(todo.tolist(), probs):
-                j = int(p.argmax())
-                self._predicted[i] = (j, float(p[j]))
-        return k
+    @property
+    def pool(self) -> np.ndarray:
+        """``(N, h, w, c)`` float32 images the picker chooses from."""
+        return self._pool.images
 
-    def _offer(self, per_group: int, indices: Any) -> tuple[list[int], list[int]]:
-        """Pool indices offered in the picker, and the ones explained first."""
-        n_pool = len(self.pool)
-        per_group = max(1, per_group)
-        correct: list[int] = []
-        wrong: list[int] = []
-        chunk = 256
-        for start in range(0, n_pool, chunk):
-            idx = np.arange(start, min(start + chunk, n_pool))
-            self._predict_pool(idx)
-            for i in idx.tolist():
-                if self.labels is None or self._predicted[i][0] == self.labels[i]:
-                    if len(correct) < (2 * per_group if self.labels is None else per_group):
-                        correct.append(i)
-                elif len(wrong) < per_group:
-                    wrong.append(i)
-            if len(correct) >= per_group and (self.labels is None or len(wrong) >= per_group):
-                break
-        if indices is None:
-            default = correct[:4] if self.labels is None or not wrong else correct[:2] + wrong[:2]
-        else:
-            default = self._check_indices(indices)
-        return sorted(set(correct) | set(wrong) | set(default)), default
+    @property
+    def labels(self) -> np.ndarray | None:
+        """``(N,)`` true labels of the pool, or ``None``."""
+        return self._pool.labels
 
-    def _check_indices(self, indices: Any) -> list[int]:
-        idx = np.asarray(indices).reshape(-1)
-        if idx.size == 0:
-            raise ValueError("indices: expected at least one pool index, got none")
-        if not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(f"indices: expected integer pool indices, got {idx.dtype} values")
-        if idx.min() < 0 or idx.max() >= len(self.pool):
-            raise ValueError(
-                f"indices: expected pool indices in 0..{len(self.pool) - 1}, got {idx.min()}..{idx.max()}"
-            )
-        return [int(i) for i in idx]
-
-    def _info(self, i: int) -> dict[str, Any]:
-        pred, prob = self._predicted[i]
-        label = None if self.labels is None else int(self.labels[i])
-        return {
-            "index": i,
-            "label": None if label is None else self._name(label),
-            "predicted": self._name(pred),
-            "probability": prob,
-            "correct": None if label is None else bool(label == pred),
-        }
-
-    def _name(self, j: int) -> str:
-        return self.class_names[j] if self.class_names is not None else str(j)
+    @property
+    def class_names(self) -> list[str] | None:
+        return self._pool.class_names
 
     def _set_candidates(self, offered: list[int]) -> None:
-        self._predict_pool(np.asarray(offered))
-        h, w = self.pool.shape[1:3]
-        step = max(1, -(-max(h, w) // _THUMB_SIDE))
         with self.hold_sync():
-            self.candidates = self.pool[offered, ::step, ::step]
-            self.candidate_info = [self._info(i) for i in offered]
+            self.candidates = self._pool.thumbnails(offered, _THUMB_SIDE)
+            self.candidate_info = [self._pool.info(i) for i in offered]
 
     # ------------------------------------------------------------------ requests
     @traitlets.observe(
@@ -354,9 +293,9 @@ class ShapleyExplorer(XaiWidget):
             raise ValueError(
                 f"max_evals: expected at least {minimum} for {self.algorithm}, got {self.max_evals}"
             )
-        if not 1 <= self.top_k <= self._k:
-            raise ValueError(f"top_k: expected 1..{self._k} outputs, got {self.top_k}")
-        indices = tuple(self._check_indices(self.indices))
+        if not 1 <= self.top_k <= self._pool.n_outputs:
+            raise ValueError(f"top_k: expected 1..{self._pool.n_outputs} outputs, got {self.top_k}")
+        indices = tuple(self._pool.check_indices(self.indices))
         shared = {
             "algorithm": self.algorithm,
             "max_evals": int(self.max_evals),
@@ -384,9 +323,9 @@ class ShapleyExplorer(XaiWidget):
                 self.message = ""
             return
         key = tuple(keys)
-        new = [i for i in shared["indices"] if i not in self._predicted]
-        if new:
-            self._set_candidates(sorted({d["index"] for d in self.candidate_info} | set(new)))
+        offered = {d["index"] for d in self.candidate_info}
+        if not offered.issuperset(shared["indices"]):  # picked from Python: offer them too
+            self._set_candidates(sorted(offered.union(shared["indices"])))
         with self._lock:
             if key == self._current:
                 return  # already drawn or on its way
@@ -494,7 +433,7 @@ class ShapleyExplorer(XaiWidget):
         self._drawn = list(results)
         with self.hold_sync():
             self.shown_images = first.data
-            self.row_info = [self._info(i) for i in idx]
+            self.row_info = [self._pool.info(i) for i in idx]
             self.output_labels = [r.explanation.output_names for r in results]
             self.output_probabilities = None if any(p is None for p in probs) else np.stack(probs)
             self.panels = panels

@@ -1,0 +1,131 @@
+"""`ImagePool`: the images a view lets the user pick from, with the model's predictions.
+
+A pool holds ``(N, h, w, c)`` images, optionally their true labels and class names, and
+predicts them lazily (in chunks, only as far as needed). It offers the first correct and the
+first wrong predictions for a picker (``offer``), describes an image for label rows and
+tooltips (``info``: index, true label, predicted class and probability, correct or not) and
+makes small thumbnails (strided copies) to send to the browser.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._arrays import as_images, as_labels
+
+_CHUNK = 256  # images predicted per call while looking for correct / wrong predictions
+
+
+class ImagePool:
+    """Images to pick from, with lazily computed predictions.
+
+    Parameters
+    ----------
+    backend : a :class:`~xaiwidgets.backends.Backend` (``probabilities`` is used).
+    images : ``(N, h, w, c)`` images (any form ``as_images`` accepts).
+    labels : ``(N,)`` true classes, or ``None``.
+    class_names : names of the ``k`` model outputs, or ``None`` (the index is the name).
+    """
+
+    def __init__(self, backend: Any, images: Any, labels: Any = None, class_names: Any = None):
+        self.backend = backend
+        self.images = as_images(images)
+        n = len(self.images)
+        self.labels = None if labels is None else as_labels(labels, n=n, name="labels")
+        self._predicted: dict[int, tuple[int, float]] = {}
+        self.n_outputs = self.predict([0])
+        if class_names is not None:
+            class_names = [str(c) for c in class_names]
+            if len(class_names) != self.n_outputs:
+                raise ValueError(
+                    f"class_names: expected {self.n_outputs} names (one per model output), "
+                    f"got {len(class_names)}"
+                )
+        self.class_names = class_names
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def predict(self, indices: Any) -> int:
+        """Predict the images ``indices`` not predicted yet; returns the number of outputs."""
+        todo = [i for i in np.asarray(indices, dtype=np.int64).tolist() if i not in self._predicted]
+        k = getattr(self, "n_outputs", 0)
+        if todo:
+            probs = self.backend.probabilities(self.images[todo])
+            k = probs.shape[1]
+            for i, p in zip(todo, probs):
+                j = int(p.argmax())
+                self._predicted[i] = (j, float(p[j]))
+        return k
+
+    def offer(self, per_group: int, indices: Any = None) -> tuple[list[int], list[int]]:
+        """The indices a picker offers and the ones selected first.
+
+        With labels: the first ``per_group`` correct and the first ``per_group`` wrong
+        predictions; selected first, 2 correct and 2 wrong (4 correct when none is wrong).
+        Without labels: the first ``2 * per_group`` images, the first 4 selected. ``indices``
+        (checked) replaces the first selection and is always offered."""
+        per_group = max(1, int(per_group))
+        right_cap = per_group if self.labels is not None else 2 * per_group
+        right: list[int] = []
+        wrong: list[int] = []
+        for start in range(0, len(self), _CHUNK):
+            chunk = range(start, min(start + _CHUNK, len(self)))
+            self.predict(chunk)
+            for i in chunk:
+                if self.correct(i) is not False:
+                    if len(right) < right_cap:
+                        right.append(i)
+                elif len(wrong) < per_group:
+                    wrong.append(i)
+            if len(right) >= right_cap and (self.labels is None or len(wrong) >= per_group):
+                break
+        if indices is not None:
+            first = self.check_indices(indices)
+        else:
+            first = right[:2] + wrong[:2] if wrong else right[:4]
+        return sorted(set(right) | set(wrong) | set(first)), first
+
+    def check_indices(self, indices: Any) -> list[int]:
+        """``indices`` as a list of ints; ``ValueError`` for none, non-integers or out of range."""
+        idx = np.asarray(indices).reshape(-1)
+        if idx.size == 0:
+            raise ValueError("indices: expected at least one pool index, got none")
+        if not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError(f"indices: expected integer pool indices, got {idx.dtype} values")
+        if idx.min() < 0 or idx.max() >= len(self):
+            raise ValueError(
+                f"indices: expected pool indices in 0..{len(self) - 1}, got {idx.min()}..{idx.max()}"
+            )
+        return [int(i) for i in idx]
+
+    def name(self, j: int) -> str:
+        """Name of class ``j``."""
+        return self.class_names[j] if self.class_names is not None else str(j)
+
+    def correct(self, i: int) -> bool | None:
+        """Whether image ``i`` is predicted right (``None`` without labels)."""
+        if self.labels is None:
+            return None
+        self.predict([i])
+        return bool(self._predicted[i][0] == self.labels[i])
+
+    def info(self, i: int) -> dict[str, Any]:
+        """``{index, label, predicted, probability, correct}`` of image ``i`` (names as text)."""
+        self.predict([i])
+        pred, prob = self._predicted[i]
+        return {
+            "index": int(i),
+            "label": None if self.labels is None else self.name(int(self.labels[i])),
+            "predicted": self.name(pred),
+            "probability": prob,
+            "correct": self.correct(i),
+        }
+
+    def thumbnails(self, indices: list[int], side: int = 48) -> np.ndarray:
+        """The images ``indices``, strided down to at most about ``side`` pixels a side."""
+        h, w = self.images.shape[1:3]
+        step = max(1, -(-max(h, w) // side))
+        return self.images[indices, ::step, ::step]
