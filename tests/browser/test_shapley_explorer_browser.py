@@ -22,7 +22,7 @@ mu = flat.mean(0)
 means = np.stack([flat[y == c].mean(0) for c in range(10)]) - mu
 W = (2.0 * means.T).astype(np.float32)
 b = (-2.0 * means @ mu - (means ** 2).sum(1)).astype(np.float32)
-delay = [0.05]
+delay = [0.08]
 
 def model(images):
     time.sleep(delay[0])
@@ -127,7 +127,7 @@ def test_static_html_export_draws_the_last_result(
 ):
     nbclient = pytest.importorskip("nbclient")
     nbconvert = pytest.importorskip("nbconvert")
-    setup = SETUP.replace("delay = [0.05]", "delay = [0.0]")
+    setup = SETUP.replace("delay = [0.08]", "delay = [0.0]")
     cells = [setup.replace("\nex\n", "\nex.compare = 'inpaint_ns'\nex.wait()\nex\n")]
     nb = notebook_node(cells)
     nbclient.NotebookClient(
