@@ -1,11 +1,13 @@
 """xaiwidgets: interactive explanations of image classifiers in Jupyter.
 
 ``%load_ext xaiwidgets``, then explain a PyTorch, Keras 3, JAX/Flax or NumPy model and look at
-the result as a widget. Importing this package imports no ML framework.
+the result as a widget. Importing this package imports no ML framework; explainers, maskers and
+widgets load on first use (``xaiwidgets.PartitionExplainer``, ``xaiwidgets.ShapleyExplorer``...).
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from importlib import metadata as _metadata
 
 from ._show import show
@@ -17,16 +19,53 @@ try:
 except _metadata.PackageNotFoundError:  # pragma: no cover - source tree without install
     __version__ = "0.0.0"
 
-__all__ = ["Explanation", "show", "wrap", "__version__"]
+# public name -> module that defines it (imported lazily by __getattr__)
+_LAZY = {
+    **dict.fromkeys(
+        [
+            "CEMExplainer",
+            "DeepExplainer",
+            "GradientExplainer",
+            "InfluenceExplainer",
+            "IntegratedGradients",
+            "PartitionExplainer",
+            "PermutationExplainer",
+            "Saliency",
+            "SmoothGrad",
+            "influence_maps",
+            "metrics_report",
+            "performance_maps",
+        ],
+        "xaiwidgets.explainers",
+    ),
+    **dict.fromkeys(
+        ["AttributionGrid", "CEMWidget", "InfluenceGrid", "MetricsView", "ShapleyExplorer"],
+        "xaiwidgets.widgets",
+    ),
+    "Masker": "xaiwidgets.maskers",
+    "deletion_curve": "xaiwidgets.metrics",
+}
+
+__all__ = ["Explanation", "show", "wrap", "__version__", *_LAZY]
 
 
-def load_ipython_extension(ipython):  # pragma: no cover - thin shim, tested via extension
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'xaiwidgets' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython):
+    """``%load_ext xaiwidgets`` (see :mod:`xaiwidgets.extension`)."""
     from .extension import load_ipython_extension as _load
 
     _load(ipython)
 
 
-def unload_ipython_extension(ipython):  # pragma: no cover
+def unload_ipython_extension(ipython):
+    """``%unload_ext xaiwidgets``."""
     from .extension import unload_ipython_extension as _unload
 
     _unload(ipython)
