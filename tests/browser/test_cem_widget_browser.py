@@ -73,7 +73,7 @@ def _generation(page) -> int:
 
 
 def test_kappa_slider_redraws_the_pn(run_notebook_in_lab, artifacts):
-    page = run_notebook_in_lab([SETUP.format(delay=0.0, iters=150)])
+    page = run_notebook_in_lab([SETUP.format(delay=0.0, iters=100)])
     view = page.locator(".jp-OutputArea-output .xw-cem")
     view.wait_for()
     page.locator(PN).wait_for()
@@ -131,6 +131,31 @@ def test_two_fast_moves_end_on_the_last_value(run_notebook_in_lab, artifacts):
         " w.frame['settings']['kappa'], w.frame['generation'] == w.generation)",
     )
     page.get_by_text("final 0.6 [0.6] 0.6 True").wait_for()
-    assert page.evaluate(
-        "() => document.querySelector('.xw-cem .xw-cem-body').getAttribute('data-current')"
-    ) == "true"
+    assert (
+        page.evaluate(
+            "() => document.querySelector('.xw-cem .xw-cem-body').getAttribute('data-current')"
+        )
+        == "true"
+    )
+
+
+def test_static_html_export_draws(tmp_path, offline_page, notebook_node, artifacts, built_bundle):
+    nbclient = pytest.importorskip("nbclient")
+    nbconvert = pytest.importorskip("nbconvert")
+    nb = notebook_node([SETUP.format(delay=0.0, iters=60)])
+    nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", store_widget_state=True
+    ).execute()
+    html, _ = nbconvert.HTMLExporter(template_name="lab").from_notebook_node(nb)
+    path = tmp_path / "export.html"
+    path.write_text(html, encoding="utf-8")
+    url = "http://export.localhost/cem.html"
+    page = offline_page({url: path})
+    page.goto(url)
+    page.locator(PN).wait_for(timeout=30_000)
+    view = page.locator(".xw-cem")
+    assert view.locator("canvas.xw-cem-canvas").count() == 5
+    assert page.evaluate(PIXELS, PN) is not None
+    assert view.locator(".xw-cem-body").get_attribute("data-current") == "true"
+    assert view.locator(".xw-cem-class").all_inner_texts()[1].startswith("4 ")
+    view.screenshot(path=str(artifacts / "cem_widget_static.png"))
