@@ -79,9 +79,9 @@ describe("CEMWidget render", () => {
   it("draws the original, PN and PP with class labels as text and two delta maps", () => {
     const { el } = mount();
     const images = el.querySelectorAll('canvas[data-kind="image"]');
-    expect([...images].map((c) => c.getAttribute("data-panel"))).toEqual(["original", "PN", "PP"]);
+    expect(Array.from(images).map((c) => c.getAttribute("data-panel"))).toEqual(["original", "PN", "PP"]);
     expect(el.querySelectorAll('canvas[data-kind="delta"]').length).toBe(2);
-    const labels = [...el.querySelectorAll(".xw-cem-class")].map((n) => n.textContent);
+    const labels = Array.from(el.querySelectorAll(".xw-cem-class")).map((n) => n.textContent);
     expect(labels).toEqual([`${XSS} 0.61`, "four 0.83"]);
     expect(el.querySelector("img")).toBeNull();
     expect((window as unknown as { __xss?: number }).__xss).toBeUndefined();
@@ -92,7 +92,7 @@ describe("CEMWidget render", () => {
     const pp = pixels.get(el.querySelector('canvas[data-panel="PP"][data-kind="delta"]')!)!;
     expect(pp[12 + 2]).toBeGreaterThan(pp[12]);
     expect(el.querySelector(".xw-cem-body")!.getAttribute("data-generation")).toBe("3");
-    const ticks = [...el.querySelectorAll(".xw-cbar-tick")].map((t) => t.textContent);
+    const ticks = Array.from(el.querySelectorAll(".xw-cbar-tick")).map((t) => t.textContent);
     expect(ticks).toContain("0");
   });
 
@@ -137,7 +137,7 @@ describe("CEMWidget render", () => {
       frame(3, [panel("PN", { complete: false, steps: 20 }), panel("PP", { status: "searching", complete: false, steps: 20 })]),
     );
     await flush();
-    const captions = [...el.querySelectorAll(".xw-cem-caption")].map((c) => c.textContent);
+    const captions = Array.from(el.querySelectorAll(".xw-cem-caption")).map((c) => c.textContent);
     expect(captions).toContain("best so far · step 20 of 100");
     expect(el.querySelector('.xw-cem-empty[data-panel="PP"][data-kind="image"]')!.textContent).toBe("searching…");
     expect(el.querySelector(".xw-cem-state")!.textContent).toBe("searching…");
@@ -207,9 +207,9 @@ describe("CEMWidget render", () => {
 
   it("isCurrent compares generation and settings", () => {
     const { model } = mockModel(state());
-    expect(isCurrent(model as never, frame(3))).toBe(true);
-    expect(isCurrent(model as never, frame(2))).toBe(false);
-    expect(isCurrent(model as never, frame(3, undefined, { ...SETTINGS, beta: 0.2 }))).toBe(false);
+    expect(isCurrent(model as never, frame(3) as never)).toBe(true);
+    expect(isCurrent(model as never, frame(2) as never)).toBe(false);
+    expect(isCurrent(model as never, frame(3, undefined, { ...SETTINGS, beta: 0.2 }) as never)).toBe(false);
     expect(isCurrent(model as never, null)).toBe(false);
   });
 });
