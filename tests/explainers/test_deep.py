@@ -98,7 +98,10 @@ def test_completeness_flax_softmax_and_avgpool(digits):
             return nn.softmax(nn.Dense(10)(x) * 4.0)
 
     module = Net()
-    params = module.init(jax.random.PRNGKey(0), np.zeros((1, 28, 28, 1), np.float32))
+    shapes = jax.eval_shape(
+        module.init, jax.ShapeDtypeStruct((2,), jax.numpy.uint32), np.zeros((1, 28, 28, 1))
+    )
+    params = models.random_like(shapes, seed=3)  # jax.random would compile for seconds
     bg, x = digits
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no primitive without a rule
@@ -197,3 +200,53 @@ def test_bad_input(torch_net, digits):
     model = models.numpy_softmax_regression()
     with pytest.raises(NotImplementedError, match="DeepLIFT"):
         DeepExplainer(model, bg)(x)
+
+
+def test_completeness_other_layers_torch(digits):
+    """ELU, tanh, sigmoid, softplus, overlapping and adaptive max pooling, functional calls
+    and a log-softmax output."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.c2 = nn.Conv2d(1, 4, 3), nn.Conv2d(4, 6, 3)
+            self.pool, self.fc = nn.MaxPool2d(3, 2), nn.Linear(6 * 4, 10)
+
+        def forward(self, x):
+            x = self.pool(nn.functional.elu(self.c1(x)))
+            x = torch.tanh(self.c2(x)).sigmoid()
+            x = nn.functional.adaptive_max_pool2d(nn.functional.softplus(x), (2, 2))
+            return torch.log_softmax(self.fc(x.flatten(1)) * 3, dim=1)
+
+    torch.manual_seed(0)
+    bg, x = digits
+    ex = DeepExplainer(Net().eval(), bg)(x)
+    _check_complete(ex, 2e-6)
+
+
+def test_completeness_other_layers_keras(digits):
+    """Keras: ELU/tanh/sigmoid/softplus activations, an overlapping max pool (the general
+    MaxPoolGrad path) and a softmax output."""
+    keras = pytest.importorskip("keras")
+    pytest.importorskip("tensorflow")
+    from keras import layers
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [
+            layers.Input(shape=(28, 28, 1)),
+            layers.Conv2D(4, 3, activation="elu"),
+            layers.MaxPooling2D(pool_size=3, strides=2),
+            layers.Conv2D(6, 3, activation="tanh"),
+            layers.Activation("sigmoid"),
+            layers.MaxPooling2D(2, padding="same"),
+            layers.Flatten(),
+            layers.Dense(8, activation="softplus"),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+    bg, x = digits
+    ex = DeepExplainer(model, bg)(x)
+    _check_complete(ex, 2e-6)

@@ -65,14 +65,13 @@ _PREFIX = "XaiwidgetsDeepLift"
 _STATE = threading.local()
 
 
-def _pair_split(op: Any) -> tuple[Any, Any, tuple[int, int]]:
-    """The reference op matched to ``op`` and the ``(c, b)`` lead shape of the pair rows."""
+def _sides(op: Any, which: str = "inputs") -> tuple[Any, Any]:
+    """Pair side and reference side (tiled to the pair rows) of ``op``'s first input or
+    output. TensorFlow's broadcasting is slow above rank 4, so the references are tiled."""
     ref = _STATE.mapping[op.name]
-    return ref, _STATE.lead
-
-
-def _lead_view(t: Any, lead: tuple[int, int]) -> Any:
-    return tf.reshape(t, lead + tuple(t.shape[1:]))
+    c = _STATE.lead[0]
+    pair, refs = getattr(op, which)[0], getattr(ref, which)[0]
+    return pair, tf.tile(refs, [c] + [1] * (len(refs.shape) - 1)) if c > 1 else refs
 
 
 def _cached(op: Any, make: Any) -> Any:
@@ -85,63 +84,92 @@ def _cached(op: Any, make: Any) -> Any:
 
 
 def _elementwise_grad(op: Any, grad: Any) -> Any:
-    ref, lead = _pair_split(op)
     f = _ELEMENTWISE[op.type](op)
 
     def make() -> Any:
-        u, y = op.inputs[0], op.outputs[0]
-        m = rules.rescale(
-            _OPS,
-            f,
-            _lead_view(u, lead),
-            ref.inputs[0][None],
-            _lead_view(y, lead),
-            ref.outputs[0][None],
-        )
-        return tf.reshape(m, tf.shape(u))
+        (u_p, u_r), (y_p, y_r) = _sides(op), _sides(op, "outputs")
+        return rules.rescale(_OPS, f, u_p, u_r, y_p, y_r)
 
     return grad * _cached(op, make)
 
 
 def _maxpool_grad(op: Any, grad: Any) -> Any:
-    ref, lead = _pair_split(op)
-    u, y = op.inputs[0], op.outputs[0]
-    reps = [lead[0]] + [1] * (len(u.shape) - 1)
+    u = op.inputs[0]
     attrs = {k: op.get_attr(k) for k in ("ksize", "strides", "padding", "data_format")}
+    window = _tiling_window(u, attrs)
+    if window is None:
+        return _maxpool_grad_general(op, grad, attrs)
+    kh, kw = window
+    n, h, w, ch = (int(d) for d in u.shape)
+    gh, gw = h // kh, w // kw
+
+    def make() -> Any:
+        (u_p, u_r), (y_p, y_r) = _sides(op), _sides(op, "outputs")
+        to_x, to_r = rules.max_split(_OPS, y_p, y_r)
+        # each part of the difference lands on its own argmax (TensorFlow's tie-break)
+        routed = tf.raw_ops.MaxPoolGrad(orig_input=u_p, orig_output=y_p, grad=to_x, **attrs)
+        routed += tf.raw_ops.MaxPoolGrad(orig_input=u_r, orig_output=y_r, grad=to_r, **attrs)
+        d = u_p - u_r
+        weights = tf.where(tf.abs(d) < rules.EPS_ROUTE, 0.0, routed / d)
+        return tf.reshape(weights[:, : gh * kh, : gw * kw], (n, gh, kh, gw, kw, ch))
+
+    weights = _cached(op, make)
+    routed = tf.reshape(grad[:, :, None, :, None, :] * weights, (n, gh * kh, gw * kw, ch))
+    if gh * kh != h or gw * kw != w:
+        routed = tf.pad(routed, [[0, 0], [0, h - gh * kh], [0, w - gw * kw], [0, 0]])
+    return routed
+
+
+def _maxpool_grad_general(op: Any, grad: Any, attrs: dict) -> Any:
+    """The max-pool rule through TensorFlow's own ``MaxPoolGrad`` (any layout or padding)."""
     if attrs["padding"] == b"EXPLICIT":
         attrs["explicit_paddings"] = op.get_attr("explicit_paddings")
 
     def make() -> Any:
-        u_r, y_r = ref.inputs[0], ref.outputs[0]
-        to_x, to_r = rules.max_split(_OPS, _lead_view(y, lead), y_r[None])
-        inv_du = rules.safe_div(_OPS, 1.0, _lead_view(u, lead) - u_r[None], rules.EPS_ROUTE, 0.0)
-        return (
-            tf.reshape(to_x, tf.shape(y)),
-            tf.reshape(to_r, tf.shape(y)),
-            tf.reshape(inv_du, tf.shape(u)),
-            tf.tile(u_r, reps),
-            tf.tile(y_r, reps),
-        )
+        (u_p, u_r), (y_p, y_r) = _sides(op), _sides(op, "outputs")
+        to_x, to_r = rules.max_split(_OPS, y_p, y_r)
+        inv_du = rules.safe_div(_OPS, 1.0, u_p - u_r, rules.EPS_ROUTE, 0.0)
+        return to_x, to_r, inv_du, u_r, y_r
 
-    to_x, to_r, inv_du, u_rt, y_rt = _cached(op, make)
+    to_x, to_r, inv_du, u_r, y_r = _cached(op, make)
+    u, y = op.inputs[0], op.outputs[0]
     routed = tf.raw_ops.MaxPoolGrad(orig_input=u, orig_output=y, grad=grad * to_x, **attrs)
-    routed += tf.raw_ops.MaxPoolGrad(orig_input=u_rt, orig_output=y_rt, grad=grad * to_r, **attrs)
+    routed += tf.raw_ops.MaxPoolGrad(orig_input=u_r, orig_output=y_r, grad=grad * to_r, **attrs)
     return routed * inv_du
 
 
+def _tiling_window(u: Any, attrs: dict) -> tuple[int, int] | None:
+    """``(kh, kw)`` of an NHWC max pool whose windows tile its input (stride = window, no
+    padding), else ``None``."""
+    ksize, strides = list(attrs["ksize"]), list(attrs["strides"])
+    if (
+        attrs["data_format"] != b"NHWC"
+        or len(ksize) != 4
+        or ksize != strides
+        or ksize[0] != 1
+        or ksize[3] != 1
+        or not u.shape.is_fully_defined()
+    ):
+        return None
+    h, w = int(u.shape[1]), int(u.shape[2])
+    if attrs["padding"] == b"SAME" and (h % ksize[1] or w % ksize[2]):
+        return None
+    if attrs["padding"] not in (b"VALID", b"SAME"):
+        return None
+    return ksize[1], ksize[2]
+
+
 def _softmax_grad(op: Any, grad: Any) -> Any:
-    ref, lead = _pair_split(op)
     log = op.type == "LogSoftmax"
     rule = _STATE.softmax
 
     def make() -> Any:
-        z_p, z_r = _lead_view(op.inputs[0], lead), ref.inputs[0][None]
+        z_p, z_r = _sides(op)
         if log:
             coef = rules.log_softmax_coefficients(_OPS, z_p, z_r)
         else:
             coef = rules.softmax_coefficients(_OPS, z_p, z_r, rule)
-        full = lead + tuple(op.inputs[0].shape[1:])
-        return tuple(tf.reshape(tf.broadcast_to(t, full), tf.shape(op.inputs[0])) for t in coef)
+        return tuple(tf.broadcast_to(t, tf.shape(z_p)) for t in coef)
 
     coef = _cached(op, make)
     if log:
