@@ -156,8 +156,10 @@ def bench_deep_keras(bg: np.ndarray, x: np.ndarray, repeats: int) -> dict:
             out = model(z, training=False)[:, j]
         return tape.gradient(out, z)
 
-    batches = [tf.constant(np.concatenate([np.repeat(x[i : i + 1], N_BACKGROUND, 0), bg]))
-               for i in range(N_IMAGES)]
+    batches = [
+        tf.constant(np.concatenate([np.repeat(x[i : i + 1], N_BACKGROUND, 0), bg]))
+        for i in range(N_IMAGES)
+    ]
 
     def floor():
         for i in range(N_IMAGES):
@@ -205,8 +207,10 @@ def bench_deep_flax(bg: np.ndarray, x: np.ndarray, repeats: int) -> dict:
     def pass_200(z, j):
         return jax.grad(lambda u: module.apply(params, u)[:, j].sum())(z)
 
-    batches = [jnp.asarray(np.concatenate([np.repeat(x[i : i + 1], N_BACKGROUND, 0), bg]))
-               for i in range(N_IMAGES)]
+    batches = [
+        jnp.asarray(np.concatenate([np.repeat(x[i : i + 1], N_BACKGROUND, 0), bg]))
+        for i in range(N_IMAGES)
+    ]
 
     def floor():
         for i in range(N_IMAGES):
@@ -216,7 +220,9 @@ def bench_deep_flax(bg: np.ndarray, x: np.ndarray, repeats: int) -> dict:
     @jax.jit
     def same_batches(z):
         out, pull = jax.vjp(lambda u: module.apply(params, u), z)
-        return jax.vmap(pull)(jnp.broadcast_to(jnp.eye(N_CLASSES)[:, None], (N_CLASSES,) + out.shape))
+        return jax.vmap(pull)(
+            jnp.broadcast_to(jnp.eye(N_CLASSES)[:, None], (N_CLASSES,) + out.shape)
+        )
 
     pairs = jnp.asarray(np.repeat(x, N_BACKGROUND, 0))
     t = _timed(
@@ -296,10 +302,15 @@ def main() -> None:
     repeats = 1 if args.quick else args.repeats
     bg, x = _data()
     result = {
-        "workload": {"images": N_IMAGES, "background": N_BACKGROUND, "classes": N_CLASSES,
-                     "expected_gradient_samples": N_SAMPLES, "repeats": repeats,
-                     "cpu_count": os.cpu_count(),
-                     "load_average": [round(v, 2) for v in os.getloadavg()]},
+        "workload": {
+            "images": N_IMAGES,
+            "background": N_BACKGROUND,
+            "classes": N_CLASSES,
+            "expected_gradient_samples": N_SAMPLES,
+            "repeats": repeats,
+            "cpu_count": os.cpu_count(),
+            "load_average": [round(v, 2) for v in os.getloadavg()],
+        },
         "goals": {"peer_over_ours": ">= 5", "ours_over_floor": "<= 1.5"},
     }
     for name in args.parts.split(","):

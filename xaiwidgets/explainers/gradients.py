@@ -361,8 +361,10 @@ class GradientExplainer(_GradientBase):
             pts = refs + alpha * delta
             g = self._grads(pts.reshape((-1,) + xs.shape[1:]), np.repeat(outputs[s], ns, 0))
             samples = g.reshape((len(xs), ns) + g.shape[1:]) * delta[..., None]
-            values[s] = samples.mean(1)
-            errors[s] = samples.std(1) / np.sqrt(ns)
+            mean = samples.mean(1)
+            var = np.maximum(np.square(samples).mean(1) - np.square(mean), 0.0)
+            values[s] = mean
+            errors[s] = np.sqrt(var / ns)
             ctl.step(s.stop / len(x))
         self.standard_errors_ = errors
         return values, self.expected_value[outputs].astype(np.float32)
