@@ -365,9 +365,9 @@ class CEMExplainer:
                     clip=s["clip"],
                 ):
                     trace[:, k] = loss
-                    sc, ok, dist = prob.evaluate(a)
+                    _, ok, dist = prob.evaluate(a)
                     row_found |= ok
-                    first = best.update(ok, dist, a, sc, c, g_of_row, trace)
+                    first = best.update(ok, dist, a, c, g_of_row, trace)
                     state["changed"] |= first or best.improved
                     step = r * T + k + 1
                     if step % every == 0:
@@ -385,6 +385,7 @@ class CEMExplainer:
                     ub = np.where(row_found, np.minimum(ub, c), ub)
                     lb = np.where(row_found, lb, np.maximum(lb, c))
                     c = np.where(ub < 1e9, (lb + ub) / 2, c * 10).astype(np.float32)
+            ctl.step(1.0)
         return emit(T * rounds, True)
 
     def _results(
@@ -459,7 +460,6 @@ class _Best:
         ok: np.ndarray,
         dist: np.ndarray,
         a: np.ndarray,
-        scores: np.ndarray,
         c: np.ndarray,
         g_of_row: np.ndarray,
         trace: np.ndarray,
