@@ -155,10 +155,17 @@ class DeepExplainer(Explainer):
         run = self._deeplift()
         rows = self.max_rows or max(getattr(self.backend, "batch_size", 256), len(bg))
         per_call = max(1, rows // len(bg))
+        # compiled backends trace once per shape: pad a short last chunk to the others' size
+        pad = getattr(self.backend, "framework", "") in ("jax", "tensorflow")
         values = np.empty(x.shape + (outputs.shape[1],), np.float32)
         for s in batches(len(x), per_call):
             ctl.check()
-            values[s] = run(x[s], bg, outputs[s])
+            xs, idx = x[s], outputs[s]
+            m = len(xs)
+            if pad and m < per_call < len(x):
+                xs = np.concatenate([xs, np.repeat(xs[-1:], per_call - m, 0)])
+                idx = np.concatenate([idx, np.repeat(idx[-1:], per_call - m, 0)])
+            values[s] = run(xs, bg, idx)[:m]
             ctl.step(s.stop / len(x))
         fx = np.take_along_axis(model_outputs, outputs, axis=1)
         self.completeness_error_ = fx - base - values.reshape(len(x), -1, outputs.shape[1]).sum(1)
