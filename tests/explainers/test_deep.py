@@ -250,3 +250,20 @@ def test_completeness_other_layers_keras(digits):
     bg, x = digits
     ex = DeepExplainer(model, bg)(x)
     _check_complete(ex, 2e-6)
+
+
+def test_tensorflow_function_model(digits):
+    """A plain TensorFlow function is explained; a tf.function hides its ops: clear error."""
+    tf = pytest.importorskip("tensorflow")
+    w = tf.constant(np.random.default_rng(0).normal(scale=0.1, size=(784, 10)).astype(np.float32))
+
+    def model(x):
+        return tf.nn.softmax(tf.nn.relu(tf.reshape(x, (-1, 784)) - 0.2) @ w)
+
+    bg, x = digits
+    ex = DeepExplainer(tf.autograph.experimental.do_not_convert(model), bg, framework="tensorflow")(
+        x
+    )
+    _check_complete(ex, 2e-6)
+    with pytest.raises(NotImplementedError, match="tf.function"):
+        DeepExplainer(tf.function(model), bg, framework="tensorflow")(x)

@@ -61,6 +61,7 @@ _ELEMENTWISE = {
 }
 _HANDLED = (*_ELEMENTWISE, "MaxPool", "Softmax", "LogSoftmax")
 _PREFIX = "XaiwidgetsDeepLift"
+_CALLS = ("PartitionedCall", "StatefulPartitionedCall")
 
 _STATE = threading.local()
 
@@ -213,6 +214,12 @@ def _build(backend: Any, c: int, n_ref: int, o: int, image_shape: tuple, softmax
         with graph.gradient_override_map({t: _PREFIX + t for t in _HANDLED}):
             out = backend._call(inp)
         pair_ops = _handled_ops(graph, start)
+        calls = [op.type for op in graph.get_operations()[start:] if op.type in _CALLS]
+        if calls:
+            raise NotImplementedError(
+                "DeepLIFT cannot look inside a nested tf.function (the model's graph holds "
+                f"{calls[0]} ops): pass the Keras model, or the undecorated Python function"
+            )
         if [op.type for op in ref_ops] != [op.type for op in pair_ops]:
             raise RuntimeError(
                 "DeepLIFT: the model made different nonlinear ops for the references and the "
