@@ -13,6 +13,7 @@ Imported only by :meth:`TorchBackend.deeplift <xaiwidgets.backends.torch_backend
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -161,9 +162,43 @@ _KINDS = {
 }
 
 
+def _unsupported_functions() -> set:
+    """Nonlinear functions with no DeepLIFT rule here: differentiated as usual, with a
+    warning when they meet an input-dependent tensor."""
+    names = (
+        "relu_",
+        "clamp",
+        "clip",
+        "clamp_min",
+        "clamp_max",
+        "maximum",
+        "minimum",
+        "max",
+        "amax",
+        "min",
+        "amin",
+        "abs",
+        "sqrt",
+        "rsqrt",
+        "pow",
+        "log",
+        "square",
+        "sigmoid_",
+        "tanh_",
+        "exp_",
+    )
+    found = {getattr(torch, n) for n in names if hasattr(torch, n)}
+    found |= {getattr(torch.Tensor, n) for n in names if hasattr(torch.Tensor, n)}
+    found |= {getattr(F, n) for n in ("relu_", "elu_", "leaky_relu_", "hardtanh_") if hasattr(F, n)}
+    return found
+
+
+_UNSUPPORTED = _unsupported_functions()
+
+
 class _Call:
-    """One intercepted call, normalised: its input ``u``, how to compute its plain value from
-    an input (``value(t)``), and what it returns (``result(y, idx)``)."""
+    """One intercepted call, normalised: its kind, its input ``u`` and ``f(t)``, the plain
+    call on another input ``t`` (with ``return_indices`` for max pooling)."""
 
     def __init__(self, kind: str, func: Any, args: tuple, kwargs: dict):
         self.kind, self.u = kind, args[0]
@@ -233,11 +268,28 @@ class _Replayer(TorchFunctionMode):
         super().__init__()
         self.records, self.pairs, self.softmax = records, int(pairs), softmax
         self.count = 0
+        self.warned: set = set()
+
+    def _varies(self, t: Any) -> bool:
+        return (
+            isinstance(t, torch.Tensor)
+            and t.requires_grad
+            and t.dim() > 0
+            and t.shape[0] == self.pairs
+        )
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None):
         kwargs = dict(kwargs or {})
         kind = _KINDS.get(func)
         if kind is None or not args or not isinstance(args[0], torch.Tensor):
+            if func in _UNSUPPORTED and func not in self.warned and args and self._varies(args[0]):
+                self.warned.add(func)
+                warnings.warn(
+                    f"DeepLIFT: no rule for torch function {getattr(func, '__name__', func)!r}; "
+                    "it is differentiated as usual (attributions may not sum to the output "
+                    "difference)",
+                    stacklevel=2,
+                )
             return func(*args, **kwargs)
         call = _Call(kind, func, args, kwargs)
         if self.count >= len(self.records) or self.records[self.count][0] != kind:
