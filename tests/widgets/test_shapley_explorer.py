@@ -260,6 +260,6 @@ def test_state_is_binary_and_embeddable(explorer):
     assert array_to_json(ex.shown_images)["dtype"] == "float32"
     data = embed_data(views=[ex])
     models = data["manager_state"]["state"]
-    mine = next(m for m in models.values() if m["model_name"] == "AnyModel")
+    mine = models[ex.model_id]  # other tests' widgets may be alive in the same process
     assert mine["state"]["masker"] == "blur(8,8)" and mine["state"]["panels"]
     assert mine["buffers"], "arrays travel as binary buffers"
