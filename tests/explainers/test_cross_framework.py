@@ -1,5 +1,6 @@
 """One small CNN written in torch, Keras 3 and Flax with the same weights: DeepLIFT/DeepSHAP
-(both softmax rules) and integrated gradients give the same attributions in every framework.
+(both softmax rules) and integrated gradients give the same attributions in every framework
+(to float32 accuracy), and the same as the torch model in float64.
 
 Conv(6, 3x3) + ReLU -> MaxPool(2) -> Conv(8, 2x2) + ReLU -> Flatten (NHWC order) ->
 Dense(16) + tanh -> Dense(10) + softmax, on 8x8 sklearn digits.
@@ -42,7 +43,10 @@ def weights():
 def digits():
     from sklearn.datasets import load_digits
 
-    x = (load_digits().images[:14] / 16.0).astype(np.float32)[..., None]
+    x = load_digits().images[:14] / 16.0
+    # break the digits' exact ties (repeated patches): a max pool whose window holds equal
+    # values may pick either, and float rounding differs between frameworks
+    x = (x + np.random.default_rng(0).uniform(0, 0.02, x.shape)).astype(np.float32)[..., None]
     return x[:10], x[10:]  # background, images
 
 
@@ -146,9 +150,22 @@ def test_same_deeplift(three, digits, softmax):
     values = {k: e.values for k, e in out.items()}
     scale = np.abs(values["torch"]).max()
     assert scale > 1e-3
-    _agree(values, scale, 1e-4)
+    # float32 rescale ratios Δy/Δu amplify 1e-7 rounding differences between the
+    # frameworks' convolutions: each float32 result is within ~1e-4 of the float64 one
+    _agree(values, scale, 5e-4)
     for e in out.values():
         assert e.params["max_completeness_error"] < 1e-5
+
+
+def test_float32_close_to_float64(three, weights, digits):
+    """The float32 attributions of every framework are within 5e-4 (relative to the largest)
+    of the torch model's in float64."""
+    bg, x = digits
+    exact = DeepExplainer(torch_model(weights).double(), bg)(x).values
+    scale = np.abs(exact).max()
+    for name, model in three.items():
+        got = DeepExplainer(model, bg)(x).values
+        assert np.abs(got - exact).max() <= 5e-4 * scale, name
 
 
 def test_same_integrated_gradients(three, digits):
