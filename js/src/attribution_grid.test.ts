@@ -1,56 +1,14 @@
 // Render test of the AttributionGrid ESM with a small mock model (happy-dom + mocked canvas).
-import type { AnyModel } from "@anywidget/types";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import widget from "./attribution_grid";
+import { f32, installCanvasMock, mountWidget, pixels } from "./lib/testing";
 
-type Listener = () => void;
-
-/** A minimal AnyModel: get/set/on/off/save_changes, firing change:<key> on set. */
-function mockModel(state: Record<string, unknown>) {
-  const listeners = new Map<string, Set<Listener>>();
-  const saved: string[] = [];
-  const model = {
-    get: (k: string) => state[k],
-    set: (k: string, v: unknown) => {
-      state[k] = v;
-      listeners.get(`change:${k}`)?.forEach((f) => f());
-    },
-    on: (name: string, f: Listener) => {
-      if (!listeners.has(name)) listeners.set(name, new Set());
-      listeners.get(name)!.add(f);
-    },
-    off: (name: string, f: Listener) => listeners.get(name)?.delete(f),
-    save_changes: () => saved.push("save"),
-    send: () => {},
-    widget_manager: { get_model: async () => model },
-  };
-  return { model: model as unknown as AnyModel, saved, listeners };
-}
-
-function f32(values: number[], shape: number[]) {
-  const buf = new ArrayBuffer(8 + values.length * 4);
-  new Float32Array(buf, 8, values.length).set(values);
-  return { view: new DataView(buf, 8, values.length * 4), dtype: "float32", shape };
-}
-
-// canvas mock: remembers the last pixels put on / drawn to each canvas
-const pixels = new WeakMap<object, Uint8ClampedArray>();
-let originalGetContext: typeof HTMLCanvasElement.prototype.getContext;
+let restore: () => void;
 beforeEach(() => {
-  originalGetContext = HTMLCanvasElement.prototype.getContext;
-  HTMLCanvasElement.prototype.getContext = function (this: HTMLCanvasElement) {
-    const canvas = this;
-    return {
-      imageSmoothingEnabled: true,
-      createImageData: (w: number, h: number) => ({ width: w, height: h, data: new Uint8ClampedArray(w * h * 4) }),
-      putImageData: (img: { data: Uint8ClampedArray }) => pixels.set(canvas, img.data.slice()),
-      drawImage: (src: object) => pixels.set(canvas, pixels.get(src)!),
-      clearRect: () => {},
-    } as unknown as CanvasRenderingContext2D;
-  } as unknown as typeof HTMLCanvasElement.prototype.getContext;
+  restore = installCanvasMock();
 });
 afterEach(() => {
-  HTMLCanvasElement.prototype.getContext = originalGetContext;
+  restore();
   document.body.innerHTML = "";
 });
 
@@ -79,13 +37,7 @@ function gridState(extra: Record<string, unknown> = {}) {
   };
 }
 
-function render(state: Record<string, unknown>) {
-  const el = document.createElement("div");
-  document.body.appendChild(el);
-  const m = mockModel(state);
-  const cleanup = widget.render({ model: m.model as never, el });
-  return { el, ...m, cleanup };
-}
+const render = (state: Record<string, unknown>) => mountWidget(widget, state);
 
 const canvases = (el: HTMLElement) => Array.from(el.querySelectorAll<HTMLCanvasElement>("canvas.xw-ag-canvas"));
 

@@ -6,13 +6,12 @@ import { type NDArray, type SerializedArray, decodeArray } from "./lib/arrays";
 import { diverging } from "./lib/colormap";
 import { createColorbar } from "./lib/colorbar";
 import { checkbox, segmented, slider } from "./lib/controls";
-import { clear, ensureStyle, h } from "./lib/dom";
+import { clear, h } from "./lib/dom";
 import { type ImageRef, drawRGBA, greyLevels, imageRGBA, overlayRGBA, pixelAt } from "./lib/image";
 import { cellLabel, labelText } from "./lib/labels";
 import { formatNumber, formatSigned, symmetricMax } from "./lib/scale";
-import { bindStatus } from "./lib/status";
-import { BASE_CSS } from "./lib/styles";
-import { Tooltip, type TooltipRow } from "./lib/tooltip";
+import type { Tooltip, TooltipRow } from "./lib/tooltip";
+import { mountView } from "./lib/view";
 
 export interface GridModel {
   images: SerializedArray | null;
@@ -237,41 +236,21 @@ function buildControls(model: AnyModel<GridModel>): [HTMLElement, () => void] {
 }
 
 function render({ model, el }: Pick<RenderProps<GridModel>, "model" | "el">): () => void {
-  const root = h("div", { className: "xw-root xw-attribution-grid" });
-  ensureStyle(root, "base", BASE_CSS);
-  ensureStyle(root, "attribution-grid", GRID_CSS);
-  const [status, unbindStatus] = bindStatus(model as AnyModel);
-  const titleEl = h("div", { className: "xw-title" });
-  const [controls, syncControls] = buildControls(model);
-  const body = h("div", { className: "xw-ag-body" });
-  root.append(titleEl, status.el, controls, body);
-  const tooltip = new Tooltip(root);
-  el.appendChild(root);
-
-  let localError = "";
-  const redraw = () => {
-    const title = model.get("title") ?? "";
-    titleEl.textContent = title;
-    titleEl.style.display = title ? "" : "none";
-    syncControls();
-    tooltip.hide();
-    try {
-      drawGrid(model, body, tooltip);
-      if (localError) status.setError(model.get("error") ?? "");
-      localError = "";
-    } catch (err) {
-      clear(body);
-      localError = err instanceof Error ? err.message : String(err);
-      status.setError(localError);
-    }
-  };
-  redraw();
-  for (const key of REDRAW_ON) model.on(`change:${key}`, redraw);
-  return () => {
-    for (const key of REDRAW_ON) model.off(`change:${key}`, redraw);
-    unbindStatus();
-    root.remove();
-  };
+  return mountView(model as AnyModel, el, {
+    className: "xw-attribution-grid",
+    styles: [["attribution-grid", GRID_CSS]],
+    build: (view) => {
+      const [controls, syncControls] = buildControls(model);
+      const body = h("div", { className: "xw-ag-body" });
+      return {
+        children: [view.title, view.status!.el, controls, body],
+        body,
+        before: syncControls,
+        draw: () => drawGrid(model, body, view.tooltip),
+        bindings: [[REDRAW_ON, view.redraw]],
+      };
+    },
+  });
 }
 
 export default { render };

@@ -1,7 +1,7 @@
 // Render tests of the CEMWidget ESM with a mock model (happy-dom + recording canvas mock).
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import widget, { isCurrent } from "./cem_widget";
-import { f32, installCanvasMock, mockModel, pixels } from "./lib/testing";
+import { f32, installCanvasMock, mockModel, mountWidget, pixels } from "./lib/testing";
 
 let restore: () => void;
 beforeEach(() => {
@@ -65,13 +65,7 @@ function state(extra: Record<string, unknown> = {}) {
   };
 }
 
-function mount(extra: Record<string, unknown> = {}) {
-  const m = mockModel(state(extra));
-  const el = document.createElement("div");
-  document.body.appendChild(el);
-  const cleanup = widget.render({ model: m.model as never, el });
-  return { ...m, el, cleanup };
-}
+const mount = (extra: Record<string, unknown> = {}) => mountWidget(widget, state(extra));
 
 const flush = () => new Promise((r) => setTimeout(r, 0));
 

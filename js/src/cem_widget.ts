@@ -7,14 +7,13 @@ import type { AnyModel, RenderProps } from "@anywidget/types";
 import { type NDArray, type SerializedArray, decodeArray } from "./lib/arrays";
 import { createColorbar } from "./lib/colorbar";
 import { diverging } from "./lib/colormap";
-import { clear, ensureStyle, h } from "./lib/dom";
+import { clear, h } from "./lib/dom";
 import { type ImageRef, drawRGBA, greyLevels, imageRGBA, overlayRGBA, pixelAt } from "./lib/image";
 import { cellLabel } from "./lib/labels";
 import { type LiveSlider, liveSlider } from "./lib/live_slider";
 import { formatNumber, formatSigned, symmetricMax } from "./lib/scale";
-import { bindStatus } from "./lib/status";
-import { BASE_CSS } from "./lib/styles";
-import { Tooltip, type TooltipRow } from "./lib/tooltip";
+import type { TooltipRow } from "./lib/tooltip";
+import { mountView } from "./lib/view";
 
 export const SETTINGS = ["kappa", "beta", "gamma", "c_init", "max_iterations"] as const;
 type Setting = (typeof SETTINGS)[number];
@@ -166,238 +165,211 @@ function stepsText(p: Panel): string {
 }
 
 function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () => void {
-  const root = h("div", { className: "xw-root xw-cem" });
-  ensureStyle(root, "base", BASE_CSS);
-  ensureStyle(root, "cem", CSS);
-  const [status, unbindStatus] = bindStatus(model as AnyModel);
-  const titleEl = h("div", { className: "xw-title" });
-  const save = (key: string, value: unknown) => {
-    model.set(key, value as never);
-    model.save_changes();
-  };
+  return mountView(model as AnyModel, el, {
+    className: "xw-cem",
+    styles: [["cem", CSS]],
+    build: (view) => {
+      const { tooltip } = view;
+      const save = (key: string, value: unknown) => {
+        model.set(key, value as never);
+        model.save_changes();
+      };
 
-  // -- controls: kappa, beta, the advanced toggle, the run state; the advanced row below
-  const ranges = () => model.get("ranges") ?? {};
-  const sliders = {} as Record<Setting, LiveSlider>;
-  for (const k of SETTINGS) {
-    const [lo, hi, step] = ranges()[k] ?? [0, 1, 0.01];
-    const label = k === "max_iterations" ? "iterations" : k;
-    sliders[k] = liveSlider(label, Number(model.get(k)), (v) => save(k, k === "max_iterations" ? Math.round(v) : v), {
-      min: lo,
-      max: hi,
-      step: k === "c_init" ? 0.01 : step,
-      log: k === "c_init",
-      format: FORMATS[k],
-      title: HELP[k],
-    });
-    sliders[k].el.setAttribute("data-setting", k);
-  }
-  const more = h("button", {
-    className: "xw-cem-more",
-    text: "advanced",
-    title: "gamma, c_init and the number of iterations",
-    attrs: { type: "button" },
+      // -- controls: kappa, beta, the advanced toggle, the run state; the advanced row below
+      const ranges = () => model.get("ranges") ?? {};
+      const sliders = {} as Record<Setting, LiveSlider>;
+      for (const k of SETTINGS) {
+        const [lo, hi, step] = ranges()[k] ?? [0, 1, 0.01];
+        const label = k === "max_iterations" ? "iterations" : k;
+        sliders[k] = liveSlider(label, Number(model.get(k)), (v) => save(k, k === "max_iterations" ? Math.round(v) : v), {
+          min: lo,
+          max: hi,
+          step: k === "c_init" ? 0.01 : step,
+          log: k === "c_init",
+          format: FORMATS[k],
+          title: HELP[k],
+        });
+        sliders[k].el.setAttribute("data-setting", k);
+      }
+      const more = h("button", {
+        className: "xw-cem-more",
+        text: "advanced",
+        title: "gamma, c_init and the number of iterations",
+        attrs: { type: "button" },
+      });
+      more.addEventListener("click", () => save("show_advanced", !model.get("show_advanced")));
+      const state = h("span", { className: "xw-cem-state", attrs: { "aria-live": "polite" } });
+      const row1 = h("div", { className: "xw-controls" }, [sliders.kappa.el, sliders.beta.el, more, state]);
+      const row2 = h("div", { className: "xw-controls xw-cem-advanced" }, [
+        sliders.gamma.el,
+        sliders.c_init.el,
+        sliders.max_iterations.el,
+      ]);
+      const syncControls = () => {
+        for (const k of SETTINGS) sliders[k].set(Number(model.get(k)));
+        sliders.gamma.setDisabled(!model.get("has_autoencoder"), "gamma needs an autoencoder (ae_model=...)");
+        const open = Boolean(model.get("show_advanced"));
+        row2.style.display = open ? "" : "none";
+        more.setAttribute("aria-expanded", String(open));
+        more.textContent = open ? "advanced ▴" : "advanced ▾";
+        state.textContent = model.get("running") ? "searching…" : "";
+      };
+
+      const body = h("div", { className: "xw-cem-body" });
+
+      // the last frame drawn, kept (faded) while a newer search has nothing to show yet
+      let drawn: Partial<Frame> | null = null;
+
+      const draw = () => {
+        const frame = model.get("frame") ?? null;
+        const current = isCurrent(model, frame);
+        if (current) drawn = frame;
+        const shown = current ? frame : drawn;
+        const d = decode(model, shown && shown.panels ? shown : null);
+        clear(body);
+        body.removeAttribute("data-generation");
+        if (!d) return;
+        const stale = !current;
+        const cell = Math.max(16, Math.round(Number(model.get("cell_size")) || 112));
+        const cellH = Math.max(1, Math.round((cell * d.h) / d.w));
+        const modes = (model.get("modes") ?? []) as string[];
+        const panels = (shown?.panels ?? []) as Panel[];
+        const byMode = new Map(panels.map((p, i) => [p.mode as string, i]));
+        const orig: ImageRef = { data: d.original.data, offset: 0, h: d.h, w: d.w, c: d.c };
+        // the faint copy under the deltas: dark strokes on white (light-on-dark images inverted)
+        const levels = greyLevels(orig);
+        const grey = greyLevels(orig, levels.reduce((a, b) => a + b, 0) / levels.length < 0.5);
+        const sums = panels.map((_, i) => summedDelta(d, i));
+        const found = panels.map((p) => p.status === "found");
+        let maxAbs = 0;
+        sums.forEach((s, i) => {
+          if (found[i]) maxAbs = Math.max(maxAbs, symmetricMax(s));
+        });
+        if (!(maxAbs > 0)) maxAbs = 1;
+
+        const grid = h("div", { className: "xw-cem-grid" });
+        // columns as wide as a picture, or as their heading where that is wider (never cut)
+        grid.style.gridTemplateColumns = `repeat(${1 + modes.length}, minmax(${cell}px, max-content)) auto`;
+        const put = (node: HTMLElement, col: number, row: number) => {
+          node.style.gridColumn = String(col);
+          node.style.gridRow = String(row);
+          grid.appendChild(node);
+        };
+        const hover = (canvas: HTMLCanvasElement, i: number, kind: string) => {
+          canvas.addEventListener("mousemove", (ev) => {
+            const px = pixelAt(canvas, ev.clientX, ev.clientY, d.w, d.h);
+            if (!px) return tooltip.hide();
+            const [x, y] = px;
+            const p = (y * d.w + x) * d.c;
+            const rows: TooltipRow[] = [
+              ["pixel (x, y)", `(${x}, ${y})`],
+              ["original", formatNumber(d.original.data[p])],
+            ];
+            let heading = "original";
+            if (i >= 0 && d.images && d.deltas) {
+              const mode = panels[i].mode;
+              const k = i * d.h * d.w * d.c + p;
+              rows.push([mode, formatNumber(d.images.data[k])], ["delta", formatSigned(sums[i][y * d.w + x])]);
+              heading = kind === "delta" ? DELTA_TITLE[mode] : MODE_TITLE[mode];
+            }
+            tooltip.show(ev.clientX, ev.clientY, rows, heading);
+          });
+          canvas.addEventListener("mouseleave", () => tooltip.hide());
+        };
+        const canvas = (panel: string, kind: string) =>
+          h("canvas", { className: "xw-cem-canvas", attrs: { "data-panel": panel, "data-kind": kind } });
+        const empty = (text: string, st: string, panel: string, kind: string) =>
+          h("div", {
+            className: "xw-cem-empty",
+            text,
+            style: { width: `${cell}px`, height: `${cellH}px` },
+            attrs: { "data-status": st, "data-panel": panel, "data-kind": kind },
+          });
+
+        // column 1: the original
+        put(h("div", { className: "xw-cem-heading", text: "original" }), 1, 1);
+        put(cellLabel(model.get("original_label") ?? "", model.get("original_proba")), 1, 2);
+        const oc = canvas("original", "image");
+        drawRGBA(oc, imageRGBA(orig), d.w, d.h, cell, cellH);
+        hover(oc, -1, "image");
+        put(oc, 1, 3);
+        put(h("div", { className: "xw-cem-caption", text: "" }), 1, 4);
+
+        // one column per mode: heading, class label, image (or why not), steps; then the delta
+        modes.forEach((mode, j) => {
+          const col = j + 2;
+          const i = byMode.get(mode);
+          const p = i === undefined ? null : panels[i];
+          const column = [] as HTMLElement[];
+          const heading = h("div", { className: "xw-cem-heading", text: MODE_TITLE[mode] ?? mode, title: mode });
+          column.push(heading);
+          const label = p && p.status === "found" ? cellLabel(p.label, p.probability) : cellLabel("—", null);
+          label.setAttribute("data-panel", mode);
+          label.classList.add("xw-cem-class");
+          column.push(label);
+          let img: HTMLElement;
+          let delta: HTMLElement;
+          if (p && p.status === "found" && d.images && i !== undefined) {
+            const c1 = canvas(mode, "image");
+            drawRGBA(c1, imageRGBA({ data: d.images.data, offset: i * d.h * d.w * d.c, h: d.h, w: d.w, c: d.c }), d.w, d.h, cell, cellH);
+            hover(c1, i, "image");
+            const c2 = canvas(mode, "delta");
+            drawRGBA(c2, overlayRGBA({ data: sums[i], offset: 0, stride: 1 }, grey, maxAbs), d.w, d.h, cell, cellH);
+            hover(c2, i, "delta");
+            img = c1;
+            delta = c2;
+          } else if (p && p.status === "not_found") {
+            img = empty(p.message || `no ${mode} found`, "not_found", mode, "image");
+            delta = empty("—", "not_found", mode, "delta");
+          } else {
+            img = empty("searching…", "searching", mode, "image");
+            delta = empty("", "searching", mode, "delta");
+          }
+          column.push(img);
+          const caption = h("div", { className: "xw-cem-caption", text: p ? stepsText(p) : "" });
+          if (stale) caption.textContent = "updating…";
+          column.push(caption);
+          column.push(h("div", { className: "xw-cem-gap" }));
+          column.push(h("div", { className: "xw-cem-heading", text: DELTA_TITLE[mode] ?? "delta", title: DELTA_HELP[mode] ?? "" }));
+          column.push(delta);
+          column.forEach((node, r) => {
+            node.setAttribute("data-col", mode);
+            if (stale) node.classList.add("xw-cem-stale");
+            put(node, col, r + 1);
+          });
+          if (p) {
+            img.setAttribute("data-status", p.status);
+          }
+        });
+
+        // the colour bar beside the deltas (one scale for both)
+        const bar = createColorbar({
+          lo: -maxAbs,
+          hi: maxAbs,
+          colorOf: (v) => diverging(v / maxAbs),
+          length: cellH,
+          caption: "delta",
+        });
+        bar.style.paddingLeft = "4px";
+        bar.style.justifySelf = "start";
+        if (found.some(Boolean)) put(bar, modes.length + 2, 7);
+        body.appendChild(grid);
+        if (shown?.generation != null) body.setAttribute("data-generation", String(shown.generation));
+        body.setAttribute("data-current", String(current));
+      };
+
+      const keys = [...SETTINGS, "frame", "generation", "original", "original_label", "original_proba", "modes", "running",
+        "has_autoencoder", "show_advanced", "cell_size", "title"];
+      return {
+        children: [view.title, view.status!.el, row1, row2, body],
+        body,
+        before: syncControls,
+        draw,
+        // several changes of one message (a frame and its generation) draw once
+        bindings: [[keys, view.redraw, true]],
+      };
+    },
   });
-  more.addEventListener("click", () => save("show_advanced", !model.get("show_advanced")));
-  const state = h("span", { className: "xw-cem-state", attrs: { "aria-live": "polite" } });
-  const row1 = h("div", { className: "xw-controls" }, [sliders.kappa.el, sliders.beta.el, more, state]);
-  const row2 = h("div", { className: "xw-controls xw-cem-advanced" }, [
-    sliders.gamma.el,
-    sliders.c_init.el,
-    sliders.max_iterations.el,
-  ]);
-  const syncControls = () => {
-    for (const k of SETTINGS) sliders[k].set(Number(model.get(k)));
-    sliders.gamma.setDisabled(!model.get("has_autoencoder"), "gamma needs an autoencoder (ae_model=...)");
-    const open = Boolean(model.get("show_advanced"));
-    row2.style.display = open ? "" : "none";
-    more.setAttribute("aria-expanded", String(open));
-    more.textContent = open ? "advanced ▴" : "advanced ▾";
-    state.textContent = model.get("running") ? "searching…" : "";
-  };
-
-  const body = h("div", { className: "xw-cem-body" });
-  root.append(titleEl, status.el, row1, row2, body);
-  const tooltip = new Tooltip(root);
-  el.appendChild(root);
-
-  // the last frame drawn, kept (faded) while a newer search has nothing to show yet
-  let drawn: Partial<Frame> | null = null;
-  let localError = "";
-
-  const draw = () => {
-    const frame = model.get("frame") ?? null;
-    const current = isCurrent(model, frame);
-    if (current) drawn = frame;
-    const shown = current ? frame : drawn;
-    const d = decode(model, shown && shown.panels ? shown : null);
-    clear(body);
-    body.removeAttribute("data-generation");
-    if (!d) return;
-    const stale = !current;
-    const cell = Math.max(16, Math.round(Number(model.get("cell_size")) || 112));
-    const cellH = Math.max(1, Math.round((cell * d.h) / d.w));
-    const modes = (model.get("modes") ?? []) as string[];
-    const panels = (shown?.panels ?? []) as Panel[];
-    const byMode = new Map(panels.map((p, i) => [p.mode as string, i]));
-    const orig: ImageRef = { data: d.original.data, offset: 0, h: d.h, w: d.w, c: d.c };
-    // the faint copy under the deltas: dark strokes on white (light-on-dark images inverted)
-    const levels = greyLevels(orig);
-    const grey = greyLevels(orig, levels.reduce((a, b) => a + b, 0) / levels.length < 0.5);
-    const sums = panels.map((_, i) => summedDelta(d, i));
-    const found = panels.map((p) => p.status === "found");
-    let maxAbs = 0;
-    sums.forEach((s, i) => {
-      if (found[i]) maxAbs = Math.max(maxAbs, symmetricMax(s));
-    });
-    if (!(maxAbs > 0)) maxAbs = 1;
-
-    const grid = h("div", { className: "xw-cem-grid" });
-    // columns as wide as a picture, or as their heading where that is wider (never cut)
-    grid.style.gridTemplateColumns = `repeat(${1 + modes.length}, minmax(${cell}px, max-content)) auto`;
-    const put = (node: HTMLElement, col: number, row: number) => {
-      node.style.gridColumn = String(col);
-      node.style.gridRow = String(row);
-      grid.appendChild(node);
-    };
-    const hover = (canvas: HTMLCanvasElement, i: number, kind: string) => {
-      canvas.addEventListener("mousemove", (ev) => {
-        const px = pixelAt(canvas, ev.clientX, ev.clientY, d.w, d.h);
-        if (!px) return tooltip.hide();
-        const [x, y] = px;
-        const p = (y * d.w + x) * d.c;
-        const rows: TooltipRow[] = [
-          ["pixel (x, y)", `(${x}, ${y})`],
-          ["original", formatNumber(d.original.data[p])],
-        ];
-        let heading = "original";
-        if (i >= 0 && d.images && d.deltas) {
-          const mode = panels[i].mode;
-          const k = i * d.h * d.w * d.c + p;
-          rows.push([mode, formatNumber(d.images.data[k])], ["delta", formatSigned(sums[i][y * d.w + x])]);
-          heading = kind === "delta" ? DELTA_TITLE[mode] : MODE_TITLE[mode];
-        }
-        tooltip.show(ev.clientX, ev.clientY, rows, heading);
-      });
-      canvas.addEventListener("mouseleave", () => tooltip.hide());
-    };
-    const canvas = (panel: string, kind: string) =>
-      h("canvas", { className: "xw-cem-canvas", attrs: { "data-panel": panel, "data-kind": kind } });
-    const empty = (text: string, st: string, panel: string, kind: string) =>
-      h("div", {
-        className: "xw-cem-empty",
-        text,
-        style: { width: `${cell}px`, height: `${cellH}px` },
-        attrs: { "data-status": st, "data-panel": panel, "data-kind": kind },
-      });
-
-    // column 1: the original
-    put(h("div", { className: "xw-cem-heading", text: "original" }), 1, 1);
-    put(cellLabel(model.get("original_label") ?? "", model.get("original_proba")), 1, 2);
-    const oc = canvas("original", "image");
-    drawRGBA(oc, imageRGBA(orig), d.w, d.h, cell, cellH);
-    hover(oc, -1, "image");
-    put(oc, 1, 3);
-    put(h("div", { className: "xw-cem-caption", text: "" }), 1, 4);
-
-    // one column per mode: heading, class label, image (or why not), steps; then the delta
-    modes.forEach((mode, j) => {
-      const col = j + 2;
-      const i = byMode.get(mode);
-      const p = i === undefined ? null : panels[i];
-      const column = [] as HTMLElement[];
-      const heading = h("div", { className: "xw-cem-heading", text: MODE_TITLE[mode] ?? mode, title: mode });
-      column.push(heading);
-      const label = p && p.status === "found" ? cellLabel(p.label, p.probability) : cellLabel("—", null);
-      label.setAttribute("data-panel", mode);
-      label.classList.add("xw-cem-class");
-      column.push(label);
-      let img: HTMLElement;
-      let delta: HTMLElement;
-      if (p && p.status === "found" && d.images && i !== undefined) {
-        const c1 = canvas(mode, "image");
-        drawRGBA(c1, imageRGBA({ data: d.images.data, offset: i * d.h * d.w * d.c, h: d.h, w: d.w, c: d.c }), d.w, d.h, cell, cellH);
-        hover(c1, i, "image");
-        const c2 = canvas(mode, "delta");
-        drawRGBA(c2, overlayRGBA({ data: sums[i], offset: 0, stride: 1 }, grey, maxAbs), d.w, d.h, cell, cellH);
-        hover(c2, i, "delta");
-        img = c1;
-        delta = c2;
-      } else if (p && p.status === "not_found") {
-        img = empty(p.message || `no ${mode} found`, "not_found", mode, "image");
-        delta = empty("—", "not_found", mode, "delta");
-      } else {
-        img = empty("searching…", "searching", mode, "image");
-        delta = empty("", "searching", mode, "delta");
-      }
-      column.push(img);
-      const caption = h("div", { className: "xw-cem-caption", text: p ? stepsText(p) : "" });
-      if (stale) caption.textContent = "updating…";
-      column.push(caption);
-      column.push(h("div", { className: "xw-cem-gap" }));
-      column.push(h("div", { className: "xw-cem-heading", text: DELTA_TITLE[mode] ?? "delta", title: DELTA_HELP[mode] ?? "" }));
-      column.push(delta);
-      column.forEach((node, r) => {
-        node.setAttribute("data-col", mode);
-        if (stale) node.classList.add("xw-cem-stale");
-        put(node, col, r + 1);
-      });
-      if (p) {
-        img.setAttribute("data-status", p.status);
-      }
-    });
-
-    // the colour bar beside the deltas (one scale for both)
-    const bar = createColorbar({
-      lo: -maxAbs,
-      hi: maxAbs,
-      colorOf: (v) => diverging(v / maxAbs),
-      length: cellH,
-      caption: "delta",
-    });
-    bar.style.paddingLeft = "4px";
-    bar.style.justifySelf = "start";
-    if (found.some(Boolean)) put(bar, modes.length + 2, 7);
-    body.appendChild(grid);
-    if (shown?.generation != null) body.setAttribute("data-generation", String(shown.generation));
-    body.setAttribute("data-current", String(current));
-  };
-
-  const redraw = () => {
-    const title = model.get("title") ?? "";
-    titleEl.textContent = title;
-    titleEl.style.display = title ? "" : "none";
-    syncControls();
-    tooltip.hide();
-    try {
-      draw();
-      if (localError) status.setError(model.get("error") ?? "");
-      localError = "";
-    } catch (err) {
-      clear(body);
-      localError = err instanceof Error ? err.message : String(err);
-      status.setError(localError);
-    }
-  };
-  // several changes of one message (a frame and its generation) draw once
-  let pending = false;
-  const schedule = () => {
-    if (pending) return;
-    pending = true;
-    queueMicrotask(() => {
-      pending = false;
-      redraw();
-    });
-  };
-  redraw();
-  const keys = [...SETTINGS, "frame", "generation", "original", "original_label", "original_proba", "modes", "running",
-    "has_autoencoder", "show_advanced", "cell_size", "title"];
-  for (const key of keys) model.on(`change:${key}`, schedule);
-  return () => {
-    for (const key of keys) model.off(`change:${key}`, schedule);
-    unbindStatus();
-    root.remove();
-  };
 }
 
 export default { render };

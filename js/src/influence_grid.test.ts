@@ -1,7 +1,7 @@
 // Render tests of the InfluenceGrid ESM with a mock model (happy-dom + mocked canvas).
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import widget, { gridColumns, underlay } from "./influence_grid";
-import { f32, fakeBox, installCanvasMock, mockModel, pixels } from "./lib/testing";
+import { f32, fakeBox, installCanvasMock, mountWidget, pixels } from "./lib/testing";
 
 const XSS = '<img src=x onerror="window.__xss=1">';
 
@@ -37,13 +37,7 @@ function state(extra: Record<string, unknown> = {}) {
   };
 }
 
-function render(s: Record<string, unknown>) {
-  const el = document.createElement("div");
-  document.body.appendChild(el);
-  const m = mockModel(s);
-  const cleanup = widget.render({ model: m.model as never, el });
-  return { el, ...m, cleanup };
-}
+const render = (s: Record<string, unknown>) => mountWidget(widget, s);
 
 const maps = (el: HTMLElement) => Array.from(el.querySelectorAll<HTMLCanvasElement>(".xw-ig-grid canvas.xw-ig-canvas"));
 

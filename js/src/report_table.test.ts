@@ -1,7 +1,7 @@
 // Render tests of the ReportTable ESM with a mock model (happy-dom).
 import { afterEach, describe, expect, it } from "vitest";
 import widget from "./report_table";
-import { mockModel } from "./lib/testing";
+import { mountWidget } from "./lib/testing";
 
 const XSS = '<img src=x onerror="window.__xss=1">';
 
@@ -10,9 +10,7 @@ afterEach(() => {
 });
 
 function render(extra: Record<string, unknown> = {}) {
-  const el = document.createElement("div");
-  document.body.appendChild(el);
-  const m = mockModel({
+  return mountWidget(widget, {
     columns: ["class", "precision", "recall", "f1-score", "support"],
     rows: [
       ["cat", "0.900", "0.800", "0.847", "10"],
@@ -24,8 +22,6 @@ function render(extra: Record<string, unknown> = {}) {
     title: "Classification report",
     ...extra,
   });
-  const cleanup = widget.render({ model: m.model as never, el });
-  return { el, ...m, cleanup };
 }
 
 describe("ReportTable render", () => {

@@ -1,8 +1,8 @@
 // ReportTable: a small table of strings (the classification report). Cells are set as text.
 // Clicking a body row sets `selected_row`; `highlight` marks a row (the selected true class).
 import type { AnyModel, RenderProps } from "@anywidget/types";
-import { clear, ensureStyle, h } from "./lib/dom";
-import { BASE_CSS } from "./lib/styles";
+import { clear, h } from "./lib/dom";
+import { mountView } from "./lib/view";
 
 export interface TableModel {
   columns: string[];
@@ -55,20 +55,22 @@ function draw(model: AnyModel<TableModel>, body: HTMLElement, titleEl: HTMLEleme
 }
 
 function render({ model, el }: Pick<RenderProps<TableModel>, "model" | "el">): () => void {
-  const root = h("div", { className: "xw-root xw-report-table" });
-  ensureStyle(root, "base", BASE_CSS);
-  ensureStyle(root, "report-table", CSS);
-  const titleEl = h("div", { className: "xw-title" });
-  const body = h("div");
-  root.append(titleEl, body);
-  el.appendChild(root);
-  const redraw = () => draw(model, body, titleEl);
-  redraw();
-  for (const key of REDRAW_ON) model.on(`change:${key}`, redraw);
-  return () => {
-    for (const key of REDRAW_ON) model.off(`change:${key}`, redraw);
-    root.remove();
-  };
+  return mountView(model as AnyModel, el, {
+    className: "xw-report-table",
+    styles: [["report-table", CSS]],
+    status: false,
+    tooltip: false,
+    build: (view) => {
+      const body = h("div");
+      return {
+        children: [view.title, body],
+        body,
+        syncTitle: false,
+        draw: () => draw(model, body, view.title),
+        bindings: [[REDRAW_ON, view.redraw]],
+      };
+    },
+  });
 }
 
 export default { render };

@@ -1,7 +1,7 @@
 // Render test of the ShapleyExplorer ESM with a mock model (happy-dom + mocked canvas).
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import widget, { parseMasker } from "./shapley_explorer";
-import { f32, installCanvasMock, mockModel, pixels } from "./lib/testing";
+import { f32, installCanvasMock, mountWidget, pixels } from "./lib/testing";
 
 const XSS = '<img src=x onerror="window.__xss=1">';
 let restore: () => void;
@@ -43,13 +43,7 @@ function state(extra: Record<string, unknown> = {}) {
   };
 }
 
-function mount(extra: Record<string, unknown> = {}) {
-  const m = mockModel(state(extra));
-  const el = document.createElement("div");
-  document.body.appendChild(el);
-  const cleanup = widget.render({ model: m.model as never, el });
-  return { ...m, el, cleanup };
-}
+const mount = (extra: Record<string, unknown> = {}) => mountWidget(widget, state(extra));
 
 const button = (root: ParentNode, row: number, value: string) =>
   root.querySelectorAll(".xw-se-controls > .xw-controls")[row].querySelector(`.xw-seg-button[data-value="${value}"]`) as HTMLButtonElement;

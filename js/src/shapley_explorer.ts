@@ -7,7 +7,7 @@ import { type NDArray, type SerializedArray, decodeArray } from "./lib/arrays";
 import { createColorbar } from "./lib/colorbar";
 import { diverging } from "./lib/colormap";
 import { checkbox, segmented } from "./lib/controls";
-import { clear, ensureStyle, h } from "./lib/dom";
+import { clear, h } from "./lib/dom";
 import { type ImageRef, drawRGBA, greyLevels, imageRGBA, overlayRGBA, pixelAt } from "./lib/image";
 import { numberField } from "./lib/inputs";
 import { maskerControl, parseMasker } from "./lib/masker_control";
@@ -16,9 +16,8 @@ import { PICKER_CSS, type PickItem, imagePicker, pickTitle } from "./lib/picker"
 import { formatNumber, formatSigned, maxAbs } from "./lib/scale";
 import { SCORE_CSS, type ScoreRow, scoreTable } from "./lib/score_table";
 import { sparkline } from "./lib/sparkline";
-import { bindStatus } from "./lib/status";
-import { BASE_CSS } from "./lib/styles";
-import { Tooltip } from "./lib/tooltip";
+import type { Tooltip } from "./lib/tooltip";
+import { mountView } from "./lib/view";
 
 export interface PanelInfo {
   masker: string;
@@ -331,68 +330,51 @@ const PICKER = ["candidates", "candidate_info", "indices"];
 const DATA = ["shown_images", "values", "output_labels", "output_probabilities", "panels", "row_info", "scale_mode", "cell_size"];
 
 function render({ model, el }: Pick<RenderProps<ExplorerModel>, "model" | "el">): () => void {
-  const root = h("div", { className: "xw-root xw-shapley-explorer" });
-  ensureStyle(root, "base", BASE_CSS);
-  ensureStyle(root, "picker", PICKER_CSS);
-  ensureStyle(root, "shapley-explorer", CSS);
-  ensureStyle(root, "score-table", SCORE_CSS);
-  const [status, unbindStatus] = bindStatus(model as AnyModel);
-  const [controls, syncControls] = buildControls(model);
-  const picker = imagePicker((indices) => {
-    model.set("indices", indices as never);
-    model.save_changes();
+  return mountView(model as AnyModel, el, {
+    className: "xw-shapley-explorer",
+    styles: [
+      ["picker", PICKER_CSS],
+      ["shapley-explorer", CSS],
+      ["score-table", SCORE_CSS],
+    ],
+    build: (view) => {
+      const [controls, syncControls] = buildControls(model);
+      const picker = imagePicker((indices) => {
+        model.set("indices", indices as never);
+        model.save_changes();
+      });
+      const message = h("div", { className: "xw-se-message", attrs: { "aria-live": "polite" } });
+      const body = h("div", { className: "xw-se-body" });
+      const scores = h("div", { className: "xw-se-score-holder" });
+      const syncPicker = () => {
+        let thumbs: NDArray | null = null;
+        try {
+          thumbs = decodeArray(model.get("candidates"));
+        } catch {
+          thumbs = null;
+        }
+        picker.update(thumbs, model.get("candidate_info") ?? [], model.get("indices") ?? []);
+      };
+      const syncState = () => {
+        body.classList.toggle("xw-se-stale", Boolean(model.get("stale")));
+        body.setAttribute("aria-busy", String(Boolean(model.get("stale"))));
+        message.textContent = model.get("message") ?? "";
+      };
+      return {
+        children: [controls, picker.el, view.status!.el, message, body, scores],
+        body,
+        syncTitle: false,
+        draw: () => drawPanels(model, body, view.tooltip),
+        bindings: [
+          [SETTINGS, syncControls],
+          [PICKER, syncPicker],
+          [DATA, view.redraw],
+          [["stale", "message"], syncState],
+          [["scores"], () => drawScores(model, scores)],
+        ],
+      };
+    },
   });
-  const message = h("div", { className: "xw-se-message", attrs: { "aria-live": "polite" } });
-  const body = h("div", { className: "xw-se-body" });
-  const scores = h("div", { className: "xw-se-score-holder" });
-  root.append(controls, picker.el, status.el, message, body, scores);
-  const tooltip = new Tooltip(root);
-  el.appendChild(root);
-
-  let localError = "";
-  const redraw = () => {
-    tooltip.hide();
-    try {
-      drawPanels(model, body, tooltip);
-      if (localError) status.setError(model.get("error") ?? "");
-      localError = "";
-    } catch (err) {
-      clear(body);
-      localError = err instanceof Error ? err.message : String(err);
-      status.setError(localError);
-    }
-  };
-  const syncPicker = () => {
-    let thumbs: NDArray | null = null;
-    try {
-      thumbs = decodeArray(model.get("candidates"));
-    } catch {
-      thumbs = null;
-    }
-    picker.update(thumbs, model.get("candidate_info") ?? [], model.get("indices") ?? []);
-  };
-  const syncState = () => {
-    body.classList.toggle("xw-se-stale", Boolean(model.get("stale")));
-    body.setAttribute("aria-busy", String(Boolean(model.get("stale"))));
-    message.textContent = model.get("message") ?? "";
-  };
-  const syncScores = () => drawScores(model, scores);
-  const bindings: [string[], () => void][] = [
-    [SETTINGS, syncControls],
-    [PICKER, syncPicker],
-    [DATA, redraw],
-    [["stale", "message"], syncState],
-    [["scores"], syncScores],
-  ];
-  for (const [keys, fn] of bindings) {
-    fn();
-    for (const key of keys) model.on(`change:${key}`, fn);
-  }
-  return () => {
-    for (const [keys, fn] of bindings) for (const key of keys) model.off(`change:${key}`, fn);
-    unbindStatus();
-    root.remove();
-  };
 }
 
 export { parseMasker };

@@ -42,6 +42,7 @@ export function slider(
   value: number,
   onChange: (v: number) => void,
   format: (v: number) => string = String,
+  commitOnRelease = false,
 ): Control<number> {
   const input = h("input", {
     className: "xw-slider",
@@ -55,8 +56,10 @@ export function slider(
   set(value);
   input.addEventListener("input", () => {
     out.textContent = format(Number(input.value));
-    onChange(Number(input.value));
+    if (!commitOnRelease) onChange(Number(input.value));
   });
+  // commitOnRelease: the value shows while dragging and onChange fires once, on release
+  if (commitOnRelease) input.addEventListener("change", () => onChange(Number(input.value)));
   const el = h("label", { className: "xw-control" }, [
     h("span", { className: "xw-control-label", text: label }),
     input,

@@ -1,6 +1,6 @@
 // Inputs that commit a value once (on release / Enter / blur), for settings whose change
 // starts a computation in the kernel: dragging a slider must not start twenty runs.
-import type { Control } from "./controls";
+import { type Control, slider } from "./controls";
 import { h } from "./dom";
 
 /** A range slider whose value shows while dragging and is committed on release. */
@@ -13,24 +13,7 @@ export function commitSlider(
   onCommit: (v: number) => void,
   format: (v: number) => string = String,
 ): Control<number> {
-  const input = h("input", {
-    className: "xw-slider",
-    attrs: { type: "range", min: String(min), max: String(max), step: String(step) },
-  });
-  const out = h("span", { className: "xw-control-value" });
-  const set = (v: number) => {
-    input.value = String(v);
-    out.textContent = format(v);
-  };
-  set(value);
-  input.addEventListener("input", () => (out.textContent = format(Number(input.value))));
-  input.addEventListener("change", () => onCommit(Number(input.value)));
-  const el = h("label", { className: "xw-control" }, [
-    h("span", { className: "xw-control-label", text: label }),
-    input,
-    out,
-  ]);
-  return { el, set };
+  return slider(label, min, max, step, value, onCommit, format, true);
 }
 
 /**

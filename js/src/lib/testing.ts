@@ -60,3 +60,15 @@ export function fakeBox(el: Element, width: number, height: number): void {
   el.getBoundingClientRect = () =>
     ({ left: 0, top: 0, width, height, right: width, bottom: height, x: 0, y: 0, toJSON: () => ({}) }) as DOMRect;
 }
+
+/** Render `widget` on a mock model of `state` in a fresh element attached to the document. */
+export function mountWidget(
+  widget: { render: (props: { model: never; el: HTMLElement }) => () => void },
+  state: Record<string, unknown>,
+) {
+  const el = document.createElement("div");
+  document.body.appendChild(el);
+  const m = mockModel(state);
+  const cleanup = widget.render({ model: m.model as never, el });
+  return { ...m, el, cleanup };
+}
