@@ -1,20 +1,8 @@
-// Inputs that commit a value once (on release / Enter / blur), for settings whose change
+// Inputs that commit a value once (on Enter / blur; the commit-on-release slider is
+// controls.slider(..., commitOnRelease = true)), for settings whose change
 // starts a computation in the kernel: dragging a slider must not start twenty runs.
-import { type Control, slider } from "./controls";
+import type { Control } from "./controls";
 import { h } from "./dom";
-
-/** A range slider whose value shows while dragging and is committed on release. */
-export function commitSlider(
-  label: string,
-  min: number,
-  max: number,
-  step: number,
-  value: number,
-  onCommit: (v: number) => void,
-  format: (v: number) => string = String,
-): Control<number> {
-  return slider(label, min, max, step, value, onCommit, format, true);
-}
 
 /**
  * A number field committed on Enter or when it loses focus (only when the text parses as a

@@ -1,9 +1,9 @@
 // Masker strings ("blur(28,28)", "inpaint_telea", "inpaint_ns", "constant(0.5)") and a control
 // that edits one: toggle buttons for the kind, a kernel slider for blur (committed on
 // release), a value field for constant.
-import { segmented } from "./controls";
+import { segmented, slider } from "./controls";
 import { h } from "./dom";
-import { commitSlider, numberField } from "./inputs";
+import { numberField } from "./inputs";
 
 export type MaskerKind = "blur" | "inpaint_telea" | "inpaint_ns" | "constant";
 
@@ -37,7 +37,7 @@ export function maskerControl(label: string, maxSize: number, onChange: (spec: s
       else if (kind) onChange(kind);
     },
   );
-  const kernel = commitSlider("kernel", 1, Math.max(1, maxSize), 1, size, (v) => onChange(`blur(${v},${v})`), (v) => `${v}×${v}`);
+  const kernel = slider("kernel", 1, Math.max(1, maxSize), 1, size, (v) => onChange(`blur(${v},${v})`), (v) => `${v}×${v}`, true);
   const fill = numberField("value", 0, (v) => onChange(`constant(${v})`), { step: 0.1, width: "4.5em" });
   const el = h("div", { className: "xw-controls" }, [kinds.el, kernel.el, fill.el]);
   const set = (spec: string) => {
