@@ -56,7 +56,6 @@ from ._deeplift_jax_ops import (
     window_split,
     windowed,
 )
-from .base import output_matrix
 
 CONST, VARY, NUISANCE = 0, 1, 2
 
@@ -434,14 +433,9 @@ def deeplift_jax(
     ``(n, h, w, c, o)`` float32 attributions; for each image and output they sum to
     ``f(x_i) - mean_k f(baselines_k)``.
     """
-    x = _arrays.as_images(x, layout="nhwc")
-    refs = _arrays.as_images(baselines, name="baselines", layout="nhwc")
-    if refs.shape[1:] != x.shape[1:]:
-        raise ValueError(f"baselines: expected images of shape {x.shape[1:]}, got {refs.shape[1:]}")
+    x, refs, idx = rules.prepare_inputs(x, baselines, outputs, softmax)
     n, n_ref = len(x), len(refs)
-    idx = output_matrix(outputs, n)
     o = idx.shape[1]
-    rules.check_softmax_rule(softmax)
     per_pass = min(n, rules.images_per_pass(n_ref, max_rows or max(backend.batch_size, n_ref)))
     image_shape = tuple(x.shape[1:])
     cache = _FUNCTIONS.setdefault(backend, {})

@@ -23,7 +23,6 @@ import tensorflow as tf
 
 from .. import _arrays
 from . import _deeplift_rules as rules
-from .base import output_matrix
 
 
 class _Ops:
@@ -269,14 +268,9 @@ def deeplift_keras(
     ``(n, h, w, c, o)`` float32 attributions; for each image and output they sum to
     ``f(x_i) - mean_k f(baselines_k)``.
     """
-    x = _arrays.as_images(x, layout="nhwc")
-    refs = _arrays.as_images(baselines, name="baselines", layout="nhwc")
-    if refs.shape[1:] != x.shape[1:]:
-        raise ValueError(f"baselines: expected images of shape {x.shape[1:]}, got {refs.shape[1:]}")
+    x, refs, idx = rules.prepare_inputs(x, baselines, outputs, softmax)
     n, n_ref = len(x), len(refs)
-    idx = output_matrix(outputs, n)
     o = idx.shape[1]
-    rules.check_softmax_rule(softmax)
     per_pass = min(n, rules.images_per_pass(n_ref, max_rows or max(backend.batch_size // 2, n_ref)))
     rt = backend.to_framework(refs)
     image_shape = tuple(rt.shape[1:])

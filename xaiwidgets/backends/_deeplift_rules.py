@@ -36,6 +36,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from .._arrays import as_images
+from .base import output_matrix
+
 #: Below this ``|Δu|`` an elementwise rule uses the derivative instead of ``Δy / Δu``.
 EPS_RESCALE = 1e-6
 #: Below this ``|Δu|`` routed (max pool) and split (divide) multipliers are zero.
@@ -51,6 +56,21 @@ def check_softmax_rule(rule: str) -> str:
     if rule not in SOFTMAX_RULES:
         raise ValueError(f"softmax: expected one of {SOFTMAX_RULES}, got {rule!r}")
     return rule
+
+
+def prepare_inputs(
+    x: Any, baselines: Any, outputs: Any, softmax: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The checks every framework's DeepLIFT starts with: images ``x`` and ``baselines`` as
+    float32 NHWC of the same image shape, ``outputs`` as an ``(n, o)`` index matrix, and a known
+    softmax rule. Returns ``(x, refs, idx)``."""
+    x = as_images(x, layout="nhwc")
+    refs = as_images(baselines, name="baselines", layout="nhwc")
+    if refs.shape[1:] != x.shape[1:]:
+        raise ValueError(f"baselines: expected images of shape {x.shape[1:]}, got {refs.shape[1:]}")
+    idx = output_matrix(outputs, len(x))
+    check_softmax_rule(softmax)
+    return x, refs, idx
 
 
 def images_per_pass(n_ref: int, max_rows: int) -> int:

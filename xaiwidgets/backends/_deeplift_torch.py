@@ -23,7 +23,6 @@ from torch.overrides import TorchFunctionMode
 
 from .. import _arrays
 from . import _deeplift_rules as rules
-from .base import output_matrix
 
 
 class _Ops:
@@ -408,13 +407,8 @@ def deeplift_torch(
     ``(n, h, w, c, o)`` float32; ``values[i, ..., j].sum() == f(x_i)[outputs[i, j]] -
     mean_k f(baselines_k)[outputs[i, j]]``.
     """
-    x = _arrays.as_images(x, layout="nhwc")
-    refs = _arrays.as_images(baselines, name="baselines", layout="nhwc")
-    if refs.shape[1:] != x.shape[1:]:
-        raise ValueError(f"baselines: expected images of shape {x.shape[1:]}, got {refs.shape[1:]}")
+    x, refs, idx = rules.prepare_inputs(x, baselines, outputs, softmax)
     n, n_ref = len(x), len(refs)
-    idx = output_matrix(outputs, n)
-    rules.check_softmax_rule(softmax)
     per_pass = rules.images_per_pass(n_ref, max_rows or max(backend.batch_size, n_ref))
     res = np.empty(x.shape + (idx.shape[1],), np.float32)
     with backend.eval_mode():
