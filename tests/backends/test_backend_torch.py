@@ -1,5 +1,5 @@
 """TorchBackend beyond the contract: eval mode forced and restored, no_grad forward, device,
-layout, dtype, output forms, and the per-output fallback of the batched backward pass."""
+layout, dtype, output forms, autograd Functions without functorch support."""
 
 from __future__ import annotations
 
@@ -37,13 +37,17 @@ def test_eval_mode_is_forced_and_every_flag_restored(x):
     model = models.torch_cnn()
     model.train()
     model.fc_layers.eval()  # a mixed state must come back exactly
+    next(model.parameters()).requires_grad_(False)  # and each parameter's requires_grad
     before = {name: m.training for name, m in model.named_modules()}
+    needs = {name: p.requires_grad for name, p in model.named_parameters()}
     b = TorchBackend(model)
     p1, p2 = b.predict(x), b.predict(x)
     np.testing.assert_array_equal(p1, p2)  # Dropout off
     b.grad(x, [0, 1])
     b.vjp(x, np.ones((4, 10), np.float32))
     assert {name: m.training for name, m in model.named_modules()} == before
+    assert {name: p.requires_grad for name, p in model.named_parameters()} == needs
+    assert sum(needs.values()) == len(needs) - 1
     with torch.no_grad():
         expected = models.torch_cnn().eval()(_nchw(x)).numpy()
     np.testing.assert_allclose(p1, expected, rtol=1e-5, atol=1e-7)
@@ -141,15 +145,8 @@ def test_double_models_and_tuple_dict_outputs(x):
         TorchBackend(Bad()).predict(x)
 
 
-def test_per_output_fallback_equals_the_vectorised_backward(x):
-    vectorised = TorchBackend(models.torch_cnn())
-    looped = TorchBackend(models.torch_cnn())
-    looped._vectorised_ok = False
-    expected = vectorised.grad(x, [0, 3, 9])
-    assert vectorised._vectorised_ok
-    np.testing.assert_allclose(looped.grad(x, [0, 3, 9]), expected, rtol=1e-5, atol=1e-8)
-
-    class OldStyleSquare(torch.autograd.Function):  # no functorch support: vmap/vjp refuse it
+def test_grad_takes_functions_without_functorch_support(x):
+    class OldStyleSquare(torch.autograd.Function):  # no setup_context / vmap rule
         @staticmethod
         def forward(ctx, z):
             ctx.save_for_backward(z)
@@ -164,9 +161,7 @@ def test_per_output_fallback_equals_the_vectorised_backward(x):
         def forward(self, z):
             return OldStyleSquare.apply(z.reshape(len(z), -1)[:, :10])
 
-    b = TorchBackend(Legacy())
-    g = b.grad(x, [0, 1, 2])
-    assert not b._vectorised_ok
+    g = TorchBackend(Legacy()).grad(x, [0, 1, 2])
     flat = x.reshape(4, -1)
     for j in range(3):
         np.testing.assert_allclose(g[..., j].reshape(4, -1)[:, j], 2 * flat[:, j], rtol=1e-6)

@@ -23,6 +23,7 @@ from torch.overrides import TorchFunctionMode
 
 from .. import _arrays
 from . import _deeplift_rules as rules
+from ._torch_conv_grad import ThinConvInputGrad
 
 
 class _Ops:
@@ -432,7 +433,7 @@ def _attribute(
     with torch.enable_grad():
         inp = xt.repeat_interleave(n_ref, 0).requires_grad_(True)
         replayer = _Replayer(records, pairs, softmax)
-        with replayer:
+        with ThinConvInputGrad(), replayer:
             out = backend._call(inp)
         if replayer.count != len(records):
             raise RuntimeError(_MISMATCH)
