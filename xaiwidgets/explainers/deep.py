@@ -67,7 +67,8 @@ class DeepExplainer(Explainer):
     seed : int or None
         Seed of the background subsample (default 0).
     max_rows : int, optional
-        Pair rows (image x background) per pass; default ``max(batch_size, b)``.
+        Pair rows (image x background) per pass; default: the backend's choice (torch and
+        JAX ``max(batch_size, b)``, TensorFlow ``max(2 * batch_size, b)``).
     class_names, backend_kwargs : as :class:`~xaiwidgets.explainers.base.Explainer`.
 
     Call it like every explainer: ``DeepExplainer(model, background)(images, outputs=None |
@@ -153,7 +154,8 @@ class DeepExplainer(Explainer):
             )
         base = self.expected_value[outputs]
         run = self._deeplift()
-        rows = self.max_rows or max(getattr(self.backend, "batch_size", 256), len(bg))
+        # a call per chunk of images (progress, cancel); each backend splits it into passes
+        rows = self.max_rows or max(2 * getattr(self.backend, "batch_size", 256), len(bg))
         per_call = max(1, rows // len(bg))
         # compiled backends trace once per shape: pad a short last chunk to the others' size
         pad = getattr(self.backend, "framework", "") in ("jax", "tensorflow")
