@@ -474,3 +474,18 @@ def test_same_pn_in_torch_keras_and_flax(seedlike):
             np.testing.assert_array_equal(r.found, ref.found, err_msg=name)
             np.testing.assert_array_equal(r.image_class, ref.image_class, err_msg=name)
             np.testing.assert_allclose(r.image, ref.image, atol=2e-3, err_msg=name)
+
+
+def test_more_rows_than_a_backend_batch_give_the_same_answer(seedlike):
+    """Rows (images x c values) beyond ``batch_size``: the cotangent callables still see every
+    row, so small-batch backends give the one-batch answer."""
+    model, ae, x = seedlike
+    small = (
+        xaiwidgets.wrap(model.model, batch_size=3),
+        xaiwidgets.wrap(ae.model, batch_size=3),
+    )
+    with _torch_threads():
+        ref = CEMExplainer(model, ae_model=ae, gamma=0.5, **FAST)(x[:2])
+        got = CEMExplainer(small[0], ae_model=small[1], gamma=0.5, **FAST)(x[:2])
+    np.testing.assert_array_equal(got.found, ref.found)
+    np.testing.assert_allclose(got.image, ref.image, atol=1e-3)

@@ -69,10 +69,11 @@ def vjp_with(
 
     The cotangent depends on the outputs (hinge and argmax of the attack loss), so it is made
     between the forward and the backward pass: in one pass where the backend takes a callable
-    cotangent (``backend.vjp_accepts_callable``, a proposed protocol extension) or is a
-    :class:`NumpyBackend` with ``grad_fn``; else ``predict`` first and ``vjp`` after.
+    cotangent (``backend.vjp_accepts_callable``) and ``x`` fits one of its batches (the
+    callable sees all rows at once), or is a :class:`NumpyBackend` with ``grad_fn``; else
+    ``predict`` first and ``vjp`` after.
     """
-    if getattr(backend, "vjp_accepts_callable", False):
+    if getattr(backend, "vjp_accepts_callable", False) and len(x) <= backend.batch_size:
         out, g = backend.vjp(x, cot_fn)
         return np.asarray(out, np.float32), np.asarray(g, np.float32)
     if isinstance(backend, NumpyBackend) and backend.grad_fn is not None:
@@ -164,9 +165,9 @@ class ImageModel:
         z: np.ndarray,
         cot_fn: Callable[[np.ndarray], np.ndarray],
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Images ``AE(z)`` and the gradient of ``<AE(z), cot_fn(AE(z))>`` with respect to
+        ``z``: one forward and one backward pass where the backend takes callables."""
         b = self.backend
-        if self.flat is None and not isinstance(b, NumpyBackend):
-            return vjp_with(b, z, cot_fn)
         if isinstance(b, NumpyBackend):
             if b.grad_fn is None:
                 raise ValueError(
@@ -174,8 +175,16 @@ class ImageModel:
                 )
             out = self._to_nhwc(np.asarray(to_numpy(b.fn(z)), np.float32), z)
             return out, np.asarray(to_numpy(b.grad_fn(z, cot_fn(out))), np.float32).reshape(z.shape)
-        out = self.forward(z)
-        return out, np.asarray(self.flat.vjp(z, self._to_flat(cot_fn(out)))[1], np.float32)
+        if self.flat is None:
+            return vjp_with(b, z, cot_fn)
+        held: dict[str, np.ndarray] = {}
+
+        def flat_cot(flat_out: np.ndarray) -> np.ndarray:
+            held["out"] = self._to_nhwc(flat_out, z)
+            return self._to_flat(cot_fn(held["out"]))
+
+        _, g = vjp_with(self.flat, z, flat_cot)
+        return held["out"], g
 
 
 class CEMProblem:
