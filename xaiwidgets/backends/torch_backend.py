@@ -148,18 +148,21 @@ class TorchBackend(BaseBackend):
         a fifth of a convolutional network's backward pass); each module's flag and each
         parameter's ``requires_grad`` are restored on exit, also when the model raises."""
         modules = list(self.model.modules()) if hasattr(self.model, "modules") else []
-        params = list(self.model.parameters()) if hasattr(self.model, "parameters") else []
+        params = [
+            p for m in modules for p in vars(m).get("_parameters", {}).values() if p is not None
+        ]
         flags = [m.training for m in modules]
         needs = [p.requires_grad for p in params]
+        # plain attribute writes: ``Module.__setattr__`` costs more than the rest of a small step
         for m in modules:
-            m.training = False
+            vars(m)["training"] = False
         for p in params:
             p.requires_grad_(False)
         try:
             yield
         finally:
             for m, flag in zip(modules, flags):
-                m.training = flag
+                vars(m)["training"] = flag
             for p, need in zip(params, needs):
                 p.requires_grad_(need)
 
