@@ -197,6 +197,14 @@ class JaxBackend(BaseBackend):
             out, pullback = jax.vjp(lambda z: call(p, z), x)
             return out, pullback(cot.astype(out.dtype))[0]
 
+        def forward_with_pullback(p: Any, x: Any) -> Any:
+            self.trace_count += 1
+            return jax.vjp(lambda z: call(p, z), x)  # the pullback is a pytree (Partial)
+
+        def pull(pullback: Any, cot: Any) -> Any:
+            self.trace_count += 1
+            return pullback(cot)[0]
+
         def grad(p: Any, x: Any, idx: Any) -> Any:
             self.trace_count += 1
             out, pullback = jax.vjp(lambda z: call(p, z), x)
@@ -208,6 +216,8 @@ class JaxBackend(BaseBackend):
         self._fwd = jax.jit(fwd)
         self._vjp = jax.jit(vjp)
         self._grad = jax.jit(grad)
+        self._forward_with_pullback = jax.jit(forward_with_pullback)
+        self._pull = jax.jit(pull)
 
     @property
     def apply_fn(self) -> Callable[[Any], Any]:
@@ -270,16 +280,16 @@ class JaxBackend(BaseBackend):
         return np.concatenate(outs), np.concatenate(grads)
 
     def _vjp_callable(self, x: np.ndarray, cot_fn: Any) -> tuple[np.ndarray, np.ndarray]:
-        """One compiled forward pass (``jax.vjp`` of the jitted forward), the cotangent from
-        the outputs, one compiled backward pass."""
+        """One compiled forward pass that returns the pullback with its residuals, the
+        cotangent from the outputs, one compiled call of the pullback."""
         outs, grads = [], []
         for s in batches(len(x), self.batch_size):
             m = s.stop - s.start
             (xp,) = self._padded(x[s], self.batch_size)
-            out, pull = self._run(lambda p, z: jax.vjp(lambda zz: self._fwd(p, zz), z), xp)
-            out = np.asarray(out, np.float32)
+            out_j, pullback = self._run(self._forward_with_pullback, xp)
+            out = np.asarray(out_j, np.float32)
             cot = check_cotangent(cot_fn(out[:m]), m, out.shape[1])
-            (g,) = pull(jnp.asarray(pad_rows(cot, len(xp), "zeros"), out.dtype))
+            g = self._pull(pullback, jnp.asarray(pad_rows(cot, len(xp), "zeros"), out_j.dtype))
             outs.append(out[:m])
             grads.append(np.asarray(g, np.float32)[:m])
         return np.concatenate(outs), np.concatenate(grads)
