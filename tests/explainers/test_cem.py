@@ -232,7 +232,7 @@ def test_first_steps_follow_fista_by_hand():
         y = a + (k + 1) / (k + 4) * (a - a_prev)
         y = np.where(np.abs(y - LO) > np.abs(x0[0].ravel() - LO), y, x0[0].ravel())
         a_prev = a
-        _, ours, _ = next(steps)
+        _, ours, _, _ = next(steps)
         np.testing.assert_allclose(ours.ravel(), a, atol=1e-5)
 
 
@@ -489,3 +489,24 @@ def test_more_rows_than_a_backend_batch_give_the_same_answer(seedlike):
         got = CEMExplainer(small[0], ae_model=small[1], gamma=0.5, **FAST)(x[:2])
     np.testing.assert_array_equal(got.found, ref.found)
     np.testing.assert_allclose(got.image, ref.image, atol=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["PN", "PP"])
+def test_compiled_jax_step_follows_the_numpy_step(seedlike, mode, monkeypatch):
+    """Flax models take the one-call compiled step; it gives the NumPy path's answer."""
+    from xaiwidgets.explainers import _fista_jax
+
+    model, ae, x = seedlike
+    fc, fa = _copies(model.model, ae.model)["flax"]
+    cfg = dict(FAST, gamma=0.5, max_iterations=30)
+    cem = CEMExplainer(fc, mode, ae_model=fa, **cfg)
+    fast = cem(x[:2])
+    assert cem.backend.__dict__.get("_cem_fista_steps")  # compiled and cached
+    with monkeypatch.context() as m:
+        m.setattr(_fista_jax, "compiled_step", lambda *a, **k: None)
+        slow = CEMExplainer(fc, mode, ae_model=fa, **cfg)(x[:2])
+    assert fast.found.any()
+    np.testing.assert_array_equal(fast.found, slow.found)
+    np.testing.assert_array_equal(fast.image_class, slow.image_class)
+    np.testing.assert_allclose(fast.image, slow.image, atol=2e-3)
+    np.testing.assert_allclose(fast.loss, slow.loss, rtol=2e-3, atol=1e-3)

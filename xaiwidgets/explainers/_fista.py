@@ -293,9 +293,12 @@ class CEMProblem:
             loss = loss + self.gamma.ravel() * (r * r).reshape(len(r), -1).sum(1)
         return loss.astype(np.float32), grad.astype(np.float32)
 
-    def evaluate(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Scores at ``m(a)``, whether each row meets its PN/PP condition, and its distance."""
-        s, _ = self.to_scores(self.model.predict(self.model_input(a)))
+    def evaluate(
+        self, a: np.ndarray, scores: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scores at ``m(a)`` (computed unless given), whether each row meets its PN/PP
+        condition, and its distance."""
+        s = self.to_scores(self.model.predict(self.model_input(a)))[0] if scores is None else scores
         return s, self.condition(s), self.distance(a)
 
 
@@ -309,21 +312,33 @@ def fista(
     learning_rate_init: float,
     clip: tuple[float, float],
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Run FISTA from ``a = y = x0``; yield ``(k, a_k, loss at y_{k-1})`` after every step.
+    """Run FISTA from ``a = y = x0``; yield ``(k, a_k, loss at y_{k-1}, scores)`` after every
+    step, ``scores`` being the class scores at ``m(a_k)`` where the step computed them (the
+    compiled JAX step, :mod:`._fista_jax`) and ``None`` otherwise.
 
     Step k (k = 0, 1, ...): ``g = clip(grad(y))``, ``lr = polynomial_decay(k)``,
     ``a' = P(S_beta(y - lr g))``, ``y = P(a' + k'/(k'+3) (a' - a))`` with ``k' = k + 1``,
     ``S`` the shrinkage (:func:`shrink`) and ``P`` the sign projection (:func:`project_sign`).
     """
+    from ._fista_jax import compiled_step
+
     x0, beta, is_pp = problem.x0, problem.beta, problem.is_pp
+    step = compiled_step(problem, lo, hi, no_info, clip)
+    if step is not None:
+        a_j = y_j = x0
+        for k in range(max_iterations):
+            lr = polynomial_decay(learning_rate_init, k, max_iterations)
+            a_j, y_j, loss, s = step(a_j, y_j, lr, (k + 1) / (k + 4))
+            yield k, np.asarray(a_j), np.asarray(loss), np.asarray(s)
+        return
     a = x0.copy()
     y = x0.copy()
     for k in range(max_iterations):
         loss, g = problem.loss_and_grad(y)
         np.clip(g, clip[0], clip[1], out=g)
-        step = y - polynomial_decay(learning_rate_init, k, max_iterations) * g
-        a_new = project_sign(shrink(step, x0, beta, lo, hi), x0, no_info, is_pp)
+        step_to = y - polynomial_decay(learning_rate_init, k, max_iterations) * g
+        a_new = project_sign(shrink(step_to, x0, beta, lo, hi), x0, no_info, is_pp)
         zt = (k + 1) / (k + 4)
         y = project_sign(a_new + zt * (a_new - a), x0, no_info, is_pp).astype(np.float32)
         a = a_new.astype(np.float32)
-        yield k, a, loss
+        yield k, a, loss, None

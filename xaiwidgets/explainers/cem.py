@@ -355,7 +355,7 @@ class CEMExplainer:
                 )
                 row_found = np.zeros(len(c), bool)
                 trace = np.full((len(c), T), np.nan, np.float32)
-                for k, a, loss in fista(
+                for k, a, loss, scores in fista(
                     prob,
                     lo=lo,
                     hi=hi,
@@ -365,7 +365,7 @@ class CEMExplainer:
                     clip=s["clip"],
                 ):
                     trace[:, k] = loss
-                    _, ok, dist = prob.evaluate(a)
+                    _, ok, dist = prob.evaluate(a, scores)
                     row_found |= ok
                     first = best.update(ok, dist, a, c, g_of_row, trace)
                     state["changed"] |= first or best.improved
