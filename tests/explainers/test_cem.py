@@ -491,20 +491,22 @@ def test_more_rows_than_a_backend_batch_give_the_same_answer(seedlike):
     np.testing.assert_allclose(got.image, ref.image, atol=1e-3)
 
 
+@pytest.mark.parametrize("framework", ["flax", "keras"])
 @pytest.mark.parametrize("mode", ["PN", "PP"])
-def test_compiled_jax_step_follows_the_numpy_step(seedlike, mode, monkeypatch):
-    """Flax models take the one-call compiled step; it gives the NumPy path's answer."""
-    from xaiwidgets.explainers import _fista_jax
+def test_compiled_step_follows_the_numpy_step(seedlike, framework, mode, monkeypatch):
+    """Flax and Keras models take the one-call compiled step; it gives the NumPy path's
+    answer."""
+    from xaiwidgets.explainers import _fista_compiled
 
     model, ae, x = seedlike
-    fc, fa = _copies(model.model, ae.model)["flax"]
+    cnn, auto = _copies(model.model, ae.model)[framework]
     cfg = dict(FAST, gamma=0.5, max_iterations=30)
-    cem = CEMExplainer(fc, mode, ae_model=fa, **cfg)
+    cem = CEMExplainer(cnn, mode, ae_model=auto, **cfg)
     fast = cem(x[:2])
     assert cem.backend.__dict__.get("_cem_fista_steps")  # compiled and cached
     with monkeypatch.context() as m:
-        m.setattr(_fista_jax, "compiled_step", lambda *a, **k: None)
-        slow = CEMExplainer(fc, mode, ae_model=fa, **cfg)(x[:2])
+        m.setattr(_fista_compiled, "compiled_step", lambda *a, **k: None)
+        slow = CEMExplainer(cnn, mode, ae_model=auto, **cfg)(x[:2])
     assert fast.found.any()
     np.testing.assert_array_equal(fast.found, slow.found)
     np.testing.assert_array_equal(fast.image_class, slow.image_class)

@@ -314,13 +314,13 @@ def fista(
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Run FISTA from ``a = y = x0``; yield ``(k, a_k, loss at y_{k-1}, scores)`` after every
     step, ``scores`` being the class scores at ``m(a_k)`` where the step computed them (the
-    compiled JAX step, :mod:`._fista_jax`) and ``None`` otherwise.
+    compiled JAX or TensorFlow step, :mod:`._fista_compiled`) and ``None`` otherwise.
 
     Step k (k = 0, 1, ...): ``g = clip(grad(y))``, ``lr = polynomial_decay(k)``,
     ``a' = P(S_beta(y - lr g))``, ``y = P(a' + k'/(k'+3) (a' - a))`` with ``k' = k + 1``,
     ``S`` the shrinkage (:func:`shrink`) and ``P`` the sign projection (:func:`project_sign`).
     """
-    from ._fista_jax import compiled_step
+    from ._fista_compiled import compiled_step
 
     x0, beta, is_pp = problem.x0, problem.beta, problem.is_pp
     step = compiled_step(problem, lo, hi, no_info, clip)
