@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from .. import _arrays
 from . import _deeplift_rules as rules
-from ._tf_conv_grad import GRADIENT_NAME as _CONV_GRADIENT
+from ._tensorflow_conv_grad import GRADIENT_NAME as _CONV_GRADIENT
 
 
 class _Ops:

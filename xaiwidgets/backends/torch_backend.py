@@ -19,7 +19,6 @@ from ._layout import (
     nhwc_to_nchw,
     one_hot_stack,
 )
-from ._torch_conv_grad import ThinConvInputGrad
 from .base import BaseBackend, output_matrix
 
 try:
@@ -28,6 +27,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
         "TorchBackend needs PyTorch; install it with: pip install 'xaiwidgets[torch]'"
     ) from exc
+
+from ._torch_conv_grad import ThinConvInputGrad  # noqa: E402 (needs torch)
 
 
 def _module_device(model: Any) -> torch.device:

@@ -1,4 +1,4 @@
-"""The thin-convolution input gradient for TensorFlow (``_tf_conv_grad``) equals
+"""The thin-convolution input gradient for TensorFlow (``_tensorflow_conv_grad``) equals
 TensorFlow's own, for the convolutions it takes and the ones it hands back."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from xaiwidgets.backends._tf_conv_grad import GRADIENT_NAME  # noqa: E402
+from xaiwidgets.backends._tensorflow_conv_grad import GRADIENT_NAME  # noqa: E402
 
 
 def _grads(x, w, cot, override: bool, **kw):
