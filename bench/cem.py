@@ -445,8 +445,9 @@ def main() -> None:
         print(json.dumps({mode: res}), file=sys.stderr, flush=True)
     report["slider_torch"] = slider(*backends["torch"], x, cfg)
     report["slider_torch+ext"] = slider(*backends["torch+ext"], x, cfg)
-    if "flax" in backends:
-        report["slider_flax"] = slider(*backends["flax"], x, cfg)
+    for fw in ("keras", "flax"):
+        if fw in frameworks:
+            report[f"slider_{fw}"] = slider(*backends[fw], x, cfg)
     report["load_avg_after"] = os.getloadavg()[0]
     print(json.dumps(report, indent=1))
 
