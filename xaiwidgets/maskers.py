@@ -279,7 +279,7 @@ class _InpaintBound(BoundMasker):
         index, keep = self._check(index, keep)
         out = self.images[index]
         rows = range(len(index))
-        if len(index) >= 16 and (os.cpu_count() or 1) >= 4:  # OpenCV releases the GIL
+        if len(index) >= 16 and (os.cpu_count() or 1) >= 2:  # OpenCV releases the GIL
             list(_thread_pool().map(lambda r: self._fill_row(out, r, int(index[r]), keep[r]), rows))
         else:
             for r in rows:
@@ -292,7 +292,7 @@ def _thread_pool():
     from concurrent.futures import ThreadPoolExecutor
 
     return ThreadPoolExecutor(
-        # half the cores: the model's own threads run beside these
-        max_workers=min(8, (os.cpu_count() or 2) // 2),
+        # masks are filled before the model runs on them: every core may inpaint
+        max_workers=min(8, os.cpu_count() or 2),
         thread_name_prefix="xaiwidgets-inpaint",
     )
