@@ -185,3 +185,11 @@ def test_more_outputs_than_one_group(x):
     outputs = np.arange(39, 19, -1)
     g = b.grad(x, outputs)
     np.testing.assert_allclose(g[3].reshape(784, 20), w.numpy()[:, outputs], rtol=1e-6)
+
+
+def test_eval_mode_reaches_torchscript_modules(x):
+    net = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 10))
+    model = torch.jit.script(net.train())
+    b = TorchBackend(model)
+    np.testing.assert_array_equal(b.predict(x), b.predict(x))  # Dropout off inside
+    assert model.training and all(m.training for m in model.modules())

@@ -47,6 +47,16 @@ def _module_dtype(model: Any) -> torch.dtype:
     return torch.float32
 
 
+def _set_training(module: Any, flag: bool) -> None:
+    """``module.training = flag``; a plain attribute write for ordinary modules
+    (``Module.__setattr__`` costs more than the rest of a small CEM step), the module's own
+    ``__setattr__`` for the others (TorchScript keeps the flag in C++)."""
+    if type(module).__setattr__ is torch.nn.Module.__setattr__:
+        vars(module)["training"] = flag
+    else:
+        module.training = flag
+
+
 def _output_tensor(out: Any) -> torch.Tensor:
     """The class-score tensor of a model output: a tensor, the first entry of a tuple/list, or
     the ``logits`` of a dict / output object (as Hugging Face models return)."""
@@ -154,16 +164,15 @@ class TorchBackend(BaseBackend):
         ]
         flags = [m.training for m in modules]
         needs = [p.requires_grad for p in params]
-        # plain attribute writes: ``Module.__setattr__`` costs more than the rest of a small step
         for m in modules:
-            vars(m)["training"] = False
+            _set_training(m, False)
         for p in params:
             p.requires_grad_(False)
         try:
             yield
         finally:
             for m, flag in zip(modules, flags):
-                vars(m)["training"] = flag
+                _set_training(m, flag)
             for p, need in zip(params, needs):
                 p.requires_grad_(need)
 
