@@ -33,6 +33,7 @@ import numpy as np
 
 from .._arrays import softmax, to_numpy
 from ..backends import NumpyBackend, wrap
+from ._fista_compiled import compiled_step
 
 
 def shrink(y: np.ndarray, x0: np.ndarray, beta: Any, lo: Any, hi: Any) -> np.ndarray:
@@ -311,7 +312,7 @@ def fista(
     max_iterations: int,
     learning_rate_init: float,
     clip: tuple[float, float],
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]]:
     """Run FISTA from ``a = y = x0``; yield ``(k, a_k, loss at y_{k-1}, scores)`` after every
     step, ``scores`` being the class scores at ``m(a_k)`` where the step computed them (the
     compiled JAX or TensorFlow step, :mod:`._fista_compiled`) and ``None`` otherwise.
@@ -320,8 +321,6 @@ def fista(
     ``a' = P(S_beta(y - lr g))``, ``y = P(a' + k'/(k'+3) (a' - a))`` with ``k' = k + 1``,
     ``S`` the shrinkage (:func:`shrink`) and ``P`` the sign projection (:func:`project_sign`).
     """
-    from ._fista_compiled import compiled_step
-
     x0, beta, is_pp = problem.x0, problem.beta, problem.is_pp
     step = compiled_step(problem, lo, hi, no_info, clip)
     if step is not None:
