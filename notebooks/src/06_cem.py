@@ -235,10 +235,10 @@ show((pn_t, pp_t), "PyTorch")
 # ## The same models in Flax
 # A Flax linen module with the Keras kernels as its parameters: Flax convolutions are NHWC
 # with `(kh, kw, in, out)` kernels and `"SAME"` padding, like Keras, so the weights go in
-# unchanged. `CEMExplainer` takes the module with its variables as a pair; the FISTA loop then
-# calls jit-compiled JAX functions. XLA's convolution gradients are several times slower than
-# oneDNN's on a small CPU, so this copy searches 5 values of c (1,000 down to 0.01, and 1)
-# instead of 10 to keep the notebook quick.
+# unchanged. `CEMExplainer` takes the module with its variables as a pair; each FISTA step is
+# then one jit-compiled JAX call (both models' gradients, the shrinkage, the projections and
+# the PN/PP check), as it is one `tf.function` call for the Keras models above. This copy
+# searches 5 values of c (1,000 down to 0.01, and 1) instead of 10 to keep the notebook quick.
 
 # %%
 import flax.linen as fnn
@@ -327,21 +327,22 @@ for mode, r in widget.result.items():
 # ## How fast, against alibi
 # `bench/cem.py` runs the seed configuration (PN and PP; 10 values of c, 1,000 steps each) on
 # the seed's models against alibi 0.9.6 (TensorFlow 2.14 graph mode, in its own environment),
-# same weights, same instance, same CPU, and prints the ratios. One run on the 2-core
-# development machine (one thread each, other jobs running):
+# same weights, same instance, same CPU, and prints the ratios. One run on the quiet 2-core
+# development machine (2 threads each):
 #
 # | seed configuration | alibi | xaiwidgets (batched c) | ratio |
 # |---|---|---|---|
-# | PN: wall time of the whole search | 53.4 s | 51.6 s (Keras) | 1.0x |
-# | PP: wall time of the whole search | 71.3 s | 34.6 s (Keras) | 2.1x |
-# | PN: time to a PN as small as alibi's final one | 53.4 s | 0.48 s (PyTorch) | 111x |
-# | PP: time to a PP as small as alibi's final one | 71.3 s | 0.21 s (PyTorch) | 335x |
-# | final elastic-net distance, PN / PP | 70.9 / 14.5 | 11.3 / 0.67 (Keras) | |
+# | PN: wall time of the whole search | 80.8 s | 11.5 s (Keras) | 7.0x |
+# | PP: wall time of the whole search | 58.5 s | 8.6 s (Keras) | 6.8x |
+# | PN: time to a PN as small as alibi's final one | 80.8 s | 0.25 s (PyTorch) | 330x |
+# | PP: time to a PP as small as alibi's final one | 58.5 s | 0.07 s (Keras) | 810x |
+# | final elastic-net distance, PN / PP | 60.6 / 9.5 | 10.9 / 0.70 (Keras) | |
 #
-# Over the full budget the batched search costs about what alibi's sequential one does (both
-# spend their time in the same 10,000 model and autoencoder gradient steps; the floor of those
-# passes alone was 22 s here), but it needs only a fraction of a second to match alibi's answer
-# and ends with a much smaller PN and PP. That is what lets the widget re-run on every slider
-# move: a slider-sized search (100 steps, 3 values of c) streamed its first picture within
-# 0.4 s and finished within 3.4 s in the same run. Run `python bench/cem.py` (or `--quick`)
+# Both searches spend their time in the same 10,000 model and autoencoder gradient steps; ours
+# runs each step of the Keras models as one compiled call (the same passes in plain PyTorch,
+# nothing else, took 18.4 s), needs a fraction of a second to match alibi's answer and ends
+# with a much smaller PN and PP. That is what lets the widget re-run on every slider move: a
+# slider-sized search (100 steps, 3 values of c) of the Keras models streamed its first
+# picture within 0.06 s and finished within 0.64 s (the first search also traces the step,
+# 0.9 s). Run `python bench/cem.py` (or `--quick`)
 # for the numbers of your machine.
