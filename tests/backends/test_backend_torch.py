@@ -187,6 +187,7 @@ def test_more_outputs_than_one_group(x):
     np.testing.assert_allclose(g[3].reshape(784, 20), w.numpy()[:, outputs], rtol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_eval_mode_reaches_torchscript_modules(x):
     net = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 10))
     model = torch.jit.script(net.train())
