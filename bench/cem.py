@@ -11,8 +11,9 @@ no_info_val -1) it times:
 - ours: ``search="batched"`` (10 c values side by side, 1000 batched steps) per framework
   (torch, Keras, Flax: the same weights; Flax runs the one-call compiled step), and
   ``search="sequential"`` (alibi's binary search) on torch;
-- ours with the proposed backend extension (callable cotangents + image outputs, see
-  ``CallableTorchBackend``): one forward and one backward per model per step;
+- ours on ``CallableTorchBackend`` (torch+ext): the autoencoder's backend returns NHWC images
+  (``image_outputs``, a protocol idea not adopted) and no eval-mode switching, to show what
+  those would still save over the plain TorchBackend (which takes callable cotangents now);
 - the floor: the same number of model + autoencoder passes (classifier forward+backward and
   forward, autoencoder forward+backward, on the same rows), in torch directly, nothing else;
 - alibi's CEM (TF 2.14 graph mode) in bench/.venv-alibi, same weights, same run;
@@ -203,9 +204,9 @@ def flax_models(cnn, ae):
 
 
 def callable_backends(tc, ta):
-    """TorchBackends with the proposed protocol extension: ``vjp(x, cot_fn)`` computes the
-    cotangent from the outputs between one forward and one backward pass; the autoencoder's
-    backend returns NHWC images (``image_outputs``)."""
+    """TorchBackends whose ``vjp(x, cot_fn)`` runs the model directly (no eval-mode switching,
+    no thin-convolution gradient) and whose autoencoder backend returns NHWC images
+    (``image_outputs``)."""
     import torch
 
     from xaiwidgets.backends.torch_backend import TorchBackend
