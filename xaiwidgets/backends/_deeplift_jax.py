@@ -56,6 +56,7 @@ from ._deeplift_jax_ops import (
     window_split,
     windowed,
 )
+from ._layout import pad_rows
 
 CONST, VARY, NUISANCE = 0, 1, 2
 
@@ -447,8 +448,7 @@ def deeplift_jax(
     res = np.empty(x.shape + (o,), np.float32)
     for s in _arrays.batches(n, per_pass):
         m = s.stop - s.start
-        xs = np.concatenate([x[s], np.repeat(x[s.stop - 1 : s.stop], per_pass - m, 0)])
-        ids = np.concatenate([idx[s], np.repeat(idx[s.stop - 1 : s.stop], per_pass - m, 0)])
+        xs, ids = pad_rows(x[s], per_pass), pad_rows(idx[s], per_pass)
         attr = np.asarray(fn(backend.params, jnp.asarray(xs), rt, jnp.asarray(ids)), np.float32)
         res[s] = np.moveaxis(attr, 0, -1)[:m]
     return res

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from .. import _arrays
 from . import _deeplift_rules as rules
+from ._layout import pad_rows
 from ._tensorflow_conv_grad import GRADIENT_NAME as _CONV_GRADIENT
 
 
@@ -286,8 +287,7 @@ def deeplift_keras(
     res = np.empty(x.shape + (o,), np.float32)
     for s in _arrays.batches(n, per_pass):
         m = s.stop - s.start
-        xs = np.concatenate([x[s], np.repeat(x[s.stop - 1 : s.stop], per_pass - m, 0)])
-        ids = np.concatenate([idx[s], np.repeat(idx[s.stop - 1 : s.stop], per_pass - m, 0)])
+        xs, ids = pad_rows(x[s], per_pass), pad_rows(idx[s], per_pass)
         cot = np.zeros((o, per_pass * n_ref, k), np.float32)
         cot[
             np.arange(o)[:, None],

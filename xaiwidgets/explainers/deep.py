@@ -25,6 +25,7 @@ import numpy as np
 
 from .._arrays import as_images, batches
 from .._progress import RunControl
+from ..backends._layout import pad_rows
 from .base import Explainer
 
 _SOFTMAX_RULES = ("shapley", "diagonal")
@@ -164,9 +165,8 @@ class DeepExplainer(Explainer):
             ctl.check()
             xs, idx = x[s], outputs[s]
             m = len(xs)
-            if pad and m < per_call < len(x):
-                xs = np.concatenate([xs, np.repeat(xs[-1:], per_call - m, 0)])
-                idx = np.concatenate([idx, np.repeat(idx[-1:], per_call - m, 0)])
+            if pad and per_call < len(x):
+                xs, idx = pad_rows(xs, per_call), pad_rows(idx, per_call)
             values[s] = run(xs, bg, idx)[:m]
             ctl.step(s.stop / len(x))
         fx = np.take_along_axis(model_outputs, outputs, axis=1)
