@@ -36,23 +36,25 @@ from ..backends import NumpyBackend, wrap
 from ._fista_compiled import compiled_step
 
 
-def shrink(y: np.ndarray, x0: np.ndarray, beta: Any, lo: Any, hi: Any) -> np.ndarray:
+def shrink(y: Any, x0: Any, beta: Any, lo: Any, hi: Any, xp: Any = np) -> Any:
     """Element-wise shrinkage-thresholding of ``y`` towards ``x0`` by ``beta``, clipped to
-    ``[lo, hi]`` on the side it moves to (eq. 7)."""
+    ``[lo, hi]`` on the side it moves to (eq. 7). ``xp``: the array namespace (NumPy, or the
+    compiled step's, :mod:`._fista_compiled`)."""
     d = y - x0
-    up = np.minimum(y - beta, hi)
-    down = np.maximum(y + beta, lo)
-    return np.where(d > beta, up, np.where(d < -beta, down, x0))
+    up = xp.minimum(y - beta, hi)
+    down = xp.maximum(y + beta, lo)
+    return xp.where(d > beta, up, xp.where(d < -beta, down, x0))
 
 
-def project_sign(a: np.ndarray, x0: np.ndarray, no_info: Any, is_pp: np.ndarray) -> np.ndarray:
+def project_sign(a: Any, x0: Any, no_info: Any, is_pp: Any, xp: Any = np) -> Any:
     """Keep ``a`` where it respects the sign constraint, else fall back to ``x0`` (eq. 5).
 
     PN rows may only move away from the no-information value (``|a - v| > |x0 - v|``), PP rows
-    only towards it (``|a - v| <= |x0 - v|``). ``is_pp`` is ``(rows, 1, 1, 1)`` bool.
+    only towards it (``|a - v| <= |x0 - v|``). ``is_pp`` is ``(rows, 1, 1, 1)`` bool; ``xp`` as
+    in :func:`shrink`.
     """
-    farther = np.abs(a - no_info) > np.abs(x0 - no_info)
-    return np.where(farther != is_pp, a, x0)
+    farther = xp.abs(a - no_info) > xp.abs(x0 - no_info)
+    return xp.where(farther != is_pp, a, x0)
 
 
 def polynomial_decay(lr0: float, step: int, total: int, power: float = 0.5) -> float:

@@ -43,23 +43,17 @@ def objective(ops: Any, scores: Any, image_model: Any, y: Any, row: dict) -> tup
 
 
 def update(ops: Any, a: Any, y: Any, g: Any, lr: Any, zt: Any, row: dict) -> tuple[Any, Any]:
-    """FISTA's move from ``(a, y)`` with the gradient ``g`` (see :func:`._fista.fista`)."""
-    x0, beta = row["x0"], row["beta"]
-    g = ops.clip(g, row["clip_lo"], row["clip_hi"])
-    z = y - lr * g
-    d = z - x0
-    shrunk = ops.where(
-        d > beta,
-        ops.minimum(z - beta, row["hi"]),
-        ops.where(d < -beta, ops.maximum(z + beta, row["lo"]), x0),
+    """FISTA's move from ``(a, y)`` with the gradient ``g``: the NumPy loop of
+    :func:`._fista.fista`, with its :func:`~._fista.shrink` and :func:`~._fista.project_sign`
+    on the framework's ops."""
+    from ._fista import project_sign, shrink  # here: _fista imports this module at load
+
+    x0, is_pp, no_info = row["x0"], row["is_pp"], row["no_info"]
+    z = y - lr * ops.clip(g, row["clip_lo"], row["clip_hi"])
+    a_new = project_sign(
+        shrink(z, x0, row["beta"], row["lo"], row["hi"], ops), x0, no_info, is_pp, ops
     )
-
-    def project(v: Any) -> Any:
-        farther = ops.abs(v - row["no_info"]) > ops.abs(x0 - row["no_info"])
-        return ops.where(farther != row["is_pp"], v, x0)
-
-    a_new = project(shrunk)
-    return a_new, project(a_new + zt * (a_new - a))
+    return a_new, project_sign(a_new + zt * (a_new - a), x0, no_info, is_pp, ops)
 
 
 class _CommonOps:
