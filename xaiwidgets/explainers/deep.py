@@ -17,6 +17,7 @@ outputs of a batch of images come from one forward pass and one backward pass pe
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from typing import Any
@@ -45,7 +46,20 @@ def sample_background(background: Any, size: int | None, seed: int | None) -> np
     return bg
 
 
-class DeepExplainer(Explainer):
+class BackgroundMean:
+    """Mixin of the explainers that hold a ``background`` set: ``expected_value``, the mean
+    model output over it, ``(k,)``, computed on first use."""
+
+    background: np.ndarray
+    backend: Any
+
+    @functools.cached_property
+    def expected_value(self) -> np.ndarray:
+        """Mean model output over the background, ``(k,)``."""
+        return self.backend.predict(self.background).mean(axis=0)
+
+
+class DeepExplainer(BackgroundMean, Explainer):
     """DeepLIFT (rescale rule) / DeepSHAP attributions for torch, Keras/TensorFlow and JAX
     models.
 
@@ -107,15 +121,7 @@ class DeepExplainer(Explainer):
         self.seed = seed
         self.max_rows = None if max_rows is None else int(max_rows)
         self.background = sample_background(background, background_size, seed)
-        self._expected: np.ndarray | None = None
         self.completeness_error_: np.ndarray | None = None
-
-    @property
-    def expected_value(self) -> np.ndarray:
-        """Mean model output over the background, ``(k,)``."""
-        if self._expected is None:
-            self._expected = self.backend.predict(self.background).mean(axis=0)
-        return self._expected
 
     def params(self) -> dict[str, Any]:
         err = self.completeness_error_

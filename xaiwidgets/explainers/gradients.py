@@ -26,7 +26,7 @@ import numpy as np
 from .._arrays import as_images, batches
 from .._progress import RunControl
 from .base import Explainer
-from .deep import sample_background
+from .deep import BackgroundMean, sample_background
 
 _RULES = ("trapezoid", "left", "right", "middle")
 
@@ -268,7 +268,7 @@ class IntegratedGradients(_GradientBase):
         return values, f_base.astype(np.float32)
 
 
-class GradientExplainer(_GradientBase):
+class GradientExplainer(BackgroundMean, _GradientBase):
     """Expected gradients over a background, as shap's ``GradientExplainer``.
 
     For each image ``x`` and sample ``s = 1..nsamples``: a background image ``r_s`` drawn
@@ -315,15 +315,7 @@ class GradientExplainer(_GradientBase):
         self.local_smoothing = float(local_smoothing)
         self.seed = seed
         self.background = sample_background(background, background_size, seed)
-        self._expected: np.ndarray | None = None
         self.standard_errors_: np.ndarray | None = None
-
-    @property
-    def expected_value(self) -> np.ndarray:
-        """Mean model output over the background, ``(k,)``."""
-        if self._expected is None:
-            self._expected = self.backend.predict(self.background).mean(axis=0)
-        return self._expected
 
     def params(self) -> dict[str, Any]:
         return {
