@@ -26,6 +26,8 @@ _LAZY = {
             "CEMExplainer",
             "DeepExplainer",
             "GradientExplainer",
+            "IncompleteAttributionError",
+            "IncompleteAttributionWarning",
             "InfluenceExplainer",
             "IntegratedGradients",
             "PartitionExplainer",

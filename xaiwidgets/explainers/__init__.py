@@ -1,5 +1,6 @@
 """Attribution and model-level explainers, each written once against the backend protocol."""
 
+from ._completeness import IncompleteAttributionError, IncompleteAttributionWarning
 from .base import Explainer, select_outputs
 from .cem import CEMExplainer, CEMResult
 from .deep import DeepExplainer
@@ -11,6 +12,8 @@ from .permutation import PermutationExplainer
 
 __all__ = [
     "Explainer",
+    "IncompleteAttributionError",
+    "IncompleteAttributionWarning",
     "select_outputs",
     "InfluenceExplainer",
     "InfluenceResult",
