@@ -8,16 +8,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo notebooks test install js chromium lint typecheck jstest pytest lab dev bench clean
+.PHONY: demo notebooks test test-newest install js chromium lint typecheck jstest pytest lab dev bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml package.json | $(BIN)/python
+$(STAMP): pyproject.toml package.json constraints.txt | $(BIN)/python
 	npm install --no-audit --no-fund
 	npm run build
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test]" -c constraints.txt
+	# pytorch-grad-cam, a test oracle, without its opencv-python (ours is opencv-python-headless)
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt grad-cam ttach
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -41,7 +43,17 @@ jstest: install
 pytest: install chromium
 	$(BIN)/python -m pytest -p no:cacheprovider --durations=15
 
-test: lint typecheck jstest pytest
+test: lint typecheck jstest pytest test-newest
+
+# The backend contract suite on the newest release of each framework (no constraints file;
+# on machines that cap torch at the releases on their disk, the newest of those).
+NEWEST := .venv-newest
+test-newest: install
+	test -x $(NEWEST)/bin/python || $(PYTHON) -m venv $(NEWEST)
+	$(NEWEST)/bin/pip install --quiet --upgrade pip
+	$(NEWEST)/bin/pip install --quiet --upgrade -e ".[all]" pytest
+	$(NEWEST)/bin/python -c "import torch, tensorflow, keras, jax, flax; print('newest:', 'torch', torch.__version__, 'tensorflow', tensorflow.__version__, 'keras', keras.__version__, 'jax', jax.__version__, 'flax', flax.__version__)"
+	$(NEWEST)/bin/python -m pytest -p no:cacheprovider -q tests/backends
 
 demo: install
 	mkdir -p artifacts/notebooks
@@ -62,4 +74,4 @@ bench: install
 	for f in bench/*.py; do $(BIN)/python $$f --quick || exit 1; done
 
 clean:
-	rm -rf $(VENV) node_modules xaiwidgets/static artifacts
+	rm -rf $(VENV) $(NEWEST) node_modules xaiwidgets/static artifacts

@@ -3,6 +3,7 @@
 Shapes (n images of h x w x c, o explained outputs per image, k model outputs):
 
 - ``values``         ``(n, h, w, c, o)`` float32 attributions, outputs in the order asked for
+                     (``c = 1``: one map for all channels, e.g. class activation maps)
 - ``data``           ``(n, h, w, c)`` float32 images that were explained
 - ``base_values``    ``(n, o)`` model output with every feature hidden (the reference f(x'))
 - ``output_indices`` ``(n, o)`` int64 class index of each explained output, per image
@@ -55,10 +56,12 @@ class Explanation:
                 f"values: expected (n, h, w, c, outputs), got shape {self.values.shape}"
             )
         n, h, w, c, o = self.values.shape
-        if self.data.shape != (n, h, w, c):
+        # one map shared by every channel (c = 1: CAM, occlusion) or one per channel
+        same_pixels = self.data.ndim == 4 and self.data.shape[:3] == (n, h, w)
+        if not same_pixels or c not in (1, self.data.shape[3]):
             raise ValueError(
-                f"data: expected shape {(n, h, w, c)} to match values {self.values.shape}, "
-                f"got {self.data.shape}"
+                f"data: expected shape {(n, h, w, c)} (or (n, h, w, any c) for values with "
+                f"one channel) to match values {self.values.shape}, got {self.data.shape}"
             )
         if self.base_values is None:
             self.base_values = np.zeros((n, o), np.float32)

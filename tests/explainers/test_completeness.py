@@ -2,7 +2,6 @@
 
 import warnings
 
-import numpy as np
 import pytest
 
 from xaiwidgets import IncompleteAttributionError, IncompleteAttributionWarning
@@ -29,7 +28,9 @@ def test_incomplete_attributions_warn_with_the_culprit_and_strict_raises(rng):
     values, fx, base = _case(rng, 0.5)
     gap = completeness_gap(values, fx, base)
     with pytest.warns(IncompleteAttributionWarning, match="layer 'blocks.0'"):
-        rel = check_completeness(gap, fx, base, method="m", tolerance=1e-3, culprit="layer 'blocks.0'")
+        rel = check_completeness(
+            gap, fx, base, method="m", tolerance=1e-3, culprit="layer 'blocks.0'"
+        )
     assert rel > 1e-3
     with pytest.raises(IncompleteAttributionError, match="relative completeness error"):
         check_completeness(gap, fx, base, method="m", tolerance=1e-3, strict=True)
@@ -39,4 +40,6 @@ def test_random_attributions_fail(rng):
     values, fx, base = _case(rng, 0.0)
     shuffled = rng.normal(size=values.shape)
     with pytest.warns(IncompleteAttributionWarning):
-        check_completeness(completeness_gap(shuffled, fx, base), fx, base, method="m", tolerance=1e-3)
+        check_completeness(
+            completeness_gap(shuffled, fx, base), fx, base, method="m", tolerance=1e-3
+        )

@@ -274,3 +274,11 @@ class TorchBackend(BaseBackend):
             f"TorchBackend({type(self.model).__name__}, device={self.device}, "
             f"channels_first={self.channels_first}, batch_size={self.batch_size})"
         )
+
+    def layer(self, x: Any, layer: Any, outputs: Any, *, reshape: Any = None) -> Any:
+        """A layer's activations ``(n, h', w', d)`` and the gradients of ``outputs`` w.r.t.
+        them ``(n, h', w', d, o)``, with the layer's name; see :mod:`._layer_torch`."""
+        from ._layer_torch import layer_torch
+
+        x = as_images(x)
+        return layer_torch(self, x, layer, output_matrix(outputs, len(x)), reshape)

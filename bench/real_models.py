@@ -1,0 +1,332 @@
+"""Real architectures at real size: every explainer against shap and captum, the floor, peak
+memory and DeepLIFT completeness, architecture by architecture.
+
+Models (random weights: timing and completeness do not depend on training): torchvision
+``resnet18``, ``mobilenet_v3_small``, ``efficientnet_b0``, timm ``deit_tiny_patch16_224``;
+keras.applications ``ResNet50``, ``MobileNetV3Small``, ``EfficientNetB0``, ``ConvNeXtTiny``.
+Inputs: ``--images`` RGB 224 x 224 images (``--quick``: 2 images at 64 x 64 where the
+architecture allows it), ``--background`` background images, ``--outputs`` top-k outputs.
+
+Per (architecture, method) one JSON line:
+
+- ``ours_s`` / peers' seconds (best of ``--repeats``, the calls interleaved) and
+  ``<peer>_over_ours``;
+- ``floor_s``: the model passes the method needs, batched, in the framework alone (DeepSHAP:
+  one forward over the image x background pairs and one backward per output; IG and expected
+  gradients: one forward + backward per output over all path/sample points; Partition: the
+  forward passes of its evaluations), and ``ours_over_floor``;
+- ``peak_mb``: peak resident memory during our call minus before it (sampled every 5 ms);
+- ``relative_completeness`` for the methods that promise it.
+
+A peer that raises on an architecture is reported with its error, not hidden.
+
+    python bench/real_models.py [--quick] [--models resnet18,ResNet50] [--methods deep,ig]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+TORCH_MODELS = ("resnet18", "mobilenet_v3_small", "efficientnet_b0", "deit_tiny_patch16_224")
+KERAS_MODELS = ("ResNet50", "MobileNetV3Small", "EfficientNetB0", "ConvNeXtTiny")
+METHODS = ("deep", "ig", "expected_gradients", "partition")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_memory(fn: Callable[[], object]) -> tuple[object, float]:
+    """Run ``fn``; return its result and the peak RSS above the RSS before it, in MB."""
+    start, peak, done = _rss_mb(), [0.0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.005)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        out = fn()
+    finally:
+        done.set()
+        t.join()
+    return out, max(0.0, max(peak[0], _rss_mb()) - start)
+
+
+def best_of(fns: dict[str, Callable], repeats: int) -> dict[str, float | str]:
+    """Best wall seconds per function, interleaved, after one warm-up call each; a function
+    that raises is reported as its error."""
+    out: dict[str, float | str] = {}
+    live = {}
+    for k, f in fns.items():
+        try:
+            f()
+            live[k] = f
+        except Exception as e:  # a peer that cannot run this architecture
+            out[k] = f"error: {type(e).__name__}: {str(e)[:120]}"
+    times: dict[str, list[float]] = {k: [] for k in live}
+    for _ in range(repeats):
+        for k, f in live.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    out.update({k: round(min(v), 4) for k, v in times.items()})
+    return out
+
+
+# ---------------------------------------------------------------------------- models
+def torch_model(name: str, size: int):
+    import timm
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    if name.startswith("deit"):
+        net = timm.create_model(name, pretrained=False, num_classes=1000, img_size=size)
+    else:
+        net = getattr(torchvision.models, name)(weights=None)
+    return net.eval()
+
+
+def keras_model(name: str, size: int):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3))
+
+
+# ---------------------------------------------------------------------------- floors
+def torch_floor(net, x_rows: np.ndarray, n_backward: int, batch: int) -> Callable:
+    import torch
+
+    def run():
+        for s in range(0, len(x_rows), batch):
+            xb = torch.from_numpy(x_rows[s : s + batch].transpose(0, 3, 1, 2).copy())
+            xb.requires_grad_(n_backward > 0)
+            with torch.set_grad_enabled(n_backward > 0):
+                out = net(xb)
+                for j in range(n_backward):
+                    torch.autograd.grad(out[:, j].sum(), xb, retain_graph=j < n_backward - 1)
+
+    return run
+
+
+def keras_floor(net, x_rows: np.ndarray, n_backward: int, batch: int) -> Callable:
+    import tensorflow as tf
+
+    def run():
+        for s in range(0, len(x_rows), batch):
+            xb = tf.constant(x_rows[s : s + batch])
+            if n_backward == 0:
+                net(xb, training=False)
+                continue
+            with tf.GradientTape(persistent=True) as tape:
+                tape.watch(xb)
+                out = net(xb, training=False)
+                cols = [tf.reduce_sum(out[:, j]) for j in range(n_backward)]
+            for c in cols:
+                tape.gradient(c, xb)
+            del tape
+
+    return run
+
+
+# ---------------------------------------------------------------------------- one case
+def case(framework: str, name: str, method: str, args) -> dict:
+    from xaiwidgets.explainers import (
+        DeepExplainer,
+        GradientExplainer,
+        IntegratedGradients,
+        PartitionExplainer,
+    )
+
+    size = args.size
+    rng = np.random.default_rng(0)
+    x = rng.random((args.images, size, size, 3), dtype=np.float32)
+    bg = rng.random((args.background, size, size, 3), dtype=np.float32)
+    net = torch_model(name, size) if framework == "torch" else keras_model(name, size)
+    floor_of = torch_floor if framework == "torch" else keras_floor
+    k, batch = args.outputs, args.batch
+    row: dict = {
+        "framework": framework,
+        "model": name,
+        "method": method,
+        "images": len(x),
+        "size": size,
+        "outputs": k,
+    }
+    fns: dict[str, Callable] = {}
+    complete = None
+
+    if method == "deep":
+        ours = DeepExplainer(net, bg, background_size=None, batch_size=batch)
+        fns["ours"] = lambda: ours(x, top_k=k)
+        pairs = np.repeat(x, len(bg), axis=0)
+        fns["floor"] = floor_of(net, pairs, k, batch)
+        complete = "deep"
+        if framework == "torch":
+            import captum.attr
+            import shap
+            import torch
+
+            xt, bt = (
+                torch.from_numpy(x.transpose(0, 3, 1, 2).copy()),
+                torch.from_numpy(bg.transpose(0, 3, 1, 2).copy()),
+            )
+            fns["shap"] = lambda: shap.DeepExplainer(net, bt).shap_values(
+                xt, ranked_outputs=k, check_additivity=False
+            )
+            targets = ours.backend.probabilities(x).argmax(1)
+            fns["captum"] = lambda: captum.attr.DeepLiftShap(net).attribute(
+                xt, baselines=bt, target=torch.from_numpy(targets)
+            )
+        else:
+            import shap
+
+            fns["shap"] = lambda: shap.DeepExplainer(net, bg).shap_values(
+                x, ranked_outputs=k, check_additivity=False
+            )
+    elif method == "ig":
+        steps = args.steps
+        ours = IntegratedGradients(net, baseline=0.0, steps=steps, batch_size=batch)
+        fns["ours"] = lambda: ours(x, top_k=k)
+        path = np.repeat(x, steps + 1, axis=0)
+        fns["floor"] = floor_of(net, path, k, batch)
+        complete = "ig"
+        if framework == "torch":
+            import captum.attr
+            import torch
+
+            xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+            targets = torch.from_numpy(ours.backend.probabilities(x).argmax(1))
+            fns["captum"] = lambda: captum.attr.IntegratedGradients(net).attribute(
+                xt, target=targets, n_steps=steps + 1, internal_batch_size=batch
+            )
+    elif method == "expected_gradients":
+        ns = args.samples
+        ours = GradientExplainer(net, bg, nsamples=ns, batch_size=batch)
+        fns["ours"] = lambda: ours(x, top_k=k)
+        fns["floor"] = floor_of(net, np.repeat(x, ns, axis=0), k, batch)
+        import shap
+
+        if framework == "torch":
+            import torch
+
+            xt, bt = (
+                torch.from_numpy(x.transpose(0, 3, 1, 2).copy()),
+                torch.from_numpy(bg.transpose(0, 3, 1, 2).copy()),
+            )
+            fns["shap"] = lambda: shap.GradientExplainer(net, bt).shap_values(
+                xt, nsamples=ns, ranked_outputs=k
+            )
+        else:
+            fns["shap"] = lambda: shap.GradientExplainer(net, bg).shap_values(
+                x, nsamples=ns, ranked_outputs=k
+            )
+    elif method == "partition":
+        evals = args.evals
+        ours = PartitionExplainer(
+            net, f"blur({size // 2},{size // 2})", max_evals=evals, batch_size=batch
+        )
+        fns["ours"] = lambda: ours(x, top_k=k)
+        fns["floor"] = floor_of(net, np.repeat(x, evals, axis=0), 0, batch)
+        import shap
+
+        if framework == "torch":
+            import torch
+
+            def f(batch_nhwc):
+                with torch.no_grad():
+                    xb = torch.from_numpy(
+                        np.ascontiguousarray(
+                            np.asarray(batch_nhwc, np.float32).transpose(0, 3, 1, 2)
+                        )
+                    )
+                    return net(xb).numpy()
+        else:
+
+            def f(batch_nhwc):
+                return np.asarray(net(np.asarray(batch_nhwc, np.float32), training=False))
+
+        masker = shap.maskers.Image(f"blur({size // 2},{size // 2})", x[0].shape)
+        fns["shap"] = lambda: shap.PartitionExplainer(f, masker)(
+            x, max_evals=evals, outputs=shap.Explanation.argsort.flip[:k], silent=True
+        )
+    else:
+        raise ValueError(f"unknown method {method!r}")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expl, row["peak_mb"] = peak_memory(fns["ours"])
+        times = best_of(fns, args.repeats)
+    row.update({f"{key}_s": v for key, v in times.items()})
+    ours_s = times["ours"]
+    for key, v in times.items():
+        if key != "ours" and isinstance(v, float):
+            ratio = v / ours_s if key != "floor" else ours_s / v
+            row["ours_over_floor" if key == "floor" else f"{key}_over_ours"] = round(ratio, 2)
+    if complete is not None:
+        fx = np.take_along_axis(expl.predictions, expl.output_indices, axis=1)
+        gap = fx - expl.base_values - expl.values.reshape(len(x), -1, k).sum(1)
+        row["relative_completeness"] = float(
+            np.abs(gap).max() / max(np.abs(fx - expl.base_values).max(), 1e-6)
+        )
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="2 images at 64x64, few steps")
+    p.add_argument("--models", default=",".join(TORCH_MODELS + KERAS_MODELS))
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--images", type=int, default=16)
+    p.add_argument("--background", type=int, default=10)
+    p.add_argument("--outputs", type=int, default=3)
+    p.add_argument("--steps", type=int, default=32)
+    p.add_argument("--samples", type=int, default=50)
+    p.add_argument("--evals", type=int, default=300)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=2)
+    args = p.parse_args()
+    if args.quick:
+        args.images, args.background, args.size, args.steps = 2, 2, 64, 4
+        args.samples, args.evals, args.repeats = 4, 40, 1
+        if args.models == p.get_default("models"):
+            args.models = "resnet18"
+        if args.methods == p.get_default("methods"):
+            args.methods = "deep,ig"
+    for name in args.models.split(","):
+        framework = "torch" if name in TORCH_MODELS else "keras"
+        if framework == "keras" and name not in KERAS_MODELS:
+            raise SystemExit(f"unknown model {name!r}; known: {TORCH_MODELS + KERAS_MODELS}")
+        for method in args.methods.split(","):
+            try:
+                row = case(framework, name, method, args)
+            except Exception as e:  # report and go on: one architecture must not hide others
+                row = {
+                    "framework": framework,
+                    "model": name,
+                    "method": method,
+                    "error": f"{type(e).__name__}: {str(e)[:200]}",
+                }
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()

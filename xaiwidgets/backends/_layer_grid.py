@@ -1,0 +1,68 @@
+"""A layer's activations as a spatial grid ``(n, h', w', channels)``, whatever the layer.
+
+Convolutional layers already are grids (a backend moves channels last); transformer layers
+give tokens ``(n, t, d)``: the leading non-spatial tokens (a class token, a distillation
+token) are dropped and the rest laid out row by row on an ``h' x w'`` grid.
+
+``reshape``:
+
+- ``None`` (default): the smallest number of leading tokens ``p`` in ``0..8`` for which
+  ``t - p`` is a perfect square; the grid is square.
+- ``(h', w')``: the last ``h' * w'`` tokens, on an ``h' x w'`` grid (non-square layouts).
+- ``(h', w', p)``: ``p`` leading tokens dropped, then ``h' * w'`` tokens on the grid.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+def token_grid(t: int, reshape: Any = None) -> tuple[int, int, int]:
+    """``(h', w', p)`` for ``t`` tokens: grid rows, columns and leading tokens dropped."""
+    if reshape is None:
+        for p in range(0, min(t, 9)):
+            side = math.isqrt(t - p)
+            if side > 0 and side * side == t - p:
+                return side, side, p
+        raise ValueError(
+            f"layer: its {t} tokens do not form a square grid after dropping 0..8 leading "
+            "tokens; give reshape=(rows, cols) or (rows, cols, leading_tokens)"
+        )
+    if not isinstance(reshape, (tuple, list)) or len(reshape) not in (2, 3):
+        raise TypeError(f"reshape: expected (rows, cols) or (rows, cols, leading), got {reshape!r}")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in reshape):
+        raise TypeError(f"reshape: expected integers, got {reshape!r}")
+    gh, gw = int(reshape[0]), int(reshape[1])
+    p = int(reshape[2]) if len(reshape) == 3 else t - gh * gw
+    if gh < 1 or gw < 1 or p < 0 or p + gh * gw > t:
+        raise ValueError(f"reshape={tuple(reshape)} does not fit a layer of {t} tokens")
+    return gh, gw, p
+
+
+def to_grid(a: np.ndarray, reshape: Any = None, tokens: bool = False) -> np.ndarray:
+    """Activations (or their gradients, with trailing axes) ``(n, h', w', d, ...)`` from a
+    channels-last grid ``(n, h', w', d, ...)`` or tokens ``(n, t, d, ...)`` (``tokens=True``)."""
+    if not tokens:
+        return a
+    gh, gw, p = token_grid(a.shape[1], reshape)
+    a = a[:, p : p + gh * gw]
+    return a.reshape((a.shape[0], gh, gw) + a.shape[2:])
+
+
+def is_spatial(shape: tuple[int, ...], channels_first: bool) -> bool:
+    """Whether a layer output of ``shape`` (batch first) can be drawn as a grid: a 4-D
+    convolutional map of more than one position, or 3-D tokens that form a square after
+    dropping a few leading ones."""
+    if len(shape) == 4:
+        h, w = shape[2:] if channels_first else shape[1:3]
+        return h * w > 1 and min(shape[1:]) > 0
+    if len(shape) == 3 and shape[1] > 1:
+        try:
+            token_grid(shape[1])
+        except ValueError:
+            return False
+        return True
+    return False
