@@ -25,6 +25,13 @@ _LAZY = {
         [
             "CEMExplainer",
             "DeepExplainer",
+            "EigenCAM",
+            "GradCAM",
+            "GradCAMPlusPlus",
+            "HiResCAM",
+            "LayerCAM",
+            "Occlusion",
+            "ScoreCAM",
             "GradientExplainer",
             "IncompleteAttributionError",
             "IncompleteAttributionWarning",

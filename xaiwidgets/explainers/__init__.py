@@ -2,11 +2,13 @@
 
 from ._completeness import IncompleteAttributionError, IncompleteAttributionWarning
 from .base import Explainer, select_outputs
+from .cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM
 from .cem import CEMExplainer, CEMResult
 from .deep import DeepExplainer
 from .gradients import GradientExplainer, IntegratedGradients, Saliency, SmoothGrad
 from .influence import InfluenceExplainer, InfluenceResult, influence_maps, performance_maps
 from .metrics import MetricsReport, metrics_from_model, metrics_report
+from .occlusion import Occlusion
 from .partition import PartitionExplainer
 from .permutation import PermutationExplainer
 
@@ -31,4 +33,11 @@ __all__ = [
     "IntegratedGradients",
     "Saliency",
     "SmoothGrad",
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "HiResCAM",
+    "LayerCAM",
+    "EigenCAM",
+    "ScoreCAM",
+    "Occlusion",
 ]
