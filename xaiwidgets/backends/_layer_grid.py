@@ -15,9 +15,18 @@ token) are dropped and the rest laid out row by row on an ``h' x w'`` grid.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+
+
+class LayerOutput(NamedTuple):
+    """What ``backend.layer`` returns: ``activations`` ``(n, h', w', d)`` and ``gradients``
+    ``(n, h', w', d, o)`` (float32, channels last, tokens as a grid) of the layer ``name``."""
+
+    activations: np.ndarray
+    gradients: np.ndarray
+    name: str
 
 
 def token_grid(t: int, reshape: Any = None) -> tuple[int, int, int]:

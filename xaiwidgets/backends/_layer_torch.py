@@ -15,27 +15,18 @@ layers no longer look at the patches.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from .._arrays import batches
-from ._layer_grid import is_spatial, token_grid
+from ._layer_grid import LayerOutput, is_spatial, token_grid
 from ._layout import one_hot_stack
 
 #: module types whose output is never the layer a user means (identity, dropout, projections)
 _SKIP = (nn.Identity, nn.Dropout, nn.Linear)
-
-
-class LayerOutput(NamedTuple):
-    """``activations`` ``(n, h', w', d)``, ``gradients`` ``(n, h', w', d, o)`` (float32),
-    ``name`` of the layer they come from."""
-
-    activations: np.ndarray
-    gradients: np.ndarray
-    name: str
 
 
 def _first_tensor(out: Any) -> torch.Tensor | None:

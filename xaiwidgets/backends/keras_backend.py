@@ -262,3 +262,12 @@ class KerasBackend(TensorFlowBackend):
     def _ensure_built(self, shape: tuple[int, ...]) -> None:
         if not getattr(self.model, "built", True):
             self.model(tf.zeros((1,) + shape, tf.float32), training=False)
+
+    def layer(self, x: Any, layer: Any, outputs: Any, *, reshape: Any = None) -> Any:
+        """A layer's activations ``(n, h', w', d)`` and the gradients of ``outputs`` w.r.t.
+        them ``(n, h', w', d, o)``, with the layer's name; see :mod:`._layer_keras`."""
+        from ._layer_keras import layer_keras
+
+        x = as_images(x)
+        self._ensure_built(tuple(self.to_framework(x[:1]).shape[1:]))
+        return layer_keras(self, x, layer, output_matrix(outputs, len(x)), reshape)
