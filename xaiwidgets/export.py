@@ -1,0 +1,216 @@
+"""Self-contained HTML exports: widgets that draw with no network.
+
+A static page shows a widget only if it carries a *widget manager*: RequireJS, the embed bundle
+of ``@jupyter-widgets/html-manager`` (which reads the ``widget-state+json`` and
+``widget-view+json`` script tags of the page and draws the views), and the front end of every
+widget library the state names (here ``anywidget``, whose models carry our ESM bundles in their
+state). ``jupyter nbconvert --to html`` and ``ipywidgets.embed`` load all three from CDNs, so
+their pages stay blank offline. This module writes them into the page instead:
+
+- ``require.js`` (RequireJS 2.3, MIT) and ``embed-amd.js`` (html-manager 1.0, BSD-3-Clause),
+  copied from ``node_modules`` into ``xaiwidgets/static/`` by ``npm run build`` (a wheel
+  carries them);
+- the AMD front end of the installed ``anywidget`` (``anywidget/nbextension/index.js``),
+  defined under the module name ``"anywidget"`` so that the manager's loader finds it in the
+  page before it would try a CDN.
+
+Entry points:
+
+- :func:`export_html(obj, path) <export_html>` writes one page for a widget, an
+  :class:`~xaiwidgets.Explanation` (its :class:`~xaiwidgets.AttributionGrid`) or a list of them;
+  ``Explanation.to_html(path)`` calls it.
+- :func:`inline_widget_manager` rewrites an nbconvert (or ``ipywidgets.embed``) HTML page so
+  that it loads nothing from a CDN for its widgets; ``scripts/inline_widget_manager.py`` applies
+  it to the reports of ``make demo``.
+
+Each inlined script is written as raw text, or as a ``data:`` URL when its text holds
+``</script`` or ``<!--`` (which would end or confuse the HTML script element).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .widgets._base import STATIC_DIR, MissingBundleError
+
+#: files of ``xaiwidgets/static/`` that ``npm run build`` copies from node_modules
+REQUIRE_JS = "require.js"
+EMBED_AMD_JS = "embed-amd.js"
+
+_UNSAFE_IN_SCRIPT = re.compile(r"</script|<!--", re.IGNORECASE)
+# <script ... src=".../require.js" or ".../require.min.js" ...></script>
+_REQUIRE_TAG = re.compile(
+    r"<script\b[^>]*\bsrc=[\"'][^\"']*/require(?:\.min)?\.js[^\"']*[\"'][^>]*>\s*</script>",
+    re.IGNORECASE,
+)
+# <script ... src=".../html-manager.../embed-amd.js" (ipywidgets.embed) ...></script>
+_EMBED_TAG = re.compile(
+    r"<script\b[^>]*\bsrc=[\"'][^\"']*/embed(?:-amd)?\.js[^\"']*[\"'][^>]*>\s*</script>",
+    re.IGNORECASE,
+)
+# nbconvert's jupyter_widgets macro: a script that appends the CDN embed-amd.js on load
+_NBCONVERT_LOADER = re.compile(
+    r"<script>\s*\(function\(\)\s*\{\s*function addWidgetsRenderer\(\).*?</script>",
+    re.DOTALL,
+)
+_STATE_TYPE = "application/vnd.jupyter.widget-state+json"
+_VIEW_TYPE = "application/vnd.jupyter.widget-view+json"
+
+
+def _static_file(name: str) -> str:
+    path = STATIC_DIR / name
+    if not path.is_file():
+        raise MissingBundleError(
+            f"the widget manager of HTML exports is not built: {path} is missing. Run "
+            "`npm install && npm run build` in the xaiwidgets source folder (or install a "
+            "released wheel, which carries it)."
+        )
+    return path.read_text(encoding="utf-8")
+
+
+def _anywidget_amd() -> str:
+    """anywidget's AMD front end, defined under the module name ``"anywidget"``."""
+    import anywidget
+
+    path = Path(anywidget.__file__).parent / "nbextension" / "index.js"
+    if not path.is_file():
+        raise MissingBundleError(f"anywidget's front end is missing from its package: {path}")
+    # the file ends in an anonymous ``define([...], factory)``; RequireJS refuses anonymous
+    # modules written inline, so give it the name the widget state asks for
+    return (
+        "(function (amdDefine) {\n"
+        "var define = function (deps, factory) { return amdDefine('anywidget', deps, factory); };\n"
+        "define.amd = amdDefine.amd;\n"
+        f"{path.read_text(encoding='utf-8')}\n"
+        "})(window.define);"
+    )
+
+
+def script_tag(source: str) -> str:
+    """A ``<script>`` element that runs ``source`` (a data URL when it cannot sit inline)."""
+    if _UNSAFE_IN_SCRIPT.search(source):
+        data = base64.b64encode(source.encode("utf-8")).decode("ascii")
+        return f'<script src="data:text/javascript;base64,{data}"></script>'
+    return f"<script>\n{source}\n</script>"
+
+
+def require_js_script() -> str:
+    """The ``<script>`` element of RequireJS (it must come before the manager's)."""
+    return script_tag(_static_file(REQUIRE_JS))
+
+
+def widget_manager_script() -> str:
+    """The ``<script>`` elements of anywidget's front end and the html-manager embed bundle,
+    which draws the page's widget views once it has loaded (needs RequireJS before it)."""
+    return script_tag(_anywidget_amd()) + "\n" + script_tag(_static_file(EMBED_AMD_JS))
+
+
+def inline_widget_manager(page: str) -> str:
+    """``page`` (HTML from ``jupyter nbconvert --to html`` or ``ipywidgets.embed``) with its
+    CDN copies of RequireJS and the widget manager replaced by inline scripts.
+
+    A page without widget state is returned unchanged. Raises ``ValueError`` when the page has
+    widget state but no widget-manager loader this function knows how to replace.
+    """
+    if _STATE_TYPE not in page:
+        return page
+    if "amdDefine('anywidget'" in page:
+        return page  # already inlined
+    manager = widget_manager_script()
+    page, n_loader = _NBCONVERT_LOADER.subn(lambda _: manager, page, count=1)
+    if n_loader == 0:
+        page, n_loader = _EMBED_TAG.subn(lambda _: manager, page, count=1)
+    if n_loader == 0:
+        raise ValueError(
+            "the page has widget state but no widget-manager script to replace: expected "
+            "nbconvert's jupyter_widgets loader or a <script src=.../embed-amd.js> tag"
+        )
+    require = require_js_script()
+    page, n_require = _REQUIRE_TAG.subn(lambda _: require, page, count=1)
+    if n_require == 0:  # RequireJS must run before the manager: put it in front of it
+        page = page.replace(manager, require + "\n" + manager, 1)
+    return page
+
+
+def inline_widget_manager_file(path: str | Path) -> bool:
+    """Rewrite an exported HTML file in place with :func:`inline_widget_manager`. Returns
+    whether the file changed (a page without widgets is left as it was)."""
+    path = Path(path)
+    page = path.read_text(encoding="utf-8")
+    new = inline_widget_manager(page)
+    if new != page:
+        path.write_text(new, encoding="utf-8")
+    return new != page
+
+
+def _json_script(obj: Any) -> str:
+    # '<' appears in JSON only inside strings, where \u003c is the same character
+    return json.dumps(obj).replace("<", "\\u003c")
+
+
+def _as_widgets(obj: Any) -> list[Any]:
+    import ipywidgets
+
+    items = list(obj) if isinstance(obj, (list, tuple)) else [obj]
+    if not items:
+        raise ValueError("export_html: expected a widget or an Explanation, got an empty list")
+    widgets = []
+    for item in items:
+        if not isinstance(item, ipywidgets.Widget) and callable(getattr(item, "widget", None)):
+            item = item.widget()
+        if not isinstance(item, ipywidgets.DOMWidget):
+            raise TypeError(
+                "export_html: expected an ipywidgets widget, an Explanation (or any result with "
+                f".widget()), or a list of them, got {type(item).__name__}"
+            )
+        widgets.append(item)
+    return widgets
+
+
+def export_html(
+    obj: Any | Sequence[Any], path: str | Path, *, title: str = "xaiwidgets export"
+) -> Path:
+    """Write a self-contained HTML page that draws ``obj`` with no network.
+
+    Parameters
+    ----------
+    obj : a widget (``AttributionGrid``, ``ShapleyExplorer``, any ipywidgets ``DOMWidget``), an
+        :class:`~xaiwidgets.Explanation` or other result with ``.widget()`` (drawn as that
+        widget with its defaults), or a list of these (drawn one below the other).
+    path : the ``.html`` file to write (parents are created).
+    title : the page title (set as text).
+
+    The page holds the widgets' current state (arrays as base64 buffers), RequireJS, the
+    html-manager embed bundle and anywidget's front end (about 4 MB of script): it draws in
+    any browser, from a file, with no server and no network. Widgets that re-run in Python
+    (masker toggles, sliders) show their last result; they cannot compute in a static page.
+    Returns the path written.
+    """
+    from ipywidgets.embed import dependency_state, embed_data
+
+    widgets = _as_widgets(obj)
+    data = embed_data(views=widgets, state=dependency_state(widgets, drop_defaults=False))
+    views = "\n".join(
+        f'<script type="{_VIEW_TYPE}">{_json_script(spec)}</script>' for spec in data["view_specs"]
+    )
+    page = (
+        "<!DOCTYPE html>\n<html>\n<head>\n"
+        '<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n"
+        f"{require_js_script()}\n"
+        f"{widget_manager_script()}\n"
+        f'<script type="{_STATE_TYPE}">{_json_script(data["manager_state"])}</script>\n'
+        "</head>\n<body>\n"
+        f"{views}\n"
+        "</body>\n</html>\n"
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path
