@@ -56,7 +56,7 @@ def _assert_self_contained(page: str, mathjax: bool = False) -> None:
         external = [src for src in external if "/mathjax/" not in src.lower()]
     assert external == []
     require = page.index("RequireJS 2.3")
-    anywidget = page.index("amdDefine('anywidget'")
+    anywidget = page.index('args.unshift("anywidget")')
     manager = page.index("@jupyter-widgets/html-manager")
     assert require < anywidget < manager  # RequireJS first, the manager's loader last
 
@@ -156,3 +156,43 @@ def test_a_page_with_widgets_but_no_known_loader_is_refused():
     page = f'<html><script type="{STATE}">{{}}</script></html>'
     with pytest.raises(ValueError, match="no widget-manager script"):
         inline_widget_manager(page)
+
+
+def _bqplot_heat_map():
+    bqplot = pytest.importorskip("bqplot")
+    names = ["$5-$10", "b", "c"]
+    heat = bqplot.GridHeatMap(
+        color=np.arange(9.0).reshape(3, 3),
+        scales={
+            "row": bqplot.OrdinalScale(domain=names),
+            "column": bqplot.OrdinalScale(domain=names),
+            "color": bqplot.ColorScale(),
+        },
+    )
+    return bqplot.Figure(marks=[heat], axes=[bqplot.Axis(scale=heat.scales["column"])])
+
+
+def test_every_widget_library_of_the_state_is_inlined(tmp_path):
+    """MetricsView's bqplot figures need bqplot's and bqscales' front ends in the page too."""
+    from ipywidgets.embed import dependency_state, embed_data
+
+    from xaiwidgets.export import widget_modules
+
+    fig = _bqplot_heat_map()
+    state = embed_data(views=[fig], state=dependency_state([fig], drop_defaults=False))
+    assert widget_modules(state["manager_state"]) == ["bqplot", "bqscales"]
+    page = export_html([fig, _explanation()], tmp_path / "mixed.html").read_text("utf-8")
+    _assert_self_contained(page)
+    for module in ("anywidget", "bqplot", "bqscales"):
+        assert f'args.unshift("{module}")' in page, module
+    # an nbconvert page of the same figure gets them too
+    inlined = inline_widget_manager(_nbconvert_page(fig))
+    assert 'args.unshift("bqplot")' in inlined and 'args.unshift("bqscales")' in inlined
+
+
+def test_a_library_without_installed_front_end_is_named(tmp_path):
+    from xaiwidgets.export import widget_manager_script
+
+    with pytest.warns(UserWarning, match="'no-such-widgets'.*will not draw offline"):
+        scripts = widget_manager_script(["no-such-widgets"])
+    assert "no-such-widgets" not in scripts and "@jupyter-widgets/html-manager" in scripts

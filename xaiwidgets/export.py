@@ -3,16 +3,19 @@
 A static page shows a widget only if it carries a *widget manager*: RequireJS, the embed bundle
 of ``@jupyter-widgets/html-manager`` (which reads the ``widget-state+json`` and
 ``widget-view+json`` script tags of the page and draws the views), and the front end of every
-widget library the state names (here ``anywidget``, whose models carry our ESM bundles in their
-state). ``jupyter nbconvert --to html`` and ``ipywidgets.embed`` load all three from CDNs, so
-their pages stay blank offline. This module writes them into the page instead:
+widget library the state names (``anywidget``, whose models carry our ESM bundles in their
+state; ``bqplot`` and ``bqscales`` for ``MetricsView``). ``jupyter nbconvert --to html`` and
+``ipywidgets.embed`` load all of them from CDNs, so their pages stay blank offline. This module
+writes them into the page instead:
 
 - ``require.js`` (RequireJS 2.3, MIT) and ``embed-amd.js`` (html-manager 1.0, BSD-3-Clause),
   copied from ``node_modules`` into ``xaiwidgets/static/`` by ``npm run build`` (a wheel
   carries them);
-- the AMD front end of the installed ``anywidget`` (``anywidget/nbextension/index.js``),
-  defined under the module name ``"anywidget"`` so that the manager's loader finds it in the
-  page before it would try a CDN.
+- the AMD front end of each widget library in the state, as its Python package installs it
+  for the classic notebook (``share/jupyter/nbextensions/<module>/index.js``), defined under
+  its module name so that the manager's loader finds it in the page before it would try a
+  CDN. A library without such a file is named in a warning (the page then still loads it
+  from a CDN).
 
 Entry points:
 
@@ -31,8 +34,10 @@ from __future__ import annotations
 
 import base64
 import html
+import importlib.util
 import json
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +64,31 @@ _NBCONVERT_LOADER = re.compile(
     r"<script>\s*\(function\(\)\s*\{\s*function addWidgetsRenderer\(\).*?</script>",
     re.DOTALL,
 )
+_SOURCE_MAP = re.compile(r"^//# sourceMappingURL=.*$", re.MULTILINE)
+_BUILT_IN = frozenset(
+    {"@jupyter-widgets/base", "@jupyter-widgets/controls", "@jupyter-widgets/output"}
+)
+# JupyterLab's light-theme variables that widget styles read (a notebook export has the whole
+# theme; a bare page needs these or, e.g., bqplot figures draw on black)
+_THEME_CSS = """
+:root {
+  --jp-layout-color0: white; --jp-layout-color1: white; --jp-layout-color2: #eeeeee;
+  --jp-border-color0: #616161; --jp-border-color1: #bdbdbd; --jp-border-color2: #e0e0e0;
+  --jp-border-width: 1px; --jp-brand-color1: #1976d2;
+  --jp-ui-font-color0: rgba(0, 0, 0, 1); --jp-ui-font-color1: rgba(0, 0, 0, 0.87);
+  --jp-ui-font-color2: rgba(0, 0, 0, 0.54); --jp-ui-font-color3: rgba(0, 0, 0, 0.38);
+  --jp-content-font-color0: rgba(0, 0, 0, 1); --jp-content-font-color1: rgba(0, 0, 0, 0.87);
+  --jp-content-font-color2: rgba(0, 0, 0, 0.54); --jp-content-font-color3: rgba(0, 0, 0, 0.38);
+  --jp-ui-font-family: system-ui, -apple-system, "Segoe UI", helvetica, arial, sans-serif;
+  --jp-content-font-family: var(--jp-ui-font-family); --jp-ui-font-size1: 13px;
+}
+body {
+  margin: 16px; background: var(--jp-layout-color0); color: var(--jp-ui-font-color1);
+  font-family: var(--jp-ui-font-family); font-size: var(--jp-ui-font-size1);
+}
+"""
+#: marks a page whose widget manager is inlined (so that inlining twice changes nothing)
+_INLINED = "<!-- xaiwidgets: widget manager inlined -->"
 _STATE_TYPE = "application/vnd.jupyter.widget-state+json"
 _VIEW_TYPE = "application/vnd.jupyter.widget-view+json"
 
@@ -74,22 +104,68 @@ def _static_file(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def _anywidget_amd() -> str:
-    """anywidget's AMD front end, defined under the module name ``"anywidget"``."""
-    import anywidget
+def _front_end_file(module: str) -> Path | None:
+    """The AMD front end (classic-notebook extension) of widget library ``module``: the
+    ``nbextensions/<module>/index.js`` that its Python package installs in a Jupyter data
+    folder, or the copy inside the package."""
+    from jupyter_core.paths import jupyter_path
 
-    path = Path(anywidget.__file__).parent / "nbextension" / "index.js"
-    if not path.is_file():
-        raise MissingBundleError(f"anywidget's front end is missing from its package: {path}")
-    # the file ends in an anonymous ``define([...], factory)``; RequireJS refuses anonymous
-    # modules written inline, so give it the name the widget state asks for
+    for folder in jupyter_path("nbextensions"):
+        path = Path(folder) / module / "index.js"
+        if path.is_file():
+            return path
+    spec = importlib.util.find_spec(module.replace("-", "_"))
+    if spec is not None and spec.origin is not None:
+        package = Path(spec.origin).parent
+        for sub in ("nbextension", "nbextension/static", "static"):
+            if (package / sub / "index.js").is_file():
+                return package / sub / "index.js"
+    return None
+
+
+def _named_amd(module: str, source: str) -> str:
+    """``source`` (an AMD module whose ``define`` is anonymous) defined as ``module``: RequireJS
+    refuses anonymous modules written inline, and the widget manager asks for it by name."""
+    source = _SOURCE_MAP.sub("", source)
     return (
         "(function (amdDefine) {\n"
-        "var define = function (deps, factory) { return amdDefine('anywidget', deps, factory); };\n"
+        "var define = function () {\n"
+        "  var args = Array.prototype.slice.call(arguments);\n"
+        f"  if (typeof args[0] !== 'string') args.unshift({json.dumps(module)});\n"
+        "  return amdDefine.apply(this, args);\n"
+        "};\n"
         "define.amd = amdDefine.amd;\n"
-        f"{path.read_text(encoding='utf-8')}\n"
+        f"{source}\n"
         "})(window.define);"
     )
+
+
+def widget_modules(state: dict[str, Any]) -> list[str]:
+    """Widget libraries named by a widget-manager ``state`` (``{"state": {id: model}}``) that
+    the html-manager does not carry itself (``@jupyter-widgets/base|controls|output``)."""
+    modules = set()
+    for model in state.get("state", {}).values():
+        for key in ("_model_module", "_view_module"):
+            name = model.get("state", {}).get(key) or model.get(key.lstrip("_"))
+            if isinstance(name, str) and name:
+                modules.add(name)
+    return sorted(m for m in modules if m not in _BUILT_IN)
+
+
+def _module_scripts(modules: Sequence[str]) -> str:
+    tags = []
+    for module in modules:
+        path = _front_end_file(module)
+        if path is None:
+            warnings.warn(
+                f"the page's widgets use {module!r}, whose front end (nbextensions/{module}/"
+                "index.js) is not installed here: the page will load it from a CDN and its "
+                "widgets will not draw offline",
+                stacklevel=3,
+            )
+            continue
+        tags.append(script_tag(_named_amd(module, path.read_text(encoding="utf-8"))))
+    return "\n".join(tags)
 
 
 def script_tag(source: str) -> str:
@@ -105,24 +181,36 @@ def require_js_script() -> str:
     return script_tag(_static_file(REQUIRE_JS))
 
 
-def widget_manager_script() -> str:
-    """The ``<script>`` elements of anywidget's front end and the html-manager embed bundle,
-    which draws the page's widget views once it has loaded (needs RequireJS before it)."""
-    return script_tag(_anywidget_amd()) + "\n" + script_tag(_static_file(EMBED_AMD_JS))
+def widget_manager_script(modules: Sequence[str] = ("anywidget",)) -> str:
+    """The ``<script>`` elements of the front ends of ``modules`` (widget libraries, see
+    :func:`widget_modules`) and of the html-manager embed bundle, which draws the page's widget
+    views once it has loaded. RequireJS must run before them."""
+    scripts = _module_scripts(modules)
+    return scripts + "\n" + script_tag(_SOURCE_MAP.sub("", _static_file(EMBED_AMD_JS)))
+
+
+def _page_state(page: str) -> dict[str, Any]:
+    found = re.search(rf'<script type="{re.escape(_STATE_TYPE)}">(.*?)</script>', page, re.DOTALL)
+    if found is None:
+        return {}
+    try:
+        return json.loads(found.group(1))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the page's widget state is not valid JSON: {exc}") from None
 
 
 def inline_widget_manager(page: str) -> str:
     """``page`` (HTML from ``jupyter nbconvert --to html`` or ``ipywidgets.embed``) with its
-    CDN copies of RequireJS and the widget manager replaced by inline scripts.
+    CDN copies of RequireJS, the widget manager and the widget libraries its state names
+    (anywidget, bqplot...) replaced by inline scripts.
 
     A page without widget state is returned unchanged. Raises ``ValueError`` when the page has
-    widget state but no widget-manager loader this function knows how to replace.
+    widget state but no widget-manager loader this function knows how to replace; warns when
+    a widget library's front end is not installed (the page then still loads it from a CDN).
     """
-    if _STATE_TYPE not in page:
-        return page
-    if "amdDefine('anywidget'" in page:
-        return page  # already inlined
-    manager = widget_manager_script()
+    if _STATE_TYPE not in page or _INLINED in page:
+        return page  # nothing to draw, or done already
+    manager = _INLINED + "\n" + widget_manager_script(widget_modules(_page_state(page)))
     page, n_loader = _NBCONVERT_LOADER.subn(lambda _: manager, page, count=1)
     if n_loader == 0:
         page, n_loader = _EMBED_TAG.subn(lambda _: manager, page, count=1)
@@ -196,6 +284,7 @@ def export_html(
 
     widgets = _as_widgets(obj)
     data = embed_data(views=widgets, state=dependency_state(widgets, drop_defaults=False))
+    manager = widget_manager_script(widget_modules(data["manager_state"]))
     views = "\n".join(
         f'<script type="{_VIEW_TYPE}">{_json_script(spec)}</script>' for spec in data["view_specs"]
     )
@@ -203,8 +292,9 @@ def export_html(
         "<!DOCTYPE html>\n<html>\n<head>\n"
         '<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n"
+        f"<style>{_THEME_CSS}</style>\n"
         f"{require_js_script()}\n"
-        f"{widget_manager_script()}\n"
+        f"{_INLINED}\n{manager}\n"
         f'<script type="{_STATE_TYPE}">{_json_script(data["manager_state"])}</script>\n'
         "</head>\n<body>\n"
         f"{views}\n"

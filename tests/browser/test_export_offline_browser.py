@@ -92,6 +92,44 @@ def test_explanation_to_html_draws_offline(tmp_path, new_page, artifacts, built_
     page.screenshot(path=str(artifacts / "export_to_html_offline.png"))
 
 
+def test_bqplot_figure_draws_offline(tmp_path, new_page, artifacts):
+    """MetricsView's confusion matrix is a bqplot heat map: its library is inlined too."""
+    bqplot = pytest.importorskip("bqplot")
+    import numpy as np
+
+    from xaiwidgets import export_html
+
+    names = ["$5-$10", "b", "c"]
+    heat = bqplot.GridHeatMap(
+        color=np.arange(9.0).reshape(3, 3),
+        scales={
+            "row": bqplot.OrdinalScale(domain=names),
+            "column": bqplot.OrdinalScale(domain=names),
+            "color": bqplot.ColorScale(),
+        },
+    )
+    fig = bqplot.Figure(marks=[heat], axes=[bqplot.Axis(scale=heat.scales["column"])])
+    page = _open_offline(new_page, export_html(fig, tmp_path / "heat.html"))
+    page.wait_for_function(
+        "() => document.querySelectorAll('.widget-subarea .bqplot rect.heatmapcell').length === 9",
+        timeout=30_000,
+    )
+    fills = page.evaluate(
+        "() => [...document.querySelectorAll('.widget-subarea rect.heatmapcell')]"
+        ".map(r => getComputedStyle(r).fill)"
+    )
+    assert len(set(fills)) == 9, fills  # nine values, nine colours
+    assert "$5-$10" in page.locator(".widget-subarea").inner_text()
+    # theme variables are set: without them the plot area is filled black
+    background = page.evaluate(
+        "() => getComputedStyle(document.querySelector('.widget-subarea .plotarea_background'))"
+        ".fill"
+    )
+    assert background == "rgb(255, 255, 255)", background
+    assert page.refused == [], page.refused
+    page.screenshot(path=str(artifacts / "export_bqplot_offline.png"))
+
+
 def test_nbconvert_report_draws_offline_after_inlining(
     tmp_path, new_page, notebook_node, artifacts, built_bundle
 ):
