@@ -196,3 +196,11 @@ def test_a_library_without_installed_front_end_is_named(tmp_path):
     with pytest.warns(UserWarning, match="'no-such-widgets'.*will not draw offline"):
         scripts = widget_manager_script(["no-such-widgets"])
     assert "no-such-widgets" not in scripts and "@jupyter-widgets/html-manager" in scripts
+
+
+def test_module_names_from_a_page_are_not_paths():
+    from xaiwidgets.export import _front_end_file
+
+    assert _front_end_file("anywidget") is not None
+    for name in ("../../etc", "a/../../b", "/etc/passwd", "x y", "os.path"):
+        assert _front_end_file(name) is None, name

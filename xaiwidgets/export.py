@@ -64,6 +64,7 @@ _NBCONVERT_LOADER = re.compile(
     r"<script>\s*\(function\(\)\s*\{\s*function addWidgetsRenderer\(\).*?</script>",
     re.DOTALL,
 )
+_NPM_NAME = re.compile(r"(@[A-Za-z0-9._-]+/)?[A-Za-z0-9._-]+")
 _SOURCE_MAP = re.compile(r"^//# sourceMappingURL=.*$", re.MULTILINE)
 _BUILT_IN = frozenset(
     {"@jupyter-widgets/base", "@jupyter-widgets/controls", "@jupyter-widgets/output"}
@@ -107,19 +108,24 @@ def _static_file(name: str) -> str:
 def _front_end_file(module: str) -> Path | None:
     """The AMD front end (classic-notebook extension) of widget library ``module``: the
     ``nbextensions/<module>/index.js`` that its Python package installs in a Jupyter data
-    folder, or the copy inside the package."""
+    folder, or the copy inside the package. ``None`` when there is none (or the name is not
+    an npm package name, e.g. holds ``..``)."""
     from jupyter_core.paths import jupyter_path
 
+    if not _NPM_NAME.fullmatch(module) or ".." in module:
+        return None
     for folder in jupyter_path("nbextensions"):
         path = Path(folder) / module / "index.js"
         if path.is_file():
             return path
-    spec = importlib.util.find_spec(module.replace("-", "_"))
-    if spec is not None and spec.origin is not None:
-        package = Path(spec.origin).parent
-        for sub in ("nbextension", "nbextension/static", "static"):
-            if (package / sub / "index.js").is_file():
-                return package / sub / "index.js"
+    package_name = module.replace("-", "_")
+    if package_name.isidentifier():  # a top-level name: find_spec imports nothing
+        spec = importlib.util.find_spec(package_name)
+        if spec is not None and spec.origin is not None:
+            package = Path(spec.origin).parent
+            for sub in ("nbextension", "nbextension/static", "static"):
+                if (package / sub / "index.js").is_file():
+                    return package / sub / "index.js"
     return None
 
 
@@ -189,14 +195,16 @@ def widget_manager_script(modules: Sequence[str] = ("anywidget",)) -> str:
     return scripts + "\n" + script_tag(_SOURCE_MAP.sub("", _static_file(EMBED_AMD_JS)))
 
 
-def _page_state(page: str) -> dict[str, Any]:
-    found = re.search(rf'<script type="{re.escape(_STATE_TYPE)}">(.*?)</script>', page, re.DOTALL)
-    if found is None:
-        return {}
-    try:
-        return json.loads(found.group(1))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"the page's widget state is not valid JSON: {exc}") from None
+def _page_modules(page: str) -> list[str]:
+    """:func:`widget_modules` of every widget-state script of an HTML page."""
+    modules: set[str] = set()
+    pattern = rf'<script type="{re.escape(_STATE_TYPE)}">(.*?)</script>'
+    for text in re.findall(pattern, page, re.DOTALL):
+        try:
+            modules.update(widget_modules(json.loads(text)))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the page's widget state is not valid JSON: {exc}") from None
+    return sorted(modules)
 
 
 def inline_widget_manager(page: str) -> str:
@@ -210,7 +218,7 @@ def inline_widget_manager(page: str) -> str:
     """
     if _STATE_TYPE not in page or _INLINED in page:
         return page  # nothing to draw, or done already
-    manager = _INLINED + "\n" + widget_manager_script(widget_modules(_page_state(page)))
+    manager = _INLINED + "\n" + widget_manager_script(_page_modules(page))
     page, n_loader = _NBCONVERT_LOADER.subn(lambda _: manager, page, count=1)
     if n_loader == 0:
         page, n_loader = _EMBED_TAG.subn(lambda _: manager, page, count=1)
