@@ -69,8 +69,11 @@ def plot_grid(
     if scale not in ("grid", "row"):
         raise ValueError(f"scale: expected 'grid' or 'row', got {scale!r}")
     e = expl if max_images is None or len(expl) <= max_images else expl[:max_images]
-    n, _, _, _, o = e.values.shape
+    n, h, w, _, o = e.values.shape
     attr = e.values.sum(axis=3)  # (n, h, w, o)
+    # small images (MNIST) are drawn as crisp pixels: exact values, and a PNG a quarter of the
+    # size of a smoothed one; large ones (224 x 224 photos) keep matplotlib's antialiasing
+    interp = "nearest" if max(h, w) <= 64 else None
     names = e.output_names
     probs = e.output_probabilities
     cmap = diverging_cmap()
@@ -90,7 +93,7 @@ def plot_grid(
     for i in range(n):
         data = -e.data[i] if invert else e.data[i]
         ax = axes[i, 0]
-        ax.imshow(display_image(data), cmap="gray", interpolation="nearest")
+        ax.imshow(display_image(data), cmap="gray", interpolation=interp)
         title = ""
         if e.labels is not None:
             title = f"true: {_name(e, int(e.labels[i]))}"
@@ -99,10 +102,8 @@ def plot_grid(
         g = grey(data)
         for j in range(o):
             ax = axes[i, j + 1]
-            ax.imshow(g, cmap="gray", alpha=0.15, interpolation="nearest")
-            im = ax.imshow(
-                attr[i, ..., j], cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest"
-            )
+            ax.imshow(g, cmap="gray", alpha=0.15, interpolation=interp)
+            im = ax.imshow(attr[i, ..., j], cmap=cmap, vmin=-vmax, vmax=vmax, interpolation=interp)
             if show_labels:
                 label = names[i][j]
                 if probs is not None:
