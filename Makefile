@@ -59,7 +59,8 @@ demo: install
 	mkdir -p artifacts/notebooks
 	$(BIN)/jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=900 \
 		--output-dir artifacts/notebooks notebooks/*.ipynb
-	@echo "Executed tutorials: artifacts/notebooks/*.html (open them, or run: make lab)"
+	$(BIN)/python scripts/inline_widget_manager.py artifacts/notebooks/*.html
+	@echo "Executed tutorials: artifacts/notebooks/*.html (self-contained: their widgets draw offline; or run: make lab)"
 
 notebooks: install
 	$(BIN)/python scripts/make_notebook.py notebooks/src/*.py notebooks

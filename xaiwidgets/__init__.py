@@ -52,6 +52,7 @@ _LAZY = {
         "xaiwidgets.widgets",
     ),
     "Masker": "xaiwidgets.maskers",
+    "export_html": "xaiwidgets.export",
     "deletion_curve": "xaiwidgets.metrics",
 }
 

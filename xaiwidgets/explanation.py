@@ -24,7 +24,7 @@ import io
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -238,27 +238,57 @@ class Explanation:
 
         return AttributionGrid.from_explanation(self, **kwargs)
 
-    def to_png(self, dpi: int = 80) -> bytes:
-        """PNG bytes of :meth:`plot` (the fallback where no widget manager runs)."""
-        import matplotlib
+    def to_png(self, dpi: int = 80, **plot_kwargs: Any) -> bytes:
+        """PNG bytes of the :meth:`plot` grid (``plot_kwargs`` as :meth:`plot` takes them).
 
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        Drawn on an explicit ``Figure`` with an Agg canvas: pyplot is not imported, and the
+        matplotlib backend, the open figures and ``rcParams`` stay as they were.
+        """
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
-        fig = self.plot()
+        from .plotting import plot_grid
+
+        fig = Figure()
+        FigureCanvasAgg(fig)
+        plot_grid(self, figure=fig, **plot_kwargs)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-        plt.close(fig)
         return buf.getvalue()
 
+    def to_html(self, path: str | Path, *, title: str | None = None, **widget_kwargs: Any) -> Path:
+        """Write a self-contained HTML page of :meth:`widget` that draws offline (no CDN, no
+        server). See :func:`xaiwidgets.export_html`. Returns the path written."""
+        from .export import export_html
+
+        title = title if title is not None else f"xaiwidgets: {self.method or 'explanation'}"
+        return export_html(self.widget(**widget_kwargs), path, title=title)
+
+    #: Put a PNG of :meth:`plot` beside the widget in every display, for notebooks read where no
+    #: widget manager runs (GitHub, nbviewer without widget state). Off by default: a PNG of a
+    #: large grid costs seconds and megabytes. ``display(e, include=["image/png"])`` asks for
+    #: one picture; a PNG is also sent when the widget cannot be made.
+    png_fallback: ClassVar[bool] = False
+
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
+        """The :class:`~xaiwidgets.widgets.AttributionGrid` view; a PNG only when asked for
+        (``include``/:attr:`png_fallback`) or when the widget is unavailable."""
+        include, exclude = set(include or ()), set(exclude or ())
         bundle: dict[str, Any] = {}
-        try:
-            bundle.update(self.widget()._repr_mimebundle_(include=include, exclude=exclude) or {})
-        except Exception as exc:  # no widget bundle: still show the static picture
-            bundle["text/plain"] = f"{self!r} (widget unavailable: {exc})"
-        bundle["image/png"] = base64.b64encode(self.to_png()).decode("ascii")
-        bundle.setdefault("text/plain", repr(self))
+        text = repr(self)
+        unavailable = False
+        if not include or "application/vnd.jupyter.widget-view+json" in include:
+            try:
+                bundle.update(
+                    self.widget()._repr_mimebundle_(include=include, exclude=exclude) or {}
+                )
+            except Exception as exc:  # no widget bundle: still show the static picture
+                unavailable = True
+                text = f"{text} (widget unavailable: {exc})"
+        png = unavailable or self.png_fallback or "image/png" in include
+        if png and "image/png" not in exclude:
+            bundle["image/png"] = base64.b64encode(self.to_png()).decode("ascii")
+        bundle["text/plain"] = text
         return bundle
 
     def __repr__(self) -> str:

@@ -1,8 +1,11 @@
 """``%load_ext xaiwidgets``: explanations display as interactive widgets.
 
 After loading, an :class:`~xaiwidgets.Explanation` at the end of a cell renders as the
-attribution grid (with a PNG fallback for viewers without a widget manager), and so does a
-``shap.Explanation`` of images (matched by type name, shap is never imported).
+attribution grid, and so does a ``shap.Explanation`` of images (matched by type name, shap is
+never imported). A static PNG is added only on request (``display(e, include=["image/png"])``,
+or ``Explanation.png_fallback = True`` for notebooks read where no widget manager runs) or
+when the widget cannot be made; it is drawn on its own Agg canvas, never through pyplot, so
+the user's matplotlib backend is left as it was.
 """
 
 from __future__ import annotations

@@ -1,11 +1,19 @@
 """Static matplotlib pictures of an :class:`~xaiwidgets.Explanation` (the equivalent of
-``shap.image_plot``), used by ``Explanation.plot()`` and as the PNG fallback of the widget."""
+``shap.image_plot``), used by ``Explanation.plot()`` and as the PNG fallback of the widget.
+
+Every string drawn here (class names, labels, titles) is text, never mathtext or LaTeX: each
+``Text`` gets :data:`TEXT` (``parse_math=False, usetex=False``), so ``"$5-$10"`` draws as
+typed and ``"$x_$"`` draws instead of failing, whatever ``rcParams["text.usetex"]`` says.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+#: keyword arguments of every ``Text`` that shows a user string: drawn literally
+TEXT: dict[str, Any] = {"parse_math": False, "usetex": False}
 
 if TYPE_CHECKING:  # pragma: no cover
     from .explanation import Explanation
@@ -44,6 +52,7 @@ def plot_grid(
     invert: bool = False,
     cell_size: float = 1.6,
     show_labels: bool = True,
+    figure: Any = None,
 ) -> Any:
     """Rows = images; first column the image, then one column per explained output.
 
@@ -51,42 +60,55 @@ def plot_grid(
     a faint grey copy of the image; each column has its label above it (class name and
     probability); one colour bar is shared by the grid (``scale="grid"``) or each row has its
     own scale (``scale="row"``). ``invert=True`` draws ``-x`` (white digits on black look
-    black on white). Returns the matplotlib Figure.
-    """
-    import matplotlib.pyplot as plt
+    black on white). Names and labels are drawn as text (:data:`TEXT`), never as math.
 
+    ``figure``: a ``matplotlib.figure.Figure`` to draw into (its size is set here); by default
+    a new pyplot figure, which the user's backend shows. ``Explanation.to_png`` passes a
+    Figure on an Agg canvas so that no pyplot state or backend is touched. Returns the Figure.
+    """
     if scale not in ("grid", "row"):
         raise ValueError(f"scale: expected 'grid' or 'row', got {scale!r}")
     e = expl if max_images is None or len(expl) <= max_images else expl[:max_images]
-    n, _, _, _, o = e.values.shape
+    n, h, w, _, o = e.values.shape
     attr = e.values.sum(axis=3)  # (n, h, w, o)
+    # small images (MNIST) are drawn as crisp pixels: exact values, and a PNG a quarter of the
+    # size of a smoothed one; large ones (224 x 224 photos) keep matplotlib's antialiasing
+    interp = "nearest" if max(h, w) <= 64 else None
     names = e.output_names
     probs = e.output_probabilities
     cmap = diverging_cmap()
     grid_max = float(np.abs(attr).max()) or 1.0
-    fig, axes = plt.subplots(
-        n, o + 1, figsize=(cell_size * (o + 1) + 0.8, cell_size * n + 0.5), squeeze=False
-    )
+    figsize = (cell_size * (o + 1) + 0.8, cell_size * n + 0.5)
+    if figure is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=figsize)
+    else:
+        fig = figure
+        fig.set_size_inches(*figsize)
+    axes = fig.subplots(n, o + 1, squeeze=False)
     im = None
+    # titles get y=1.0: a fixed place above the (axis-less) cell, which spares matplotlib the
+    # title-above-tick-labels layout pass that took most of a PNG's time
     for i in range(n):
         data = -e.data[i] if invert else e.data[i]
         ax = axes[i, 0]
-        ax.imshow(display_image(data), cmap="gray")
+        ax.imshow(display_image(data), cmap="gray", interpolation=interp)
         title = ""
         if e.labels is not None:
             title = f"true: {_name(e, int(e.labels[i]))}"
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=8, y=1.0, **TEXT)
         vmax = grid_max if scale == "grid" else (float(np.abs(attr[i]).max()) or 1.0)
         g = grey(data)
         for j in range(o):
             ax = axes[i, j + 1]
-            ax.imshow(g, cmap="gray", alpha=0.15)
-            im = ax.imshow(attr[i, ..., j], cmap=cmap, vmin=-vmax, vmax=vmax)
+            ax.imshow(g, cmap="gray", alpha=0.15, interpolation=interp)
+            im = ax.imshow(attr[i, ..., j], cmap=cmap, vmin=-vmax, vmax=vmax, interpolation=interp)
             if show_labels:
                 label = names[i][j]
                 if probs is not None:
                     label = f"{label} {probs[i, j]:.2f}"
-                ax.set_title(label, fontsize=8)
+                ax.set_title(label, fontsize=8, y=1.0, **TEXT)
         for ax in axes[i]:
             ax.axis("off")
     if im is not None:
@@ -99,7 +121,9 @@ def plot_grid(
             fraction=0.04,
         )
         cb.set_label(
-            "attribution" + (" (scale of the last row)" if scale == "row" else ""), fontsize=8
+            "attribution" + (" (scale of the last row)" if scale == "row" else ""),
+            fontsize=8,
+            **TEXT,
         )
         cb.outline.set_visible(False)
     return fig
