@@ -326,6 +326,14 @@ class JaxBackend(BaseBackend):
             self._k = int(jax.eval_shape(self.apply_with_params, self.params, spec).shape[-1])
         return self._k
 
+    def layer(self, x: Any, layer: Any, outputs: Any, *, reshape: Any = None) -> Any:
+        """A layer's activations ``(n, h', w', d)`` and the gradients of ``outputs`` w.r.t.
+        them ``(n, h', w', d, o)``, with the layer's name; see :mod:`._layer_jax`."""
+        from ._layer_jax import layer_jax
+
+        x = as_images(x)
+        return layer_jax(self, x, layer, output_matrix(outputs, len(x)), reshape)
+
     def deeplift(self, x: Any, baselines: Any, outputs: Any) -> np.ndarray:
         """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_jax`."""
         from ._deeplift_jax import deeplift_jax
