@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml package.json constraints.txt | $(BIN)/python
 	npm install --no-audit --no-fund
 	npm run build
 	$(BIN)/pip install --quiet -e ".[test]" -c constraints.txt
-	# pytorch-grad-cam, a test oracle, without its opencv-python (ours is opencv-python-headless)
-	$(BIN)/pip install --quiet --no-deps -c constraints.txt grad-cam ttach
+	# test oracles whose requirements would replace ours (opencv-python for our headless build;
+	# Quantus' keras<3): installed without their dependencies, used on torch models only
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt grad-cam ttach quantus cachetools
 	touch $(STAMP)
 
 install: $(STAMP)

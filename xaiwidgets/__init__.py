@@ -53,7 +53,9 @@ _LAZY = {
     ),
     "Masker": "xaiwidgets.maskers",
     "export_html": "xaiwidgets.export",
-    "deletion_curve": "xaiwidgets.metrics",
+    **dict.fromkeys(
+        ["deletion_curve", "insertion_curve", "mufidelity", "sparseness"], "xaiwidgets.faithfulness"
+    ),
 }
 
 __all__ = ["Explanation", "show", "wrap", "__version__", *_LAZY]

@@ -29,7 +29,7 @@ import xaiwidgets
 from xaiwidgets.datasets import MNIST_CLASSES, load_mnist_digits
 from xaiwidgets.explainers.partition import PartitionExplainer
 from xaiwidgets.explainers.permutation import PermutationExplainer
-from xaiwidgets.metrics import deletion_curve
+from xaiwidgets.faithfulness import deletion_curve
 from xaiwidgets.widgets import ShapleyExplorer
 
 print("jax", jax.__version__, "| optax", optax.__version__, "| xaiwidgets", xaiwidgets.__version__)

@@ -47,7 +47,7 @@ def test_gradcam_equals_the_split_network(cnn):
     p = variables["params"]
     a = Features().apply({"params": p["features"]}, x)  # (3, 8, 8, 8)
     for j, cls in enumerate((0, 3)):
-        g = jax.grad(lambda a: Head().apply({"params": p["head"]}, a)[:, cls].sum())(a)
+        g = jax.grad(lambda a, c=cls: Head().apply({"params": p["head"]}, a)[:, c].sum())(a)
         small = np.maximum((np.asarray(g).mean(axis=(1, 2), keepdims=True) * a).sum(-1), 0)
         expected = cam.upsample(np.asarray(small, np.float32)[..., None], (16, 16))[..., 0]
         np.testing.assert_allclose(got.values[..., 0, j], expected, rtol=1e-4, atol=1e-6)

@@ -101,7 +101,7 @@ def _default_layer(backend: Any, x1: np.ndarray, found: list) -> tuple[Any, str]
         top = out[0, int(tf.argmax(out[0]))]
     spatial = [(obj, t) for obj, t in store if is_spatial(tuple(t.shape), backend.channels_first)]
     grads = tape.gradient(top, [t for _, t in spatial])
-    for (obj, t), g in reversed(list(zip(spatial, grads))):
+    for (obj, _), g in reversed(list(zip(spatial, grads))):
         if g is None:
             continue
         grid = _as_grid(g.numpy(), backend, reshape=None)

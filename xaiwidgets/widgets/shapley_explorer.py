@@ -12,7 +12,7 @@ back to an earlier one is instant (no model call).
 
 Side by side: ``compare="inpaint_telea"`` draws a second panel, the same images explained with
 a second masker. Each panel shows its **deletion area** (Petsiuk et al. 2018; see
-:func:`xaiwidgets.metrics.deletion_curve`): the pixels are hidden in the order of their
+:func:`xaiwidgets.faithfulness.deletion_curve`): the pixels are hidden in the order of their
 attribution for the predicted class and the area under the model's probability curve is
 averaged over the images. Lower is more faithful, so "which masker is better" is a number.
 By default each panel is scored with its own masker; ``deletion_masker="blur(28,28)"`` scores
@@ -41,8 +41,8 @@ import traitlets
 
 from ..backends import wrap
 from ..explanation import Explanation
+from ..faithfulness import PerturbationCurve, deletion_curve
 from ..maskers import Masker
-from ..metrics import DeletionCurve, deletion_curve
 from ._arrays import NDArray
 from ._base import XaiWidget
 from ._image_pool import ImagePool
@@ -62,7 +62,7 @@ class _Result:
     """One computed panel: the explanation, its deletion curve (predicted class) and cost."""
 
     explanation: Explanation
-    deletion: DeletionCurve
+    deletion: PerturbationCurve
     seconds: float
 
 
@@ -224,7 +224,7 @@ class ShapleyExplorer(XaiWidget):
             return [r.explanation for r in self._drawn]
 
     @property
-    def deletion_curves(self) -> list[DeletionCurve]:
+    def deletion_curves(self) -> list[PerturbationCurve]:
         """The deletion curves (predicted class) of the drawn panels."""
         with self._lock:
             return [r.deletion for r in self._drawn]
