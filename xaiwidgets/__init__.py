@@ -54,7 +54,14 @@ _LAZY = {
     "Masker": "xaiwidgets.maskers",
     "export_html": "xaiwidgets.export",
     **dict.fromkeys(
-        ["deletion_curve", "insertion_curve", "mufidelity", "sparseness"], "xaiwidgets.faithfulness"
+        [
+            "deletion_curve",
+            "insertion_curve",
+            "mufidelity",
+            "randomisation_check",
+            "sparseness",
+        ],
+        "xaiwidgets.faithfulness",
     ),
 }
 

@@ -333,3 +333,98 @@ def sparseness(explanation: Explanation) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         g = (weights * a).sum(axis=1) / (count * total)
     return np.where(total > 0, g, 0.0)
+
+
+@dataclass(eq=False)
+class RandomisationCheck:
+    """Result of :func:`randomisation_check` (``s`` cascade stages, ``n`` images, ``o``
+    outputs).
+
+    - ``layers`` the parameterised layers, in forward order; ``randomised`` ``(s,)`` how many
+      of them (counted from the output) were redrawn at each stage
+    - ``similarity`` ``(s, n, o)`` Spearman rank correlation of ``|phi|`` on the randomised
+      model with ``|phi|`` on the trained one
+    - ``threshold``; ``passed``: the mean similarity with every layer redrawn is below it
+      (the explanation depends on what the model learnt)
+    """
+
+    layers: list[str]
+    randomised: np.ndarray
+    similarity: np.ndarray
+    threshold: float
+    passed: bool
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman correlation of ``a`` and ``b`` ``(n, p, o)`` over ``p``: ``(n, o)``."""
+    from scipy.stats import rankdata
+
+    return _pearson(
+        np.moveaxis(rankdata(a, axis=1), 1, -1), np.moveaxis(rankdata(b, axis=1), 1, -1)
+    )
+
+
+def randomisation_check(
+    explainer: Any,
+    images: Any,
+    outputs: Any = None,
+    *,
+    top_k: int | None = None,
+    stages: int = 4,
+    threshold: float = 0.5,
+    seed: int = 0,
+    progress: Any = None,
+    cancel: Any = None,
+) -> RandomisationCheck:
+    """The model-randomisation sanity check, cascading from the output layer (Adebayo et al.,
+    "Sanity checks for saliency maps", NeurIPS 2018): an explanation that stays the same when
+    the model's learnt weights are replaced by random ones does not explain the model.
+
+    ``explainer`` is any attribution explainer whose backend can redraw its weights
+    (``backend.parameter_layers()`` and ``backend.randomized(layers)``: torch and Keras
+    models). It explains ``images`` once on the trained model, then ``stages`` more times with
+    the last ``1 .. L`` parameterised layers redrawn (evenly spaced counts, the last stage all
+    ``L`` layers), each time for the same outputs. The model is restored after every stage,
+    also on error or cancel. Cost: ``stages + 1`` runs of the explainer.
+    """
+    backend = explainer.backend
+    if not hasattr(backend, "randomized"):
+        raise TypeError(
+            f"randomisation_check: {type(backend).__name__} cannot redraw its model's weights "
+            "(torch and Keras models can)"
+        )
+    stages = _positive_int(stages, "stages")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold: expected a number in (0, 1], got {threshold!r}")
+    layers = backend.parameter_layers()
+    if not layers:
+        raise ValueError("randomisation_check: the model has no parameterised layers")
+    counts = np.unique(np.rint(np.linspace(1, len(layers), min(stages, len(layers)))).astype(int))
+    original = explainer(images, outputs, top_k=top_k)
+    n, h, w, _, o = original.values.shape
+
+    def magnitudes(e: Explanation) -> np.ndarray:
+        return np.abs(e.values.sum(axis=3)).reshape(n, h * w, o)
+
+    reference = magnitudes(original)
+    similarity = np.empty((len(counts), n, o))
+    cached = dict(vars(explainer))  # per-model caches (e.g. expected_value) are dropped below
+    with RunControl(progress, cancel, desc="randomisation") as ctl:
+        for s, k in enumerate(counts):
+            ctl.check()
+            try:
+                vars(explainer).pop("expected_value", None)
+                with backend.randomized(layers[-k:], seed=seed + s):
+                    redrawn = explainer(original.data, original.output_indices)
+            finally:
+                vars(explainer).update(cached)
+            similarity[s] = _spearman(reference, magnitudes(redrawn))
+            ctl.step((s + 1) / len(counts))
+    full = float(np.nanmean(similarity[-1]))
+    return RandomisationCheck(
+        layers=layers,
+        randomised=counts,
+        similarity=similarity,
+        threshold=float(threshold),
+        passed=bool(full < threshold),
+    )

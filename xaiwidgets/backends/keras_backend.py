@@ -9,7 +9,8 @@ them to :class:`~xaiwidgets.backends.jax_backend.JaxBackend` /
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -262,6 +263,42 @@ class KerasBackend(TensorFlowBackend):
     def _ensure_built(self, shape: tuple[int, ...]) -> None:
         if not getattr(self.model, "built", True):
             self.model(tf.zeros((1,) + shape, tf.float32), training=False)
+
+    def parameter_layers(self) -> list[str]:
+        """Paths (``outer/inner`` in nested models) of the layers that hold trainable weights
+        of their own, in the model's order."""
+        from ._layer_keras import walk_layers
+
+        return [
+            path
+            for path, layer in walk_layers(self.model)
+            if layer.trainable_weights and not getattr(layer, "layers", None)
+        ]
+
+    @contextlib.contextmanager
+    def randomized(self, layers: list[str], seed: int = 0) -> Iterator[None]:
+        """Within the block, the trainable weights of ``layers`` are redrawn from a normal
+        distribution with each variable's own mean and standard deviation (0.01 where it is
+        constant); the originals are restored on exit, also on error."""
+        from ._layer_keras import walk_layers
+
+        found = dict(walk_layers(self.model))
+        rng = np.random.default_rng(seed)
+        saved = []
+        try:
+            for name in layers:
+                if name not in found:
+                    raise ValueError(f"layers: the model has no layer {name!r}")
+                for v in found[name].trainable_weights:
+                    value = np.asarray(v.numpy())
+                    saved.append((v, value))
+                    std = float(value.std()) if value.size > 1 else 0.0
+                    draw = rng.normal(value.mean(), std or 0.01, value.shape)
+                    v.assign(draw.astype(value.dtype))
+            yield
+        finally:
+            for v, value in saved:
+                v.assign(value)
 
     def layer(self, x: Any, layer: Any, outputs: Any, *, reshape: Any = None) -> Any:
         """A layer's activations ``(n, h', w', d)`` and the gradients of ``outputs`` w.r.t.

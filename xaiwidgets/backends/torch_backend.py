@@ -275,6 +275,41 @@ class TorchBackend(BaseBackend):
             f"channels_first={self.channels_first}, batch_size={self.batch_size})"
         )
 
+    def parameter_layers(self) -> list[str]:
+        """Paths of the modules that hold parameters of their own, in registration order
+        (the forward order of ordinary networks)."""
+        if not isinstance(self.model, torch.nn.Module):
+            return []
+        return [
+            n
+            for n, m in self.model.named_modules()
+            if n and any(True for _ in m.parameters(recurse=False))
+        ]
+
+    @contextmanager
+    def randomized(self, layers: list[str], seed: int = 0) -> Iterator[None]:
+        """Within the block, the parameters of ``layers`` are redrawn from a normal
+        distribution with each tensor's own mean and standard deviation (0.01 where it is
+        constant); the originals are restored on exit, also on error."""
+        modules = dict(self.model.named_modules())
+        gen = torch.Generator().manual_seed(int(seed))
+        saved = []
+        try:
+            with torch.no_grad():
+                for name in layers:
+                    if name not in modules:
+                        raise ValueError(f"layers: the model has no module {name!r}")
+                    for p in modules[name].parameters(recurse=False):
+                        saved.append((p, p.detach().clone()))
+                        std = float(p.std()) if p.numel() > 1 else 0.0
+                        draw = torch.randn(p.shape, generator=gen, dtype=torch.float32)
+                        p.copy_(draw.to(p) * (std or 0.01) + p.mean())
+            yield
+        finally:
+            with torch.no_grad():
+                for p, value in saved:
+                    p.copy_(value)
+
     def layer(self, x: Any, layer: Any, outputs: Any, *, reshape: Any = None) -> Any:
         """A layer's activations ``(n, h', w', d)`` and the gradients of ``outputs`` w.r.t.
         them ``(n, h', w', d, o)``, with the layer's name; see :mod:`._layer_torch`."""
