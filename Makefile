@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml package.json constraints.txt | $(BIN)/python
 	# test oracles whose requirements would replace ours (opencv-python for our headless build;
 	# Quantus' keras<3): installed without their dependencies, used on torch models only
 	$(BIN)/pip install --quiet --no-deps -c constraints.txt grad-cam ttach quantus cachetools
+	# triton (GPU kernels, pulled in by the CUDA build of torch) segfaults when imported after
+	# TensorFlow, and torch._dynamo imports it; on the CPU it is never used
+	$(BIN)/pip uninstall --quiet --yes triton
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -53,6 +56,7 @@ test-newest: install
 	test -x $(NEWEST)/bin/python || $(PYTHON) -m venv $(NEWEST)
 	$(NEWEST)/bin/pip install --quiet --upgrade pip
 	$(NEWEST)/bin/pip install --quiet --upgrade -e ".[all]" pytest
+	$(NEWEST)/bin/pip uninstall --quiet --yes triton
 	$(NEWEST)/bin/python -c "import torch, tensorflow, keras, jax, flax; print('newest:', 'torch', torch.__version__, 'tensorflow', tensorflow.__version__, 'keras', keras.__version__, 'jax', jax.__version__, 'flax', flax.__version__)"
 	$(NEWEST)/bin/python -m pytest -p no:cacheprovider -q tests/backends
 
