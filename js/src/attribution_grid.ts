@@ -1,17 +1,24 @@
 // AttributionGrid: rows = images; the first column shows the image, then one column per
 // explained output, its attribution map drawn with a diverging colour map over a faint grey
 // copy of the image. A label (class name + probability) sits above each output cell.
+//
+// Each row is ONE canvas (all its cells) and rows are drawn only near the viewport (LazyRows),
+// so 1,000 images x 10 classes stay light. The cell size comes from the image size and the
+// output area's width (cells shrink to fit, then a row wraps onto more lines); redraws are
+// coalesced to one per animation frame, and a colour-only change repaints the drawn rows only.
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import { type NDArray, type SerializedArray, decodeArray } from "./lib/arrays";
-import { diverging } from "./lib/colormap";
 import { createColorbar } from "./lib/colorbar";
+import { diverging } from "./lib/colormap";
 import { checkbox, segmented, slider } from "./lib/controls";
 import { clear, h } from "./lib/dom";
-import { type ImageRef, drawRGBA, greyLevels, imageRGBA, overlayRGBA, pixelAt } from "./lib/image";
+import { type GridLayout, LABEL_HEIGHT, cellAt, cellRect, gridLayout } from "./lib/grid_layout";
+import { CellPainter, type ImageRef, greyLevels, imageRGBA, overlayRGBA } from "./lib/image";
 import { cellLabel, labelText } from "./lib/labels";
+import { LazyRows } from "./lib/lazy_rows";
 import { formatNumber, formatSigned, symmetricMax } from "./lib/scale";
 import type { Tooltip, TooltipRow } from "./lib/tooltip";
-import { mountView } from "./lib/view";
+import { type View, mountView } from "./lib/view";
 
 export interface GridModel {
   images: SerializedArray | null;
@@ -19,6 +26,9 @@ export interface GridModel {
   output_labels: string[][];
   output_probabilities: SerializedArray | null;
   row_titles: string[];
+  true_columns: number[];
+  wrong_rows: boolean[];
+  predicted_names: string[];
   scale_mode: "grid" | "row";
   cell_size: number;
   invert_image: boolean;
@@ -32,30 +42,45 @@ export interface GridModel {
 }
 
 const GRID_CSS = `
-.xw-ag-grid { display: grid; column-gap: 4px; row-gap: 10px; align-items: start; }
-.xw-ag-cell { display: flex; flex-direction: column; }
-.xw-ag-canvas { display: block; image-rendering: pixelated; cursor: crosshair; background: #fff;
-  box-shadow: 0 0 0 1px rgba(127,127,127,.25); }
+.xw-ag-layout { display: flex; flex-wrap: wrap; align-items: flex-start; column-gap: 8px; row-gap: 8px; }
+.xw-ag-rows { display: flex; flex-direction: column; row-gap: 10px; }
+.xw-ag-row { position: relative; flex: none; }
+.xw-ag-row-canvas { position: absolute; left: 0; top: 0; display: block; image-rendering: pixelated; cursor: crosshair; }
+.xw-ag-cell { position: absolute; pointer-events: none; box-shadow: 0 0 0 1px rgba(127,127,127,.25); }
+.xw-ag-row .xw-label { position: absolute; box-sizing: border-box; }
+.xw-ag-row .xw-label-name { display: inline-block; max-width: 100%; overflow: hidden; text-overflow: ellipsis;
+  vertical-align: top; }
+.xw-ag-row .xw-label-name:not(:last-child) { max-width: calc(100% - 34px); }
 .xw-ag-image-label { font-weight: 600; }
-.xw-ag-cbar { padding-left: 8px; }
+.xw-ag-true { color: ${"#17803a"}; font-weight: 600; }
+.xw-ag-wrong { color: #c4122f; }
+.xw-ag-side { position: sticky; top: 8px; }
+.xw-ag-row .xw-cbar { position: absolute; }
 `;
 
-const LABEL_HEIGHT = 16; // keep equal to .xw-label height
-const ROW_GAP = 10; // keep equal to .xw-ag-grid row-gap
-const REDRAW_ON = [
+/** Room around cells for the true-label / wrong-prediction frames (CSS px). */
+const PAD = 3;
+const ROW_GAP = 10; // keep equal to .xw-ag-rows row-gap
+const COLORBAR_WIDTH = 84; // padding + bar + tick labels
+const TRUE_COLOUR = "#17803a";
+const WRONG_COLOUR = "#c4122f";
+const DATA_KEYS = [
   "images",
   "values",
   "output_labels",
   "output_probabilities",
   "row_titles",
-  "scale_mode",
+  "true_columns",
+  "wrong_rows",
+  "predicted_names",
   "cell_size",
-  "invert_image",
   "show_colorbar",
   "show_controls",
   "title",
   "colorbar_label",
 ];
+/** Keys whose change only recolours: the drawn rows are repainted, nothing is laid out again. */
+const COLOUR_KEYS = ["scale_mode", "invert_image"];
 
 interface Decoded {
   n: number;
@@ -93,16 +118,6 @@ function decodeGrid(model: AnyModel<GridModel>): Decoded | null {
   return { n, h: hh, w, c, o, images, values, probs };
 }
 
-/** max |value| per row (scale "row") or one for the whole grid (scale "grid"). */
-function scales(d: Decoded, mode: string): number[] {
-  const rowSize = d.h * d.w * d.o;
-  if (mode === "row") {
-    return Array.from({ length: d.n }, (_, i) => symmetricMax(d.values.data, i * rowSize, (i + 1) * rowSize));
-  }
-  const m = symmetricMax(d.values.data);
-  return Array.from({ length: d.n }, () => m);
-}
-
 function pixelValue(img: ImageRef, x: number, y: number): string {
   const k = img.offset + (y * img.w + x) * img.c;
   if (img.c === 1) return formatNumber(img.data[k]);
@@ -111,88 +126,205 @@ function pixelValue(img: ImageRef, x: number, y: number): string {
   return parts.join(", ");
 }
 
-function drawGrid(model: AnyModel<GridModel>, body: HTMLElement, tooltip: Tooltip): void {
-  clear(body);
-  const d = decodeGrid(model);
-  if (!d) return;
-  const cell = Math.max(8, Math.round(Number(model.get("cell_size")) || 84));
-  const cellH = Math.max(1, Math.round((cell * d.h) / d.w));
-  const mode = model.get("scale_mode") === "row" ? "row" : "grid";
-  const invert = Boolean(model.get("invert_image"));
-  const showBar = model.get("show_colorbar") !== false;
-  const labels = model.get("output_labels") ?? [];
-  const titles = model.get("row_titles") ?? [];
-  const caption = model.get("colorbar_label") ?? "";
-  const maxes = scales(d, mode);
+/** Width the grid may take: the host element's (the output area's) width. 0 when unknown. */
+function availableWidth(host: HTMLElement): number {
+  const w = host.clientWidth || host.getBoundingClientRect().width || 0;
+  return w > 0 ? w - 8 : 0; // the root's padding and a little air
+}
 
-  const grid = h("div", { className: "xw-ag-grid" });
-  grid.style.gridTemplateColumns = `repeat(${1 + d.o}, ${cell}px)${showBar ? " auto" : ""}`;
-  const hover = (canvas: HTMLCanvasElement, img: ImageRef, i: number, j: number) => {
+/** One drawn grid: its layout, lazily drawn rows and colour scales. */
+class Grid {
+  readonly layout: GridLayout;
+  readonly el: HTMLElement;
+  private readonly rows: LazyRows;
+  private readonly rowsEl: HTMLElement;
+  private readonly side: HTMLElement;
+  private readonly painter = new CellPainter();
+  private mode: "grid" | "row" = "grid";
+  private invert = false;
+  private gridMax = 1;
+  private rowMax: number[] = [];
+
+  constructor(
+    private readonly model: AnyModel<GridModel>,
+    private readonly d: Decoded,
+    available: number,
+    private readonly tooltip: Tooltip,
+  ) {
+    const showBar = model.get("show_colorbar") !== false;
+    this.layout = gridLayout({
+      columns: 1 + d.o,
+      imageWidth: d.w,
+      imageHeight: d.h,
+      cellSize: Number(model.get("cell_size")) || 0,
+      available: available > 0 ? available - PAD : 0,
+      reserved: showBar ? COLORBAR_WIDTH : 0,
+    });
+    this.readColours();
+    this.rowsEl = h("div", { className: "xw-ag-rows" });
+    this.side = h("div", { className: "xw-ag-side" });
+    this.el = h("div", { className: "xw-ag-layout" }, [this.rowsEl, this.side]);
+    this.rows = new LazyRows({ draw: (i, el) => this.drawRow(i, el) });
+    const rowWidth = this.layout.width + PAD + (showBar && this.mode === "row" ? COLORBAR_WIDTH : 0);
+    const rowHeight = this.layout.height + PAD;
+    for (let i = 0; i < d.n; i++) {
+      const row = h("div", {
+        className: "xw-ag-row",
+        attrs: { "data-row": String(i) },
+        style: { width: `${rowWidth}px`, height: `${rowHeight}px` },
+      });
+      this.rowsEl.appendChild(row);
+      this.rows.add(i, row);
+    }
+    // the first screenful now (the observer reports a frame later; rows far off are released then)
+    const screen = (typeof window !== "undefined" && window.innerHeight) || 800;
+    const eager = Math.min(d.n, Math.ceil(screen / (rowHeight + ROW_GAP)) + 1);
+    for (let i = 0; i < eager; i++) this.rows.draw(i);
+    this.drawSideBar();
+  }
+
+  /** Repaint after a colour-only change (scale mode, inversion): drawn rows and the bar. */
+  recolour(): void {
+    const wasRow = this.mode === "row";
+    this.readColours();
+    if (wasRow !== (this.mode === "row")) this.resizeRows();
+    this.rows.redrawDrawn();
+    this.drawSideBar();
+  }
+
+  dispose(): void {
+    this.rows.disconnect();
+  }
+
+  private readColours(): void {
+    this.mode = this.model.get("scale_mode") === "row" ? "row" : "grid";
+    this.invert = Boolean(this.model.get("invert_image"));
+    if (this.mode === "grid") this.gridMax = symmetricMax(this.d.values.data);
+  }
+
+  private resizeRows(): void {
+    const showBar = this.model.get("show_colorbar") !== false;
+    const width = this.layout.width + PAD + (showBar && this.mode === "row" ? COLORBAR_WIDTH : 0);
+    for (const row of Array.from(this.rowsEl.children) as HTMLElement[]) row.style.width = `${width}px`;
+  }
+
+  /** max |value| of row i's colour scale. */
+  private scaleOf(i: number): number {
+    if (this.mode === "grid") return this.gridMax;
+    if (this.rowMax[i] === undefined) {
+      const size = this.d.h * this.d.w * this.d.o;
+      this.rowMax[i] = symmetricMax(this.d.values.data, i * size, (i + 1) * size);
+    }
+    return this.rowMax[i];
+  }
+
+  private drawSideBar(): void {
+    clear(this.side);
+    if (this.model.get("show_colorbar") === false || this.mode !== "grid") return;
+    const n = this.d.n;
+    const total = n * (this.layout.height + PAD) + (n - 1) * ROW_GAP;
+    const length = Math.max(24, Math.min(Math.max(this.layout.cellH, 160), total - LABEL_HEIGHT - PAD));
+    this.side.appendChild(colorbar(this.gridMax, length, this.model.get("colorbar_label") ?? ""));
+  }
+
+  private drawRow(i: number, row: HTMLElement): void {
+    const { d, layout } = this;
+    const labels = this.model.get("output_labels") ?? [];
+    const title = (this.model.get("row_titles") ?? [])[i] ?? "";
+    const trueCol = Number((this.model.get("true_columns") ?? [])[i] ?? -1);
+    const wrong = Boolean((this.model.get("wrong_rows") ?? [])[i]);
+    const predicted = (this.model.get("predicted_names") ?? [])[i] ?? "";
+    const max = this.scaleOf(i);
+    const canvas = h("canvas", { className: "xw-ag-row-canvas", attrs: { "data-row": String(i) } });
+    const ctx = CellPainter.prepare(canvas, layout.width + PAD, layout.height + PAD);
+    const img: ImageRef = { data: d.images.data, offset: i * d.h * d.w * d.c, h: d.h, w: d.w, c: d.c };
+    const parts: HTMLElement[] = [canvas];
+    const grey = greyLevels(img, this.invert);
+    for (let col = 0; col <= d.o; col++) {
+      const r = cellRect(layout, col);
+      const j = col - 1;
+      const rgba =
+        j < 0
+          ? imageRGBA(img, this.invert)
+          : overlayRGBA({ data: d.values.data, offset: i * d.h * d.w * d.o + j, stride: d.o }, grey, max);
+      if (ctx) this.painter.paint(ctx, rgba, d.w, d.h, r.x, r.y, r.w, r.h);
+      let label: HTMLElement;
+      if (j < 0) {
+        label = cellLabel(wrong ? `✗ ${title || "wrong"}` : title, null, "xw-label xw-ag-image-label");
+        if (wrong) {
+          label.classList.add("xw-ag-wrong");
+          label.title = `${title ? `${title} · ` : ""}prediction wrong${predicted ? `: predicted ${predicted}` : ""}`;
+        }
+      } else {
+        const name = labels[i]?.[j] ?? String(j);
+        label = cellLabel(name, d.probs ? d.probs.data[i * d.o + j] : null);
+        if (j === trueCol) {
+          label.classList.add("xw-ag-true");
+          label.title += " · true label";
+        }
+      }
+      label.style.left = `${r.x}px`;
+      label.style.top = `${r.y - LABEL_HEIGHT}px`;
+      label.style.width = `${r.w}px`;
+      const frame = h("div", {
+        className: "xw-ag-cell",
+        attrs: { "data-row": String(i), "data-col": j < 0 ? "image" : String(j) },
+        style: { left: `${r.x}px`, top: `${r.y}px`, width: `${r.w}px`, height: `${r.h}px` },
+      });
+      parts.push(label, frame);
+      if (ctx && ((j >= 0 && j === trueCol) || (j < 0 && wrong))) {
+        ctx.save();
+        const dpr = canvas.width / (layout.width + PAD);
+        ctx.strokeStyle = j < 0 ? WRONG_COLOUR : TRUE_COLOUR;
+        ctx.lineWidth = 2 * dpr;
+        ctx.strokeRect((r.x - 2) * dpr, (r.y - 2) * dpr, (r.w + 4) * dpr, (r.h + 4) * dpr);
+        ctx.restore();
+      }
+    }
+    if (this.mode === "row" && this.model.get("show_colorbar") !== false) {
+      const bar = colorbar(max, layout.cellH, i === d.n - 1 ? (this.model.get("colorbar_label") ?? "") : "");
+      bar.style.left = `${layout.width + PAD}px`;
+      bar.style.top = "0px";
+      parts.push(bar);
+    }
+    row.append(...parts);
+    this.hover(canvas, i, img, trueCol, wrong, predicted);
+  }
+
+  private hover(canvas: HTMLCanvasElement, i: number, img: ImageRef, trueCol: number, wrong: boolean, predicted: string) {
+    const { d, layout } = this;
     canvas.addEventListener("mousemove", (ev) => {
-      const p = pixelAt(canvas, ev.clientX, ev.clientY, d.w, d.h);
-      if (!p) return tooltip.hide();
-      const [x, y] = p;
+      const box = canvas.getBoundingClientRect();
+      if (!(box.width > 0 && box.height > 0)) return this.tooltip.hide();
+      const x = ((ev.clientX - box.left) / box.width) * (layout.width + PAD);
+      const y = ((ev.clientY - box.top) / box.height) * (layout.height + PAD);
+      const col = cellAt(layout, x, y);
+      if (col < 0) return this.tooltip.hide();
+      const r = cellRect(layout, col);
+      const px = Math.min(d.w - 1, Math.floor(((x - r.x) / r.w) * d.w));
+      const py = Math.min(d.h - 1, Math.floor(((y - r.y) / r.h) * d.h));
       const rows: TooltipRow[] = [
-        ["pixel (x, y)", `(${x}, ${y})`],
-        ["pixel value", pixelValue(img, x, y)],
+        ["pixel (x, y)", `(${px}, ${py})`],
+        ["pixel value", pixelValue(img, px, py)],
       ];
-      let heading = titles[i] ?? `image ${i}`;
+      const titles = this.model.get("row_titles") ?? [];
+      let heading = titles[i] || `image ${i}`;
+      const j = col - 1;
       if (j >= 0) {
-        const v = d.values.data[((i * d.h + y) * d.w + x) * d.o + j];
-        const name = labels[i]?.[j] ?? `output ${j}`;
+        const v = d.values.data[((i * d.h + py) * d.w + px) * d.o + j];
+        const name = this.model.get("output_labels")?.[i]?.[j] ?? `output ${j}`;
         rows.push(["attribution", formatSigned(v)]);
         rows.push(["class", labelText(name, d.probs?.data[i * d.o + j])]);
+        if (j === trueCol) rows.push(["true label", "yes"]);
         heading = name;
+      } else if (predicted) {
+        rows.push(["predicted", predicted]);
+        if (wrong) rows.push(["prediction", "wrong"]);
       }
-      tooltip.show(ev.clientX, ev.clientY, rows, heading);
+      this.tooltip.show(ev.clientX, ev.clientY, rows, heading);
     });
-    canvas.addEventListener("mouseleave", () => tooltip.hide());
-  };
-
-  for (let i = 0; i < d.n; i++) {
-    const img: ImageRef = { data: d.images.data, offset: i * d.h * d.w * d.c, h: d.h, w: d.w, c: d.c };
-    const imageCanvas = h("canvas", {
-      className: "xw-ag-canvas",
-      attrs: { "data-row": String(i), "data-col": "image" },
-    });
-    drawRGBA(imageCanvas, imageRGBA(img, invert), d.w, d.h, cell, cellH);
-    hover(imageCanvas, img, i, -1);
-    const title = titles[i] ?? "";
-    grid.appendChild(
-      h("div", { className: "xw-ag-cell" }, [cellLabel(title, null, "xw-label xw-ag-image-label"), imageCanvas]),
-    );
-    const grey = greyLevels(img, invert);
-    for (let j = 0; j < d.o; j++) {
-      const canvas = h("canvas", {
-        className: "xw-ag-canvas",
-        attrs: { "data-row": String(i), "data-col": String(j) },
-      });
-      const rgba = overlayRGBA(
-        { data: d.values.data, offset: i * d.h * d.w * d.o + j, stride: d.o },
-        grey,
-        maxes[i],
-      );
-      drawRGBA(canvas, rgba, d.w, d.h, cell, cellH);
-      hover(canvas, img, i, j);
-      const name = labels[i]?.[j] ?? String(j);
-      const prob = d.probs ? d.probs.data[i * d.o + j] : null;
-      grid.appendChild(h("div", { className: "xw-ag-cell" }, [cellLabel(name, prob), canvas]));
-    }
-    if (showBar && mode === "row") {
-      const bar = colorbar(maxes[i], cellH, i === d.n - 1 ? caption : "");
-      bar.style.gridColumn = String(d.o + 2);
-      bar.style.gridRow = String(i + 1);
-      grid.appendChild(bar);
-    }
+    canvas.addEventListener("mouseleave", () => this.tooltip.hide());
   }
-  if (showBar && mode === "grid") {
-    const length = d.n * cellH + (d.n - 1) * (ROW_GAP + LABEL_HEIGHT);
-    const bar = colorbar(maxes[0], length, caption);
-    bar.style.gridColumn = String(d.o + 2);
-    bar.style.gridRow = `1 / span ${d.n}`;
-    grid.appendChild(bar);
-  }
-  body.appendChild(grid);
 }
 
 function colorbar(maxAbs: number, length: number, caption: string): HTMLElement {
@@ -205,10 +337,11 @@ function colorbar(maxAbs: number, length: number, caption: string): HTMLElement 
   });
   bar.classList.add("xw-ag-cbar");
   bar.style.paddingTop = `${LABEL_HEIGHT}px`;
+  bar.style.paddingLeft = "8px";
   return bar;
 }
 
-function buildControls(model: AnyModel<GridModel>): [HTMLElement, () => void] {
+function buildControls(model: AnyModel<GridModel>, effectiveCell: () => number): [HTMLElement, () => void] {
   const save = (key: string, value: unknown) => {
     model.set(key, value as never);
     model.save_changes();
@@ -222,12 +355,20 @@ function buildControls(model: AnyModel<GridModel>): [HTMLElement, () => void] {
     model.get("scale_mode"),
     (v) => save("scale_mode", v),
   );
-  const size = slider("cell size", 24, 256, 4, model.get("cell_size"), (v) => save("cell_size", v), (v) => `${v}px`);
+  const size = slider(
+    "cell size",
+    24,
+    256,
+    4,
+    model.get("cell_size") || effectiveCell(),
+    (v) => save("cell_size", v),
+    (v) => `${v}px`,
+  );
   const invert = checkbox("invert image", model.get("invert_image"), (v) => save("invert_image", v));
   const el = h("div", { className: "xw-controls" }, [scale.el, size.el, invert.el]);
   const sync = () => {
     scale.set(model.get("scale_mode"));
-    size.set(model.get("cell_size"));
+    size.set(model.get("cell_size") || effectiveCell());
     invert.set(model.get("invert_image"));
     el.style.display = model.get("show_controls") === false ? "none" : "";
   };
@@ -235,22 +376,85 @@ function buildControls(model: AnyModel<GridModel>): [HTMLElement, () => void] {
   return [el, sync];
 }
 
+const nextFrame: (f: () => void) => unknown =
+  typeof requestAnimationFrame === "function" ? (f) => requestAnimationFrame(f) : (f) => setTimeout(f, 16);
+
 function render({ model, el }: Pick<RenderProps<GridModel>, "model" | "el">): () => void {
-  return mountView(model as AnyModel, el, {
+  let grid: Grid | null = null;
+  let view: View | null = null;
+  let body: HTMLElement | null = null;
+  let syncControls: () => void = () => {};
+  let mounting = true;
+  let framePending = false;
+  const changed = new Set<string>();
+
+  const draw = () => {
+    const keys = Array.from(changed);
+    changed.clear();
+    if (grid && keys.length > 0 && keys.every((k) => COLOUR_KEYS.includes(k))) {
+      grid.recolour();
+      return;
+    }
+    grid?.dispose();
+    grid = null;
+    const d = decodeGrid(model);
+    if (!d) return clear(body!);
+    const next = new Grid(model, d, availableWidth(el), view!.tooltip);
+    body!.replaceChildren(next.el);
+    grid = next;
+    syncControls();
+  };
+  // one redraw per animation frame, whatever the number of changes (a dragged slider)
+  const schedule = (key: string) => {
+    changed.add(key);
+    if (mounting || framePending) return;
+    framePending = true;
+    nextFrame(() => {
+      framePending = false;
+      view?.redraw();
+    });
+  };
+
+  const cleanup = mountView(model as AnyModel, el, {
     className: "xw-attribution-grid",
     styles: [["attribution-grid", GRID_CSS]],
-    build: (view) => {
-      const [controls, syncControls] = buildControls(model);
-      const body = h("div", { className: "xw-ag-body" });
+    build: (v) => {
+      view = v;
+      const [controls, sync] = buildControls(model, () => grid?.layout.cell ?? 84);
+      syncControls = sync;
+      body = h("div", { className: "xw-ag-body" });
       return {
-        children: [view.title, view.status!.el, controls, body],
+        children: [v.title, v.status!.el, controls, body],
         body,
-        before: syncControls,
-        draw: () => drawGrid(model, body, view.tooltip),
-        bindings: [[REDRAW_ON, view.redraw]],
+        before: sync,
+        draw,
+        bindings: [
+          [[], () => v.redraw()], // the first draw, synchronous
+          ...[...DATA_KEYS, ...COLOUR_KEYS].map((k): [string[], () => void] => [[k], () => schedule(k)]),
+        ],
       };
     },
   });
+  mounting = false;
+  changed.clear();
+
+  // lay out again when the output area's width changes the cell size or the wrapping
+  let lastWidth = availableWidth(el);
+  const resize =
+    typeof ResizeObserver === "undefined"
+      ? null
+      : new ResizeObserver(() => {
+          const w = availableWidth(el);
+          if (Math.abs(w - lastWidth) < 1) return;
+          lastWidth = w;
+          schedule("width");
+        });
+  resize?.observe(el);
+  return () => {
+    resize?.disconnect();
+    grid?.dispose();
+    cleanup();
+  };
 }
 
 export default { render };

@@ -143,3 +143,56 @@ export function pixelAt(
   if (x < 0 || y < 0 || x >= w || y >= h) return null;
   return [x, y];
 }
+
+/**
+ * Paints w x h RGBA cells into rectangles of a larger canvas (a whole grid row on one canvas)
+ * through one reused w x h scratch canvas, with crisp (nearest-neighbour) scaling.
+ */
+export class CellPainter {
+  private scratch: HTMLCanvasElement | null = null;
+  private sctx: CanvasRenderingContext2D | null = null;
+  private imageData: ImageData | null = null;
+
+  /** Size `canvas` to cssWidth x cssHeight CSS pixels (device pixel ratio applied); its 2D context. */
+  static prepare(canvas: HTMLCanvasElement, cssWidth: number, cssHeight: number): CanvasRenderingContext2D | null {
+    const dpr = devicePixelRatio();
+    canvas.width = Math.max(1, Math.round(cssWidth * dpr));
+    canvas.height = Math.max(1, Math.round(cssHeight * dpr));
+    canvas.style.width = `${cssWidth}px`;
+    canvas.style.height = `${cssHeight}px`;
+    const ctx = canvas.getContext("2d");
+    if (ctx) ctx.imageSmoothingEnabled = false;
+    return ctx;
+  }
+
+  /** Draw `rgba` (w x h) into the CSS-pixel rectangle (x, y, cssW, cssH) of `ctx`'s canvas. */
+  paint(
+    ctx: CanvasRenderingContext2D,
+    rgba: Uint8ClampedArray,
+    w: number,
+    h: number,
+    x: number,
+    y: number,
+    cssW: number,
+    cssH: number,
+  ): void {
+    if (!this.scratch || this.scratch.width !== w || this.scratch.height !== h) {
+      this.scratch = document.createElement("canvas");
+      this.scratch.width = w;
+      this.scratch.height = h;
+      this.sctx = this.scratch.getContext("2d");
+      this.imageData = this.sctx ? this.sctx.createImageData(w, h) : null;
+    }
+    if (!this.sctx || !this.imageData) return;
+    this.imageData.data.set(rgba);
+    this.sctx.putImageData(this.imageData, 0, 0);
+    const dpr = devicePixelRatio();
+    const X = Math.round(x * dpr);
+    const Y = Math.round(y * dpr);
+    ctx.drawImage(this.scratch, 0, 0, w, h, X, Y, Math.round((x + cssW) * dpr) - X, Math.round((y + cssH) * dpr) - Y);
+  }
+}
+
+function devicePixelRatio(): number {
+  return (typeof window !== "undefined" && window.devicePixelRatio) || 1;
+}
