@@ -36,10 +36,17 @@ function installRowCanvasMock(): () => void {
       restore: () => {},
       createImageData: (w: number, h: number) => ({ width: w, height: h, data: new Uint8ClampedArray(w * h * 4) }),
       putImageData: (img: { data: Uint8ClampedArray }) => scratch.set(canvas, img.data.slice()),
-      drawImage: (src: object, ...a: number[]) => {
-        const [x, y, w, h] = a.length === 8 ? a.slice(4) : [0, 0, canvas.width, canvas.height];
+      drawImage: (src: HTMLCanvasElement, ...a: number[]) => {
+        // drawImage(src, sx, sy, sw, sh, dx, dy, dw, dh): keep the source rectangle's pixels
+        const [sx, sy, sw, sh, x, y, w, h] = a;
+        const all = scratch.get(src)!;
+        const part = new Uint8ClampedArray(sw * sh * 4);
+        for (let r = 0; r < sh; r++) {
+          const from = ((sy + r) * src.width + sx) * 4;
+          part.set(all.subarray(from, from + sw * 4), r * sw * 4);
+        }
         if (!blits.has(canvas)) blits.set(canvas, []);
-        blits.get(canvas)!.push({ pixels: scratch.get(src)!.slice(), x, y, w, h });
+        blits.get(canvas)!.push({ pixels: part, x, y, w, h });
       },
       strokeRect: (x: number, y: number, w: number, h: number) => {
         if (!strokes.has(canvas)) strokes.set(canvas, []);
@@ -128,12 +135,12 @@ describe("AttributionGrid render", () => {
     expect(red[2]).toBeLessThan(120);
     expect(blue[2]).toBeGreaterThan(200);
     expect(blue[0]).toBeLessThan(60);
-    // cells sit side by side at the cell size, labels above them
+    // cells sit side by side at the cell size (after a 3 px margin for frames), labels above
     const blit = blits.get(rows[0])!;
     expect(blit.map((b) => [b.x, b.y, b.w, b.h])).toEqual([
-      [0, LABEL_HEIGHT, 40, 40],
-      [40 + CELL_GAP, LABEL_HEIGHT, 40, 40],
-      [2 * (40 + CELL_GAP), LABEL_HEIGHT, 40, 40],
+      [3, LABEL_HEIGHT, 40, 40],
+      [3 + 40 + CELL_GAP, LABEL_HEIGHT, 40, 40],
+      [3 + 2 * (40 + CELL_GAP), LABEL_HEIGHT, 40, 40],
     ]);
   });
 
@@ -211,8 +218,8 @@ describe("AttributionGrid render", () => {
     const hh = parseFloat(c.style.height);
     c.getBoundingClientRect = () =>
       ({ left: 0, top: 0, width: w, height: hh, right: w, bottom: hh, x: 0, y: 0, toJSON: () => ({}) }) as DOMRect;
-    // pixel (1, 0) of cell "Sandal" (column 1 of the row): x = 46 + 30, y = 16 + 5
-    c.dispatchEvent(new MouseEvent("mousemove", { clientX: 40 + CELL_GAP + 30, clientY: LABEL_HEIGHT + 5, bubbles: true }));
+    // pixel (1, 0) of cell "Sandal" (column 1 of the row): x = 3 + 46 + 30, y = 16 + 5
+    c.dispatchEvent(new MouseEvent("mousemove", { clientX: 3 + 40 + CELL_GAP + 30, clientY: LABEL_HEIGHT + 5, bubbles: true }));
     const tip = el.querySelector<HTMLElement>(".xw-tooltip")!;
     expect(tip.style.display).toBe("block");
     const text = tip.textContent ?? "";
@@ -221,9 +228,9 @@ describe("AttributionGrid render", () => {
     expect(text).toContain("+1"); // attribution
     expect(text).toContain("Sandal 0.93");
     // in the gap between two cells: no tooltip
-    c.dispatchEvent(new MouseEvent("mousemove", { clientX: 40 + 2, clientY: LABEL_HEIGHT + 5, bubbles: true }));
+    c.dispatchEvent(new MouseEvent("mousemove", { clientX: 3 + 40 + 2, clientY: LABEL_HEIGHT + 5, bubbles: true }));
     expect(tip.style.display).toBe("none");
-    c.dispatchEvent(new MouseEvent("mousemove", { clientX: 30, clientY: LABEL_HEIGHT + 5, bubbles: true }));
+    c.dispatchEvent(new MouseEvent("mousemove", { clientX: 3 + 30, clientY: LABEL_HEIGHT + 5, bubbles: true }));
     expect(tip.style.display).toBe("block");
     c.dispatchEvent(new MouseEvent("mouseleave"));
     expect(tip.style.display).toBe("none");

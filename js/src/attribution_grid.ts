@@ -12,7 +12,7 @@ import { createColorbar } from "./lib/colorbar";
 import { diverging } from "./lib/colormap";
 import { checkbox, segmented, slider } from "./lib/controls";
 import { clear, h } from "./lib/dom";
-import { type GridLayout, LABEL_HEIGHT, cellAt, cellRect, gridLayout } from "./lib/grid_layout";
+import { type GridLayout, LABEL_HEIGHT, type Rect, cellAt, cellRect, gridLayout } from "./lib/grid_layout";
 import { CellPainter, type ImageRef, greyLevels, imageRGBA, overlayRGBA } from "./lib/image";
 import { cellLabel, labelText } from "./lib/labels";
 import { LazyRows } from "./lib/lazy_rows";
@@ -126,10 +126,37 @@ function pixelValue(img: ImageRef, x: number, y: number): string {
   return parts.join(", ");
 }
 
-/** Width the grid may take: the host element's (the output area's) width. 0 when unknown. */
-function availableWidth(host: HTMLElement): number {
-  const w = host.clientWidth || host.getBoundingClientRect().width || 0;
-  return w > 0 ? w - 8 : 0; // the root's padding and a little air
+/** Width the grid may take from the host element's (the output area's) width; 0 when unknown. */
+function usableWidth(hostWidth: number): number {
+  return hostWidth > 0 ? hostWidth - 8 : 0; // the root's padding and a little air
+}
+
+/**
+ * Colour scales per values buffer (the trait's object stays the same until it changes): a
+ * redraw for a new cell size or width does not scan 1,000 x 28 x 28 x 10 values again.
+ */
+interface Scales {
+  grid?: number;
+  rows: number[];
+}
+const SCALES = new WeakMap<object, Scales>();
+
+function scalesOf(key: object | null): Scales {
+  if (!key) return { rows: [] };
+  let s = SCALES.get(key);
+  if (!s) SCALES.set(key, (s = { rows: [] }));
+  return s;
+}
+
+function layoutOf(model: AnyModel<GridModel>, d: Decoded, available: number): GridLayout {
+  return gridLayout({
+    columns: 1 + d.o,
+    imageWidth: d.w,
+    imageHeight: d.h,
+    cellSize: Number(model.get("cell_size")) || 0,
+    available: available > 0 ? available - 2 * PAD : 0,
+    reserved: model.get("show_colorbar") !== false ? COLORBAR_WIDTH : 0,
+  });
 }
 
 /** One drawn grid: its layout, lazily drawn rows and colour scales. */
@@ -143,29 +170,23 @@ class Grid {
   private mode: "grid" | "row" = "grid";
   private invert = false;
   private gridMax = 1;
-  private rowMax: number[] = [];
+  private readonly scales: Scales;
 
   constructor(
     private readonly model: AnyModel<GridModel>,
-    private readonly d: Decoded,
+    readonly d: Decoded,
     available: number,
     private readonly tooltip: Tooltip,
   ) {
     const showBar = model.get("show_colorbar") !== false;
-    this.layout = gridLayout({
-      columns: 1 + d.o,
-      imageWidth: d.w,
-      imageHeight: d.h,
-      cellSize: Number(model.get("cell_size")) || 0,
-      available: available > 0 ? available - PAD : 0,
-      reserved: showBar ? COLORBAR_WIDTH : 0,
-    });
+    this.layout = layoutOf(model, d, available);
+    this.scales = scalesOf(model.get("values"));
     this.readColours();
     this.rowsEl = h("div", { className: "xw-ag-rows" });
     this.side = h("div", { className: "xw-ag-side" });
     this.el = h("div", { className: "xw-ag-layout" }, [this.rowsEl, this.side]);
     this.rows = new LazyRows({ draw: (i, el) => this.drawRow(i, el) });
-    const rowWidth = this.layout.width + PAD + (showBar && this.mode === "row" ? COLORBAR_WIDTH : 0);
+    const rowWidth = this.layout.width + 2 * PAD + (showBar && this.mode === "row" ? COLORBAR_WIDTH : 0);
     const rowHeight = this.layout.height + PAD;
     for (let i = 0; i < d.n; i++) {
       const row = h("div", {
@@ -199,23 +220,24 @@ class Grid {
   private readColours(): void {
     this.mode = this.model.get("scale_mode") === "row" ? "row" : "grid";
     this.invert = Boolean(this.model.get("invert_image"));
-    if (this.mode === "grid") this.gridMax = symmetricMax(this.d.values.data);
+    if (this.mode === "grid") this.gridMax = this.scales.grid ??= symmetricMax(this.d.values.data);
   }
 
   private resizeRows(): void {
     const showBar = this.model.get("show_colorbar") !== false;
-    const width = this.layout.width + PAD + (showBar && this.mode === "row" ? COLORBAR_WIDTH : 0);
+    const width = this.layout.width + 2 * PAD + (showBar && this.mode === "row" ? COLORBAR_WIDTH : 0);
     for (const row of Array.from(this.rowsEl.children) as HTMLElement[]) row.style.width = `${width}px`;
   }
 
   /** max |value| of row i's colour scale. */
   private scaleOf(i: number): number {
     if (this.mode === "grid") return this.gridMax;
-    if (this.rowMax[i] === undefined) {
+    const rows = this.scales.rows;
+    if (rows[i] === undefined) {
       const size = this.d.h * this.d.w * this.d.o;
-      this.rowMax[i] = symmetricMax(this.d.values.data, i * size, (i + 1) * size);
+      rows[i] = symmetricMax(this.d.values.data, i * size, (i + 1) * size);
     }
-    return this.rowMax[i];
+    return rows[i];
   }
 
   private drawSideBar(): void {
@@ -236,18 +258,20 @@ class Grid {
     const predicted = (this.model.get("predicted_names") ?? [])[i] ?? "";
     const max = this.scaleOf(i);
     const canvas = h("canvas", { className: "xw-ag-row-canvas", attrs: { "data-row": String(i) } });
-    const ctx = CellPainter.prepare(canvas, layout.width + PAD, layout.height + PAD);
+    const ctx = CellPainter.prepare(canvas, layout.width + 2 * PAD, layout.height + PAD);
     const img: ImageRef = { data: d.images.data, offset: i * d.h * d.w * d.c, h: d.h, w: d.w, c: d.c };
     const parts: HTMLElement[] = [canvas];
     const grey = greyLevels(img, this.invert);
+    const cells = [imageRGBA(img, this.invert)];
+    const rects = [padded(layout, 0)];
+    for (let j = 0; j < d.o; j++) {
+      cells.push(overlayRGBA({ data: d.values.data, offset: i * d.h * d.w * d.o + j, stride: d.o }, grey, max));
+      rects.push(padded(layout, j + 1));
+    }
+    if (ctx) this.painter.paint(ctx, cells, d.w, d.h, rects);
     for (let col = 0; col <= d.o; col++) {
-      const r = cellRect(layout, col);
+      const r = rects[col];
       const j = col - 1;
-      const rgba =
-        j < 0
-          ? imageRGBA(img, this.invert)
-          : overlayRGBA({ data: d.values.data, offset: i * d.h * d.w * d.o + j, stride: d.o }, grey, max);
-      if (ctx) this.painter.paint(ctx, rgba, d.w, d.h, r.x, r.y, r.w, r.h);
       let label: HTMLElement;
       if (j < 0) {
         label = cellLabel(wrong ? `✗ ${title || "wrong"}` : title, null, "xw-label xw-ag-image-label");
@@ -274,7 +298,7 @@ class Grid {
       parts.push(label, frame);
       if (ctx && ((j >= 0 && j === trueCol) || (j < 0 && wrong))) {
         ctx.save();
-        const dpr = canvas.width / (layout.width + PAD);
+        const dpr = canvas.width / (layout.width + 2 * PAD);
         ctx.strokeStyle = j < 0 ? WRONG_COLOUR : TRUE_COLOUR;
         ctx.lineWidth = 2 * dpr;
         ctx.strokeRect((r.x - 2) * dpr, (r.y - 2) * dpr, (r.w + 4) * dpr, (r.h + 4) * dpr);
@@ -283,7 +307,7 @@ class Grid {
     }
     if (this.mode === "row" && this.model.get("show_colorbar") !== false) {
       const bar = colorbar(max, layout.cellH, i === d.n - 1 ? (this.model.get("colorbar_label") ?? "") : "");
-      bar.style.left = `${layout.width + PAD}px`;
+      bar.style.left = `${layout.width + 2 * PAD}px`;
       bar.style.top = "0px";
       parts.push(bar);
     }
@@ -296,11 +320,11 @@ class Grid {
     canvas.addEventListener("mousemove", (ev) => {
       const box = canvas.getBoundingClientRect();
       if (!(box.width > 0 && box.height > 0)) return this.tooltip.hide();
-      const x = ((ev.clientX - box.left) / box.width) * (layout.width + PAD);
+      const x = ((ev.clientX - box.left) / box.width) * (layout.width + 2 * PAD);
       const y = ((ev.clientY - box.top) / box.height) * (layout.height + PAD);
-      const col = cellAt(layout, x, y);
+      const col = cellAt(layout, x - PAD, y);
       if (col < 0) return this.tooltip.hide();
-      const r = cellRect(layout, col);
+      const r = padded(layout, col);
       const px = Math.min(d.w - 1, Math.floor(((x - r.x) / r.w) * d.w));
       const py = Math.min(d.h - 1, Math.floor(((y - r.y) / r.h) * d.h));
       const rows: TooltipRow[] = [
@@ -325,6 +349,16 @@ class Grid {
     });
     canvas.addEventListener("mouseleave", () => this.tooltip.hide());
   }
+}
+
+/** Cell `col`'s rectangle in its row element: the layout's, moved PAD to the right (room for frames). */
+function padded(layout: GridLayout, col: number): Rect {
+  const r = cellRect(layout, col);
+  return { ...r, x: r.x + PAD };
+}
+
+function sameLayout(a: GridLayout, b: GridLayout): boolean {
+  return a.cell === b.cell && a.cellH === b.cellH && a.perLine === b.perLine;
 }
 
 function colorbar(maxAbs: number, length: number, caption: string): HTMLElement {
@@ -387,19 +421,25 @@ function render({ model, el }: Pick<RenderProps<GridModel>, "model" | "el">): ()
   let mounting = true;
   let framePending = false;
   const changed = new Set<string>();
+  // measured once here (a forced layout); later widths come from the ResizeObserver
+  let width = usableWidth(el.clientWidth);
 
   const draw = () => {
     const keys = Array.from(changed);
     changed.clear();
-    if (grid && keys.length > 0 && keys.every((k) => COLOUR_KEYS.includes(k))) {
-      grid.recolour();
-      return;
+    if (grid && keys.length > 0 && keys.every((k) => COLOUR_KEYS.includes(k) || k === "width")) {
+      // a new width that changes neither the cell size nor the wrapping draws nothing
+      const relayout = keys.includes("width") && !sameLayout(grid.layout, layoutOf(model, grid.d, width));
+      if (!relayout) {
+        if (keys.some((k) => COLOUR_KEYS.includes(k))) grid.recolour();
+        return;
+      }
     }
     grid?.dispose();
     grid = null;
     const d = decodeGrid(model);
     if (!d) return clear(body!);
-    const next = new Grid(model, d, availableWidth(el), view!.tooltip);
+    const next = new Grid(model, d, width, view!.tooltip);
     body!.replaceChildren(next.el);
     grid = next;
     syncControls();
@@ -439,14 +479,13 @@ function render({ model, el }: Pick<RenderProps<GridModel>, "model" | "el">): ()
   changed.clear();
 
   // lay out again when the output area's width changes the cell size or the wrapping
-  let lastWidth = availableWidth(el);
   const resize =
     typeof ResizeObserver === "undefined"
       ? null
-      : new ResizeObserver(() => {
-          const w = availableWidth(el);
-          if (Math.abs(w - lastWidth) < 1) return;
-          lastWidth = w;
+      : new ResizeObserver((entries) => {
+          const w = usableWidth(entries[entries.length - 1].contentRect.width);
+          if (Math.abs(w - width) < 1) return;
+          width = w;
           schedule("width");
         });
   resize?.observe(el);

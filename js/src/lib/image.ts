@@ -1,7 +1,7 @@
 // Turn float arrays into RGBA pixels (images of any value range, attribution overlays) and
 // draw them on a canvas, scaled up with crisp (nearest-neighbour) pixels.
 import type { NumericArray } from "./arrays";
-import { type ColorMap, diverging, over } from "./colormap";
+import { type ColorMap, NEGATIVE_RGB, POSITIVE_RGB, diverging, over } from "./colormap";
 import { extent } from "./scale";
 
 /** One image inside an (n, h, w, c) array: image i starts at i * h * w * c. */
@@ -84,9 +84,38 @@ export function overlayRGBA(
   const n = grey.length;
   const out = new Uint8ClampedArray(n * 4);
   const inv = maxAbs > 0 ? 1 / maxAbs : 0;
+  const { data, offset, stride } = values;
+  const base = 255 * (1 - faint);
+  if (map === diverging) {
+    // the same as the general loop below, without an array per pixel (large grids)
+    const [pr, pg, pb] = POSITIVE_RGB;
+    const [nr, ng, nb] = NEGATIVE_RGB;
+    for (let p = 0; p < n; p++) {
+      const g = base + 255 * faint * grey[p];
+      let t = data[offset + p * stride] * inv;
+      let r = g;
+      let gg = g;
+      let b = g;
+      if (t - t === 0) {
+        // finite (NaN and infinities stay transparent); alpha = round(|t| * 255) / 255 as diverging()
+        if (t > 1) t = 1;
+        else if (t < -1) t = -1;
+        const a = Math.round(Math.abs(t) * 255) / 255;
+        const pos = t >= 0;
+        r = (pos ? pr : nr) * a + g * (1 - a);
+        gg = (pos ? pg : ng) * a + g * (1 - a);
+        b = (pos ? pb : nb) * a + g * (1 - a);
+      }
+      out[p * 4] = Math.round(r);
+      out[p * 4 + 1] = Math.round(gg);
+      out[p * 4 + 2] = Math.round(b);
+      out[p * 4 + 3] = 255;
+    }
+    return out;
+  }
   for (let p = 0; p < n; p++) {
-    const g = 255 * (1 - faint) + 255 * faint * grey[p];
-    const col = over(map(values.data[values.offset + p * values.stride] * inv), [g, g, g]);
+    const g = base + 255 * faint * grey[p];
+    const col = over(map(data[offset + p * stride] * inv), [g, g, g]);
     out[p * 4] = col[0];
     out[p * 4 + 1] = col[1];
     out[p * 4 + 2] = col[2];
@@ -144,9 +173,18 @@ export function pixelAt(
   return [x, y];
 }
 
+/** A rectangle in CSS pixels. */
+export interface CssRect {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
 /**
- * Paints w x h RGBA cells into rectangles of a larger canvas (a whole grid row on one canvas)
- * through one reused w x h scratch canvas, with crisp (nearest-neighbour) scaling.
+ * Paints w x h RGBA cells into rectangles of a larger canvas (a whole grid row on one canvas):
+ * the cells are stacked in one reused scratch canvas (one putImageData per row), then each is
+ * scaled into its rectangle with crisp (nearest-neighbour) pixels.
  */
 export class CellPainter {
   private scratch: HTMLCanvasElement | null = null;
@@ -165,31 +203,29 @@ export class CellPainter {
     return ctx;
   }
 
-  /** Draw `rgba` (w x h) into the CSS-pixel rectangle (x, y, cssW, cssH) of `ctx`'s canvas. */
-  paint(
-    ctx: CanvasRenderingContext2D,
-    rgba: Uint8ClampedArray,
-    w: number,
-    h: number,
-    x: number,
-    y: number,
-    cssW: number,
-    cssH: number,
-  ): void {
-    if (!this.scratch || this.scratch.width !== w || this.scratch.height !== h) {
+  /** Draw cells[k] (w x h RGBA each) into rects[k] (CSS pixels) of `ctx`'s canvas. */
+  paint(ctx: CanvasRenderingContext2D, cells: Uint8ClampedArray[], w: number, h: number, rects: CssRect[]): void {
+    const count = cells.length;
+    if (count === 0) return;
+    if (!this.scratch || this.scratch.width !== w || this.scratch.height !== h * count) {
       this.scratch = document.createElement("canvas");
       this.scratch.width = w;
-      this.scratch.height = h;
+      this.scratch.height = h * count;
       this.sctx = this.scratch.getContext("2d");
-      this.imageData = this.sctx ? this.sctx.createImageData(w, h) : null;
+      this.imageData = this.sctx ? this.sctx.createImageData(w, h * count) : null;
     }
     if (!this.sctx || !this.imageData) return;
-    this.imageData.data.set(rgba);
+    for (let k = 0; k < count; k++) this.imageData.data.set(cells[k], k * w * h * 4);
     this.sctx.putImageData(this.imageData, 0, 0);
     const dpr = devicePixelRatio();
-    const X = Math.round(x * dpr);
-    const Y = Math.round(y * dpr);
-    ctx.drawImage(this.scratch, 0, 0, w, h, X, Y, Math.round((x + cssW) * dpr) - X, Math.round((y + cssH) * dpr) - Y);
+    for (let k = 0; k < count; k++) {
+      const r = rects[k];
+      const X = Math.round(r.x * dpr);
+      const Y = Math.round(r.y * dpr);
+      const W = Math.round((r.x + r.w) * dpr) - X;
+      const H = Math.round((r.y + r.h) * dpr) - Y;
+      ctx.drawImage(this.scratch, 0, k * h, w, h, X, Y, W, H);
+    }
   }
 }
 

@@ -8,7 +8,7 @@ export interface LazyRowsOptions {
   draw: (i: number, el: HTMLElement) => void;
   /** undo draw (default: remove the element's children) */
   release?: (i: number, el: HTMLElement) => void;
-  /** rows within this many CSS pixels above/below the viewport are drawn (default 800) */
+  /** rows within this many CSS pixels above/below the viewport are drawn (default 300) */
   margin?: number;
 }
 
@@ -23,7 +23,7 @@ export class LazyRows {
     this.opts = opts;
     const IO = typeof IntersectionObserver === "undefined" ? null : IntersectionObserver;
     this.observer = IO
-      ? new IO((entries) => this.onEntries(entries), { rootMargin: `${opts.margin ?? 800}px 0px` })
+      ? new IO((entries) => this.onEntries(entries), { rootMargin: `${opts.margin ?? 300}px 0px` })
       : null;
   }
 
