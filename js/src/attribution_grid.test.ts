@@ -3,7 +3,7 @@
 // where they went) and every frame stroked around a cell.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import widget from "./attribution_grid";
-import { CELL_GAP, LABEL_HEIGHT, MIN_CELL, cellAt, cellRect, gridLayout, preferredCellSize } from "./lib/grid_layout";
+import { CELL_GAP, LABEL_HEIGHT, LABEL_HEIGHT_2, MIN_CELL, cellAt, cellRect, gridLayout, preferredCellSize } from "./lib/grid_layout";
 import { f32, mountWidget } from "./lib/testing";
 
 interface Blit {
@@ -135,13 +135,17 @@ describe("AttributionGrid render", () => {
     expect(red[2]).toBeLessThan(120);
     expect(blue[2]).toBeGreaterThan(200);
     expect(blue[0]).toBeLessThan(60);
-    // cells sit side by side at the cell size (after a 3 px margin for frames), labels above
+    // cells sit side by side at the cell size (after a 3 px margin for frames), labels above:
+    // two lines (name, probability) as 40 px cells are too narrow for "Sandal 0.93"
     const blit = blits.get(rows[0])!;
     expect(blit.map((b) => [b.x, b.y, b.w, b.h])).toEqual([
-      [3, LABEL_HEIGHT, 40, 40],
-      [3 + 40 + CELL_GAP, LABEL_HEIGHT, 40, 40],
-      [3 + 2 * (40 + CELL_GAP), LABEL_HEIGHT, 40, 40],
+      [3, LABEL_HEIGHT_2, 40, 40],
+      [3 + 40 + CELL_GAP, LABEL_HEIGHT_2, 40, 40],
+      [3 + 2 * (40 + CELL_GAP), LABEL_HEIGHT_2, 40, 40],
     ]);
+    const label = el.querySelector<HTMLElement>(".xw-ag-row .xw-label:not(.xw-ag-image-label)")!;
+    expect(label.classList.contains("xw-ag-label-2")).toBe(true);
+    expect(label.style.top).toBe("0px");
   });
 
   it("labels are text: names, probabilities, row titles; HTML is not parsed", () => {
@@ -219,7 +223,7 @@ describe("AttributionGrid render", () => {
     c.getBoundingClientRect = () =>
       ({ left: 0, top: 0, width: w, height: hh, right: w, bottom: hh, x: 0, y: 0, toJSON: () => ({}) }) as DOMRect;
     // pixel (1, 0) of cell "Sandal" (column 1 of the row): x = 3 + 46 + 30, y = 16 + 5
-    c.dispatchEvent(new MouseEvent("mousemove", { clientX: 3 + 40 + CELL_GAP + 30, clientY: LABEL_HEIGHT + 5, bubbles: true }));
+    c.dispatchEvent(new MouseEvent("mousemove", { clientX: 3 + 40 + CELL_GAP + 30, clientY: LABEL_HEIGHT_2 + 5, bubbles: true }));
     const tip = el.querySelector<HTMLElement>(".xw-tooltip")!;
     expect(tip.style.display).toBe("block");
     const text = tip.textContent ?? "";
@@ -228,9 +232,9 @@ describe("AttributionGrid render", () => {
     expect(text).toContain("+1"); // attribution
     expect(text).toContain("Sandal 0.93");
     // in the gap between two cells: no tooltip
-    c.dispatchEvent(new MouseEvent("mousemove", { clientX: 3 + 40 + 2, clientY: LABEL_HEIGHT + 5, bubbles: true }));
+    c.dispatchEvent(new MouseEvent("mousemove", { clientX: 3 + 40 + 2, clientY: LABEL_HEIGHT_2 + 5, bubbles: true }));
     expect(tip.style.display).toBe("none");
-    c.dispatchEvent(new MouseEvent("mousemove", { clientX: 3 + 30, clientY: LABEL_HEIGHT + 5, bubbles: true }));
+    c.dispatchEvent(new MouseEvent("mousemove", { clientX: 3 + 30, clientY: LABEL_HEIGHT_2 + 5, bubbles: true }));
     expect(tip.style.display).toBe("block");
     c.dispatchEvent(new MouseEvent("mouseleave"));
     expect(tip.style.display).toBe("none");
@@ -278,6 +282,12 @@ describe("AttributionGrid render", () => {
     await frame();
     expect(banner.style.display).toBe("none");
     expect(rowCanvases(el)).toHaveLength(2);
+  });
+
+  it("one-line labels for wide cells or without probabilities", () => {
+    const { el } = render(gridState({ cell_size: 130 }));
+    expect(el.querySelector(".xw-ag-label-2")).toBeNull();
+    expect(cellEl(el, 0, 0)!.style.top).toBe(`${LABEL_HEIGHT}px`);
   });
 
   it("RGB images and inverted drawing", async () => {
@@ -357,6 +367,11 @@ describe("grid layout", () => {
     expect(user.lines).toBe(Math.ceil(11 / user.perLine));
     // unknown width: no limit
     expect(gridLayout({ ...base, columns: 11, cellSize: 0, available: 0 }).perLine).toBe(11);
+    // narrow cells: two-line labels, taller rows
+    const narrow = gridLayout({ ...base, columns: 11, cellSize: 60, available: 0, twoLinesBelow: 120 });
+    expect(narrow.labelH).toBe(LABEL_HEIGHT_2);
+    expect(narrow.height).toBe(LABEL_HEIGHT_2 + 60);
+    expect(gridLayout({ ...base, columns: 3, cellSize: 130, available: 0, twoLinesBelow: 120 }).labelH).toBe(LABEL_HEIGHT);
   });
 
   it("maps points to cells across wrapped lines", () => {

@@ -51,6 +51,10 @@ const GRID_CSS = `
 .xw-ag-row .xw-label-name { display: inline-block; max-width: 100%; overflow: hidden; text-overflow: ellipsis;
   vertical-align: top; }
 .xw-ag-row .xw-label-name:not(:last-child) { max-width: calc(100% - 34px); }
+.xw-ag-row .xw-label.xw-ag-label-2 { height: 28px; line-height: 14px; }
+.xw-ag-label-2 .xw-label-name, .xw-ag-row .xw-ag-label-2 .xw-label-name:not(:last-child) { display: block; max-width: 100%; }
+.xw-ag-label-2 .xw-label-prob { display: block; }
+.xw-ag-label-2.xw-ag-image-label { white-space: normal; overflow: hidden; overflow-wrap: anywhere; }
 .xw-ag-image-label { font-weight: 600; }
 .xw-ag-true { color: ${"#17803a"}; font-weight: 600; }
 .xw-ag-wrong { color: #c4122f; }
@@ -62,6 +66,7 @@ const GRID_CSS = `
 const PAD = 3;
 const ROW_GAP = 10; // keep equal to .xw-ag-rows row-gap
 const COLORBAR_WIDTH = 84; // padding + bar + tick labels
+const TWO_LINES_BELOW = 120;
 const TRUE_COLOUR = "#17803a";
 const WRONG_COLOUR = "#c4122f";
 const DATA_KEYS = [
@@ -156,6 +161,8 @@ function layoutOf(model: AnyModel<GridModel>, d: Decoded, available: number): Gr
     cellSize: Number(model.get("cell_size")) || 0,
     available: available > 0 ? available - 2 * PAD : 0,
     reserved: model.get("show_colorbar") !== false ? COLORBAR_WIDTH : 0,
+    // "Sandal 0.93" needs about 110 px on one line; narrower cells put the probability below
+    twoLinesBelow: d.probs ? TWO_LINES_BELOW : 0,
   });
 }
 
@@ -245,8 +252,8 @@ class Grid {
     if (this.model.get("show_colorbar") === false || this.mode !== "grid") return;
     const n = this.d.n;
     const total = n * (this.layout.height + PAD) + (n - 1) * ROW_GAP;
-    const length = Math.max(24, Math.min(Math.max(this.layout.cellH, 160), total - LABEL_HEIGHT - PAD));
-    this.side.appendChild(colorbar(this.gridMax, length, this.model.get("colorbar_label") ?? ""));
+    const length = Math.max(24, Math.min(Math.max(this.layout.cellH, 160), total - this.layout.labelH - PAD));
+    this.side.appendChild(colorbar(this.gridMax, length, this.model.get("colorbar_label") ?? "", this.layout.labelH));
   }
 
   private drawRow(i: number, row: HTMLElement): void {
@@ -288,7 +295,8 @@ class Grid {
         }
       }
       label.style.left = `${r.x}px`;
-      label.style.top = `${r.y - LABEL_HEIGHT}px`;
+      label.style.top = `${r.y - layout.labelH}px`;
+      if (layout.labelH !== LABEL_HEIGHT) label.classList.add("xw-ag-label-2");
       label.style.width = `${r.w}px`;
       const frame = h("div", {
         className: "xw-ag-cell",
@@ -306,7 +314,7 @@ class Grid {
       }
     }
     if (this.mode === "row" && this.model.get("show_colorbar") !== false) {
-      const bar = colorbar(max, layout.cellH, i === d.n - 1 ? (this.model.get("colorbar_label") ?? "") : "");
+      const bar = colorbar(max, layout.cellH, i === d.n - 1 ? (this.model.get("colorbar_label") ?? "") : "", layout.labelH);
       bar.style.left = `${layout.width + 2 * PAD}px`;
       bar.style.top = "0px";
       parts.push(bar);
@@ -361,7 +369,7 @@ function sameLayout(a: GridLayout, b: GridLayout): boolean {
   return a.cell === b.cell && a.cellH === b.cellH && a.perLine === b.perLine;
 }
 
-function colorbar(maxAbs: number, length: number, caption: string): HTMLElement {
+function colorbar(maxAbs: number, length: number, caption: string, top: number): HTMLElement {
   const bar = createColorbar({
     lo: -maxAbs,
     hi: maxAbs,
@@ -370,7 +378,7 @@ function colorbar(maxAbs: number, length: number, caption: string): HTMLElement 
     caption,
   });
   bar.classList.add("xw-ag-cbar");
-  bar.style.paddingTop = `${LABEL_HEIGHT}px`;
+  bar.style.paddingTop = `${top}px`;
   bar.style.paddingLeft = "8px";
   return bar;
 }

@@ -2,8 +2,10 @@
 // and shrunk to the available width), how many cells fit on a line (a row wraps onto more lines
 // when they do not), and where each cell and its label sit inside the row.
 
-/** Height of the label band above each cell, in CSS pixels (keep equal to .xw-label height). */
+/** Height of a one-line label band above each cell, in CSS pixels (keep equal to .xw-label height). */
 export const LABEL_HEIGHT = 16;
+/** Height of a two-line label band (name, then probability) used for narrow cells. */
+export const LABEL_HEIGHT_2 = 28;
 /** Horizontal gap between cells (room for the true-label frame). */
 export const CELL_GAP = 6;
 /** Vertical gap between the lines of a wrapped row. */
@@ -37,6 +39,8 @@ export interface GridLayoutInput {
   available: number;
   /** width taken beside the rows (the colour bar) */
   reserved?: number;
+  /** labels take two lines (name, probability) when cells are narrower than this (default 0: never) */
+  twoLinesBelow?: number;
 }
 
 export interface GridLayout {
@@ -46,6 +50,8 @@ export interface GridLayout {
   /** cells per line (columns when the row fits on one line) */
   perLine: number;
   lines: number;
+  /** height of the label band above each line of cells */
+  labelH: number;
   /** size of one row's block (all its lines) in CSS pixels */
   width: number;
   height: number;
@@ -63,14 +69,16 @@ export function gridLayout(input: GridLayoutInput): GridLayout {
   const perLine = Math.max(1, Math.min(columns, Math.floor((limit + CELL_GAP) / (cell + CELL_GAP))));
   const lines = Math.ceil(columns / perLine);
   const cellH = Math.max(1, Math.round((cell * input.imageHeight) / Math.max(1, input.imageWidth)));
+  const labelH = cell < (input.twoLinesBelow ?? 0) ? LABEL_HEIGHT_2 : LABEL_HEIGHT;
   return {
     cell,
     cellH,
     columns,
     perLine,
     lines,
+    labelH,
     width: perLine * cell + (perLine - 1) * CELL_GAP,
-    height: lines * (LABEL_HEIGHT + cellH) + (lines - 1) * LINE_GAP,
+    height: lines * (labelH + cellH) + (lines - 1) * LINE_GAP,
   };
 }
 
@@ -87,7 +95,7 @@ export function cellRect(layout: GridLayout, col: number): Rect {
   const k = col % layout.perLine;
   return {
     x: k * (layout.cell + CELL_GAP),
-    y: line * (LABEL_HEIGHT + layout.cellH + LINE_GAP) + LABEL_HEIGHT,
+    y: line * (layout.labelH + layout.cellH + LINE_GAP) + layout.labelH,
     w: layout.cell,
     h: layout.cellH,
   };
@@ -96,7 +104,7 @@ export function cellRect(layout: GridLayout, col: number): Rect {
 /** The cell under the point (x, y) of a row block, or -1 (in a gap or a label band). */
 export function cellAt(layout: GridLayout, x: number, y: number): number {
   const k = Math.floor(x / (layout.cell + CELL_GAP));
-  const line = Math.floor(y / (LABEL_HEIGHT + layout.cellH + LINE_GAP));
+  const line = Math.floor(y / (layout.labelH + layout.cellH + LINE_GAP));
   if (k < 0 || k >= layout.perLine || line < 0 || line >= layout.lines) return -1;
   const col = line * layout.perLine + k;
   if (col >= layout.columns) return -1;
