@@ -145,7 +145,8 @@ describe("AttributionGrid render", () => {
     ]);
     const label = el.querySelector<HTMLElement>(".xw-ag-row .xw-label:not(.xw-ag-image-label)")!;
     expect(label.classList.contains("xw-ag-label-2")).toBe(true);
-    expect(label.style.top).toBe("0px");
+    expect(label.style.top).toBe(`-${LABEL_HEIGHT_2}px`); // above its cell, inside the cell's frame
+    expect(label.parentElement!.classList.contains("xw-ag-cell")).toBe(true);
   });
 
   it("labels are text: names, probabilities, row titles; HTML is not parsed", () => {

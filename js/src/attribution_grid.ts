@@ -47,7 +47,7 @@ const GRID_CSS = `
 .xw-ag-row { position: relative; flex: none; }
 .xw-ag-row-canvas { position: absolute; left: 0; top: 0; display: block; image-rendering: pixelated; cursor: crosshair; }
 .xw-ag-cell { position: absolute; pointer-events: none; box-shadow: 0 0 0 1px rgba(127,127,127,.25); }
-.xw-ag-row .xw-label { position: absolute; box-sizing: border-box; }
+.xw-ag-row .xw-label { position: absolute; box-sizing: border-box; pointer-events: auto; }
 .xw-ag-row .xw-label-name { display: inline-block; max-width: 100%; overflow: hidden; text-overflow: ellipsis;
   vertical-align: top; }
 .xw-ag-row .xw-label-name:not(:last-child) { max-width: calc(100% - 34px); }
@@ -191,7 +191,7 @@ class Grid {
     this.readColours();
     this.rowsEl = h("div", { className: "xw-ag-rows" });
     this.side = h("div", { className: "xw-ag-side" });
-    this.el = h("div", { className: "xw-ag-layout" }, [this.rowsEl, this.side]);
+    this.el = h("div", { className: "xw-ag-layout xw-ag-grid" }, [this.rowsEl, this.side]);
     this.rows = new LazyRows({ draw: (i, el) => this.drawRow(i, el) });
     const rowWidth = this.layout.width + 2 * PAD + (showBar && this.mode === "row" ? COLORBAR_WIDTH : 0);
     const rowHeight = this.layout.height + PAD;
@@ -294,16 +294,21 @@ class Grid {
           label.title += " · true label";
         }
       }
-      label.style.left = `${r.x}px`;
-      label.style.top = `${r.y - layout.labelH}px`;
+      // the label sits in the cell's frame element, in the band above the cell
+      label.style.left = "0px";
+      label.style.top = `${-layout.labelH}px`;
       if (layout.labelH !== LABEL_HEIGHT) label.classList.add("xw-ag-label-2");
       label.style.width = `${r.w}px`;
-      const frame = h("div", {
-        className: "xw-ag-cell",
-        attrs: { "data-row": String(i), "data-col": j < 0 ? "image" : String(j) },
-        style: { left: `${r.x}px`, top: `${r.y}px`, width: `${r.w}px`, height: `${r.h}px` },
-      });
-      parts.push(label, frame);
+      const frame = h(
+        "div",
+        {
+          className: "xw-ag-cell",
+          attrs: { "data-row": String(i), "data-col": j < 0 ? "image" : String(j) },
+          style: { left: `${r.x}px`, top: `${r.y}px`, width: `${r.w}px`, height: `${r.h}px` },
+        },
+        [label],
+      );
+      parts.push(frame);
       if (ctx && ((j >= 0 && j === trueCol) || (j < 0 && wrong))) {
         ctx.save();
         const dpr = canvas.width / (layout.width + 2 * PAD);
