@@ -128,6 +128,7 @@ describe("AttributionGrid render", () => {
     ]);
     expect(cells[1].style.width).toBe("40px");
     expect(blits.get(rows[0])).toHaveLength(3);
+    expect(rows[1].getAttribute("aria-label")).toBe("label: Bag: the image and 2 attribution maps");
     // row 0: output 0 red, output 1 blue (pixel 0 of the overlay)
     const red = cellPixels(el, 0, 0)!;
     const blue = cellPixels(el, 0, 1)!;
