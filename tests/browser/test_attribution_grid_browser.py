@@ -303,3 +303,64 @@ def test_ten_class_grid_fits_the_output_and_marks_true_labels(run_notebook_in_la
     widths = [c["w"] for c in big["cells"]]
     assert len(widths) == 3 and min(widths) >= 150, widths
     assert all(c["r"] <= min(big["output"]["r"], big["viewport"]) + 0.5 for c in big["cells"])
+
+
+HUNDRED = """
+import numpy as np
+import xaiwidgets
+rng = np.random.default_rng(1)
+n, h, w, k = 100, 28, 28, 10
+e = xaiwidgets.Explanation(values=rng.normal(size=(n, h, w, 1, k)).astype(np.float32),
+                           data=rng.random((n, h, w, 1)).astype(np.float32),
+                           class_names=[f"class {j}" for j in range(k)],
+                           probabilities=rng.dirichlet(np.ones(k), size=n).astype(np.float32),
+                           labels=rng.integers(0, k, n))
+e.widget()
+"""
+
+# wheel-scroll the notebook: time from each wheel event until two frames have been drawn
+WHEEL = """async ([x, y, steps]) => {
+  const frames = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const times = [];
+  for (let k = 0; k < steps; k++) {
+    const t = performance.now();
+    const target = document.elementFromPoint(x, y);
+    target.dispatchEvent(new WheelEvent('wheel', {deltaY: 400, clientX: x, clientY: y, bubbles: true}));
+    document.querySelector('.jp-WindowedPanel-outer').scrollBy(0, 400);
+    await frames();
+    times.push(performance.now() - t);
+  }
+  return times;
+}"""
+
+
+def test_hundred_images_in_lab_few_canvases_and_smooth_scrolling(run_notebook_in_lab, artifacts):
+    page = run_notebook_in_lab([HUNDRED])
+    grid = page.locator(".jp-OutputArea-output .xw-attribution-grid")
+    grid.locator("canvas.xw-ag-row-canvas").first.wait_for()
+    assert grid.locator(".xw-ag-row").count() == 100
+    drawn = grid.locator("canvas.xw-ag-row-canvas").count()
+    assert 0 < drawn <= 25, drawn  # not 1,101 canvases: the rows near the viewport
+    box = grid.bounding_box()
+    times = page.evaluate(WHEEL, [box["x"] + 50, 400, 12])
+    print("wheel steps (ms)", [round(t) for t in times])
+    assert sum(times) / len(times) < 250, times
+    # the rows now on screen are drawn; the ones far above were released
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.xw-ag-row')].filter((r) => {
+             const b = r.getBoundingClientRect();
+             return b.bottom > 120 && b.top < innerHeight - 40;
+           }).every((r) => r.querySelector('canvas'))"""
+    )
+    assert grid.locator("canvas.xw-ag-row-canvas").count() <= 30
+    toggle_ms = page.evaluate(
+        """async () => {
+          const t = performance.now();
+          document.querySelector('.xw-attribution-grid .xw-seg-button[data-value="row"]').click();
+          await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+          return performance.now() - t;
+        }"""
+    )
+    print("per-row toggle in the lab (ms)", round(toggle_ms))
+    assert toggle_ms < 400, toggle_ms
+    page.screenshot(path=str(artifacts / "attribution_grid_hundred_scrolled.png"))
