@@ -215,6 +215,13 @@ describe("AttributionGrid render", () => {
     slider.dispatchEvent(new Event("input"));
     await frame();
     expect(cellEl(el, 0, "image")!.style.width).toBe("64px");
+    const fit = el.querySelector<HTMLButtonElement>(".xw-ag-fit")!;
+    expect(fit.getAttribute("aria-pressed")).toBe("false");
+    fit.click(); // back to the automatic size: 2 px images -> 84 px cells (no width limit here)
+    await frame();
+    expect(fit.getAttribute("aria-pressed")).toBe("true");
+    expect(cellEl(el, 0, "image")!.style.width).toBe("84px");
+    expect(slider.value).toBe("84");
   });
 
   it("hover shows pixel, value, attribution and class in the tooltip", () => {

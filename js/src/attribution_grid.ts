@@ -60,11 +60,21 @@ function buildControls(model: AnyModel<GridModel>, effectiveCell: () => number):
     (v) => save("cell_size", v),
     (v) => `${v}px`,
   );
+  // back to the automatic size (from the image size, fitted to the output width)
+  const fit = h("button", {
+    className: "xw-seg-button xw-ag-fit",
+    text: "fit",
+    title: "cell size from the image size, fitted to the output width",
+    attrs: { type: "button" },
+  });
+  fit.addEventListener("click", () => save("cell_size", 0));
+  size.el.appendChild(h("div", { className: "xw-seg" }, [fit]));
   const invert = checkbox("invert image", model.get("invert_image"), (v) => save("invert_image", v));
   const el = h("div", { className: "xw-controls" }, [scale.el, size.el, invert.el]);
   const sync = () => {
     scale.set(model.get("scale_mode"));
     size.set(model.get("cell_size") || effectiveCell());
+    fit.setAttribute("aria-pressed", String(!model.get("cell_size")));
     invert.set(model.get("invert_image"));
     el.style.display = model.get("show_controls") === false ? "none" : "";
   };
@@ -82,6 +92,7 @@ function render({ model, el }: Pick<RenderProps<GridModel>, "model" | "el">): ()
   let syncControls: () => void = () => {};
   let mounting = true;
   let framePending = false;
+  let disposed = false;
   const changed = new Set<string>();
   // measured once here (a forced layout); later widths come from the ResizeObserver
   let width = usableWidth(el.clientWidth);
@@ -113,7 +124,7 @@ function render({ model, el }: Pick<RenderProps<GridModel>, "model" | "el">): ()
     framePending = true;
     nextFrame(() => {
       framePending = false;
-      view?.redraw();
+      if (!disposed) view?.redraw();
     });
   };
 
@@ -152,6 +163,7 @@ function render({ model, el }: Pick<RenderProps<GridModel>, "model" | "el">): ()
         });
   resize?.observe(el);
   return () => {
+    disposed = true;
     resize?.disconnect();
     grid?.dispose();
     cleanup();

@@ -37,20 +37,24 @@ class AttributionGrid(XaiWidget):
     - ``output_probabilities`` ``(n, o)`` or ``None``: shown after the name ("Sandal 0.93").
     - ``row_titles`` ``n`` strings (e.g. the true label) above the image column, or ``[]``.
     - ``true_columns`` ``n`` ints or ``[]``: the output column of each row's true class (its
-      cell gets a green frame and its label a "true label" mark), ``-1`` where the true class
-      is not among the row's outputs or unknown.
-    - ``wrong_rows`` ``n`` bools or ``[]``: rows whose prediction is wrong (their image label
-      is marked "✗" and says what was predicted, from ``predicted_names``).
+      cell gets a green frame, its label turns green and says "true label" on hover), ``-1``
+      where the true class is not among the row's outputs or unknown.
+    - ``wrong_rows`` ``n`` bools or ``[]``: rows whose prediction is wrong (the image gets a
+      red frame, its label a "✗", and its hover text says what was predicted, from
+      ``predicted_names``).
     - ``predicted_names`` ``n`` strings or ``[]``: each row's predicted class name.
 
     Display traits: ``scale_mode`` ("grid": one colour scale for all cells, "row": one per
     image), ``cell_size`` (width of a cell in CSS pixels, like ethik's ``cell_width``; default
     0: chosen from the image width (small images at a whole multiple near 84 px, larger ones
-    at their own size up to 224 px) and shrunk to fit the output area's width; the columns of
-    a row wrap onto more lines when even the smallest cells do not fit), ``invert_image`` (draw ``-x``, as the DeepExplainer example plots
-    ``-x_test``), ``show_colorbar``, ``show_controls`` (the toolbar with the scale toggle,
-    the cell size slider and the invert checkbox), ``title``, ``colorbar_label``; plus
-    ``error``/``progress`` of :class:`XaiWidget`.
+    at their own size up to 224 px) and shrunk to fit the output area's width down to 48 px;
+    past that, or with a user's size, a row's cells wrap onto more lines), ``invert_image``
+    (draw ``-x``, as the DeepExplainer example plots ``-x_test``), ``show_colorbar``,
+    ``show_controls`` (the toolbar with the scale toggle, the cell size slider with its "fit"
+    button (back to 0, automatic) and the invert checkbox), ``title``, ``colorbar_label``;
+    plus ``error``/``progress`` of :class:`XaiWidget`. Labels too long for their cell are
+    abbreviated with "…" and shown in full on hover; narrow cells put the probability on a
+    second line. Each row is drawn on one canvas, only while it is near the viewport.
 
     Example::
 
