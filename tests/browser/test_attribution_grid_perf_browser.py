@@ -154,3 +154,49 @@ def test_large_grid_paints_toggles_and_scrolls_fast(grid_page, n, first_paint, t
     assert out["visible_rows"] > 0 and out["visible_rows_drawn"] == out["visible_rows"], out
     assert out["row_canvases_after_scroll"] <= 40, out
     assert out["scroll_step_mean_ms"] < 100, out
+
+
+# a narrow output (420 px) and a wide one (1000 px): where the cells and the colour bar land
+NARROW = """async (hostWidth) => {
+  const { default: widget } = await import('./attribution_grid.js');
+  const n = 3, h = 28, w = 28, o = 10;
+  const arr = (a, shape) => ({ view: new DataView(a.buffer), dtype: 'float32', shape });
+  const state = {
+    images: arr(new Float32Array(n * h * w).map((_, i) => i % 5), [n, h, w, 1]),
+    values: arr(new Float32Array(n * h * w * o).map((_, i) => Math.sin(i)), [n, h, w, o]),
+    output_labels: Array.from({ length: n }, () => Array.from({ length: o }, (_, j) => `integrated gradients ${j}`)),
+    output_probabilities: arr(new Float32Array(n * o).fill(0.1), [n, o]), row_titles: [],
+    true_columns: [], wrong_rows: [], predicted_names: [],
+    scale_mode: 'grid', cell_size: 0, invert_image: false, show_colorbar: true, show_controls: true,
+    title: '', colorbar_label: 'attribution', error: '', progress: -1,
+  };
+  const model = { get: (k) => state[k], set: (k, v) => { state[k] = v; }, on: () => {}, off: () => {}, save_changes: () => {} };
+  const host = document.getElementById('host');
+  host.style.width = hostWidth + 'px';
+  host.replaceChildren();
+  widget.render({ model, el: host });
+  await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const hb = host.getBoundingClientRect();
+  const cells = [...host.querySelectorAll('.xw-ag-cell[data-row="0"]')].map((c) => c.getBoundingClientRect());
+  const bar = host.querySelector('.xw-cbar').getBoundingClientRect();
+  const labels = [...host.querySelectorAll('.xw-ag-row[data-row="0"] .xw-label')];
+  return {
+    hostRight: hb.right, cellRight: Math.max(...cells.map((c) => c.right)), barRight: bar.right,
+    cellWidth: cells[0].width, lines: new Set(cells.map((c) => Math.round(c.top))).size,
+    cut: labels.filter((l) => { const s = l.querySelector('.xw-label-name'); return s.scrollWidth > s.clientWidth + 1; })
+      .map((l) => l.title),
+  };
+}"""
+
+
+def test_grid_fits_the_output_width_and_wraps(grid_page):
+    wide = grid_page.evaluate(NARROW, 1000)
+    assert wide["lines"] == 1 and wide["cellWidth"] >= 60, wide  # 11 cells on one line
+    narrow = grid_page.evaluate(NARROW, 420)
+    assert narrow["lines"] == 2 and narrow["cellWidth"] == 48, narrow  # wrapped, not cut off
+    for out in (wide, narrow):
+        assert (
+            out["cellRight"] <= out["hostRight"] + 0.5 and out["barRight"] <= out["hostRight"] + 0.5
+        ), out
+        # the long names are abbreviated; their full text is the title shown on hover
+        assert out["cut"] and all(t.startswith("integrated gradients ") for t in out["cut"]), out
