@@ -1,16 +1,92 @@
 // Render test of the AttributionGrid ESM with a small mock model (happy-dom + mocked canvas).
+// Each row is one canvas: the mock records every cell drawn into it (the cell's pixels and
+// where they went) and every frame stroked around a cell.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import widget from "./attribution_grid";
-import { f32, installCanvasMock, mountWidget, pixels } from "./lib/testing";
+import { CELL_GAP, LABEL_HEIGHT, LABEL_HEIGHT_2, MIN_CELL, cellAt, cellRect, gridLayout, preferredCellSize } from "./lib/grid_layout";
+import { f32, mountWidget } from "./lib/testing";
+
+interface Blit {
+  pixels: Uint8ClampedArray;
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+interface Stroke {
+  colour: string;
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+const scratch = new WeakMap<object, Uint8ClampedArray>();
+const blits = new WeakMap<object, Blit[]>();
+const strokes = new WeakMap<object, Stroke[]>();
+
+function installRowCanvasMock(): () => void {
+  const original = HTMLCanvasElement.prototype.getContext;
+  HTMLCanvasElement.prototype.getContext = function (this: HTMLCanvasElement) {
+    const canvas = this;
+    const ctx = {
+      imageSmoothingEnabled: true,
+      strokeStyle: "",
+      lineWidth: 1,
+      save: () => {},
+      restore: () => {},
+      createImageData: (w: number, h: number) => ({ width: w, height: h, data: new Uint8ClampedArray(w * h * 4) }),
+      putImageData: (img: { data: Uint8ClampedArray }) => scratch.set(canvas, img.data.slice()),
+      drawImage: (src: HTMLCanvasElement, ...a: number[]) => {
+        // drawImage(src, sx, sy, sw, sh, dx, dy, dw, dh): keep the source rectangle's pixels
+        const [sx, sy, sw, sh, x, y, w, h] = a;
+        const all = scratch.get(src)!;
+        const part = new Uint8ClampedArray(sw * sh * 4);
+        for (let r = 0; r < sh; r++) {
+          const from = ((sy + r) * src.width + sx) * 4;
+          part.set(all.subarray(from, from + sw * 4), r * sw * 4);
+        }
+        if (!blits.has(canvas)) blits.set(canvas, []);
+        blits.get(canvas)!.push({ pixels: part, x, y, w, h });
+      },
+      strokeRect: (x: number, y: number, w: number, h: number) => {
+        if (!strokes.has(canvas)) strokes.set(canvas, []);
+        strokes.get(canvas)!.push({ colour: ctx.strokeStyle, x, y, w, h });
+      },
+      clearRect: () => {},
+    };
+    return ctx as unknown as CanvasRenderingContext2D;
+  } as unknown as typeof HTMLCanvasElement.prototype.getContext;
+  return () => {
+    HTMLCanvasElement.prototype.getContext = original;
+  };
+}
 
 let restore: () => void;
 beforeEach(() => {
-  restore = installCanvasMock();
+  restore = installRowCanvasMock();
 });
 afterEach(() => {
   restore();
   document.body.innerHTML = "";
 });
+
+const frame = () => new Promise<void>((r) => requestAnimationFrame(() => r()));
+
+/** The frame element of cell (row, col) ("image" or an output index). */
+const cellEl = (el: HTMLElement, row: number, col: number | string) =>
+  el.querySelector<HTMLElement>(`.xw-ag-cell[data-row="${row}"][data-col="${col}"]`);
+
+/** The pixels last drawn into cell (row, col) of its row canvas (device pixel ratio 1). */
+function cellPixels(el: HTMLElement, row: number, col: number | string): Uint8ClampedArray | undefined {
+  const canvas = el.querySelector(`canvas.xw-ag-row-canvas[data-row="${row}"]`)!;
+  const box = cellEl(el, row, col)!;
+  const x = parseFloat(box.style.left);
+  const y = parseFloat(box.style.top);
+  const hits = (blits.get(canvas) ?? []).filter((b) => b.x === x && b.y === y);
+  return hits.at(-1)?.pixels;
+}
+
+const rowCanvases = (el: HTMLElement) => Array.from(el.querySelectorAll<HTMLCanvasElement>("canvas.xw-ag-row-canvas"));
 
 // 2 grey 2x2 images, 2 outputs; row 0 output 0 all positive, output 1 all negative
 function gridState(extra: Record<string, unknown> = {}) {
@@ -39,24 +115,39 @@ function gridState(extra: Record<string, unknown> = {}) {
 
 const render = (state: Record<string, unknown>) => mountWidget(widget, state);
 
-const canvases = (el: HTMLElement) => Array.from(el.querySelectorAll<HTMLCanvasElement>("canvas.xw-ag-canvas"));
 
 describe("AttributionGrid render", () => {
-  it("draws one image cell and one cell per output, per row", () => {
+  it("draws each row on one canvas: the image cell and one cell per output", () => {
     const { el } = render(gridState());
-    const cs = canvases(el);
-    expect(cs).toHaveLength(2 * 3);
-    expect(cs.map((c) => `${c.dataset.row}:${c.dataset.col}`)).toEqual([
+    const rows = rowCanvases(el);
+    expect(rows).toHaveLength(2);
+    expect(el.querySelectorAll("canvas")).toHaveLength(2 + 1); // + the colour bar
+    const cells = Array.from(el.querySelectorAll<HTMLElement>(".xw-ag-cell"));
+    expect(cells.map((c) => `${c.dataset.row}:${c.dataset.col}`)).toEqual([
       "0:image", "0:0", "0:1", "1:image", "1:0", "1:1",
     ]);
-    expect(cs[1].style.width).toBe("40px");
+    expect(cells[1].style.width).toBe("40px");
+    expect(blits.get(rows[0])).toHaveLength(3);
+    expect(rows[1].getAttribute("aria-label")).toBe("label: Bag: the image and 2 attribution maps");
     // row 0: output 0 red, output 1 blue (pixel 0 of the overlay)
-    const red = pixels.get(cs[1])!;
-    const blue = pixels.get(cs[2])!;
+    const red = cellPixels(el, 0, 0)!;
+    const blue = cellPixels(el, 0, 1)!;
     expect(red[0]).toBeGreaterThan(200);
     expect(red[2]).toBeLessThan(120);
     expect(blue[2]).toBeGreaterThan(200);
     expect(blue[0]).toBeLessThan(60);
+    // cells sit side by side at the cell size (after a 3 px margin for frames), labels above:
+    // two lines (name, probability) as 40 px cells are too narrow for "Sandal 0.93"
+    const blit = blits.get(rows[0])!;
+    expect(blit.map((b) => [b.x, b.y, b.w, b.h])).toEqual([
+      [3, LABEL_HEIGHT_2, 40, 40],
+      [3 + 40 + CELL_GAP, LABEL_HEIGHT_2, 40, 40],
+      [3 + 2 * (40 + CELL_GAP), LABEL_HEIGHT_2, 40, 40],
+    ]);
+    const label = el.querySelector<HTMLElement>(".xw-ag-row .xw-label:not(.xw-ag-image-label)")!;
+    expect(label.classList.contains("xw-ag-label-2")).toBe(true);
+    expect(label.style.top).toBe(`-${LABEL_HEIGHT_2}px`); // above its cell, inside the cell's frame
+    expect(label.parentElement!.classList.contains("xw-ag-cell")).toBe(true);
   });
 
   it("labels are text: names, probabilities, row titles; HTML is not parsed", () => {
@@ -65,10 +156,14 @@ describe("AttributionGrid render", () => {
     expect(text).toContain("Sandal 0.93");
     expect(text).toContain("label: Bag");
     expect(text).toContain('<img src=x onerror="window.__xss=1">');
-    expect(el.querySelector(".xw-ag-grid img")).toBeNull();
+    expect(el.querySelector(".xw-ag-layout img")).toBeNull();
+    // the full text of every label is its title (shown on hover where the cell cuts it)
+    const titles = Array.from(el.querySelectorAll<HTMLElement>(".xw-label")).map((l) => l.title);
+    expect(titles).toContain("Sandal 0.93");
+    expect(titles).toContain('<img src=x onerror="window.__xss=1"> 0.05');
   });
 
-  it("grid scale: one colour bar with symmetric numeric ticks; row scale: one per row", () => {
+  it("grid scale: one colour bar with symmetric numeric ticks; row scale: one per row", async () => {
     const { el, model } = render(gridState());
     expect(el.querySelectorAll(".xw-cbar")).toHaveLength(1);
     const ticks = Array.from(el.querySelectorAll(".xw-cbar-tick")).map((t) => Number(t.getAttribute("data-value")));
@@ -76,37 +171,68 @@ describe("AttributionGrid render", () => {
     expect(Math.max(...ticks)).toBe(1);
     expect(ticks).toContain(0);
     // in grid mode row 1 (|v| = 0.01) is nearly transparent
-    const faint = pixels.get(canvases(el)[4])!;
+    const faint = cellPixels(el, 1, 0)!;
     expect(Math.abs(faint[0] - faint[2])).toBeLessThan(10);
 
+    const placeholder = el.querySelector(".xw-ag-row[data-row='0']");
     model.set("scale_mode", "row");
+    await frame();
     expect(el.querySelectorAll(".xw-cbar")).toHaveLength(2);
     const rowTicks = Array.from(el.querySelectorAll(".xw-cbar")[1].querySelectorAll(".xw-cbar-tick")).map((t) =>
       Number(t.getAttribute("data-value")),
     );
     expect(Math.max(...rowTicks)).toBe(0.01);
     // now row 1 is fully red
-    const red = pixels.get(canvases(el)[4])!;
+    const red = cellPixels(el, 1, 0)!;
     expect(red[0] - red[2]).toBeGreaterThan(100);
+    // a colour change repaints the rows in place: the row placeholders are the same elements
+    expect(el.querySelector(".xw-ag-row[data-row='0']")).toBe(placeholder);
   });
 
-  it("controls write traits back and redraw", () => {
+  it("changes in one frame draw once (a dragged slider does not queue redraws)", async () => {
+    const { el, model } = render(gridState());
+    const first = rowCanvases(el)[0];
+    for (const size of [44, 48, 52, 56, 60]) model.set("cell_size", size);
+    model.set("scale_mode", "row");
+    expect(rowCanvases(el)[0]).toBe(first); // nothing drawn yet
+    await frame();
+    const now = rowCanvases(el)[0];
+    expect(now).not.toBe(first);
+    expect(blits.get(now)).toHaveLength(3); // drawn once at the last size
+    expect(cellEl(el, 0, "image")!.style.width).toBe("60px");
+    expect(el.querySelectorAll(".xw-cbar")).toHaveLength(2);
+  });
+
+  it("controls write traits back and redraw", async () => {
     const { el, saved } = render(gridState());
     const rowButton = el.querySelector<HTMLButtonElement>('.xw-seg-button[data-value="row"]')!;
     rowButton.click();
     expect(saved).toHaveLength(1);
+    await frame();
     expect(rowButton.getAttribute("aria-pressed")).toBe("true");
     const slider = el.querySelector<HTMLInputElement>("input.xw-slider")!;
     slider.value = "64";
     slider.dispatchEvent(new Event("input"));
-    expect(canvases(el)[0].style.width).toBe("64px");
+    await frame();
+    expect(cellEl(el, 0, "image")!.style.width).toBe("64px");
+    const fit = el.querySelector<HTMLButtonElement>(".xw-ag-fit")!;
+    expect(fit.getAttribute("aria-pressed")).toBe("false");
+    fit.click(); // back to the automatic size: 2 px images -> 84 px cells (no width limit here)
+    await frame();
+    expect(fit.getAttribute("aria-pressed")).toBe("true");
+    expect(cellEl(el, 0, "image")!.style.width).toBe("84px");
+    expect(slider.value).toBe("84");
   });
 
   it("hover shows pixel, value, attribution and class in the tooltip", () => {
     const { el } = render(gridState());
-    const c = canvases(el)[1];
-    c.getBoundingClientRect = () => ({ left: 0, top: 0, width: 40, height: 40, right: 40, bottom: 40, x: 0, y: 0, toJSON: () => ({}) });
-    c.dispatchEvent(new MouseEvent("mousemove", { clientX: 30, clientY: 5, bubbles: true }));
+    const c = rowCanvases(el)[0];
+    const w = parseFloat(c.style.width);
+    const hh = parseFloat(c.style.height);
+    c.getBoundingClientRect = () =>
+      ({ left: 0, top: 0, width: w, height: hh, right: w, bottom: hh, x: 0, y: 0, toJSON: () => ({}) }) as DOMRect;
+    // pixel (1, 0) of cell "Sandal" (column 1 of the row): x = 3 + 46 + 30, y = 16 + 5
+    c.dispatchEvent(new MouseEvent("mousemove", { clientX: 3 + 40 + CELL_GAP + 30, clientY: LABEL_HEIGHT_2 + 5, bubbles: true }));
     const tip = el.querySelector<HTMLElement>(".xw-tooltip")!;
     expect(tip.style.display).toBe("block");
     const text = tip.textContent ?? "";
@@ -114,28 +240,66 @@ describe("AttributionGrid render", () => {
     expect(text).toContain("0.5"); // pixel value at (1, 0)
     expect(text).toContain("+1"); // attribution
     expect(text).toContain("Sandal 0.93");
+    // in the gap between two cells: no tooltip
+    c.dispatchEvent(new MouseEvent("mousemove", { clientX: 3 + 40 + 2, clientY: LABEL_HEIGHT_2 + 5, bubbles: true }));
+    expect(tip.style.display).toBe("none");
+    c.dispatchEvent(new MouseEvent("mousemove", { clientX: 3 + 30, clientY: LABEL_HEIGHT_2 + 5, bubbles: true }));
+    expect(tip.style.display).toBe("block");
     c.dispatchEvent(new MouseEvent("mouseleave"));
     expect(tip.style.display).toBe("none");
   });
 
-  it("shows the error trait in place and a shape mismatch as an error; stays usable", () => {
+  it("marks the true label's column and says when the prediction is wrong", () => {
+    const { el } = render(
+      gridState({ true_columns: [0, -1], wrong_rows: [false, true], predicted_names: ["Sandal", "Coat"] }),
+    );
+    const rows = rowCanvases(el);
+    // row 0: a green frame around output column 0, just outside the cell
+    const s0 = strokes.get(rows[0]) ?? [];
+    expect(s0).toHaveLength(1);
+    expect(s0[0].colour).toBe("#17803a");
+    const r = cellEl(el, 0, 0)!;
+    expect(s0[0].x).toBe(parseFloat(r.style.left) - 2);
+    expect(s0[0].w).toBe(40 + 4);
+    const trueLabel = el.querySelector<HTMLElement>(".xw-label.xw-ag-true")!;
+    expect(trueLabel.textContent).toBe("Sandal 0.93");
+    expect(trueLabel.title).toBe("Sandal 0.93 · true label");
+    expect(el.querySelectorAll(".xw-ag-true")).toHaveLength(1);
+    // row 1: wrong, its true class is not among the outputs: a red frame on the image
+    const s1 = strokes.get(rows[1]) ?? [];
+    expect(s1.map((s) => s.colour)).toEqual(["#c4122f"]);
+    const wrong = el.querySelector<HTMLElement>(".xw-ag-wrong")!;
+    expect(wrong.textContent).toBe("✗ label: Bag");
+    expect(wrong.title).toBe("label: Bag · prediction wrong: predicted Coat");
+    expect(el.querySelectorAll(".xw-ag-wrong")).toHaveLength(1);
+  });
+
+  it("shows the error trait in place and a shape mismatch as an error; stays usable", async () => {
     const { el, model } = render(gridState({ error: "ValueError: boom <b>x</b>" }));
     const banner = el.querySelector<HTMLElement>(".xw-error")!;
     expect(banner.style.display).toBe("flex");
     expect(banner.textContent).toContain("boom <b>x</b>");
-    expect(canvases(el)).toHaveLength(6);
+    expect(rowCanvases(el)).toHaveLength(2);
     model.set("error", "");
     expect(banner.style.display).toBe("none");
     model.set("values", f32([1, 2, 3], [1, 1, 3, 1]));
+    await frame();
     expect(banner.style.display).toBe("flex");
     expect(banner.textContent).toMatch(/values: expected shape \(2, 2, 2, outputs\)/);
-    expect(canvases(el)).toHaveLength(0);
+    expect(rowCanvases(el)).toHaveLength(0);
     model.set("values", gridState().values);
+    await frame();
     expect(banner.style.display).toBe("none");
-    expect(canvases(el)).toHaveLength(6);
+    expect(rowCanvases(el)).toHaveLength(2);
   });
 
-  it("RGB images and inverted drawing", () => {
+  it("one-line labels for wide cells or without probabilities", () => {
+    const { el } = render(gridState({ cell_size: 130 }));
+    expect(el.querySelector(".xw-ag-label-2")).toBeNull();
+    expect(cellEl(el, 0, 0)!.style.top).toBe(`${LABEL_HEIGHT}px`);
+  });
+
+  it("RGB images and inverted drawing", async () => {
     const rgb = f32([1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1], [1, 2, 2, 3]);
     const state = gridState({
       images: rgb,
@@ -145,12 +309,33 @@ describe("AttributionGrid render", () => {
       row_titles: [],
     });
     const { el, model } = render(state);
-    const img = pixels.get(canvases(el)[0])!;
+    const img = cellPixels(el, 0, "image")!;
     expect(Array.from(img.slice(0, 4))).toEqual([255, 0, 0, 255]);
     model.set("invert_image", true);
-    const inv = pixels.get(canvases(el)[0])!;
+    await frame();
+    const inv = cellPixels(el, 0, "image")!;
     expect(Array.from(inv.slice(0, 4))).toEqual([0, 255, 255, 255]);
     expect(el.textContent).toContain("a");
+  });
+
+  it("draws only the first screenful of a long grid at once (rows are drawn as they scroll in)", () => {
+    const n = 300, hh = 4, w = 4, o = 10;
+    const { el } = render(
+      gridState({
+        images: f32(Array.from({ length: n * hh * w }, (_, k) => k % 7), [n, hh, w, 1]),
+        values: f32(Array.from({ length: n * hh * w * o }, (_, k) => Math.sin(k)), [n, hh, w, o]),
+        output_labels: Array.from({ length: n }, () => Array.from({ length: o }, (_, j) => `c${j}`)),
+        output_probabilities: null,
+        row_titles: [],
+      }),
+    );
+    // every row has its placeholder of the row's size; only the visible ones have a canvas
+    const placeholders = el.querySelectorAll<HTMLElement>(".xw-ag-row");
+    expect(placeholders).toHaveLength(n);
+    const drawn = rowCanvases(el).length;
+    expect(drawn).toBeGreaterThan(0);
+    expect(drawn).toBeLessThan(30);
+    expect(placeholders[n - 1].style.height).toBe(placeholders[0].style.height);
   });
 
   it("cleanup removes the view and its listeners", () => {
@@ -158,5 +343,53 @@ describe("AttributionGrid render", () => {
     (cleanup as () => void)();
     expect(el.children).toHaveLength(0);
     for (const set of listeners.values()) expect(set.size).toBe(0);
+  });
+});
+
+describe("grid layout", () => {
+  it("picks the cell size from the image size", () => {
+    expect(preferredCellSize(28)).toBe(84);
+    expect(preferredCellSize(12)).toBe(84);
+    expect(preferredCellSize(64)).toBe(128);
+    expect(preferredCellSize(224)).toBe(224);
+    expect(preferredCellSize(500)).toBe(224);
+  });
+
+  it("shrinks automatic cells to the width, then wraps; a user's size only wraps", () => {
+    const base = { imageWidth: 224, imageHeight: 224, reserved: 84 };
+    // 3 columns of 224 fit in 1000 px
+    expect(gridLayout({ ...base, columns: 3, cellSize: 0, available: 1000 }).cell).toBe(224);
+    // 11 columns in 900 px: cells shrink to fit on one line, colour bar included
+    const fit = gridLayout({ ...base, columns: 11, cellSize: 0, available: 900 });
+    expect(fit.perLine).toBe(11);
+    expect(fit.width + 84).toBeLessThanOrEqual(900);
+    // 11 columns in 500 px: cells stop at MIN_CELL and the row wraps
+    const wrap = gridLayout({ ...base, columns: 11, cellSize: 0, available: 500 });
+    expect(wrap.cell).toBe(MIN_CELL);
+    expect(wrap.perLine * wrap.lines).toBeGreaterThanOrEqual(11);
+    expect(wrap.lines).toBeGreaterThan(1);
+    expect(wrap.width + 84).toBeLessThanOrEqual(500);
+    // a user's cell size is kept; columns wrap to the width
+    const user = gridLayout({ ...base, columns: 11, cellSize: 120, available: 900 });
+    expect(user.cell).toBe(120);
+    expect(user.width + 84).toBeLessThanOrEqual(900);
+    expect(user.lines).toBe(Math.ceil(11 / user.perLine));
+    // unknown width: no limit
+    expect(gridLayout({ ...base, columns: 11, cellSize: 0, available: 0 }).perLine).toBe(11);
+    // narrow cells: two-line labels, taller rows
+    const narrow = gridLayout({ ...base, columns: 11, cellSize: 60, available: 0, twoLinesBelow: 120 });
+    expect(narrow.labelH).toBe(LABEL_HEIGHT_2);
+    expect(narrow.height).toBe(LABEL_HEIGHT_2 + 60);
+    expect(gridLayout({ ...base, columns: 3, cellSize: 130, available: 0, twoLinesBelow: 120 }).labelH).toBe(LABEL_HEIGHT);
+  });
+
+  it("maps points to cells across wrapped lines", () => {
+    const l = gridLayout({ columns: 5, imageWidth: 10, imageHeight: 10, cellSize: 50, available: 170 });
+    expect(l.perLine).toBe(3);
+    const r = cellRect(l, 4); // line 1, position 1
+    expect(r.x).toBe(50 + CELL_GAP);
+    expect(cellAt(l, r.x + 1, r.y + 1)).toBe(4);
+    expect(cellAt(l, r.x + 1, r.y - 2)).toBe(-1); // in the label band
+    expect(cellAt(l, 2 * (50 + CELL_GAP) + 1, r.y + 1)).toBe(-1); // no 6th cell
   });
 });

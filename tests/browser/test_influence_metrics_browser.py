@@ -69,6 +69,23 @@ CANVAS_INK = """(sel) => [...document.querySelectorAll(sel)].map(c => {
   return {ink: ink / n, red: red / n, blue: blue / n};
 })"""
 
+# the same per AttributionGrid cell: each grid row is one canvas, a cell is the part of it under
+# the cell's frame element .xw-ag-cell
+CELL_INK = """(sel) => [...document.querySelectorAll(sel)].map(cell => {
+  const c = cell.closest('.xw-ag-row').querySelector('canvas.xw-ag-row-canvas');
+  const cb = c.getBoundingClientRect(), fb = cell.getBoundingClientRect(), s = c.width / cb.width;
+  const d = c.getContext('2d').getImageData(Math.round((fb.left - cb.left) * s),
+    Math.round((fb.top - cb.top) * s), Math.round(fb.width * s), Math.round(fb.height * s)).data;
+  let ink = 0, red = 0, blue = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i] < 245 || d[i + 1] < 245 || d[i + 2] < 245) ink++;
+    if (d[i] - d[i + 2] > 60) red++;
+    if (d[i + 2] - d[i] > 60) blue++;
+  }
+  const n = d.length / 4;
+  return {ink: ink / n, red: red / n, blue: blue / n};
+})"""
+
 
 def _run_in_new_cell(page, code: str) -> None:
     """Add a cell under the last one, type ``code`` and run it."""
@@ -140,9 +157,9 @@ def test_metrics_view_click_explains_exactly_the_cell(run_notebook_in_lab, artif
     out.screenshot(path=str(artifacts / "metrics_view.png"))
 
     cells.nth(4 * 10 + 9).click()  # true 4, predicted 9
-    image_cells = out.locator('canvas.xw-ag-canvas[data-col="image"]')
+    image_cells = out.locator('.xw-ag-cell[data-col="image"]')
     page.wait_for_function(
-        "() => document.querySelectorAll('canvas.xw-ag-canvas[data-col=\"image\"]').length === 3"
+        "() => document.querySelectorAll('.xw-ag-cell[data-col=\"image\"]').length === 3"
     )
     assert out.locator(".xw-ag-grid").count() == 1
     titles = out.locator(".xw-ag-image-label").all_inner_texts()
@@ -150,7 +167,7 @@ def test_metrics_view_click_explains_exactly_the_cell(run_notebook_in_lab, artif
     labels = out.locator(".xw-ag-cell .xw-label:not(.xw-ag-image-label)").all_inner_texts()
     assert labels == ["4", "9"] * 3, labels  # the cell's true and predicted class
     assert image_cells.count() == 3
-    ink = page.evaluate(CANVAS_INK, 'canvas.xw-ag-canvas[data-col="1"]')
+    ink = page.evaluate(CELL_INK, '.xw-ag-cell[data-col="1"]')
     assert len(ink) == 3 and all(s["red"] > 0.02 for s in ink), ink
     assert "true 4, predicted 9: 3 images" in out.inner_text()
     out.screenshot(path=str(artifacts / "metrics_view_selected.png"))

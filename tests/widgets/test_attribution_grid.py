@@ -31,7 +31,9 @@ def test_traits_hold_float32_arrays_and_defaults(rng):
     assert g.values.dtype == np.float32 and g.values.shape == (2, 5, 4, 3)
     assert g.images.flags.c_contiguous
     assert g.output_probabilities is None
-    assert (g.scale_mode, g.cell_size, g.invert_image, g.show_colorbar) == ("grid", 84, False, True)
+    # cell_size 0: the view picks it from the image size and the output width
+    assert (g.scale_mode, g.cell_size, g.invert_image, g.show_colorbar) == ("grid", 0, False, True)
+    assert (g.true_columns, g.wrong_rows, g.predicted_names) == ([], [], [])
     assert g.error == "" and g.progress == -1.0
     assert g._esm and "render" in str(g._esm)
 
@@ -110,6 +112,10 @@ def test_shape_conveniences(rng):
             r"output_probabilities: expected shape \(2, 3\)",
         ),
         ({"row_titles": ["x"]}, r"row_titles: expected 2 strings, got 1"),
+        ({"true_columns": [0]}, r"true_columns: expected 2 entries \(one per image\), got 1"),
+        ({"true_columns": [0, 3]}, r"true_columns: expected output columns in -1\.\.2, got 3"),
+        ({"wrong_rows": [True] * 3}, r"wrong_rows: expected 2 entries"),
+        ({"predicted_names": ["a"]}, r"predicted_names: expected 2 entries"),
     ],
 )
 def test_inconsistent_input_raises_value_error(rng, kw, match):
@@ -170,6 +176,50 @@ def test_from_explanation_top_k_ranks_labels(small_explanation):
             g.values[i], e.values[i][..., order].sum(axis=2), rtol=1e-5, atol=1e-6
         )
     assert g.row_titles == ["label: zero", f"label: {XSS}", "label: two"]
+
+
+def test_from_explanation_marks_true_columns_and_wrong_predictions(small_explanation):
+    e = small_explanation
+    e.probabilities = np.array(
+        [[0.7, 0.1, 0.1, 0.1], [0.1, 0.2, 0.3, 0.4], [0.05, 0.15, 0.3, 0.5]], np.float32
+    )
+    e.predictions = np.log(e.probabilities)
+    # labels [0, 1, 2]: row 0 right; rows 1 and 2 predicted "three", wrong
+    g = AttributionGrid.from_explanation(e, top_k=2)
+    # row 0: top-2 (0, x) holds class 0 at column 0; row 1: top-2 (3, 2) misses class 1;
+    # row 2: top-2 (3, 2) holds class 2 at column 1
+    assert g.true_columns == [0, -1, 1]
+    assert g.wrong_rows == [False, True, True]
+    assert g.predicted_names == ["zero", "three", "three"]
+    assert g.output_labels[1] == ["three", "two"]
+    # all outputs: every true class is a column (class order)
+    assert AttributionGrid.from_explanation(e).true_columns == [0, 1, 2]
+    # no labels: nothing marked
+    e.labels = None
+    g = AttributionGrid.from_explanation(e)
+    assert (g.true_columns, g.wrong_rows) == ([], [])
+    assert g.predicted_names == ["zero", "three", "three"]
+
+
+def test_include_true_column_is_marked_in_the_grid():
+    from xaiwidgets.explainers import Explainer
+
+    class Constant(Explainer):
+        method = "constant"
+
+        def _explain(self, x, outputs, model_outputs, ctl):
+            values = (
+                np.ones((*x.shape, outputs.shape[1]), np.float32) * outputs[:, None, None, None]
+            )
+            return values, np.zeros(outputs.shape, np.float32)
+
+    probs = np.array([[0.6, 0.3, 0.1], [0.5, 0.4, 0.1]], np.float32)
+    expl = Constant(lambda x: np.log(probs[: len(x)]), class_names=["a", "b", "c"])
+    e = expl(np.zeros((2, 3, 3, 1), np.float32), top_k=1, labels=[0, 2], include_true=True)
+    g = AttributionGrid.from_explanation(e)
+    assert g.output_labels == [["a", "b"], ["a", "c"]]
+    assert g.true_columns == [0, 1] and g.wrong_rows == [False, True]
+    np.testing.assert_allclose(g.values[1, ..., 1], 2.0)  # class c's own attributions
 
 
 def test_from_explanation_all_outputs_and_widget_method(small_explanation):

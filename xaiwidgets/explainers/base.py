@@ -54,6 +54,33 @@ def select_outputs(outputs: Any, probabilities: np.ndarray, top_k: int | None = 
     return idx
 
 
+def add_true_outputs(idx: np.ndarray, probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``idx`` ``(n, o)`` with one extra last column where a row misses its true class.
+
+    Each row that does not explain its true class ``labels[i]`` explains it in an extra last
+    column; the other rows fill that column with their most probable class not already in the
+    row (so a top-k row stays in decreasing probability: top-k, then the true class or the
+    (k+1)-th). When every row already holds its true class (or holds every class), ``idx`` is
+    returned unchanged. Returns an ``(n, o)`` or ``(n, o + 1)`` int64 matrix.
+    """
+    n, k = probabilities.shape
+    labels = np.asarray(labels, np.int64)
+    if labels.min() < 0 or labels.max() >= k:
+        raise ValueError(
+            f"labels: include_true needs class indices in 0..{k - 1}, "
+            f"got {labels.min()}..{labels.max()}"
+        )
+    has_true = (idx == labels[:, None]).any(axis=1)
+    if has_true.all() or idx.shape[1] >= k:
+        return idx
+    extra = labels.copy()
+    order = np.argsort(-probabilities, axis=1, kind="stable")
+    for i in np.flatnonzero(has_true):
+        taken = set(idx[i].tolist())
+        extra[i] = next((j for j in order[i].tolist() if j not in taken), labels[i])
+    return np.concatenate([idx, extra[:, None]], axis=1)
+
+
 class Explainer:
     """Base class of the attribution explainers.
 
@@ -87,13 +114,16 @@ class Explainer:
         *,
         top_k: int | None = None,
         labels: Any = None,
+        include_true: bool = False,
         progress: Any = None,
         cancel: Any = None,
     ) -> Explanation:
         """Explain ``images`` (any accepted form, see :func:`xaiwidgets._arrays.as_images`).
 
         ``outputs``/``top_k`` choose the outputs (see :func:`select_outputs`); ``labels`` (true
-        classes, labels or one-hot) are kept for the label rows; ``progress``/``cancel`` as in
+        classes, labels or one-hot) are kept for the label rows; ``include_true=True`` (needs
+        ``labels``) also explains the true class of each row whose chosen outputs miss it, in
+        an extra last column (see :func:`add_true_outputs`); ``progress``/``cancel`` as in
         :class:`xaiwidgets._progress.RunControl`.
         """
         x = as_images(images)
@@ -101,6 +131,10 @@ class Explainer:
         probs = self.backend.to_probabilities(model_outputs)
         idx = select_outputs(outputs, probs, top_k)
         y = None if labels is None else as_labels(labels, n=len(x), name="labels")
+        if include_true:
+            if y is None:
+                raise ValueError("include_true=True needs labels=... (the true classes)")
+            idx = add_true_outputs(idx, probs, y)
         with RunControl(progress, cancel, desc=self.method) as ctl:
             values, base = self._explain(x, idx, model_outputs, ctl)
             ctl.step(1.0)

@@ -36,13 +36,25 @@ class AttributionGrid(XaiWidget):
     - ``output_labels`` ``(n, o)`` names of the explained outputs, per image (shown as text).
     - ``output_probabilities`` ``(n, o)`` or ``None``: shown after the name ("Sandal 0.93").
     - ``row_titles`` ``n`` strings (e.g. the true label) above the image column, or ``[]``.
+    - ``true_columns`` ``n`` ints or ``[]``: the output column of each row's true class (its
+      cell gets a green frame, its label turns green and says "true label" on hover), ``-1``
+      where the true class is not among the row's outputs or unknown.
+    - ``wrong_rows`` ``n`` bools or ``[]``: rows whose prediction is wrong (the image gets a
+      red frame, its label a "✗", and its hover text says what was predicted, from
+      ``predicted_names``).
+    - ``predicted_names`` ``n`` strings or ``[]``: each row's predicted class name.
 
     Display traits: ``scale_mode`` ("grid": one colour scale for all cells, "row": one per
-    image), ``cell_size`` (width of a cell in CSS pixels, default 84; like ethik's
-    ``cell_width``), ``invert_image`` (draw ``-x``, as the DeepExplainer example plots
-    ``-x_test``), ``show_colorbar``, ``show_controls`` (the toolbar with the scale toggle,
-    the cell size slider and the invert checkbox), ``title``, ``colorbar_label``; plus
-    ``error``/``progress`` of :class:`XaiWidget`.
+    image), ``cell_size`` (width of a cell in CSS pixels, like ethik's ``cell_width``; default
+    0: chosen from the image width (small images at a whole multiple near 84 px, larger ones
+    at their own size up to 224 px) and shrunk to fit the output area's width down to 48 px;
+    past that, or with a user's size, a row's cells wrap onto more lines), ``invert_image``
+    (draw ``-x``, as the DeepExplainer example plots ``-x_test``), ``show_colorbar``,
+    ``show_controls`` (the toolbar with the scale toggle, the cell size slider with its "fit"
+    button (back to 0, automatic) and the invert checkbox), ``title``, ``colorbar_label``;
+    plus ``error``/``progress`` of :class:`XaiWidget`. Labels too long for their cell are
+    abbreviated with "…" and shown in full on hover; narrow cells put the probability on a
+    second line. Each row is drawn on one canvas, only while it is near the viewport.
 
     Example::
 
@@ -66,7 +78,18 @@ class AttributionGrid(XaiWidget):
     scale_mode = traitlets.Enum(
         ["grid", "row"], "grid", help="'grid': one colour scale; 'row': one per image."
     ).tag(sync=True)
-    cell_size = traitlets.Int(84, min=8, max=1024, help="Cell width in CSS pixels.").tag(sync=True)
+    true_columns = traitlets.List(
+        traitlets.Int(), help="n output columns of the true classes (-1: not explained)."
+    ).tag(sync=True)
+    wrong_rows = traitlets.List(traitlets.Bool(), help="n flags: the prediction is wrong.").tag(
+        sync=True
+    )
+    predicted_names = traitlets.List(
+        traitlets.Unicode(), help="n names of the predicted classes."
+    ).tag(sync=True)
+    cell_size = traitlets.Int(
+        0, min=0, max=1024, help="Cell width in CSS pixels; 0: from the image size and width."
+    ).tag(sync=True)
     invert_image = traitlets.Bool(False, help="Draw the images inverted (-x).").tag(sync=True)
     show_colorbar = traitlets.Bool(True, help="Show the colour bar with its scale.").tag(sync=True)
     show_controls = traitlets.Bool(True, help="Show the toolbar above the grid.").tag(sync=True)
@@ -134,9 +157,25 @@ class AttributionGrid(XaiWidget):
             return f"output_probabilities: expected shape ({n}, {o}), got {probs.shape}"
         if self.row_titles and len(self.row_titles) != n:
             return f"row_titles: expected {n} strings, got {len(self.row_titles)}"
+        for name in ("true_columns", "wrong_rows", "predicted_names"):
+            entries = getattr(self, name)
+            if entries and len(entries) != n:
+                return f"{name}: expected {n} entries (one per image), got {len(entries)}"
+        bad = [c for c in self.true_columns if not -1 <= c < o]
+        if bad:
+            return f"true_columns: expected output columns in -1..{o - 1}, got {bad[0]}"
         return ""
 
-    @traitlets.observe("images", "values", "output_labels", "output_probabilities", "row_titles")
+    @traitlets.observe(
+        "images",
+        "values",
+        "output_labels",
+        "output_probabilities",
+        "row_titles",
+        "true_columns",
+        "wrong_rows",
+        "predicted_names",
+    )
     def _on_data(self, change: dict[str, Any]) -> None:
         # after construction a mismatch (e.g. while replacing images, then values) shows in
         # the widget instead of raising half-way through an update
@@ -155,25 +194,49 @@ class AttributionGrid(XaiWidget):
 
         ``top_k`` keeps, per image, the ``k`` most probable explained outputs in decreasing
         order (ranked label rows). Row titles show the true labels when the explanation has
-        them. Other keyword arguments set traits (``cell_size=100``, ``invert_image=True``)."""
+        them; with true labels and predictions, the true class's column is marked and rows
+        predicted wrong say so. Other keyword arguments set traits (``cell_size=100``,
+        ``invert_image=True``)."""
         e = explanation if top_k is None else explanation.top_k(top_k)
         probs = e.output_probabilities
+        names = e.class_names
+
+        def name(j: int) -> str:
+            return names[j] if names is not None and 0 <= j < len(names) else str(j)
+
         titles: list[str] = []
+        true_columns: list[int] = []
+        wrong: list[bool] = []
+        predicted_names: list[str] = []
+        predicted = e.predicted
+        if predicted is not None:
+            predicted_names = [name(int(p)) for p in predicted]
         if e.labels is not None:
-            names = e.class_names
-            titles = [
-                f"label: {names[int(y)] if names is not None and 0 <= y < len(names) else int(y)}"
-                for y in e.labels
-            ]
+            titles = [f"label: {name(int(y))}" for y in e.labels]
+            hit = e.output_indices == e.labels[:, None]
+            true_columns = np.where(hit.any(axis=1), hit.argmax(axis=1), -1).tolist()
+            if predicted is not None:
+                wrong = (predicted != e.labels).tolist()
         state: dict[str, Any] = {
             "images": e.data,
             "values": e.values.sum(axis=3, dtype=np.float32),
             "output_labels": e.output_names,
             "output_probabilities": probs,
             "row_titles": titles,
+            "true_columns": true_columns,
+            "wrong_rows": wrong,
+            "predicted_names": predicted_names,
         }
         state.update(kwargs)
         return cls(**state)
 
 
-_SHAPE_ERRORS = ("values:", "output_labels:", "output_probabilities:", "row_titles:")
+_SHAPE_ERRORS = (
+    "values:",
+    "output_labels:",
+    "output_probabilities:",
+    "row_titles:",
+    "true_columns:",
+    "wrong_rows:",
+    "predicted_names:",
+)

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { diverging } from "./colormap";
 import { greyLevels, imageRGBA, overlayRGBA } from "./image";
 
 describe("imageRGBA", () => {
@@ -40,5 +41,20 @@ describe("overlayRGBA", () => {
     expect(px(2)[0]).toBe(px(2)[1]);
     expect(px(2)[0]).toBeGreaterThan(180);
     expect(px(2)[0]).toBeLessThan(255);
+  });
+});
+
+describe("overlayRGBA fast path", () => {
+  it("gives exactly what the general colour-map loop gives (NaN, inf, out of range, 0)", () => {
+    const n = 400;
+    const data = new Float32Array(n).map((_, i) => Math.sin(i * 1.7) * 3);
+    data[5] = NaN;
+    data[6] = Infinity;
+    data[7] = -Infinity;
+    data[8] = 0;
+    const grey = new Float32Array(n).map((_, i) => (i % 13) / 12);
+    const fast = overlayRGBA({ data, offset: 0, stride: 1 }, grey, 2.5);
+    const general = overlayRGBA({ data, offset: 0, stride: 1 }, grey, 2.5, 0.18, (t) => diverging(t));
+    expect(Array.from(fast)).toEqual(Array.from(general));
   });
 });

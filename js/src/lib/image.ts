@@ -1,7 +1,7 @@
 // Turn float arrays into RGBA pixels (images of any value range, attribution overlays) and
 // draw them on a canvas, scaled up with crisp (nearest-neighbour) pixels.
 import type { NumericArray } from "./arrays";
-import { type ColorMap, diverging, over } from "./colormap";
+import { type ColorMap, NEGATIVE_RGB, POSITIVE_RGB, diverging, over } from "./colormap";
 import { extent } from "./scale";
 
 /** One image inside an (n, h, w, c) array: image i starts at i * h * w * c. */
@@ -84,9 +84,38 @@ export function overlayRGBA(
   const n = grey.length;
   const out = new Uint8ClampedArray(n * 4);
   const inv = maxAbs > 0 ? 1 / maxAbs : 0;
+  const { data, offset, stride } = values;
+  const base = 255 * (1 - faint);
+  if (map === diverging) {
+    // the same as the general loop below, without an array per pixel (large grids)
+    const [pr, pg, pb] = POSITIVE_RGB;
+    const [nr, ng, nb] = NEGATIVE_RGB;
+    for (let p = 0; p < n; p++) {
+      const g = base + 255 * faint * grey[p];
+      let t = data[offset + p * stride] * inv;
+      let r = g;
+      let gg = g;
+      let b = g;
+      if (t - t === 0) {
+        // finite (NaN and infinities stay transparent); alpha = round(|t| * 255) / 255 as diverging()
+        if (t > 1) t = 1;
+        else if (t < -1) t = -1;
+        const a = Math.round(Math.abs(t) * 255) / 255;
+        const pos = t >= 0;
+        r = (pos ? pr : nr) * a + g * (1 - a);
+        gg = (pos ? pg : ng) * a + g * (1 - a);
+        b = (pos ? pb : nb) * a + g * (1 - a);
+      }
+      out[p * 4] = Math.round(r);
+      out[p * 4 + 1] = Math.round(gg);
+      out[p * 4 + 2] = Math.round(b);
+      out[p * 4 + 3] = 255;
+    }
+    return out;
+  }
   for (let p = 0; p < n; p++) {
-    const g = 255 * (1 - faint) + 255 * faint * grey[p];
-    const col = over(map(values.data[values.offset + p * values.stride] * inv), [g, g, g]);
+    const g = base + 255 * faint * grey[p];
+    const col = over(map(data[offset + p * stride] * inv), [g, g, g]);
     out[p * 4] = col[0];
     out[p * 4 + 1] = col[1];
     out[p * 4 + 2] = col[2];
@@ -142,4 +171,64 @@ export function pixelAt(
   const y = Math.floor(((clientY - r.top) / r.height) * h);
   if (x < 0 || y < 0 || x >= w || y >= h) return null;
   return [x, y];
+}
+
+/** A rectangle in CSS pixels. */
+export interface CssRect {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+/**
+ * Paints w x h RGBA cells into rectangles of a larger canvas (a whole grid row on one canvas):
+ * the cells are stacked in one reused scratch canvas (one putImageData per row), then each is
+ * scaled into its rectangle with crisp (nearest-neighbour) pixels.
+ */
+export class CellPainter {
+  private scratch: HTMLCanvasElement | null = null;
+  private sctx: CanvasRenderingContext2D | null = null;
+  private imageData: ImageData | null = null;
+
+  /** Size `canvas` to cssWidth x cssHeight CSS pixels (device pixel ratio applied); its 2D context. */
+  static prepare(canvas: HTMLCanvasElement, cssWidth: number, cssHeight: number): CanvasRenderingContext2D | null {
+    const dpr = devicePixelRatio();
+    canvas.width = Math.max(1, Math.round(cssWidth * dpr));
+    canvas.height = Math.max(1, Math.round(cssHeight * dpr));
+    canvas.style.width = `${cssWidth}px`;
+    canvas.style.height = `${cssHeight}px`;
+    const ctx = canvas.getContext("2d");
+    if (ctx) ctx.imageSmoothingEnabled = false;
+    return ctx;
+  }
+
+  /** Draw cells[k] (w x h RGBA each) into rects[k] (CSS pixels) of `ctx`'s canvas. */
+  paint(ctx: CanvasRenderingContext2D, cells: Uint8ClampedArray[], w: number, h: number, rects: CssRect[]): void {
+    const count = cells.length;
+    if (count === 0) return;
+    if (!this.scratch || this.scratch.width !== w || this.scratch.height !== h * count) {
+      this.scratch = document.createElement("canvas");
+      this.scratch.width = w;
+      this.scratch.height = h * count;
+      this.sctx = this.scratch.getContext("2d");
+      this.imageData = this.sctx ? this.sctx.createImageData(w, h * count) : null;
+    }
+    if (!this.sctx || !this.imageData) return;
+    for (let k = 0; k < count; k++) this.imageData.data.set(cells[k], k * w * h * 4);
+    this.sctx.putImageData(this.imageData, 0, 0);
+    const dpr = devicePixelRatio();
+    for (let k = 0; k < count; k++) {
+      const r = rects[k];
+      const X = Math.round(r.x * dpr);
+      const Y = Math.round(r.y * dpr);
+      const W = Math.round((r.x + r.w) * dpr) - X;
+      const H = Math.round((r.y + r.h) * dpr) - Y;
+      ctx.drawImage(this.scratch, 0, k * h, w, h, X, Y, W, H);
+    }
+  }
+}
+
+function devicePixelRatio(): number {
+  return (typeof window !== "undefined" && window.devicePixelRatio) || 1;
 }
