@@ -96,3 +96,14 @@ def test_models_that_cannot_be_randomised_are_refused():
         randomisation_check(
             ImageAsAttribution(lambda x: x.reshape(len(x), -1)), np.zeros((1, 2, 2, 1))
         )
+
+
+def test_constant_maps_are_similar_to_each_other_only():
+    from xaiwidgets.faithfulness import _spearman
+
+    rng = np.random.default_rng(3)
+    varied = rng.normal(size=(1, 9, 1))
+    zero = np.zeros((1, 9, 1))
+    assert _spearman(zero, zero)[0, 0] == 1.0
+    assert _spearman(varied, zero)[0, 0] == 0.0
+    assert _spearman(varied, 2 * varied + 1)[0, 0] == pytest.approx(1.0)

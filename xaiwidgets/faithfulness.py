@@ -359,9 +359,11 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Spearman correlation of ``a`` and ``b`` ``(n, p, o)`` over ``p``: ``(n, o)``."""
     from scipy.stats import rankdata
 
-    return _pearson(
-        np.moveaxis(rankdata(a, axis=1), 1, -1), np.moveaxis(rankdata(b, axis=1), 1, -1)
-    )
+    rho = _pearson(np.moveaxis(rankdata(a, axis=1), 1, -1), np.moveaxis(rankdata(b, axis=1), 1, -1))
+    # a constant map (e.g. all zero after the weights were redrawn) has no ranking: it is
+    # the same as another constant map and unlike any other one
+    flat_a, flat_b = np.ptp(a, axis=1) == 0, np.ptp(b, axis=1) == 0
+    return np.where(flat_a & flat_b, 1.0, np.where(flat_a | flat_b, 0.0, rho))
 
 
 def randomisation_check(
