@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from xaiwidgets.datasets import load_sklearn_digits
-from xaiwidgets.metrics import deletion_curve
+from xaiwidgets.faithfulness import deletion_curve
 from xaiwidgets.widgets._arrays import array_to_json
 from xaiwidgets.widgets.shapley_explorer import ShapleyExplorer
 
