@@ -1,12 +1,17 @@
-"""DeepLIFT (rescale rule) / DeepSHAP for Keras 3 and TensorFlow models.
+"""DeepLIFT (rescale rule) / DeepSHAP for Keras 3 and TensorFlow models, op by op.
 
 Inside one ``tf.function`` the model is called twice: on the ``b`` references, plainly, and on
-the pair rows (each image repeated once per reference) under a gradient override map that
-gives the nonlinear TensorFlow ops (``Relu``, ``Elu``, ``Sigmoid``, ``Tanh``, ``Softplus``,
-``MaxPool``, ``Softmax``, ...) a DeepLIFT gradient. The ``t``-th nonlinear op of the pair call
-meets the ``t``-th of the reference call, whose input and output give the reference side of
-the rule (:mod:`._deeplift_rules`); linear ops keep their own gradients and Dropout is off
-(``training=False``). One ``tf.gradients`` per requested output gives the input multipliers.
+the pair rows (each image repeated once per reference). The ops of the pair call that depend
+on the images are then walked in graph order: each gets the DeepLIFT rule of its type
+(:mod:`._deeplift_tf_ops`: rescale for elementwise nonlinearities, the Shapley split for
+products of two varying inputs and divisions, shap's rules for ``MaxPool`` and ``Softmax``)
+by setting its gradient op type, or keeps TensorFlow's gradient when it is linear. The
+``t``-th such op of the pair call meets the ``t``-th of the reference call, whose inputs and
+outputs give the reference side of the rule. An op type with neither a rule nor known
+linearity is named in a :class:`UserWarning` (its own gradient is used, so completeness may
+fail); a nested ``tf.function`` is crossed only when its body is linear (Keras' grouped
+convolution, compiled with XLA). Dropout is off (``training=False``). One ``tf.gradients``
+per requested output gives the input multipliers.
 
 Imported only by :meth:`TensorFlowBackend.deeplift
 <xaiwidgets.backends.keras_backend.TensorFlowBackend>`.
@@ -14,85 +19,24 @@ Imported only by :meth:`TensorFlowBackend.deeplift
 
 from __future__ import annotations
 
-import threading
+import warnings
 import weakref
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import attr_value_pb2
 
 from .. import _arrays
 from . import _deeplift_rules as rules
+from . import _deeplift_tf_ops as tf_ops
 from ._layout import pad_rows
 from ._tensorflow_conv_grad import GRADIENT_NAME as _CONV_GRADIENT
 
-
-class _Ops:
-    """The array namespace :mod:`._deeplift_rules` computes with."""
-
-    where = staticmethod(tf.where)
-    abs = staticmethod(tf.abs)
-    maximum = staticmethod(tf.maximum)
-    exp = staticmethod(tf.exp)
-    log = staticmethod(tf.math.log)
-
-    @staticmethod
-    def sum_last(t: Any) -> Any:
-        return tf.reduce_sum(t, axis=-1, keepdims=True)
-
-    @staticmethod
-    def max_last(t: Any) -> Any:
-        return tf.reduce_max(t, axis=-1, keepdims=True)
-
-
-_OPS = _Ops()
-
-#: Elementwise op types and how to evaluate them from an op's attributes.
-_ELEMENTWISE = {
-    "Relu": lambda op: tf.nn.relu,
-    "Relu6": lambda op: tf.nn.relu6,
-    "Elu": lambda op: tf.nn.elu,
-    "Selu": lambda op: tf.nn.selu,
-    "Sigmoid": lambda op: tf.sigmoid,
-    "Tanh": lambda op: tf.tanh,
-    "Softplus": lambda op: tf.nn.softplus,
-    "Softsign": lambda op: tf.nn.softsign,
-    "Exp": lambda op: tf.exp,
-    "LeakyRelu": lambda op: lambda t: tf.nn.leaky_relu(t, alpha=op.get_attr("alpha")),
-}
-_HANDLED = (*_ELEMENTWISE, "MaxPool", "Softmax", "LogSoftmax")
-_PREFIX = "XaiwidgetsDeepLift"
-_CALLS = ("PartitionedCall", "StatefulPartitionedCall")
-
-_STATE = threading.local()
-
-
-def _sides(op: Any, which: str = "inputs") -> tuple[Any, Any]:
-    """Pair side and reference side (tiled to the pair rows) of ``op``'s first input or
-    output. TensorFlow's broadcasting is slow above rank 4, so the references are tiled."""
-    ref = _STATE.mapping[op.name]
-    c = _STATE.lead[0]
-    pair, refs = getattr(op, which)[0], getattr(ref, which)[0]
-    return pair, tf.tile(refs, [c] + [1] * (len(refs.shape) - 1)) if c > 1 else refs
-
-
-def _cached(op: Any, make: Any) -> Any:
-    """Coefficients of ``op``, computed once per trace (each output's ``tf.gradients`` call
-    asks again)."""
-    cache = _STATE.cache
-    if op.name not in cache:
-        cache[op.name] = make()
-    return cache[op.name]
-
-
-def _elementwise_grad(op: Any, grad: Any) -> Any:
-    f = _ELEMENTWISE[op.type](op)
-
-    def make() -> Any:
-        (u_p, u_r), (y_p, y_r) = _sides(op), _sides(op, "outputs")
-        return rules.rescale(_OPS, f, u_p, u_r, y_p, y_r)
-
-    return grad * _cached(op, make)
+_OPS = tf_ops.OPS
+_STATE = tf_ops.STATE
+_sides = tf_ops.sides
+_cached = tf_ops.cached
 
 
 def _maxpool_grad(op: Any, grad: Any) -> Any:
@@ -106,7 +50,7 @@ def _maxpool_grad(op: Any, grad: Any) -> Any:
     gh, gw = h // kh, w // kw
 
     def make() -> Any:
-        (u_p, u_r), (y_p, y_r) = _sides(op), _sides(op, "outputs")
+        (u_p, u_r), (y_p, y_r) = _sides(op), _sides(op, 0, "outputs")
         to_x, to_r = rules.max_split(_OPS, y_p, y_r)
         # each part of the difference lands on its own argmax (TensorFlow's tie-break)
         routed = tf.raw_ops.MaxPoolGrad(orig_input=u_p, orig_output=y_p, grad=to_x, **attrs)
@@ -128,7 +72,7 @@ def _maxpool_grad_general(op: Any, grad: Any, attrs: dict) -> Any:
         attrs["explicit_paddings"] = op.get_attr("explicit_paddings")
 
     def make() -> Any:
-        (u_p, u_r), (y_p, y_r) = _sides(op), _sides(op, "outputs")
+        (u_p, u_r), (y_p, y_r) = _sides(op), _sides(op, 0, "outputs")
         to_x, to_r = rules.max_split(_OPS, y_p, y_r)
         inv_du = rules.safe_div(_OPS, 1.0, u_p - u_r, rules.EPS_ROUTE, 0.0)
         return to_x, to_r, inv_du, u_r, y_r
@@ -179,60 +123,85 @@ def _softmax_grad(op: Any, grad: Any) -> Any:
     return rules.softmax_apply(_OPS, coef, grad, rule)
 
 
-def _register() -> None:
-    for op_type in _HANDLED:
-        fn = (
-            _maxpool_grad
-            if op_type == "MaxPool"
-            else _softmax_grad
-            if op_type in ("Softmax", "LogSoftmax")
-            else _elementwise_grad
-        )
-        try:
-            tf.RegisterGradient(_PREFIX + op_type)(fn)
-        except KeyError:  # already registered (module reloaded)
-            pass
-
-
-_register()
+tf_ops.register({"MaxPool": _maxpool_grad, "Softmax": _softmax_grad, "LogSoftmax": _softmax_grad})
 _FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _handled_ops(graph: Any, start: int) -> list:
-    return [op for op in graph.get_operations()[start:] if op.type in _HANDLED]
+def _path(graph: Any, start: int, source: Any) -> tuple[list, set]:
+    """The ops created since ``start`` that read a tensor depending on ``source``, in graph
+    order, and the set of (refs of) those dependent tensors."""
+    varying = {source.ref()}
+    ops = []
+    for op in graph.get_operations()[start:]:
+        if any(t.ref() in varying for t in op.inputs):
+            ops.append(op)
+            varying.update(t.ref() for t in op.outputs)
+    return ops, varying
 
 
-def _build(backend: Any, c: int, n_ref: int, o: int, image_shape: tuple, softmax: str) -> Any:
-    """The traced attribution function for one (images, references, outputs) shape."""
+def _nested_body(graph: Any, op: Any) -> list[str]:
+    """Op types of a nested function call's body that are not linear (empty: it may be
+    crossed with its own gradient)."""
+    fn = graph._get_function(op.get_attr("f").name)
+    body = getattr(fn, "graph", None)
+    if body is None:
+        return [op.type]
+    return sorted({o.type for o in body.get_operations() if o.type not in tf_ops.NESTED_OK})
+
+
+def _assign_rules(graph: Any, pair_ops: list) -> list[str]:
+    """Give every op on the images' path its DeepLIFT rule (its gradient op type); return the
+    ops without one, as ``"Type (name)"``."""
+    missing = []
+    for op in pair_ops:
+        if op.type in tf_ops.CALLS:
+            inner = _nested_body(graph, op)
+            if inner:
+                raise NotImplementedError(
+                    "DeepLIFT cannot look inside a nested tf.function with nonlinear ops "
+                    f"({op.name} holds {', '.join(inner)}): pass the Keras model, or the "
+                    "undecorated Python function"
+                )
+            continue
+        rule = tf_ops.rule_of(op)
+        if rule == "?":
+            missing.append(f"{op.type} ({op.name})")
+        elif rule is not None:
+            value = attr_value_pb2.AttrValue(s=(tf_ops.PREFIX + rule).encode())
+            op._set_attr("_gradient_op_type", value)
+    return missing
+
+
+def _build(
+    backend: Any, c: int, n_ref: int, o: int, image_shape: tuple, softmax: str
+) -> tuple[Any, list[str]]:
+    """The traced attribution function for one (images, references, outputs) shape, and the
+    ops it crossed without a DeepLIFT rule."""
+    missing: list[str] = []
 
     def attribute(xt: Any, rt: Any, cot: Any) -> Any:
         graph = tf.compat.v1.get_default_graph()
         start = len(graph.get_operations())
         backend._call(rt)
-        ref_ops = _handled_ops(graph, start)
+        ref_ops, _ = _path(graph, start, rt)
         inp = tf.repeat(xt, n_ref, axis=0)
         start = len(graph.get_operations())
-        overrides = {t: _PREFIX + t for t in _HANDLED}
-        with graph.gradient_override_map({**overrides, "Conv2D": _CONV_GRADIENT}):
+        with graph.gradient_override_map({"Conv2D": _CONV_GRADIENT}):
             out = backend._call(inp)
-        pair_ops = _handled_ops(graph, start)
-        calls = [op.type for op in graph.get_operations()[start:] if op.type in _CALLS]
-        if calls:
-            raise NotImplementedError(
-                "DeepLIFT cannot look inside a nested tf.function (the model's graph holds "
-                f"{calls[0]} ops): pass the Keras model, or the undecorated Python function"
-            )
+        pair_ops, varying = _path(graph, start, inp)
         if [op.type for op in ref_ops] != [op.type for op in pair_ops]:
             raise RuntimeError(
-                "DeepLIFT: the model made different nonlinear ops for the references and the "
-                "images (data-dependent control flow?)"
+                "DeepLIFT: the model made different ops for the references and the images "
+                "(data-dependent control flow?)"
             )
+        _STATE.varying = varying
+        missing[:] = _assign_rules(graph, pair_ops)
         _STATE.mapping = {p.name: r for p, r in zip(pair_ops, ref_ops)}
         _STATE.lead, _STATE.softmax, _STATE.cache = (c, n_ref), softmax, {}
         try:
             grads = tf.stack([tf.gradients(out, inp, grad_ys=cot[j])[0] for j in range(o)])
         finally:
-            _STATE.mapping, _STATE.cache = {}, {}
+            _STATE.mapping, _STATE.cache, _STATE.varying = {}, {}, set()
         delta = tf.reshape(xt[:, None] - rt[None], (c * n_ref,) + image_shape)
         return tf.reduce_mean(tf.reshape(grads * delta, (o, c, n_ref) + image_shape), axis=2)
 
@@ -241,7 +210,9 @@ def _build(backend: Any, c: int, n_ref: int, o: int, image_shape: tuple, softmax
         tf.TensorSpec((n_ref,) + image_shape, tf.float32),
         tf.TensorSpec((o, c * n_ref, None), tf.float32),
     ]
-    return tf.function(attribute, input_signature=spec)
+    fn = tf.function(attribute, input_signature=spec, autograph=False)
+    fn.get_concrete_function()
+    return fn, missing
 
 
 def deeplift_keras(
@@ -283,7 +254,18 @@ def deeplift_keras(
     key = (per_pass, n_ref, o, image_shape, softmax)
     if key not in cache:
         cache[key] = _build(backend, per_pass, n_ref, o, image_shape, softmax)
-    fn = cache[key]
+    fn, missing = cache[key]
+    backend.deeplift_unsupported = tuple(missing)
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        warnings.warn(
+            f"DeepLIFT has no rule for the TensorFlow ops {shown}: they are differentiated as "
+            "usual, so the attributions may not sum to f(x) - f(baseline)",
+            UserWarning,
+            stacklevel=3,
+        )
     res = np.empty(x.shape + (o,), np.float32)
     for s in _arrays.batches(n, per_pass):
         m = s.stop - s.start
