@@ -174,14 +174,30 @@ class _Interpreter:
         self.sums: dict = {}  # var -> (z, exp var, axes) for sum(exp(z - max z))
         self.unhandled: set[str] = set()
 
-    def tile(self, r: Any) -> Any:
-        """Reference-side value tiled to the pair rows."""
-        if r.ndim == 0 or r.shape[0] != self.b:
+    def tile(self, r: Any, like: Any) -> Any:
+        """Reference-side value ``r`` tiled to the pair rows of ``like`` (its pair-side value):
+        along the one axis where the pair side has ``c`` times the rows (the batch axis, first
+        or not: Keras' attention on JAX puts a unit axis in front), nothing where the shapes
+        already agree."""
+        rs, ps = tuple(r.shape), tuple(like.shape)
+        if rs == ps:
+            return r
+        axes = [
+            a
+            for a in range(len(rs))
+            if len(ps) == len(rs)
+            and ps[a] == self.c * rs[a]
+            and rs[a] % self.b == 0
+            and ps[:a] + ps[a + 1 :] == rs[:a] + rs[a + 1 :]
+        ]
+        if not axes:
             raise NotImplementedError(
-                "DeepLIFT for JAX needs the batch axis first in every nonlinearity's input; "
-                f"got a tensor of shape {r.shape} for {self.b} references"
+                "DeepLIFT for JAX needs a batch axis in every nonlinearity's input; got shape "
+                f"{rs} for {self.b} references and {ps} for {self.pairs} pair rows"
             )
-        return jnp.tile(r, (self.c,) + (1,) * (r.ndim - 1))
+        reps = [1] * len(rs)
+        reps[axes[0]] = self.c
+        return jnp.tile(r, reps)
 
     def run(self, jp: Any, jr: Any, consts: list, args: list) -> list:
         env: dict = {}
@@ -310,7 +326,7 @@ class _Interpreter:
     def rescale(self, ep: Any, ins: list, i: int, y_r: Any) -> Any:
         """Elementwise rule on input ``i``; the other inputs keep their own (pair) values."""
         vals = [p for _, p, _ in ins]
-        u_p, u_r = ins[i][1], self.tile(ins[i][2])
+        u_p, u_r = ins[i][1], self.tile(ins[i][2], ins[i][1])
 
         def f(t: Any) -> Any:
             return bind(ep, vals[:i] + [t] + vals[i + 1 :])[0]
@@ -320,14 +336,18 @@ class _Interpreter:
             raise NotImplementedError(
                 f"DeepLIFT: the JAX primitive {ep.primitive.name!r} broadcasts its varying input"
             )
-        m = rules.rescale(OPS, f, u_p, u_r, y_p, self.tile(y_r))
+        # the derivative at the midpoint (where |Δu| is tiny) by JAX's own JVP: a central
+        # difference steps out of the domain of rsqrt / log near zero (NaN in LayerNorm)
+        mid = 0.5 * (u_p + u_r)
+        slope = jax.jvp(f, (mid,), (jnp.ones_like(mid),))[1]
+        m = rules.safe_div(OPS, y_p - self.tile(y_r, y_p), u_p - u_r, rules.EPS_RESCALE, slope)
         return scaled(u_p, lax.stop_gradient(y_p), lax.stop_gradient(m))
 
     def routed(self, ep: Any, inp: tuple, y_r: Any) -> Any:
-        u_p, u_r = inp[1], self.tile(inp[2])
+        u_p, u_r = inp[1], self.tile(inp[2], inp[1])
         pool = partial(pool_fn, ep)
         y_p = pool(u_p)
-        y_r = self.tile(y_r)
+        y_r = self.tile(y_r, y_p)
         to_x, to_r = rules.max_split(OPS, y_p, y_r)
         inv_du = rules.safe_div(OPS, 1.0, u_p - u_r, rules.EPS_ROUTE, 0.0)
         sg = lax.stop_gradient
@@ -346,7 +366,7 @@ class _Interpreter:
         def f(a: Any, b: Any) -> Any:
             return bind(ep, [a, b])[0]
 
-        a_r, b_r = self.tile(a_r), self.tile(b_r)
+        a_r, b_r = self.tile(a_r, a_p), self.tile(b_r, b_p)
         m_a, m_b = rules.shapley_pair(OPS, f, a_p, a_r, b_p, b_r)
         sg = lax.stop_gradient
         return scaled_pair(a_p, b_p, sg(f(a_p, b_p)), sg(m_a), sg(m_b))
@@ -354,15 +374,15 @@ class _Interpreter:
     def bilinear(self, ep: Any, ins: list, y_r: Any) -> Any:
         (_, a_p, a_r), (_, b_p, b_r) = ins
         f = partial(bilinear_fn, ep)
-        mid_a = 0.5 * (a_p + self.tile(a_r))
-        mid_b = 0.5 * (b_p + self.tile(b_r))
+        mid_a = 0.5 * (a_p + self.tile(a_r, a_p))
+        mid_b = 0.5 * (b_p + self.tile(b_r, b_p))
         sg = lax.stop_gradient
         return bilinear(f, a_p, b_p, sg(f(a_p, b_p)), sg(mid_a), sg(mid_b))
 
     def softmax_unit(self, z: tuple, axis: int) -> Any:
         _, z_p, z_r = z
         zl_p = jnp.moveaxis(z_p, axis, -1)
-        zl_r = jnp.moveaxis(self.tile(z_r), axis, -1)
+        zl_r = jnp.moveaxis(self.tile(z_r, z_p), axis, -1)
         coef = rules.softmax_coefficients(OPS, zl_p, zl_r, self.softmax)
         coef = tuple(lax.stop_gradient(jnp.broadcast_to(t, zl_p.shape)) for t in coef)
         y = lax.stop_gradient(jax.nn.softmax(z_p, axis=axis))

@@ -119,16 +119,23 @@ def varies(t: Any) -> bool:
 
 def ref_side(op: Any, t: Any, ref_t: Any) -> Any:
     """The reference side of pair tensor ``t`` (``ref_t``, its counterpart in the reference
-    call), tiled to the pair rows: images are repeated ``b`` times, references tiled ``c``
-    times, so the batch axis must lead."""
+    call), tiled to the pair rows: images are repeated ``b`` times and references tiled ``c``
+    times along the one axis where the pair side has ``c`` times the rows (the batch axis)."""
     c = STATE.lead[0]
-    if c == 1 or not varies(t):
-        return ref_t
     ps, rs = t.shape.as_list(), ref_t.shape.as_list()
-    if ps[1:] == rs[1:] and ps[0] == c * rs[0]:
-        return tf.tile(ref_t, [c] + [1] * (len(rs) - 1))
+    if c == 1 or not varies(t) or ps == rs:
+        return ref_t
+    for a in range(len(rs)):
+        if (
+            len(ps) == len(rs)
+            and ps[a] == c * rs[a]
+            and ps[:a] + ps[a + 1 :] == rs[:a] + rs[a + 1 :]
+        ):
+            reps = [1] * len(rs)
+            reps[a] = c
+            return tf.tile(ref_t, reps)
     raise NotImplementedError(
-        f"DeepLIFT: the batch axis of TensorFlow op {op.type} ({op.name}) is not its first axis "
+        f"DeepLIFT: no batch axis in TensorFlow op {op.type} ({op.name}) "
         f"(shapes {ps} of the images and {rs} of the references)"
     )
 
