@@ -1,0 +1,94 @@
+"""Keras DeepLIFT op by op: isolated modern layers (LayerNormalization, MultiHeadAttention,
+GELU, depthwise and grouped convolutions, squeeze-excite gates, BatchNormalization, residual
+additions, hard-swish) are complete to 1e-3 relative on TensorFlow and on the JAX Keras backend
+(in a subprocess: the Keras backend is fixed per process); ops without a rule are named."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+
+from tests.backends.keras_layer_models import MODELS, SHAPE, relative_completeness  # noqa: E402
+from xaiwidgets.backends import wrap  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOLERANCE = 1e-3
+
+if keras.backend.backend() != "tensorflow":  # pragma: no cover - KERAS_BACKEND set elsewhere
+    pytest.skip("these tests run Keras on TensorFlow", allow_module_level=True)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_layer_complete_on_tensorflow(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no op may be crossed without a rule
+        assert relative_completeness(MODELS[name]()) < TOLERANCE
+
+
+def test_op_without_rule_is_named():
+    """A global max pool (TensorFlow ``Max``) has no DeepLIFT rule: the warning names it."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input(SHAPE),
+            keras.layers.Conv2D(4, 3),
+            keras.layers.GlobalMaxPooling2D(),
+            keras.layers.Dense(4),
+        ]
+    )
+    x = np.random.default_rng(0).normal(size=(2, *SHAPE)).astype(np.float32)
+    backend = wrap(model)
+    with pytest.warns(UserWarning, match=r"no rule for the TensorFlow ops Max \("):
+        backend.deeplift(x, x[::-1], [0])
+    assert backend.deeplift_unsupported and backend.deeplift_unsupported[0].startswith("Max (")
+
+
+def test_nested_function_with_nonlinear_ops_is_refused():
+    """A nested tf.function is crossed only when its body is linear (Keras' grouped
+    convolution); one holding a ReLU is refused, naming the op."""
+    w = tf.constant(np.random.default_rng(0).normal(size=(192, 4)).astype(np.float32))
+    inner = tf.function(lambda t: tf.nn.relu(t))
+
+    def model(t):
+        return tf.reshape(inner(t), (-1, 192)) @ w
+
+    x = np.random.default_rng(0).normal(size=(2, *SHAPE)).astype(np.float32)
+    backend = wrap(tf.autograph.experimental.do_not_convert(model), framework="tensorflow")
+    with pytest.raises(NotImplementedError, match="Relu"):
+        backend.deeplift(x, x[::-1], [0])
+
+
+def test_layers_complete_on_jax_keras_backend():
+    """The same layers through the jaxpr interpreter (Keras on JAX): MultiHeadAttention puts
+    a unit axis before the batch axis; LayerNorm's rsqrt must not see a secant step below 0."""
+    pytest.importorskip("jax")
+    code = """
+        import json
+        from tests.backends.keras_layer_models import MODELS, relative_completeness
+        names = ["layer_norm", "multi_head_attention", "gelu", "grouped_conv", "squeeze_excite"]
+        print(json.dumps({n: relative_completeness(MODELS[n]()) for n in names}))
+    """
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    errors = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(errors) == 5
+    assert all(e < TOLERANCE for e in errors.values()), errors
