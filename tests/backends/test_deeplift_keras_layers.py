@@ -75,7 +75,18 @@ def test_layers_complete_on_jax_keras_backend():
         import json
         from tests.backends.keras_layer_models import MODELS, relative_completeness
         names = ["layer_norm", "multi_head_attention", "gelu", "grouped_conv", "squeeze_excite"]
-        print(json.dumps({n: relative_completeness(MODELS[n]()) for n in names}))
+        errors = {n: relative_completeness(MODELS[n]()) for n in names}
+        # references in chunks (the memory budget's path) agree with one pass
+        import numpy as np
+        from xaiwidgets.backends import wrap
+        from xaiwidgets.backends._deeplift_jax import deeplift_jax
+        b = wrap(MODELS["squeeze_excite"]())
+        rng = np.random.default_rng(3)
+        x, refs = rng.normal(size=(3, 8, 8, 3)), rng.normal(size=(5, 8, 8, 3))
+        whole = deeplift_jax(b, x, refs, [1, 2])
+        chunked = deeplift_jax(b, x, refs, [1, 2], max_rows=2)
+        errors["chunks"] = float(np.abs(chunked - whole).max() / np.abs(whole).max())
+        print(json.dumps(errors))
     """
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=ROOT)
     proc = subprocess.run(
@@ -90,5 +101,30 @@ def test_layers_complete_on_jax_keras_backend():
     import json
 
     errors = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert len(errors) == 5
+    assert len(errors) == 6
     assert all(e < TOLERANCE for e in errors.values()), errors
+
+
+def test_plan_passes_bounds_rows_by_memory():
+    from xaiwidgets.backends._deeplift_rules import ROW_COPIES, plan_passes
+
+    assert plan_passes(10, 512) == (51, 10)  # no activation size known: rows only
+    row = 50 << 20  # 50 MiB of activations per image
+    images, refs = plan_passes(10, 512, row, budget=1 << 30)
+    assert (images, refs) == (1, 5) and images * refs * ROW_COPIES * row <= 1 << 30
+    assert plan_passes(100, 512, 1 << 40) == (1, 1)  # never below one row
+
+
+def test_reference_chunks_match_one_pass():
+    """Splitting the references into chunks (as the memory budget does for large models)
+    gives the same attributions as one pass over all of them."""
+    from xaiwidgets.backends._deeplift_keras import deeplift_keras
+
+    model = MODELS["squeeze_excite"]()
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3, *SHAPE)).astype(np.float32)
+    refs = rng.normal(size=(5, *SHAPE)).astype(np.float32)
+    backend = wrap(model)
+    whole = deeplift_keras(backend, x, refs, [1, 2])
+    chunked = deeplift_keras(backend, x, refs, [1, 2], max_rows=2)  # 1 image x 2 refs a pass
+    np.testing.assert_allclose(chunked, whole, rtol=1e-4, atol=1e-6)

@@ -446,8 +446,11 @@ def deeplift_jax(
     x : float32 ``(n, h, w, c)`` images; baselines : float32 ``(b, h, w, c)`` references.
     outputs : ``(o,)`` or ``(n, o)`` class indices.
     softmax : ``"shapley"`` (default) or ``"diagonal"`` (see :mod:`._deeplift_rules`).
-    max_rows : pair rows per compiled call (default ``max(backend.batch_size, b)``); the last
-        chunk of images is padded, so each shape compiles once.
+    max_rows : pair rows per compiled call. Default: ``max(backend.batch_size, b)``, lowered so
+        that a pass keeps about :data:`~._deeplift_rules.MEMORY_BUDGET` (1 GiB) of activations
+        (:func:`~._deeplift_rules.plan_passes`; references split into chunks when one image's
+        ``b`` rows do not fit). The last chunk of images is padded, so each shape compiles
+        once (twice with a shorter last chunk of references).
 
     Returns
     -------
@@ -457,18 +460,56 @@ def deeplift_jax(
     x, refs, idx = rules.prepare_inputs(x, baselines, outputs, softmax)
     n, n_ref = len(x), len(refs)
     o = idx.shape[1]
-    per_pass = min(n, rules.images_per_pass(n_ref, max_rows or max(backend.batch_size, n_ref)))
     image_shape = tuple(x.shape[1:])
     cache = _FUNCTIONS.setdefault(backend, {})
-    key = (per_pass, n_ref, o, image_shape, softmax)
-    if key not in cache:
-        cache[key] = _build(backend, per_pass, n_ref, o, image_shape, softmax)
-    fn = cache[key]
+    row_bytes = None
+    if max_rows is None:
+        if ("row_bytes", image_shape) not in cache:
+            cache["row_bytes", image_shape] = _row_bytes(backend, image_shape)
+        row_bytes = cache["row_bytes", image_shape]
+    images, refs_per = rules.plan_passes(
+        n_ref, max_rows or max(backend.batch_size, n_ref), row_bytes
+    )
+    per_pass = min(n, images)
     rt = jnp.asarray(refs)
     res = np.empty(x.shape + (o,), np.float32)
     for s in _arrays.batches(n, per_pass):
         m = s.stop - s.start
-        xs, ids = pad_rows(x[s], per_pass), pad_rows(idx[s], per_pass)
-        attr = np.asarray(fn(backend.params, jnp.asarray(xs), rt, jnp.asarray(ids)), np.float32)
-        res[s] = np.moveaxis(attr, 0, -1)[:m]
+        xs, ids = jnp.asarray(pad_rows(x[s], per_pass)), jnp.asarray(pad_rows(idx[s], per_pass))
+        total = None
+        for r in _arrays.batches(n_ref, refs_per):
+            k = r.stop - r.start
+            key = (per_pass, k, o, image_shape, softmax)
+            if key not in cache:
+                cache[key] = _build(backend, per_pass, k, o, image_shape, softmax)
+            attr = np.asarray(cache[key](backend.params, xs, rt[r], ids), np.float64) * (k / n_ref)
+            total = attr if total is None else total + attr
+        res[s] = np.moveaxis(total, 0, -1)[:m]
     return res
+
+
+def _row_bytes(backend: Any, image_shape: tuple) -> int:
+    """Bytes of the model's float activations for one image (every equation's outputs, in
+    nested jaxprs too), from a trace at batch size 1."""
+    p_spec = jax.tree_util.tree_map(
+        lambda a: jax.ShapeDtypeStruct(jnp.shape(a), a.dtype), backend.params
+    )
+    x_spec = jax.ShapeDtypeStruct((1,) + image_shape, jnp.float32)
+    closed = jax.make_jaxpr(backend.apply_with_params)(p_spec, x_spec)
+
+    def total(jaxpr: Any) -> int:
+        n = 0
+        for eqn in jaxpr.eqns:
+            for v in eqn.outvars:
+                aval = v.aval
+                if hasattr(aval, "dtype") and jnp.issubdtype(aval.dtype, jnp.floating):
+                    n += int(np.prod(aval.shape, dtype=np.int64)) * aval.dtype.itemsize
+            for p in eqn.params.values():
+                for sub in p if isinstance(p, (tuple, list)) else (p,):
+                    if isinstance(sub, ClosedJaxpr):
+                        n += total(sub.jaxpr)
+                    elif hasattr(sub, "eqns"):
+                        n += total(sub)
+        return n
+
+    return total(closed.jaxpr)

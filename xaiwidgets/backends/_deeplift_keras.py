@@ -234,8 +234,11 @@ def deeplift_keras(
     x : float32 ``(n, h, w, c)`` images; baselines : float32 ``(b, h, w, c)`` references.
     outputs : ``(o,)`` or ``(n, o)`` class indices.
     softmax : ``"shapley"`` (default, shap's TensorFlow rule) or ``"diagonal"``.
-    max_rows : pair rows per pass (default ``max(2 * backend.batch_size, b)``: measured on
-        CPU, one pass of 400 rows beats four of 100 by a fifth).
+    max_rows : pair rows per pass. Default: ``max(2 * backend.batch_size, b)`` (measured on
+        CPU, one pass of 400 rows beats four of 100 by a fifth), lowered so that a pass keeps
+        about :data:`~._deeplift_rules.MEMORY_BUDGET` (1 GiB) of activations
+        (:func:`~._deeplift_rules.plan_passes`; references split into chunks when one image's
+        ``b`` rows do not fit).
 
     Returns
     -------
@@ -245,16 +248,39 @@ def deeplift_keras(
     x, refs, idx = rules.prepare_inputs(x, baselines, outputs, softmax)
     n, n_ref = len(x), len(refs)
     o = idx.shape[1]
-    per_pass = min(n, rules.images_per_pass(n_ref, max_rows or max(2 * backend.batch_size, n_ref)))
     rt = backend.to_framework(refs)
     image_shape = tuple(rt.shape[1:])
     backend._ensure_built(image_shape)
     k = int(backend._call(rt[:1]).shape[1])
+    row_bytes = None if max_rows else _row_bytes(backend, image_shape)
+    images, refs_per = rules.plan_passes(
+        n_ref, max_rows or max(2 * backend.batch_size, n_ref), row_bytes
+    )
+    per_pass = min(n, images)
     cache = _FUNCTIONS.setdefault(backend, {})
-    key = (per_pass, n_ref, o, image_shape, softmax)
-    if key not in cache:
-        cache[key] = _build(backend, per_pass, n_ref, o, image_shape, softmax)
-    fn, missing = cache[key]
+    res = np.empty(x.shape + (o,), np.float32)
+    missing: list[str] = []
+    for s in _arrays.batches(n, per_pass):
+        m = s.stop - s.start
+        xs, ids = pad_rows(x[s], per_pass), pad_rows(idx[s], per_pass)
+        xt = backend.to_framework(xs)
+        total = None
+        for r in _arrays.batches(n_ref, refs_per):
+            b = r.stop - r.start
+            key = (per_pass, b, o, image_shape, softmax)
+            if key not in cache:
+                cache[key] = _build(backend, per_pass, b, o, image_shape, softmax)
+            fn, missing = cache[key]
+            cot = np.zeros((o, per_pass * b, k), np.float32)
+            cot[
+                np.arange(o)[:, None],
+                np.arange(per_pass * b)[None, :],
+                np.repeat(ids, b, axis=0).T,
+            ] = 1.0
+            attr = fn(xt, rt[r.start : r.stop], tf.constant(cot)).numpy().astype(np.float64)
+            attr *= b / n_ref
+            total = attr if total is None else total + attr
+        res[s] = np.moveaxis(backend.from_framework_grad(total), 0, -1)[:m]
     backend.deeplift_unsupported = tuple(missing)
     if missing:
         shown = ", ".join(missing[:5]) + (
@@ -266,16 +292,17 @@ def deeplift_keras(
             UserWarning,
             stacklevel=3,
         )
-    res = np.empty(x.shape + (o,), np.float32)
-    for s in _arrays.batches(n, per_pass):
-        m = s.stop - s.start
-        xs, ids = pad_rows(x[s], per_pass), pad_rows(idx[s], per_pass)
-        cot = np.zeros((o, per_pass * n_ref, k), np.float32)
-        cot[
-            np.arange(o)[:, None],
-            np.arange(per_pass * n_ref)[None, :],
-            np.repeat(ids, n_ref, axis=0).T,
-        ] = 1.0
-        attr = fn(backend.to_framework(xs), rt, tf.constant(cot))
-        res[s] = np.moveaxis(backend.from_framework_grad(attr.numpy()), 0, -1)[:m]
     return res
+
+
+def _row_bytes(backend: Any, image_shape: tuple) -> int:
+    """Bytes of the model's float activations for one image: the outputs of every op of the
+    backend's traced forward function whose leading (batch) dimension is free."""
+    graph = backend._functions(image_shape)["fwd"].get_concrete_function().graph
+    n = 0
+    for op in graph.get_operations():
+        for t in op.outputs:
+            shape = t.shape
+            if t.dtype.is_floating and shape.rank and shape[0] is None:
+                n += int(np.prod([d or 1 for d in shape.as_list()[1:]])) * t.dtype.size
+    return n

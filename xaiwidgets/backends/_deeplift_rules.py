@@ -79,6 +79,27 @@ def images_per_pass(n_ref: int, max_rows: int) -> int:
     return max(1, int(max_rows) // max(1, int(n_ref)))
 
 
+#: Working set of one DeepLIFT pass, in bytes, beyond the model and the result (default 1 GiB).
+MEMORY_BUDGET = 1 << 30
+#: Copies of the model's activations one pair row keeps in a pass: the pair values kept for the
+#: backward pass, the reference side tiled to the pair rows, the multipliers and the gradient.
+ROW_COPIES = 4
+
+
+def plan_passes(
+    n_ref: int, max_rows: int, row_bytes: int | None = None, budget: int = MEMORY_BUDGET
+) -> tuple[int, int]:
+    """``(images, references)`` per pass: at most ``max_rows`` pair rows, and (given
+    ``row_bytes``, the bytes of the model's activations for one image) at most ``budget``
+    bytes of ``ROW_COPIES * row_bytes`` per row. When one image's ``n_ref`` rows do not fit,
+    the references are split into chunks (the attributions are the chunks' weighted mean)."""
+    rows = max(1, int(max_rows))
+    if row_bytes:
+        rows = min(rows, max(1, int(budget) // (ROW_COPIES * int(row_bytes))))
+    refs = min(max(1, int(n_ref)), rows)
+    return max(1, rows // refs), refs
+
+
 def safe_div(ops: Any, num: Any, den: Any, eps: float, fill: Any) -> Any:
     """``num / den``, and ``fill`` where ``|den| < eps`` (no inf/NaN either way)."""
     small = ops.abs(den) < eps
