@@ -109,9 +109,9 @@ def test_plan_passes_bounds_rows_by_memory():
     from xaiwidgets.backends._deeplift_rules import ROW_COPIES, plan_passes
 
     assert plan_passes(10, 512) == (51, 10)  # no activation size known: rows only
-    row = 50 << 20  # 50 MiB of activations per image
-    images, refs = plan_passes(10, 512, row, budget=1 << 30)
-    assert (images, refs) == (1, 5) and images * refs * ROW_COPIES * row <= 1 << 30
+    row = 50 << 20  # 50 MiB of activations per image: 10 rows a pass, references in 2 chunks
+    images, refs = plan_passes(20, 512, row, budget=1 << 30)
+    assert (images, refs) == (1, 10) and images * refs * ROW_COPIES * row <= 1 << 30
     assert plan_passes(100, 512, 1 << 40) == (1, 1)  # never below one row
 
 
