@@ -59,10 +59,11 @@ def rows_per_call(
     Per row: the activations ``row_bytes`` times ``1 + activation_copies`` (the forward pass's
     saved tensors, and the gradient buffers of the backward passes held at once: 0 for a
     forward pass alone, 1 for sequential backward passes, ``o`` for ``o`` vectorised ones),
-    plus the input bytes times ``2 + gradient_copies`` (the input, a converted copy and one
-    input gradient per explained output). Between 1 and :data:`MAX_ROWS`.
+    plus the input bytes times ``3 + 4 gradient_copies`` (the input, its framework copy and
+    layout conversion; per explained output the framework's input gradient, its NumPy copy,
+    its layout conversion and the result slot). Between 1 and :data:`MAX_ROWS`.
     """
-    per_row = row_bytes * (1 + activation_copies) + input_bytes * (2 + gradient_copies)
+    per_row = row_bytes * (1 + activation_copies) + input_bytes * (3 + 4 * gradient_copies)
     return int(max(1, min(MAX_ROWS, budget // max(per_row, 1))))
 
 
