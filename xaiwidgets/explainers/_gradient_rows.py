@@ -7,7 +7,7 @@ go to the model ``rows`` at a time and the explained outputs ``width`` at a time
 (:func:`plan`), so a call's working set -- its points, its gradients ``(rows, h, w, c, width)``
 and the model's activations -- stays within the backend's memory budget whatever the number of
 images, outputs, samples or steps. Cancellation is checked and progress reported between model
-calls (:func:`run_rows`).
+calls (:func:`run_rows`). :class:`GradientBase` is the explainers' shared base.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 
 from .._budget import DEFAULT_MEMORY_BUDGET, chunk_rows
 from .._progress import RunControl
+from .base import Explainer
 
 #: Most outputs whose gradients one model call computes (the backends' vectorised group).
 OUTPUTS_PER_CALL = 16
@@ -99,3 +100,30 @@ def run_rows(
             done += 1
             ctl.step(done / total)
     return done
+
+
+def positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or int(value) != value or int(value) < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+def tolerance_value(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"tolerance: expected a positive number, got {value!r}")
+    return float(value)
+
+
+class GradientBase(Explainer):
+    """Shared: gradients of ``per_image`` rows per image, chunked by :func:`run_rows`."""
+
+    def _rows(
+        self,
+        x: np.ndarray,
+        outputs: np.ndarray,
+        per_image: int,
+        points: Callable[[list[Segment]], np.ndarray],
+        accumulate: Callable[[int, int, int, slice, np.ndarray], None],
+        ctl: RunControl,
+    ) -> int:
+        return run_rows(self.backend, x.shape[1:], outputs, per_image, points, accumulate, ctl)
