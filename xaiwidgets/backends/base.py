@@ -20,11 +20,31 @@ softmax, detected from its outputs).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from .._arrays import as_images, batches, looks_like_probabilities, softmax
+from .._budget import (
+    ACTIVATION_RATIO,
+    DEFAULT_MEMORY_BUDGET,
+    MAX_ROWS,
+    check_batch_size,
+    check_budget,
+    rows_per_call,
+)
+
+_OOM_MARKERS = ("out of memory", "resource_exhausted", "resourceexhausted", "outofmemory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is a framework's (or NumPy's) out-of-memory error."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(m in text for m in _OOM_MARKERS)
 
 
 @runtime_checkable
@@ -52,17 +72,119 @@ class BaseBackend:
 
     Parameters
     ----------
-    batch_size : int
-        Largest batch sent to the model at once (default 256).
+    batch_size : int or None
+        Largest batch sent to the model at once. Default ``None``: derived per image shape from
+        ``memory_budget`` and the activations the model keeps per image (:meth:`rows_for`; at
+        most 256).
+    memory_budget : int or None
+        Working memory in bytes beyond the model, inputs and result (default
+        :data:`~xaiwidgets._budget.DEFAULT_MEMORY_BUDGET`, 1 GiB); the gradient explainers
+        chunk their own arrays within it too.
+
+    A framework's out-of-memory error during a model call is raised as :class:`MemoryError`
+    naming the batch and pointing to ``batch_size=``.
     """
 
     framework = "numpy"
 
-    def __init__(self, batch_size: int = 256):
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
-        self.batch_size = int(batch_size)
+    def __init__(self, batch_size: int | None = None, memory_budget: int | None = None):
+        self._batch_size = check_batch_size(batch_size)
+        self._memory_budget = check_budget(memory_budget)
+        self._row_bytes_cache: dict[tuple[int, ...], int] = {}
+        self._last_shape: tuple[int, ...] | None = None
         self._outputs_are_probabilities: bool | None = None
+
+    # -- rows per call -------------------------------------------------------------
+    @property
+    def memory_budget(self) -> int:
+        """Working-memory budget in bytes."""
+        return self._memory_budget or DEFAULT_MEMORY_BUDGET
+
+    @property
+    def batch_size(self) -> int:
+        """Rows per model call: the ``batch_size`` given, else :meth:`rows_for` of the last
+        image shape seen (256 before any)."""
+        if self._batch_size is not None:
+            return self._batch_size
+        if self._last_shape is None:
+            return MAX_ROWS
+        return self.rows_for(self._last_shape)
+
+    @batch_size.setter
+    def batch_size(self, value: int | None) -> None:
+        self._batch_size = check_batch_size(value)
+
+    def row_bytes(self, image_shape: tuple[int, ...]) -> int:
+        """Activation bytes one image keeps during a model call with gradients (measured once
+        per shape by :meth:`_measure_row_bytes`; ``ACTIVATION_RATIO`` x input bytes when the
+        backend cannot measure)."""
+        shape = tuple(int(d) for d in image_shape)
+        if shape not in self._row_bytes_cache:
+            try:
+                measured = self._measure_row_bytes(shape)
+            except Exception:  # noqa: BLE001 - an estimate only; fall back to the ratio
+                measured = None
+            self._row_bytes_cache[shape] = int(
+                measured if measured else ACTIVATION_RATIO * 4 * int(np.prod(shape))
+            )
+        return self._row_bytes_cache[shape]
+
+    def _measure_row_bytes(self, image_shape: tuple[int, ...]) -> int | None:
+        """Backends that can measure their model's activations per image override this."""
+        return None
+
+    def rows_for(
+        self,
+        image_shape: tuple[int, ...],
+        outputs: int = 1,
+        *,
+        backward: bool = True,
+        vectorized: bool = False,
+    ) -> int:
+        """Rows per model call for images of ``image_shape`` ``(h, w, c)``: ``batch_size`` when
+        given, else what fits the memory budget (:func:`~xaiwidgets._budget.rows_per_call`)
+        for ``outputs`` input gradients per row, their backward passes held at once when
+        ``vectorized``, one at a time otherwise; ``backward=False``: a forward pass alone
+        (which measures nothing: the activations measured for a backward pass, else
+        ``ACTIVATION_RATIO`` x input bytes)."""
+        shape = tuple(int(d) for d in image_shape)
+        self._last_shape = shape
+        if self._batch_size is not None:
+            return self._batch_size
+        o = max(1, int(outputs))
+        if backward:
+            row_bytes = self.row_bytes(shape)
+        else:  # a forward pass alone runs no autograd probe: the measure when there is one
+            row_bytes = self._row_bytes_cache.get(shape, ACTIVATION_RATIO * 4 * int(np.prod(shape)))
+        return rows_per_call(
+            row_bytes,
+            4 * int(np.prod(shape)),
+            self.memory_budget,
+            activation_copies=(o if vectorized else 1) if backward else 0,
+            gradient_copies=o if backward else 0,
+        )
+
+    def grad_rows(self, image_shape: tuple[int, ...], outputs: int = 1) -> int:
+        """Rows per model call of :meth:`grad` with ``outputs`` outputs per row (one backward
+        pass at a time here; backends that vectorise the backward passes override it)."""
+        return self.rows_for(image_shape, outputs)
+
+    @contextmanager
+    def memory_hint(self, rows: int, image_shape: tuple[int, ...]) -> Iterator[None]:
+        """Re-raise a framework's out-of-memory error as :class:`MemoryError` that names the
+        batch and points to ``batch_size=``."""
+        try:
+            yield
+        except Exception as exc:
+            if not is_out_of_memory(exc) or isinstance(exc, _BatchMemoryError):
+                raise
+            smaller = max(1, int(rows) // 4)
+            raise _BatchMemoryError(
+                f"the model ran out of memory on a batch of {rows} images of shape "
+                f"{tuple(image_shape)}: pass a smaller batch_size= to the explainer or to "
+                f"wrap() (e.g. batch_size={smaller}), or a smaller memory_budget= (now "
+                f"{self.memory_budget} bytes). {type(exc).__name__}: {str(exc)[:300]}"
+            ) from exc
 
     # -- to implement ------------------------------------------------------------
     def _predict_batch(self, x: np.ndarray) -> np.ndarray:
@@ -72,10 +194,12 @@ class BaseBackend:
     def predict(self, x: Any) -> np.ndarray:
         """``(n, k)`` float32 model outputs for images ``x`` (any accepted form), batched."""
         x = as_images(x)
-        outs = [
-            np.asarray(self._predict_batch(x[s]), dtype=np.float32)
-            for s in batches(len(x), self.batch_size)
-        ]
+        rows = self.rows_for(x.shape[1:], backward=False)
+        with self.memory_hint(rows, x.shape[1:]):
+            outs = [
+                np.asarray(self._predict_batch(x[s]), dtype=np.float32)
+                for s in batches(len(x), rows)
+            ]
         out = np.concatenate(outs, axis=0)
         if out.ndim != 2 or out.shape[0] != len(x):
             raise ValueError(
@@ -111,6 +235,11 @@ class BaseBackend:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(batch_size={self.batch_size})"
+
+
+class _BatchMemoryError(MemoryError):
+    """Out of memory in a model call, with the batch size to lower (raised once, not
+    re-wrapped by an enclosing call)."""
 
 
 def output_matrix(outputs: Any, n: int) -> np.ndarray:

@@ -73,8 +73,13 @@ class JaxBackend(BaseBackend):
     model : see above.
     params : pytree, optional
         Linen variables, or the first argument of ``f(params, x)``.
-    batch_size : int
-        Largest batch per compiled call (default 256), also for :meth:`vjp` and :meth:`grad`.
+    batch_size : int or None
+        Largest batch per compiled call, also for :meth:`vjp` and :meth:`grad`. Default
+        ``None``: from ``memory_budget`` and the residuals the VJP keeps per image (their
+        abstract shapes, :meth:`_measure_row_bytes`); :meth:`grad` counts the ``vmap``-ed
+        backward passes of an output group.
+    memory_budget : int or None
+        Working memory in bytes (default 1 GiB); see :class:`~.base.BaseBackend`.
     buckets : bool
         Power-of-two padding buckets (default ``True``) or one fixed batch shape.
     call_kwargs : dict, optional
@@ -102,11 +107,12 @@ class JaxBackend(BaseBackend):
         model: Any,
         params: Any = None,
         *,
-        batch_size: int = 256,
+        batch_size: int | None = None,
+        memory_budget: int | None = None,
         buckets: bool = True,
         call_kwargs: Mapping[str, Any] | None = None,
     ):
-        super().__init__(batch_size=batch_size)
+        super().__init__(batch_size=batch_size, memory_budget=memory_budget)
         self.buckets = bool(buckets)
         self.call_kwargs = dict(call_kwargs or {})
         if isinstance(model, tuple):
@@ -233,7 +239,27 @@ class JaxBackend(BaseBackend):
         """A jax gradient array → NumPy float32 (already NHWC)."""
         return np.asarray(g, dtype=np.float32)
 
+    def _measure_row_bytes(self, image_shape: tuple[int, ...]) -> int | None:
+        """Bytes of the VJP's residuals per image: their abstract shapes (``jax.eval_shape``,
+        nothing runs) for two images minus one image (so the weights do not count)."""
+
+        def residual_bytes(m: int) -> int:
+            spec = jax.ShapeDtypeStruct((m,) + tuple(image_shape), jnp.float32)
+
+            def pullback(p: Any, x: Any) -> Any:
+                return jax.vjp(lambda z: self.apply_with_params(p, z), x)[1]
+
+            leaves = jax.tree_util.tree_leaves(jax.eval_shape(pullback, self.params, spec))
+            return int(sum(np.prod(a.shape) * np.dtype(a.dtype).itemsize for a in leaves))
+
+        return max(residual_bytes(2) - residual_bytes(1), 0) or None
+
     def _run(self, fn: Callable, *args: Any) -> Any:
+        x = args[0]
+        with self.memory_hint(len(x), tuple(x.shape[1:])):
+            return self._run_traced(fn, *args)
+
+    def _run_traced(self, fn: Callable, *args: Any) -> Any:
         try:
             return fn(self.params, *args)
         except _NOT_TRACEABLE as exc:
@@ -249,7 +275,7 @@ class JaxBackend(BaseBackend):
 
     # -- protocol ------------------------------------------------------------------
     def _predict_batch(self, x: np.ndarray) -> np.ndarray:
-        (xp,) = self._padded(x, self.batch_size)
+        (xp,) = self._padded(x, max(len(x), self.rows_for(x.shape[1:], backward=False)))
         return np.asarray(self._run(self._fwd, xp))[: len(x)]
 
     def native_vjp(self, x: Any, cot: Any) -> tuple[Any, Any]:
@@ -271,8 +297,9 @@ class JaxBackend(BaseBackend):
             return self._vjp_callable(x, cotangent)
         cot = check_cotangent(cotangent, len(x), self._n_outputs(x))
         outs, grads = [], []
-        for s in batches(len(x), self.batch_size):
-            xp, cp = self._padded(x[s], self.batch_size, (cot[s], "zeros"))
+        rows = self.rows_for(x.shape[1:])
+        for s in batches(len(x), rows):
+            xp, cp = self._padded(x[s], rows, (cot[s], "zeros"))
             out, g = self._run(self._vjp, xp, cp)
             m = s.stop - s.start
             outs.append(np.asarray(out, np.float32)[:m])
@@ -283,9 +310,10 @@ class JaxBackend(BaseBackend):
         """One compiled forward pass that returns the pullback with its residuals, the
         cotangent from the outputs, one compiled call of the pullback."""
         outs, grads = [], []
-        for s in batches(len(x), self.batch_size):
+        rows = self.rows_for(x.shape[1:])
+        for s in batches(len(x), rows):
             m = s.stop - s.start
-            (xp,) = self._padded(x[s], self.batch_size)
+            (xp,) = self._padded(x[s], rows)
             out_j, pullback = self._run(self._forward_with_pullback, xp)
             out = np.asarray(out_j, np.float32)
             cot = check_cotangent(cot_fn(out[:m]), m, out.shape[1])
@@ -307,17 +335,23 @@ class JaxBackend(BaseBackend):
             )
         o = idx.shape[1]
         res = np.empty(x.shape + (o,), np.float32)
-        for s in batches(len(x), self.batch_size):
+        rows = self.grad_rows(x.shape[1:], idx.shape[1])
+        for s in batches(len(x), rows):
             m = s.stop - s.start
             for group in output_groups(o):
                 cols = idx[s, group].astype(np.int32)
                 width = cols.shape[1]
                 if o > OUTPUT_GROUP and width < OUTPUT_GROUP:  # one compiled group width
                     cols = np.pad(cols, ((0, 0), (0, OUTPUT_GROUP - width)), mode="edge")
-                xp, ip = self._padded(x[s], self.batch_size, (cols, "zeros"))
+                xp, ip = self._padded(x[s], rows, (cols, "zeros"))
                 g = np.asarray(self._run(self._grad, xp, ip), np.float32)
                 res[s, ..., group] = g[:m, ..., :width]
         return res
+
+    def grad_rows(self, image_shape: tuple[int, ...], outputs: int = 1) -> int:
+        """Rows per compiled :meth:`grad` call: the backward passes of an output group (up to
+        ``OUTPUT_GROUP``) are vectorised, so their buffers are held at once."""
+        return self.rows_for(image_shape, min(int(outputs), OUTPUT_GROUP), vectorized=True)
 
     def _n_outputs(self, x: np.ndarray) -> int:
         """The model's number of outputs, from its abstract evaluation (nothing compiled)."""

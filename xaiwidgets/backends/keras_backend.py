@@ -17,6 +17,7 @@ import numpy as np
 
 from .._arrays import as_images, batches
 from ._layout import (
+    OUTPUT_GROUP,
     as_nhwc_float32,
     check_cotangent,
     nchw_to_nhwc,
@@ -62,8 +63,13 @@ class TensorFlowBackend(BaseBackend):
     Parameters
     ----------
     model : callable on tf tensors, ``(n, h, w, c) -> (n, k)`` class scores.
-    batch_size : int
-        Images per call (default 256), also for :meth:`vjp` and :meth:`grad`.
+    batch_size : int or None
+        Images per call, also for :meth:`vjp` and :meth:`grad`. Default ``None``: from
+        ``memory_budget`` and the bytes of the forward graph's per-image tensors
+        (:meth:`_measure_row_bytes`); :meth:`grad` counts the vectorised backward passes of an
+        output group.
+    memory_budget : int or None
+        Working memory in bytes (default 1 GiB); see :class:`~.base.BaseBackend`.
     channels_first : bool
         ``False`` (default): the model takes NHWC tensors; ``True``: NCHW.
 
@@ -82,13 +88,20 @@ class TensorFlowBackend(BaseBackend):
 
     framework = "tensorflow"
 
-    def __init__(self, model: Any, *, batch_size: int = 256, channels_first: bool = False):
+    def __init__(
+        self,
+        model: Any,
+        *,
+        batch_size: int | None = None,
+        memory_budget: int | None = None,
+        channels_first: bool = False,
+    ):
         if not callable(model):
             raise TypeError(
                 "TensorFlowBackend: expected a tf.Module, a tf.function or a function of tf "
                 f"tensors, got {type(model).__module__}.{type(model).__name__}"
             )
-        super().__init__(batch_size=batch_size)
+        super().__init__(batch_size=batch_size, memory_budget=memory_budget)
         self.model = model
         self.channels_first = bool(channels_first)
         self.trace_count = 0
@@ -170,6 +183,22 @@ class TensorFlowBackend(BaseBackend):
         h, w, c = x.shape[1:]
         return self._functions((c, h, w) if self.channels_first else (h, w, c))
 
+    def _measure_row_bytes(self, image_shape: tuple[int, ...]) -> int | None:
+        """Bytes per image of the compiled forward graph's tensors with a free batch dimension
+        (every op output but identities and variable reads): an upper bound of what the
+        backward pass keeps."""
+        h, w, c = image_shape
+        graph = self._functions((c, h, w) if self.channels_first else (h, w, c))["fwd"]
+        total = 0
+        for op in graph.get_concrete_function().graph.get_operations():
+            if op.type in ("Identity", "ReadVariableOp", "Placeholder", "Const"):
+                continue
+            for t in op.outputs:
+                dims = t.shape.as_list() if t.shape.rank else None
+                if dims and dims[0] is None and all(d is not None for d in dims[1:]):
+                    total += int(np.prod(dims[1:])) * t.dtype.size
+        return total or None
+
     # -- protocol ------------------------------------------------------------------
     def _predict_batch(self, x: np.ndarray) -> np.ndarray:
         return self._fns_for(x)["fwd"](self.to_framework(x)).numpy()
@@ -186,10 +215,12 @@ class TensorFlowBackend(BaseBackend):
         cot = check_cotangent(cotangent, len(x), self._n_outputs(x))
         fn = self._fns_for(x)["vjp"]
         outs, grads = [], []
-        for s in batches(len(x), self.batch_size):
-            out, g = fn(self.to_framework(x[s]), tf.convert_to_tensor(cot[s]))
-            outs.append(out.numpy().astype(np.float32))
-            grads.append(self.from_framework_grad(g))
+        rows = self.rows_for(x.shape[1:])
+        with self.memory_hint(rows, x.shape[1:]):
+            for s in batches(len(x), rows):
+                out, g = fn(self.to_framework(x[s]), tf.convert_to_tensor(cot[s]))
+                outs.append(out.numpy().astype(np.float32))
+                grads.append(self.from_framework_grad(g))
         return np.concatenate(outs), np.concatenate(grads)
 
     def grad(self, x: Any, outputs: Any) -> np.ndarray:
@@ -206,12 +237,19 @@ class TensorFlowBackend(BaseBackend):
             )
         fn = self._fns_for(x)["grad"]
         res = np.empty(x.shape + (idx.shape[1],), np.float32)
-        for s in batches(len(x), self.batch_size):
-            xt = self.to_framework(x[s])
-            for group in output_groups(idx.shape[1]):
-                g = fn(xt, tf.convert_to_tensor(idx[s, group].astype(np.int32)))
-                res[s, ..., group] = np.moveaxis(self.from_framework_grad(g), 0, -1)
+        rows = self.grad_rows(x.shape[1:], idx.shape[1])
+        with self.memory_hint(rows, x.shape[1:]):
+            for s in batches(len(x), rows):
+                xt = self.to_framework(x[s])
+                for group in output_groups(idx.shape[1]):
+                    g = fn(xt, tf.convert_to_tensor(idx[s, group].astype(np.int32)))
+                    res[s, ..., group] = np.moveaxis(self.from_framework_grad(g), 0, -1)
         return res
+
+    def grad_rows(self, image_shape: tuple[int, ...], outputs: int = 1) -> int:
+        """Rows per compiled :meth:`grad` call: the backward passes of an output group (up to
+        ``OUTPUT_GROUP``) are vectorised, so their buffers are held at once."""
+        return self.rows_for(image_shape, min(int(outputs), OUTPUT_GROUP), vectorized=True)
 
     def _n_outputs(self, x: np.ndarray) -> int:
         """The model's number of outputs (from one compiled forward pass on one image)."""
@@ -240,7 +278,14 @@ class KerasBackend(TensorFlowBackend):
     layers : list, the model's layers (``model.layers``), in order.
     """
 
-    def __init__(self, model: Any, *, batch_size: int = 256, channels_first: bool = False):
+    def __init__(
+        self,
+        model: Any,
+        *,
+        batch_size: int | None = None,
+        memory_budget: int | None = None,
+        channels_first: bool = False,
+    ):
         from . import keras_backend_of
 
         keras_backend = keras_backend_of(model)
@@ -250,7 +295,9 @@ class KerasBackend(TensorFlowBackend):
                 f"{keras_backend!r} Keras backend: use xaiwidgets.backends.wrap(model), which "
                 "routes it to the matching backend"
             )
-        super().__init__(model, batch_size=batch_size, channels_first=channels_first)
+        super().__init__(
+            model, batch_size=batch_size, memory_budget=memory_budget, channels_first=channels_first
+        )
 
     @property
     def layers(self) -> list:

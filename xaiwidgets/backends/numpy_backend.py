@@ -24,8 +24,11 @@ class NumpyBackend(BaseBackend):
         ``grad_fn(x, cotangent (n, k)) -> (n, h, w, c)``: the gradient of
         ``sum(fn(x) * cotangent)`` with respect to ``x``. Without it the backend has no
         gradients and only model-agnostic explainers (partition, permutation, influence) work.
-    batch_size : int
-        Images per call of ``fn`` (default 256).
+    batch_size : int or None
+        Images per call of ``fn``. Default ``None``: from ``memory_budget`` (1 GiB) with
+        :data:`~xaiwidgets._budget.ACTIVATION_RATIO` bytes of work per input byte, at most 256.
+    memory_budget : int or None
+        Working memory in bytes; see :class:`~.base.BaseBackend`.
     """
 
     framework = "numpy"
@@ -34,11 +37,12 @@ class NumpyBackend(BaseBackend):
         self,
         fn: Callable[[np.ndarray], Any],
         grad_fn: Callable | None = None,
-        batch_size: int = 256,
+        batch_size: int | None = None,
+        memory_budget: int | None = None,
     ):
         if not callable(fn):
             raise TypeError(f"expected a callable f(images) -> (n, k), got {type(fn).__name__}")
-        super().__init__(batch_size=batch_size)
+        super().__init__(batch_size=batch_size, memory_budget=memory_budget)
         self.fn = fn
         self.grad_fn = grad_fn
 
@@ -54,7 +58,7 @@ class NumpyBackend(BaseBackend):
         x = as_images(x)
         cot = check_cotangent(cotangent, len(x))
         outs, grads = [], []
-        for s in batches(len(x), self.batch_size):
+        for s in batches(len(x), self.rows_for(x.shape[1:])):
             outs.append(np.asarray(to_numpy(self.fn(x[s])), np.float32))
             check_cotangent(cot[s], s.stop - s.start, outs[-1].shape[-1])
             grads.append(np.asarray(to_numpy(self.grad_fn(x[s], cot[s])), np.float32))

@@ -83,15 +83,21 @@ class TorchBackend(BaseBackend):
     autograd with the parameters frozen (no weight gradients) and the thin first convolution's
     faster input gradient (:mod:`._torch_conv_grad`): :meth:`grad` takes all requested outputs
     of a batch from one forward pass and one backward pass per output (graph retained; on CPU
-    this is about twice as fast as a ``torch.func.vmap`` over the one-hot cotangents).
+    this is about twice as fast as a ``torch.func.vmap`` over the one-hot cotangents). A
+    framework out-of-memory error is raised as :class:`MemoryError` pointing to
+    ``batch_size=``.
 
     Parameters
     ----------
     model : torch.nn.Module or callable
         ``model(x) -> (n, k)`` class scores (logits or probabilities). A tuple/list output uses
         its first entry; a dict or output object its ``logits``.
-    batch_size : int
-        Images per forward pass (default 256), also for :meth:`vjp` and :meth:`grad`.
+    batch_size : int or None
+        Images per forward pass, also for :meth:`vjp` and :meth:`grad`. Default ``None``: from
+        ``memory_budget`` and the bytes autograd saves per image (measured once per image shape
+        on a one- and a two-image forward pass, :meth:`_measure_row_bytes`).
+    memory_budget : int or None
+        Working memory in bytes (default 1 GiB); see :class:`~.base.BaseBackend`.
     channels_first : bool
         ``True`` (default): the model takes NCHW tensors, converted from the NHWC images of the
         API. ``False``: the model takes NHWC tensors.
@@ -121,7 +127,8 @@ class TorchBackend(BaseBackend):
         self,
         model: Any,
         *,
-        batch_size: int = 256,
+        batch_size: int | None = None,
+        memory_budget: int | None = None,
         channels_first: bool = True,
         device: Any = None,
     ):
@@ -130,7 +137,7 @@ class TorchBackend(BaseBackend):
                 f"TorchBackend: expected a torch.nn.Module or a function of torch tensors, got "
                 f"{type(model).__module__}.{type(model).__name__}"
             )
-        super().__init__(batch_size=batch_size)
+        super().__init__(batch_size=batch_size, memory_budget=memory_budget)
         self.model = model
         self.channels_first = bool(channels_first)
         self.device = torch.device(device) if device is not None else _module_device(model)
@@ -185,6 +192,31 @@ class TorchBackend(BaseBackend):
             )
         return out
 
+    def _measure_row_bytes(self, image_shape: tuple[int, ...]) -> int | None:
+        """Bytes autograd saves for the backward pass per image (distinct storages seen by
+        ``saved_tensors_hooks``), as the difference of a two-image and a one-image forward pass
+        (so the weights it saves do not count)."""
+
+        def saved(m: int) -> int:
+            seen: dict[tuple[int, int], int] = {}
+
+            def pack(t: torch.Tensor) -> torch.Tensor:
+                st = t.untyped_storage()
+                seen[(st.data_ptr(), st.nbytes())] = st.nbytes()
+                return t
+
+            x = np.zeros((m,) + tuple(image_shape), np.float32)
+            with self.eval_mode(), torch.enable_grad():
+                xg = self.to_framework(x).requires_grad_(True)
+                with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                    with ThinConvInputGrad():
+                        out = self._call(xg)
+                del out
+            return sum(seen.values())
+
+        one = saved(1)
+        return max(saved(2) - one, 0) or None
+
     # -- protocol ----------------------------------------------------------------
     def predict(self, x: Any) -> np.ndarray:
         """``(n, k)`` float32 outputs, eval mode, ``no_grad``, batched."""
@@ -223,8 +255,9 @@ class TorchBackend(BaseBackend):
         cot_fn = cotangent if callable(cotangent) else None
         cot = None if cot_fn is not None else check_cotangent(cotangent, len(x))
         outs, grads = [], []
-        with self.eval_mode(), torch.enable_grad():
-            for s in batches(len(x), self.batch_size):
+        rows = self.rows_for(x.shape[1:])
+        with self.eval_mode(), torch.enable_grad(), self.memory_hint(rows, x.shape[1:]):
+            for s in batches(len(x), rows):
                 xt = self.to_framework(x[s]).requires_grad_(True)
                 with ThinConvInputGrad():
                     out = self._call(xt)
@@ -257,8 +290,9 @@ class TorchBackend(BaseBackend):
         x = as_images(x)
         idx = output_matrix(outputs, len(x))
         res = np.empty(x.shape + (idx.shape[1],), np.float32)
-        with self.eval_mode(), torch.enable_grad():
-            for s in batches(len(x), self.batch_size):
+        rows = self.grad_rows(x.shape[1:], idx.shape[1])
+        with self.eval_mode(), torch.enable_grad(), self.memory_hint(rows, x.shape[1:]):
+            for s in batches(len(x), rows):
                 g = self._grad_batch(self.to_framework(x[s]), idx[s])
                 res[s] = np.moveaxis(self.from_framework_grad(g), 0, -1)
         return res

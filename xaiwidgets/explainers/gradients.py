@@ -1,8 +1,12 @@
 """Gradient explainers: saliency, SmoothGrad, integrated gradients and expected gradients.
 
 All of them evaluate ``backend.grad`` (every requested output of a batch from one forward
-pass and a batched backward pass) on batches of points built in NumPy, and never import a
-framework.
+pass and a batched backward pass) on *rows* built in NumPy -- ``per_image`` points per image --
+and never import a framework. Rows go to the model one model batch at a time and outputs up to
+16 at a time (:mod:`._gradient_rows`), so the working set stays within the backend's
+``memory_budget`` (default 1 GiB beyond the model, the images and the result) whatever the
+number of images, outputs, samples or steps; cancellation is checked and progress reported
+between model calls, also within one image. Random draws do not depend on the chunking.
 
 - :class:`Saliency`: ``∂f_j/∂x`` (Simonyan, Vedaldi & Zisserman, 2014), optionally ``|·|`` or
   times the input.
@@ -10,46 +14,45 @@ framework.
   ``σ = noise · (max x - min x)`` (Smilkov et al., 2017).
 - :class:`IntegratedGradients`: ``(x - x') · ∫₀¹ ∂f(x' + α(x - x'))/∂x dα`` (Sundararajan,
   Taly & Yan, ICML 2017) by a Riemann sum (trapezoid by default); completeness
-  ``sum = f(x) - f(x')`` holds as ``steps → ∞`` and its error is reported.
-- :class:`GradientExplainer`: expected gradients (Erion et al., 2021), as shap's
-  ``GradientExplainer``: ``E_{r ~ background, α ~ U(0,1)}[(x - r) · ∂f(r + α(x - r))/∂x]``
+  ``sum = f(x) - f(x')`` is checked after every call against a documented tolerance.
+- :class:`GradientExplainer` (in :mod:`.expected_gradients`, re-exported here): expected
+  gradients (Erion et al., 2021), as shap's ``GradientExplainer``: ``E_{r ~ background, α ~ U(0,1)}[(x - r) · ∂f(r + α(x - r))/∂x]``
   estimated with ``nsamples`` random (reference, α) pairs per image, with optional local
-  smoothing noise on ``x``; reproducible with ``seed``.
+  smoothing noise on ``x``; reproducible with ``seed``; completeness
+  ``sum = f(x) - E f(background)`` checked within its Monte-Carlo tolerance.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from .._arrays import as_images, batches
+from .._arrays import as_images
 from .._progress import RunControl
-from .base import Explainer
-from .deep import BackgroundMean, sample_background
+from ._completeness import check_completeness, completeness_gap, relative_error
+from ._gradient_rows import GradientBase, Segment, positive_int, tolerance_value
+from .expected_gradients import EG_TOLERANCE, GradientExplainer
+
+__all__ = [
+    "EG_TOLERANCE",
+    "IG_TOLERANCE",
+    "GradientExplainer",
+    "IntegratedGradients",
+    "Saliency",
+    "SmoothGrad",
+    "steps_for_tolerance",
+]
 
 _RULES = ("trapezoid", "left", "right", "middle")
 
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or int(value) != value or int(value) < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return int(value)
+#: Default relative completeness tolerance of integrated gradients: the Riemann sum's error
+#: ``max |f(x) - f(x') - sum(values)|`` at most 1 % of ``max |f(x) - f(x')|``.
+IG_TOLERANCE = 1e-2
 
 
-def _row_budget(backend: Any) -> int:
-    """Points per ``backend.grad`` call: a few of the backend's batches."""
-    return 4 * int(getattr(backend, "batch_size", 256))
-
-
-class _GradientBase(Explainer):
-    """Shared: gradients of many points per image, averaged with weights."""
-
-    def _grads(self, points: np.ndarray, outputs: np.ndarray) -> np.ndarray:
-        return np.asarray(self.backend.grad(points, outputs), np.float32)
-
-
-class Saliency(_GradientBase):
+class Saliency(GradientBase):
     """Gradient of each explained output with respect to the image.
 
     Parameters
@@ -84,17 +87,19 @@ class Saliency(_GradientBase):
         self, x: np.ndarray, outputs: np.ndarray, model_outputs: np.ndarray, ctl: RunControl
     ) -> tuple[np.ndarray, np.ndarray]:
         values = np.empty(x.shape + (outputs.shape[1],), np.float32)
-        for s in batches(len(x), _row_budget(self.backend)):
-            ctl.check()
-            g = self._grads(x[s], outputs[s])
-            if self.times_input:
-                g = g * x[s][..., None]
-            values[s] = np.abs(g) if self.absolute else g
-            ctl.step(s.stop / len(x))
+
+        def points(segs: list[Segment]) -> np.ndarray:
+            return x[[i for i, _, _ in segs]]
+
+        def accumulate(i: int, j0: int, j1: int, cols: slice, g: np.ndarray) -> None:
+            v = g[0] * x[i][..., None] if self.times_input else g[0]
+            values[i, ..., cols] = np.abs(v) if self.absolute else v
+
+        self._rows(x, outputs, 1, points, accumulate, ctl)
         return values, np.zeros(outputs.shape, np.float32)
 
 
-class SmoothGrad(_GradientBase):
+class SmoothGrad(GradientBase):
     """Gradient averaged over ``nsamples`` noisy copies of the image.
 
     Parameters
@@ -129,7 +134,7 @@ class SmoothGrad(_GradientBase):
         if not np.isfinite(noise) or noise < 0:
             raise ValueError(f"noise: expected a non-negative number, got {noise!r}")
         self.noise = float(noise)
-        self.nsamples = _positive_int(nsamples, "nsamples")
+        self.nsamples = positive_int(nsamples, "nsamples")
         self.squared, self.times_input, self.seed = bool(squared), bool(times_input), seed
 
     def params(self) -> dict[str, Any]:
@@ -146,25 +151,48 @@ class SmoothGrad(_GradientBase):
     ) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(self.seed)
         ns = self.nsamples
-        values = np.empty(x.shape + (outputs.shape[1],), np.float32)
-        per_call = max(1, _row_budget(self.backend) // ns)
-        for s in batches(len(x), per_call):
-            ctl.check()
-            xs = x[s]
-            span = xs.reshape(len(xs), -1).max(1) - xs.reshape(len(xs), -1).min(1)
-            sigma = (self.noise * span).astype(np.float32).reshape(-1, 1, 1, 1, 1)
-            noisy = xs[:, None] + sigma * rng.standard_normal(
-                (len(xs), ns) + xs.shape[1:], dtype=np.float32
+        flat = x.reshape(len(x), -1)
+        sigma = (self.noise * (flat.max(1) - flat.min(1))).astype(np.float32)
+        values = np.zeros(x.shape + (outputs.shape[1],), np.float32)
+
+        def points(segs: list[Segment]) -> np.ndarray:
+            return np.concatenate(
+                [
+                    x[i] + sigma[i] * rng.standard_normal((j1 - j0,) + x.shape[1:], np.float32)
+                    for i, j0, j1 in segs
+                ]
             )
-            g = self._grads(noisy.reshape((-1,) + xs.shape[1:]), np.repeat(outputs[s], ns, 0))
-            g = g.reshape((len(xs), ns) + g.shape[1:])
-            avg = (g * g).mean(1) if self.squared else g.mean(1)
-            values[s] = avg * xs[..., None] if self.times_input else avg
-            ctl.step(s.stop / len(x))
+
+        def accumulate(i: int, j0: int, j1: int, cols: slice, g: np.ndarray) -> None:
+            if self.squared:
+                g = np.square(g, out=g)
+            values[i, ..., cols] += g.sum(0) / np.float32(ns)
+
+        self._rows(x, outputs, ns, points, accumulate, ctl)
+        if self.times_input:
+            for i in range(len(x)):
+                values[i] *= x[i][..., None]
         return values, np.zeros(outputs.shape, np.float32)
 
 
-class IntegratedGradients(_GradientBase):
+def steps_for_tolerance(
+    steps: int, error: float, coarse_error: float | None, tolerance: float
+) -> int:
+    """Steps that would bring a Riemann error ``error`` at ``steps`` below ``tolerance``.
+
+    The error decays as ``steps^-p``: ``p = 2`` (a smooth integrand under the trapezoid or
+    midpoint rule) when the error at half the steps (``coarse_error``, the sum over every other
+    node) is at least ``2^1.5`` times larger, else ``p = 1`` (the rate of a piecewise-linear
+    network, whose gradient jumps along the path; also when it cannot be measured). Then
+    ``steps · (error / tolerance)^(1/p)``, rounded up.
+    """
+    p = 1.0
+    if coarse_error is not None and coarse_error >= 2**1.5 * error > 0:
+        p = 2.0
+    return int(math.ceil(steps * (error / tolerance) ** (1.0 / p)))
+
+
+class IntegratedGradients(GradientBase):
     """Integrated gradients from a baseline, by a Riemann sum over ``steps`` intervals.
 
     Parameters
@@ -177,10 +205,20 @@ class IntegratedGradients(_GradientBase):
         image for ``"trapezoid"``, ``steps`` otherwise.
     rule : {"trapezoid", "left", "right", "middle"}
         Riemann rule (default ``"trapezoid"``).
+    tolerance : float
+        Relative completeness tolerance (default :data:`IG_TOLERANCE`, 1e-2): after every call
+        ``max |f(x) - f(x') - sum(values)| / max |f(x) - f(x')|`` above it warns with
+        :class:`~xaiwidgets.explainers._completeness.IncompleteAttributionWarning`, naming the
+        number of steps that would meet it (from the error's decay between ``steps / 2`` and
+        ``steps``, see :func:`steps_for_tolerance`).
+    strict : bool
+        Raise :class:`~xaiwidgets.explainers._completeness.IncompleteAttributionError` instead
+        of warning (default ``False``).
 
     ``base_values`` are ``f(x')``; ``completeness_error_`` ``(n, o)`` holds
-    ``f(x) - f(x') - sum(values)`` of the last call, and ``params()`` its largest absolute
-    value (``max_completeness_error``). It shrinks as ``steps`` grows.
+    ``f(x) - f(x') - sum(values)`` of the last call. The Explanation's ``params`` record
+    ``max_completeness_error`` (absolute), ``relative_completeness_error``, ``tolerance`` and
+    ``steps_for_tolerance`` (the estimate; ``None`` when the tolerance is met).
     """
 
     method = "integrated_gradients"
@@ -192,16 +230,21 @@ class IntegratedGradients(_GradientBase):
         *,
         steps: int = 50,
         rule: str = "trapezoid",
+        tolerance: float = IG_TOLERANCE,
+        strict: bool = False,
         class_names: Any = None,
         **backend_kwargs: Any,
     ):
         super().__init__(model, class_names=class_names, **backend_kwargs)
         if rule not in _RULES:
             raise ValueError(f"rule: expected one of {_RULES}, got {rule!r}")
-        self.steps = _positive_int(steps, "steps")
+        self.steps = positive_int(steps, "steps")
         self.rule = rule
         self.baseline = baseline
+        self.tolerance = tolerance_value(tolerance)
+        self.strict = bool(strict)
         self.completeness_error_: np.ndarray | None = None
+        self._diagnostics: dict[str, Any] = {}
 
     def params(self) -> dict[str, Any]:
         err = self.completeness_error_
@@ -210,12 +253,16 @@ class IntegratedGradients(_GradientBase):
             "steps": self.steps,
             "rule": self.rule,
             "baseline": float(base) if np.ndim(base) == 0 else "image",
+            "tolerance": self.tolerance,
+            "strict": self.strict,
             "max_completeness_error": None if err is None else float(np.abs(err).max()),
+            "relative_completeness_error": self._diagnostics.get("relative"),
+            "steps_for_tolerance": self._diagnostics.get("steps_for_tolerance"),
         }
 
-    def _nodes(self) -> tuple[np.ndarray, np.ndarray]:
+    def _nodes(self, steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Path positions ``α`` and weights of the Riemann rule."""
-        m = self.steps
+        m = self.steps if steps is None else steps
         if self.rule == "trapezoid":
             alphas = np.linspace(0.0, 1.0, m + 1)
             weights = np.full(m + 1, 1.0 / m)
@@ -226,18 +273,33 @@ class IntegratedGradients(_GradientBase):
             weights = np.full(m, 1.0 / m)
         return alphas.astype(np.float32), weights.astype(np.float32)
 
+    def _coarse_weights(self) -> np.ndarray | None:
+        """Weights of the rule with ``steps / 2`` intervals on this rule's nodes (every other
+        node), or ``None`` when those nodes are not a subset (odd steps, midpoint rule)."""
+        m = self.steps
+        if m % 2 or self.rule == "middle":
+            return None
+        _, wc = self._nodes(m // 2)
+        full = np.zeros(len(self._nodes()[0]), np.float64)
+        if self.rule == "right":
+            full[1::2] = wc
+        else:
+            full[::2] = wc
+        return full
+
     def _baselines(self, x: np.ndarray) -> np.ndarray:
+        """The baselines, ``(n, h, w, c)`` (a broadcast view for one number or one image)."""
         base = self.baseline
         if np.ndim(base) == 0:
-            return np.full_like(x, float(base))
+            return np.broadcast_to(np.float32(base), x.shape)
         arr = np.asarray(base, np.float32)
         if arr.shape == x.shape[1:]:
-            return np.broadcast_to(arr, x.shape).astype(np.float32)
+            return np.broadcast_to(arr, x.shape)
         arr = as_images(base, name="baseline")
         if arr.shape == x.shape:
             return arr
         if arr.shape[0] == 1 and arr.shape[1:] == x.shape[1:]:
-            return np.broadcast_to(arr, x.shape).astype(np.float32)
+            return np.broadcast_to(arr[0], x.shape)
         raise ValueError(
             f"baseline: expected a number, an image {x.shape[1:]} or {len(x)} "
             f"images, got shape {np.shape(base)}"
@@ -249,114 +311,59 @@ class IntegratedGradients(_GradientBase):
         base_img = self._baselines(x)
         alphas, weights = self._nodes()
         k = len(alphas)
-        values = np.empty(x.shape + (outputs.shape[1],), np.float32)
-        per_call = max(1, _row_budget(self.backend) // k)
-        for s in batches(len(x), per_call):
-            ctl.check()
-            xs, bs = x[s], base_img[s]
-            diff = xs - bs
-            shape = (-1, 1, 1, 1)
-            pts = bs[:, None] + alphas.reshape(shape)[None] * diff[:, None]
-            g = self._grads(pts.reshape((-1,) + xs.shape[1:]), np.repeat(outputs[s], k, 0))
-            g = g.reshape((len(xs), k) + g.shape[1:])
-            avg = np.tensordot(weights, g, axes=([0], [1]))
-            values[s] = avg * diff[..., None]
-            ctl.step(s.stop / len(x))
+        values = np.zeros(x.shape + (outputs.shape[1],), np.float32)
+        # sum over pixels of g_k · (x - x') per image, node and output: the completeness terms
+        node_sums = np.zeros((len(x), k, outputs.shape[1]), np.float64)
+
+        def points(segs: list[Segment]) -> np.ndarray:
+            return np.concatenate(
+                [
+                    base_img[i] + alphas[j0:j1, None, None, None] * (x[i] - base_img[i])
+                    for i, j0, j1 in segs
+                ]
+            )
+
+        def accumulate(i: int, j0: int, j1: int, cols: slice, g: np.ndarray) -> None:
+            flat = g.reshape(j1 - j0, -1, g.shape[-1])
+            values[i, ..., cols] += np.tensordot(weights[j0:j1], flat, axes=1).reshape(
+                values.shape[1:-1] + (g.shape[-1],)
+            )
+            diff = (x[i] - base_img[i]).reshape(-1)
+            node_sums[i, j0:j1, cols] = np.tensordot(flat, diff, axes=([1], [0]))
+
+        self._rows(x, outputs, k, points, accumulate, ctl)
+        for i in range(len(x)):
+            values[i] *= (x[i] - base_img[i])[..., None]
         f_base = np.take_along_axis(self.backend.predict(base_img), outputs, axis=1)
         fx = np.take_along_axis(model_outputs, outputs, axis=1)
-        self.completeness_error_ = fx - f_base - values.reshape(len(x), -1, outputs.shape[1]).sum(1)
+        gap = completeness_gap(values, fx, f_base)
+        self.completeness_error_ = gap.astype(np.float32)
+        self._check(gap, fx, f_base, node_sums)
         return values, f_base.astype(np.float32)
 
-
-class GradientExplainer(BackgroundMean, _GradientBase):
-    """Expected gradients over a background, as shap's ``GradientExplainer``.
-
-    For each image ``x`` and sample ``s = 1..nsamples``: a background image ``r_s`` drawn
-    uniformly, ``α_s ~ U(0, 1)``, and (with ``local_smoothing > 0``) ``x̃ = x + ε``,
-    ``ε ~ N(0, local_smoothing²)``; the attribution is the sample mean of
-    ``(x̃ - r_s) · ∂f(r_s + α_s (x̃ - r_s)) / ∂x``. All outputs of an image share its samples.
-
-    Parameters
-    ----------
-    background : images ``(b, h, w, c)``.
-    nsamples : int
-        Samples per image (default 200, as shap).
-    local_smoothing : float
-        Standard deviation of the noise added to the image (default 0: none).
-    seed : int or None
-        Seed of the samples (and of the background subsample); default 0.
-    background_size : int or None
-        Keep at most this many background images (default ``None``: all).
-
-    ``base_values`` are the mean model output over the background; ``standard_errors_``
-    ``(n, h, w, c, o)`` the Monte-Carlo standard errors of the last call.
-    """
-
-    method = "expected_gradients"
-
-    def __init__(
-        self,
-        model: Any,
-        background: Any,
-        *,
-        nsamples: int = 200,
-        local_smoothing: float = 0.0,
-        seed: int | None = 0,
-        background_size: int | None = None,
-        class_names: Any = None,
-        **backend_kwargs: Any,
-    ):
-        super().__init__(model, class_names=class_names, **backend_kwargs)
-        if not np.isfinite(local_smoothing) or local_smoothing < 0:
-            raise ValueError(
-                f"local_smoothing: expected a non-negative number, got {local_smoothing!r}"
-            )
-        self.nsamples = _positive_int(nsamples, "nsamples")
-        self.local_smoothing = float(local_smoothing)
-        self.seed = seed
-        self.background = sample_background(background, background_size, seed)
-        self.standard_errors_: np.ndarray | None = None
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "nsamples": self.nsamples,
-            "local_smoothing": self.local_smoothing,
-            "seed": self.seed,
-            "background": int(len(self.background)),
-        }
-
-    def _explain(
-        self, x: np.ndarray, outputs: np.ndarray, model_outputs: np.ndarray, ctl: RunControl
-    ) -> tuple[np.ndarray, np.ndarray]:
-        bg = self.background
-        if bg.shape[1:] != x.shape[1:]:
-            raise ValueError(
-                f"images: expected the background's shape {bg.shape[1:]}, got {x.shape[1:]}"
-            )
-        rng = np.random.default_rng(self.seed)
-        ns = self.nsamples
-        o = outputs.shape[1]
-        values = np.empty(x.shape + (o,), np.float32)
-        errors = np.empty_like(values)
-        per_call = max(1, _row_budget(self.backend) // ns)
-        for s in batches(len(x), per_call):
-            ctl.check()
-            xs = x[s]
-            pick = rng.integers(len(bg), size=(len(xs), ns))
-            alpha = rng.uniform(size=(len(xs), ns)).astype(np.float32).reshape(len(xs), ns, 1, 1, 1)
-            xt = np.broadcast_to(xs[:, None], (len(xs), ns) + xs.shape[1:])
-            if self.local_smoothing > 0:
-                noise = rng.standard_normal(xt.shape, dtype=np.float32)
-                xt = xt + np.float32(self.local_smoothing) * noise
-            refs = bg[pick]
-            delta = xt - refs
-            pts = refs + alpha * delta
-            g = self._grads(pts.reshape((-1,) + xs.shape[1:]), np.repeat(outputs[s], ns, 0))
-            samples = g.reshape((len(xs), ns) + g.shape[1:]) * delta[..., None]
-            mean = samples.mean(1)
-            var = np.maximum(np.square(samples).mean(1) - np.square(mean), 0.0)
-            values[s] = mean
-            errors[s] = np.sqrt(var / ns)
-            ctl.step(s.stop / len(x))
-        self.standard_errors_ = errors
-        return values, self.expected_value[outputs].astype(np.float32)
+    def _check(
+        self, gap: np.ndarray, fx: np.ndarray, f_base: np.ndarray, node_sums: np.ndarray
+    ) -> None:
+        """Completeness against ``tolerance``; the steps that would meet it in the warning."""
+        rel = relative_error(gap, fx, f_base)
+        needed = None
+        if np.isfinite(rel) and rel > self.tolerance:
+            wc = self._coarse_weights()
+            coarse = None
+            if wc is not None:
+                coarse_gap = fx - f_base - np.tensordot(node_sums, wc, axes=([1], [0]))
+                coarse = relative_error(coarse_gap, fx, f_base)
+            needed = steps_for_tolerance(self.steps, rel, coarse, self.tolerance)
+        self._diagnostics = {"relative": float(rel), "steps_for_tolerance": needed}
+        check_completeness(
+            gap,
+            fx,
+            f_base,
+            method=f"integrated gradients ({self.rule}, steps={self.steps})",
+            tolerance=self.tolerance,
+            culprit=None
+            if needed is None
+            else f"about steps={needed} would meet it (from the error's decay)",
+            strict=self.strict,
+            stacklevel=5,
+        )

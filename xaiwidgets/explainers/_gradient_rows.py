@@ -1,0 +1,129 @@
+"""Rows of the gradient explainers, chunked within the memory budget.
+
+Every gradient explainer evaluates ``backend.grad`` on *rows*: ``per_image`` points per
+explained image (1 for saliency, the noisy copies of SmoothGrad, the path nodes of integrated
+gradients, the (reference, α) samples of expected gradients), in image-major order. The rows
+go to the model ``rows`` at a time and the explained outputs ``width`` at a time
+(:func:`plan`), so a call's working set -- its points, its gradients ``(rows, h, w, c, width)``
+and the model's activations -- stays within the backend's memory budget whatever the number of
+images, outputs, samples or steps. Cancellation is checked and progress reported between model
+calls (:func:`run_rows`). :class:`GradientBase` is the explainers' shared base.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .._budget import DEFAULT_MEMORY_BUDGET, chunk_rows
+from .._progress import RunControl
+from .base import Explainer
+
+#: Most outputs whose gradients one model call computes (the backends' vectorised group).
+OUTPUTS_PER_CALL = 16
+
+#: A segment of a chunk: image ``i``, its rows ``j0:j1`` (of ``per_image``).
+Segment = tuple[int, int, int]
+
+
+def plan(backend: Any, image_shape: tuple[int, ...], n_outputs: int) -> tuple[int, int]:
+    """``(rows, width)``: rows per model call and outputs per call.
+
+    ``width = min(n_outputs, OUTPUTS_PER_CALL)``; ``rows`` is the backend's ``grad_rows`` for
+    that width (its model memory; ``batch_size`` for a backend without it), capped so that the
+    explainer's own arrays of a call (the points, the gradients and one weighted copy, about
+    ``(1 + 2 width)`` images per row) take at most half the budget.
+    """
+    img = 4 * int(np.prod(image_shape))
+    width = max(1, min(int(n_outputs), OUTPUTS_PER_CALL))
+    budget = int(getattr(backend, "memory_budget", DEFAULT_MEMORY_BUDGET))
+    grad_rows = getattr(backend, "grad_rows", None)
+    if callable(grad_rows):
+        rows = int(grad_rows(tuple(image_shape), width))
+    else:
+        rows = int(getattr(backend, "batch_size", 256))
+    return chunk_rows((1 + 2 * width) * img, budget // 2, max(1, rows)), width
+
+
+def row_chunks(n_images: int, per_image: int, rows: int) -> Iterator[list[Segment]]:
+    """Consecutive chunks of ``rows`` rows (the last one shorter) over ``n_images *
+    per_image`` rows in image-major order, each as its per-image segments ``(i, j0, j1)``."""
+    total = n_images * per_image
+    for start in range(0, total, rows):
+        stop = min(start + rows, total)
+        segs = []
+        q = start
+        while q < stop:
+            i, j0 = divmod(q, per_image)
+            j1 = min(per_image, j0 + stop - q)
+            segs.append((i, j0, j1))
+            q += j1 - j0
+        yield segs
+
+
+def run_rows(
+    backend: Any,
+    image_shape: tuple[int, ...],
+    outputs: np.ndarray,
+    per_image: int,
+    points: Callable[[list[Segment]], np.ndarray],
+    accumulate: Callable[[int, int, int, slice, np.ndarray], None],
+    ctl: RunControl,
+) -> int:
+    """Evaluate the gradients of every row and hand them over per image segment.
+
+    ``points(segments) -> (r, h, w, c)`` builds a chunk's points once (called in row order, so
+    random draws do not depend on the chunking); then for each group of outputs ``cols`` one
+    ``backend.grad`` call, and ``accumulate(i, j0, j1, cols, g)`` with ``g`` ``(j1 - j0, h, w,
+    c, len(cols))``. Cancellation is checked before every model call and progress reported
+    after it. Returns the number of model calls.
+    """
+    n, o = outputs.shape
+    rows, width = plan(backend, image_shape, o)
+    groups = [slice(a, min(a + width, o)) for a in range(0, o, width)]
+    total = -(-n * per_image // rows) * len(groups)
+    done = 0
+    for segs in row_chunks(n, per_image, rows):
+        ctl.check()
+        pts = points(segs)
+        image_of_row = np.concatenate([np.full(j1 - j0, i) for i, j0, j1 in segs])
+        for cols in groups:
+            ctl.check()
+            g = np.asarray(backend.grad(pts, outputs[image_of_row, cols]), np.float32)
+            off = 0
+            for i, j0, j1 in segs:
+                accumulate(i, j0, j1, cols, g[off : off + j1 - j0])
+                off += j1 - j0
+            del g
+            done += 1
+            ctl.step(done / total)
+    return done
+
+
+def positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or int(value) != value or int(value) < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+def tolerance_value(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"tolerance: expected a positive number, got {value!r}")
+    return float(value)
+
+
+class GradientBase(Explainer):
+    """Shared: gradients of ``per_image`` rows per image, chunked by :func:`run_rows`."""
+
+    def _rows(
+        self,
+        x: np.ndarray,
+        outputs: np.ndarray,
+        per_image: int,
+        points: Callable[[list[Segment]], np.ndarray],
+        accumulate: Callable[[int, int, int, slice, np.ndarray], None],
+        ctl: RunControl,
+    ) -> int:
+        return run_rows(self.backend, x.shape[1:], outputs, per_image, points, accumulate, ctl)
