@@ -38,9 +38,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -52,6 +50,8 @@ from ..faithfulness import PerturbationCurve, deletion_curve
 from ..maskers import Masker
 from ._arrays import NDArray
 from ._base import XaiWidget
+from ._explorer_cache import ExplorerResult as _Result
+from ._explorer_cache import ResultCache
 from ._image_pool import ImagePool
 from ._runner import LatestRunner
 
@@ -63,15 +63,6 @@ _MIN_EVALS = {"partition": 3, "permutation": 4}
 _DELETION_STEPS = 20
 _SAME = " · masker B is the same as masker A ("
 _THUMB_SIDE = 48  # candidate thumbnails are strided down to at most this many pixels a side
-
-
-@dataclass(eq=False)
-class _Result:
-    """One computed panel: the explanation, its deletion curve (predicted class) and cost."""
-
-    explanation: Explanation
-    deletion: PerturbationCurve
-    seconds: float
 
 
 class ShapleyExplorer(XaiWidget):
@@ -190,8 +181,7 @@ class ShapleyExplorer(XaiWidget):
         self._pool = ImagePool(self.backend, images, labels, class_names)
         h, w = self._pool.images.shape[1:3]
         self._lock = threading.RLock()
-        self._cache: OrderedDict[Hashable, _Result] = OrderedDict()
-        self._cache_size = 64
+        self._cache = ResultCache(64)
         self._current: tuple | None = None
         self._drawn: list[_Result] = []
         self._suppress = False
@@ -367,7 +357,7 @@ class ShapleyExplorer(XaiWidget):
                 self.message = self._same_note(self.message.split(_SAME)[0])
                 return
             self._current = key
-            cached = [self._cached(k) for k in keys]
+            cached = [self._cache.get(k) for k in keys]
             if all(r is not None for r in cached):
                 self._runner.cancel()
                 how = "from cache, no model call"
@@ -398,33 +388,6 @@ class ShapleyExplorer(XaiWidget):
             return message
         return f"{message}{_SAME}{self.masker}): shown once"
 
-    def _cached(self, key: Hashable) -> _Result | None:
-        """The cached result of ``key``, or one cut from a cached result of the same setting
-        with a larger ``top_k`` (its first outputs are the most probable ones: the same
-        classes; the deletion score, of the predicted class, is the same). Caller holds the
-        lock."""
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
-        masker, algorithm, evals, top_k, indices, scorer = key  # type: ignore[misc]
-        larger = [
-            (k[3], r)
-            for k, r in self._cache.items()
-            if k[3] > top_k and k[:3] == (masker, algorithm, evals) and k[4:] == (indices, scorer)
-        ]
-        if not larger:
-            return None
-        computed, source = min(larger, key=lambda kr: kr[0])
-        e = source.explanation[:, :top_k]
-        params = {**e.params, "top_k": top_k,
-                  "computed_top_k": source.explanation.params.get("computed_top_k", computed)}  # fmt: skip
-        result = _Result(replace(e, params=params), source.deletion, source.seconds)
-        self._cache[key] = result
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return result
-
     def _job(self, keys: list[Hashable], shared: dict[str, Any]) -> Callable[..., Any]:
         from ..explainers.partition import PartitionExplainer
         from ..explainers.permutation import PermutationExplainer
@@ -439,7 +402,7 @@ class ShapleyExplorer(XaiWidget):
         def job(progress: Callable[[float], None], cancel: Any) -> tuple[list[_Result], float]:
             started = time.perf_counter()
             with self._lock:
-                todo = [(j, k) for j, k in enumerate(keys) if self._cached(k) is None]
+                todo = [(j, k) for j, k in enumerate(keys) if self._cache.get(k) is None]
             for step, (j, k) in enumerate(todo):
                 lo, span = step / len(todo), 1.0 / len(todo)
 
@@ -459,11 +422,9 @@ class ShapleyExplorer(XaiWidget):
                     progress=sub(0.85, 1.0), cancel=cancel,
                 )  # fmt: skip
                 with self._lock:
-                    self._cache[k] = _Result(e, scored, time.perf_counter() - t0)
-                    while len(self._cache) > self._cache_size:
-                        self._cache.popitem(last=False)
+                    self._cache.put(k, _Result(e, scored, time.perf_counter() - t0))
             with self._lock:
-                results = [self._cache[k] for k in keys]
+                results = [self._cache.get(k) for k in keys]
             return results, time.perf_counter() - started
 
         return job
