@@ -261,10 +261,18 @@ class MetricsView(widgets.VBox):
             runner.wait(timeout)
 
     def close(self) -> None:
+        """Stop the background work and close every widget of the view (a box left open
+        would still point at closed grids, and break embedding the notebook's widgets)."""
         for runner in self._runners.values():
             runner.close()
-        for grid in self.grids.values():
-            grid.close()
+
+        def close_tree(w: widgets.Widget) -> None:
+            for child in getattr(w, "children", ()):
+                close_tree(child)
+            if w is not self:
+                w.close()
+
+        close_tree(self)
         super().close()
 
     def _invert(self, invert_image: bool | None) -> bool:
