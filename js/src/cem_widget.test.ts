@@ -199,6 +199,15 @@ describe("CEMWidget render", () => {
     await vi.advanceTimersByTimeAsync(250);
     expect(Number(input.value)).toBeCloseTo(0.25);
     expect(model.get("kappa")).toBe(0.25);
+    // a drag whose pointerup never reaches the page still ends with its change event
+    input.dispatchEvent(new Event("pointerdown"));
+    input.value = "0.6";
+    input.dispatchEvent(new Event("input"));
+    input.dispatchEvent(new Event("change"));
+    expect(model.get("kappa")).toBe(0.6);
+    model.set("kappa", 0.1);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(Number(input.value)).toBeCloseTo(0.1);
   });
 
   it("a slider commits its value to the model; Python-side changes move the slider", async () => {

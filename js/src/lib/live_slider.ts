@@ -77,9 +77,9 @@ export function liveSlider(label: string, value: number, onCommit: (v: number) =
     if (wait <= 0) commit();
     else if (timer === null) timer = setTimeout(commit, wait);
   });
-  input.addEventListener("change", commit);
   // a drag: pressed from pointerdown until the pointer is released anywhere (then commit, in
-  // case the browser fires no change event because the value came back to where it started)
+  // case the browser fires no change event because the value came back to where it started),
+  // or until the change event of the release (a pointerup outside the page may never come)
   const release = () => {
     if (!pressed) return;
     pressed = false;
@@ -87,6 +87,7 @@ export function liveSlider(label: string, value: number, onCommit: (v: number) =
     input.ownerDocument.removeEventListener("pointercancel", release, true);
     commit();
   };
+  input.addEventListener("change", () => (pressed ? release() : commit()));
   input.addEventListener("pointerdown", () => {
     pressed = true;
     input.ownerDocument.addEventListener("pointerup", release, true);
