@@ -230,7 +230,7 @@ def test_metrics_view_click_keeps_the_page_still_with_tooltip_and_report_row(
 
     cells.nth(4 * 10 + 9).click()  # true 4, predicted 9
     page.wait_for_function(
-        "() => document.querySelectorAll('canvas.xw-ag-canvas[data-col=\"image\"]').length === 3"
+        "() => document.querySelectorAll('.xw-ag-cell[data-col=\"image\"]').length === 3"
     )
     page.wait_for_timeout(800)
     samples = page.evaluate(
