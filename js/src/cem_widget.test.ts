@@ -124,17 +124,90 @@ describe("CEMWidget render", () => {
     expect(el.querySelector(".xw-cem-body")!.getAttribute("data-generation")).toBe("4");
   });
 
-  it("shows streamed best-so-far steps and 'searching' for a mode not found yet", async () => {
-    const { el, model } = mount({ running: true });
-    model.set(
-      "frame",
-      frame(3, [panel("PN", { complete: false, steps: 20 }), panel("PP", { status: "searching", complete: false, steps: 20 })]),
-    );
-    await flush();
+  it("shows streamed best-so-far steps and 'searching' for a mode never found yet", async () => {
+    const first = frame(3, [panel("PN", { complete: false, steps: 20 }), panel("PP", { status: "searching", complete: false, steps: 20 })]);
+    const { el } = mount({ running: true, frame: first });
     const captions = Array.from(el.querySelectorAll(".xw-cem-caption")).map((c) => c.textContent);
     expect(captions).toContain("best so far · step 20 of 100");
+    expect(captions).toContain("searching · step 20 of 100");
     expect(el.querySelector('.xw-cem-empty[data-panel="PP"][data-kind="image"]')!.textContent).toBe("searching…");
     expect(el.querySelector(".xw-cem-state")!.textContent).toBe("searching…");
+  });
+
+  it("a new search keeps each panel's last picture (faded) until it finds one: never a blank", async () => {
+    const { el, model } = mount();
+    const before = pixels.get(el.querySelector('canvas[data-panel="PN"][data-kind="image"]')!);
+    // the user moved kappa; the new search streams its first update: nothing found yet
+    model.set("kappa", 0.5);
+    model.set("generation", 4);
+    const settings = { ...SETTINGS, kappa: 0.5 };
+    const searching = (steps: number) => panel("PN", { status: "searching", complete: false, steps, c: null, distance: null });
+    model.set("frame", frame(4, [searching(10), panel("PP", { complete: false, steps: 10 })], settings));
+    await flush();
+    expect(el.querySelector(".xw-cem-body")!.getAttribute("data-current")).toBe("true");
+    const pn = el.querySelector('canvas[data-panel="PN"][data-kind="image"]')!;
+    expect(pn).not.toBeNull();
+    expect(pixels.get(pn)).toEqual(before);
+    expect(pn.classList.contains("xw-cem-stale")).toBe(true);
+    expect(pn.getAttribute("data-status")).toBe("kept");
+    expect(el.querySelector('canvas[data-panel="PN"][data-kind="delta"]')).not.toBeNull();
+    expect(el.querySelector('.xw-cem-caption[data-panel="PN"]')!.textContent).toBe("searching · step 10 of 100");
+    // the search finds one: drawn, not faded, with its c and distance
+    model.set("frame", { ...frame(4, [panel("PN", { c: 1000, distance: 2.4125 }), panel("PP")], settings), images: f32([1, 0, 1, 0, 0, 0, 0, 1], [2, 2, 2, 1]) });
+    await flush();
+    const found = el.querySelector('canvas[data-panel="PN"][data-kind="image"]')!;
+    expect(found.classList.contains("xw-cem-stale")).toBe(false);
+    expect(pixels.get(found)).not.toEqual(before);
+    const caption = el.querySelector('.xw-cem-caption[data-panel="PN"]')!;
+    expect(caption.textContent).toBe("c 1000 · distance 2.41");
+    expect(caption.getAttribute("title")).toContain("attack weight c = 1000");
+  });
+
+  it("captions say the c that was found and the distance, per panel", () => {
+    const { el } = mount({ frame: frame(3, [panel("PN", { c: 0.1, distance: 0.5 }), panel("PP", { c: 100, distance: 3 })]) });
+    const captions = Array.from(el.querySelectorAll(".xw-cem-caption[data-panel]")).map((c) => c.textContent);
+    expect(captions).toEqual(["c 0.1 · distance 0.5", "c 100 · distance 3"]);
+  });
+
+  it("a held slider keeps the user's position: values from the kernel do not move it", async () => {
+    vi.useFakeTimers();
+    const { el, model } = mount();
+    const input = el.querySelector('[data-setting="kappa"] input') as HTMLInputElement;
+    const out = el.querySelector('[data-setting="kappa"] .xw-control-value')!;
+    const commits: number[] = [];
+    model.on("change:kappa", () => commits.push(model.get("kappa") as number));
+    input.dispatchEvent(new Event("pointerdown"));
+    input.value = "0.5";
+    input.dispatchEvent(new Event("input")); // committed at once
+    input.value = "0.8";
+    input.dispatchEvent(new Event("input")); // waits for the throttle
+    // a frame and an older value arrive from the kernel during the drag: redraws
+    model.set("frame", frame(3));
+    model.set("kappa", 0.5);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(Number(input.value)).toBeCloseTo(0.8);
+    expect(out.textContent).toBe("0.80");
+    input.value = "1";
+    input.dispatchEvent(new Event("input"));
+    // released at the end; the browser may fire no change event: the release commits
+    document.dispatchEvent(new Event("pointerup"));
+    expect(model.get("kappa")).toBe(1);
+    expect(commits[commits.length - 1]).toBe(1);
+    expect(Number(input.value)).toBe(1);
+    // released: a value set from Python moves the slider again
+    model.set("kappa", 0.25);
+    await vi.advanceTimersByTimeAsync(250);
+    expect(Number(input.value)).toBeCloseTo(0.25);
+    expect(model.get("kappa")).toBe(0.25);
+    // a drag whose pointerup never reaches the page still ends with its change event
+    input.dispatchEvent(new Event("pointerdown"));
+    input.value = "0.6";
+    input.dispatchEvent(new Event("input"));
+    input.dispatchEvent(new Event("change"));
+    expect(model.get("kappa")).toBe(0.6);
+    model.set("kappa", 0.1);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(Number(input.value)).toBeCloseTo(0.1);
   });
 
   it("a slider commits its value to the model; Python-side changes move the slider", async () => {

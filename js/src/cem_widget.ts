@@ -69,7 +69,7 @@ const CSS = `
   overflow: hidden; text-overflow: ellipsis; }
 .xw-cem-canvas { display: block; image-rendering: pixelated; cursor: crosshair; background: #fff;
   box-shadow: 0 0 0 1px rgba(127,127,127,.25); transition: opacity .12s linear; }
-.xw-cem-stale .xw-cem-canvas { opacity: .35; }
+.xw-cem-stale .xw-cem-canvas { opacity: .6; }
 .xw-cem-empty { box-sizing: border-box; display: flex; align-items: center; justify-content: center;
   text-align: center; padding: 6px; border: 1px dashed rgba(127,127,127,.6); border-radius: 3px;
   color: var(--jp-ui-font-color2, #59636e); font-size: 11px; line-height: 1.3; background: rgba(127,127,127,.06); }
@@ -158,10 +158,29 @@ function summedDelta(d: Decoded, i: number): Float32Array {
   return out;
 }
 
-function stepsText(p: Panel): string {
+/** The caption under a panel: what the search found (its c and distance) or how far it is. */
+export function stepsText(p: Panel): string {
   if (p.status === "not_found") return `searched ${p.steps} steps`;
-  if (!p.complete) return `${p.status === "found" ? "best so far" : "searching"} · step ${p.steps} of ${p.total_steps}`;
-  return p.c != null ? `found · c = ${formatNumber(p.c)}` : "found";
+  if (p.status === "searching") return `searching · step ${p.steps} of ${p.total_steps}`;
+  if (!p.complete) return `best so far · step ${p.steps} of ${p.total_steps}`;
+  const parts = [p.c != null ? `c ${formatNumber(p.c)}` : "", p.distance != null ? `distance ${formatNumber(p.distance)}` : ""];
+  return parts.filter(Boolean).join(" · ") || "found";
+}
+
+/** The caption's hover text: the same in words. */
+export function stepsTitle(p: Panel): string {
+  if (p.status !== "found") return stepsText(p);
+  const what = p.complete ? "found" : `best so far after ${p.steps} of ${p.total_steps} steps`;
+  const c = p.c != null ? ` with attack weight c = ${formatNumber(p.c)}` : "";
+  const dist = p.distance != null ? `; elastic-net distance to the original ${formatNumber(p.distance)}` : "";
+  return `${what}${c}${dist}`;
+}
+
+/** A found panel kept per mode: drawn (faded) while a newer search has not found one yet. */
+interface Kept {
+  panel: Panel;
+  image: Float32Array;
+  sum: Float32Array;
 }
 
 function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () => void {
@@ -219,6 +238,9 @@ function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () 
 
       // the last frame drawn, kept (faded) while a newer search has nothing to show yet
       let drawn: Partial<Frame> | null = null;
+      // per mode, the last found picture of a current frame: a new search starts with nothing
+      // found, and its panel keeps this picture (faded) until it finds one, never a blank
+      const kept = new Map<string, Kept>();
 
       const draw = () => {
         const frame = model.get("frame") ?? null;
@@ -240,11 +262,29 @@ function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () 
         const levels = greyLevels(orig);
         const grey = greyLevels(orig, levels.reduce((a, b) => a + b, 0) / levels.length < 0.5);
         const sums = panels.map((_, i) => summedDelta(d, i));
-        const found = panels.map((p) => p.status === "found");
+        const size = d.h * d.w * d.c;
+        // what each mode's column shows: this frame's panel, or the kept picture while searching
+        type Shown = { p: Panel | null; image: Float32Array | null; sum: Float32Array | null; faded: boolean; caption: string };
+        const columns = new Map<string, Shown>();
+        for (const mode of modes) {
+          const i = byMode.get(mode);
+          const p = i === undefined ? null : panels[i];
+          if (p && p.status === "found" && d.images && i !== undefined) {
+            const image = d.images.data.subarray(i * size, (i + 1) * size) as Float32Array;
+            if (current) kept.set(mode, { panel: p, image: Float32Array.from(image), sum: sums[i] });
+            columns.set(mode, { p, image, sum: sums[i], faded: stale, caption: stale ? "updating…" : stepsText(p) });
+            continue;
+          }
+          const k = kept.get(mode);
+          if ((!p || p.status === "searching") && k && k.image.length === size) {
+            const caption = stale || !p ? "updating…" : stepsText(p);
+            columns.set(mode, { p: k.panel, image: k.image, sum: k.sum, faded: true, caption });
+            continue;
+          }
+          columns.set(mode, { p, image: null, sum: null, faded: stale, caption: stale ? "updating…" : p ? stepsText(p) : "" });
+        }
         let maxAbs = 0;
-        sums.forEach((s, i) => {
-          if (found[i]) maxAbs = Math.max(maxAbs, symmetricMax(s));
-        });
+        for (const col of columns.values()) if (col.sum) maxAbs = Math.max(maxAbs, symmetricMax(col.sum));
         if (!(maxAbs > 0)) maxAbs = 1;
 
         const grid = h("div", { className: "xw-cem-grid" });
@@ -255,7 +295,7 @@ function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () 
           node.style.gridRow = String(row);
           grid.appendChild(node);
         };
-        const hover = (canvas: HTMLCanvasElement, i: number, kind: string) => {
+        const hover = (canvas: HTMLCanvasElement, shownCol: Shown | null, kind: string) => {
           canvas.addEventListener("mousemove", (ev) => {
             const px = pixelAt(canvas, ev.clientX, ev.clientY, d.w, d.h);
             if (!px) return tooltip.hide();
@@ -266,10 +306,9 @@ function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () 
               ["original", formatNumber(d.original.data[p])],
             ];
             let heading = "original";
-            if (i >= 0 && d.images && d.deltas) {
-              const mode = panels[i].mode;
-              const k = i * d.h * d.w * d.c + p;
-              rows.push([mode, formatNumber(d.images.data[k])], ["delta", formatSigned(sums[i][y * d.w + x])]);
+            if (shownCol && shownCol.p && shownCol.image && shownCol.sum) {
+              const mode = shownCol.p.mode;
+              rows.push([mode, formatNumber(shownCol.image[p])], ["delta", formatSigned(shownCol.sum[y * d.w + x])]);
               heading = kind === "delta" ? DELTA_TITLE[mode] : MODE_TITLE[mode];
             }
             tooltip.show(ev.clientX, ev.clientY, rows, heading);
@@ -291,15 +330,15 @@ function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () 
         put(cellLabel(model.get("original_label") ?? "", model.get("original_proba")), 1, 2);
         const oc = canvas("original", "image");
         drawRGBA(oc, imageRGBA(orig), d.w, d.h, cell, cellH);
-        hover(oc, -1, "image");
+        hover(oc, null, "image");
         put(oc, 1, 3);
         put(h("div", { className: "xw-cem-caption", text: "" }), 1, 4);
 
         // one column per mode: heading, class label, image (or why not), steps; then the delta
         modes.forEach((mode, j) => {
           const col = j + 2;
-          const i = byMode.get(mode);
-          const p = i === undefined ? null : panels[i];
+          const shownCol = columns.get(mode)!;
+          const p = shownCol.p;
           const column = [] as HTMLElement[];
           const heading = h("div", { className: "xw-cem-heading", text: MODE_TITLE[mode] ?? mode, title: mode });
           column.push(heading);
@@ -309,13 +348,13 @@ function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () 
           column.push(label);
           let img: HTMLElement;
           let delta: HTMLElement;
-          if (p && p.status === "found" && d.images && i !== undefined) {
+          if (shownCol.image && shownCol.sum) {
             const c1 = canvas(mode, "image");
-            drawRGBA(c1, imageRGBA({ data: d.images.data, offset: i * d.h * d.w * d.c, h: d.h, w: d.w, c: d.c }), d.w, d.h, cell, cellH);
-            hover(c1, i, "image");
+            drawRGBA(c1, imageRGBA({ data: shownCol.image, offset: 0, h: d.h, w: d.w, c: d.c }), d.w, d.h, cell, cellH);
+            hover(c1, shownCol, "image");
             const c2 = canvas(mode, "delta");
-            drawRGBA(c2, overlayRGBA({ data: sums[i], offset: 0, stride: 1 }, grey, maxAbs), d.w, d.h, cell, cellH);
-            hover(c2, i, "delta");
+            drawRGBA(c2, overlayRGBA({ data: shownCol.sum, offset: 0, stride: 1 }, grey, maxAbs), d.w, d.h, cell, cellH);
+            hover(c2, shownCol, "delta");
             img = c1;
             delta = c2;
           } else if (p && p.status === "not_found") {
@@ -326,20 +365,22 @@ function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () 
             delta = empty("", "searching", mode, "delta");
           }
           column.push(img);
-          const caption = h("div", { className: "xw-cem-caption", text: p ? stepsText(p) : "" });
-          if (stale) caption.textContent = "updating…";
+          const caption = h("div", {
+            className: "xw-cem-caption",
+            text: shownCol.caption,
+            title: p && !shownCol.faded ? stepsTitle(p) : shownCol.caption,
+            attrs: { "data-panel": mode },
+          });
           column.push(caption);
           column.push(h("div", { className: "xw-cem-gap" }));
           column.push(h("div", { className: "xw-cem-heading", text: DELTA_TITLE[mode] ?? "delta", title: DELTA_HELP[mode] ?? "" }));
           column.push(delta);
           column.forEach((node, r) => {
             node.setAttribute("data-col", mode);
-            if (stale) node.classList.add("xw-cem-stale");
+            if (shownCol.faded) node.classList.add("xw-cem-stale");
             put(node, col, r + 1);
           });
-          if (p) {
-            img.setAttribute("data-status", p.status);
-          }
+          if (p) img.setAttribute("data-status", shownCol.faded && shownCol.image ? "kept" : p.status);
         });
 
         // the colour bar beside the deltas (one scale for both)
@@ -352,7 +393,7 @@ function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () 
         });
         bar.style.paddingLeft = "4px";
         bar.style.justifySelf = "start";
-        if (found.some(Boolean)) put(bar, modes.length + 2, 7);
+        if ([...columns.values()].some((col) => col.sum)) put(bar, modes.length + 2, 7);
         body.appendChild(grid);
         if (shown?.generation != null) body.setAttribute("data-generation", String(shown.generation));
         body.setAttribute("data-current", String(current));

@@ -36,14 +36,20 @@ describe("ReportTable render", () => {
     expect(el.querySelector(".xw-title")!.textContent).toBe("Classification report");
   });
 
-  it("a row click sets selected_row; highlight follows the model", () => {
+  it("a row click sets selected_row and highlights it; highlight follows the model", () => {
     const { el, model, saved, cleanup, listeners } = render();
+    const highlighted = () => Array.from(el.querySelectorAll(".xw-rt-highlight")).map((r) => r.getAttribute("data-row"));
     el.querySelector<HTMLElement>('tbody tr[data-row="1"]')!.click();
     expect(model.get("selected_row")).toBe(1);
+    expect(model.get("highlight")).toBe(1);
+    expect(highlighted()).toEqual(["1"]);
     expect(saved).toHaveLength(1);
-    model.set("highlight", 0);
-    expect(el.querySelector('tbody tr[data-row="0"]')!.classList.contains("xw-rt-highlight")).toBe(true);
-    expect(el.querySelectorAll(".xw-rt-highlight")).toHaveLength(1);
+    model.set("highlight", 0); // a confusion cell of true class 0 was clicked
+    expect(highlighted()).toEqual(["0"]);
+    // the same report row again: selected_row does not change, the highlight does
+    el.querySelector<HTMLElement>('tbody tr[data-row="1"]')!.click();
+    expect(model.get("highlight")).toBe(1);
+    expect(highlighted()).toEqual(["1"]);
     (cleanup as () => void)();
     expect(el.children).toHaveLength(0);
     for (const set of listeners.values()) expect(set.size).toBe(0);

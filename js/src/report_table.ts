@@ -1,5 +1,6 @@
 // ReportTable: a small table of strings (the classification report). Cells are set as text.
-// Clicking a body row sets `selected_row`; `highlight` marks a row (the selected true class).
+// Clicking a body row sets `selected_row` and highlights it; `highlight` marks a row (in a
+// MetricsView: the true class of the clicked confusion cell, or the clicked report row).
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import { clear, h } from "./lib/dom";
 import { mountView } from "./lib/view";
@@ -46,6 +47,7 @@ function draw(model: AnyModel<TableModel>, body: HTMLElement, titleEl: HTMLEleme
     if (i === highlight) tr.classList.add("xw-rt-highlight");
     tr.addEventListener("click", () => {
       model.set("selected_row", i);
+      model.set("highlight", i); // also when the row was clicked before and a cell moved it
       model.save_changes();
     });
     tbody.appendChild(tr);

@@ -167,6 +167,43 @@ describe("ShapleyExplorer render", () => {
     expect(model.get("indices")).toEqual([9]); // never empty
   });
 
+  it("pages through the pool and adds an image by its index", () => {
+    const { el, model, saved } = mount({ page: 0, pool_size: 1000, has_next_page: true });
+    const prev = el.querySelector('[data-action="prev-page"]') as HTMLButtonElement;
+    const next = el.querySelector('[data-action="next-page"]') as HTMLButtonElement;
+    expect(prev.disabled).toBe(true);
+    expect(next.disabled).toBe(false);
+    expect(el.querySelector(".xw-se-page")!.textContent).toBe("page 1");
+    expect(el.querySelector(".xw-se-pool")!.textContent).toBe("of 1,000 images");
+    next.click();
+    expect(model.get("page")).toBe(1);
+    expect(saved.length).toBe(1);
+    expect(el.querySelector(".xw-se-page")!.textContent).toBe("page 2");
+    expect(prev.disabled).toBe(false);
+    model.set("has_next_page", false); // the kernel found no later page
+    expect(next.disabled).toBe(true);
+    prev.click();
+    expect(model.get("page")).toBe(0);
+    // the index entry: a valid index is added to the explained images, once
+    const goto = el.querySelector(".xw-se-goto") as HTMLInputElement;
+    const enter = () => goto.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
+    goto.value = "537";
+    enter();
+    expect(model.get("indices")).toEqual([4, 9, 537]);
+    expect(goto.value).toBe("");
+    goto.value = "4";
+    enter();
+    expect(model.get("indices")).toEqual([4, 9, 537]);
+    // out of range or not an integer: said on the field, nothing sent
+    for (const bad of ["1000", "-1", "2.5"]) {
+      goto.value = bad;
+      enter();
+      expect(goto.getAttribute("aria-invalid")).toBe("true");
+      expect(goto.title).toBe(`expected an image index in 0..999, got ${bad}`);
+    }
+    expect(model.get("indices")).toEqual([4, 9, 537]);
+  });
+
   it("a stale result is dimmed; the score table re-selects a setting", () => {
     const { el, model } = mount();
     const body = el.querySelector(".xw-se-body")!;

@@ -53,6 +53,9 @@ export interface ExplorerModel {
   stale: boolean;
   message: string;
   image_shape: number[];
+  page: number;
+  pool_size: number;
+  has_next_page: boolean;
   error: string;
   progress: number;
   [key: string]: unknown;
@@ -75,9 +78,10 @@ const CSS = `
   box-shadow: 0 0 0 1px rgba(127,127,127,.25); }
 .xw-se-head { min-width: 0; padding: 0 0 4px; border-bottom: 2px solid rgba(127,127,127,.3); align-self: end; }
 .xw-se-head.xw-se-best { border-bottom-color: #1a7f37; }
-.xw-se-head-top, .xw-se-area { display: flex; align-items: center; gap: 6px; white-space: nowrap; overflow: hidden; }
-.xw-se-masker { font-weight: 600; font-size: 12px; }
-.xw-se-meta { color: var(--jp-ui-font-color2, #59636e); font-size: 11px; overflow: hidden; text-overflow: ellipsis; }
+.xw-se-head-top, .xw-se-area { display: flex; flex-wrap: wrap; align-items: center; column-gap: 6px; row-gap: 1px; }
+.xw-se-head-top > *, .xw-se-area > * { white-space: nowrap; }
+.xw-se-masker { font-weight: 600; font-size: 12px; overflow-wrap: anywhere; white-space: normal !important; }
+.xw-se-meta { color: var(--jp-ui-font-color2, #59636e); font-size: 11px; }
 .xw-se-area { font-size: 11px; margin-top: 2px; }
 .xw-se-area-value { font-weight: 600; font-variant-numeric: tabular-nums; }
 .xw-se-best-tag { color: #1a7f37; font-weight: 600; }
@@ -86,6 +90,14 @@ const CSS = `
 .xw-se-cbar { padding-left: 6px; }
 .xw-se-empty { padding: 16px 4px; color: var(--jp-ui-font-color2, #59636e); }
 .xw-shapley-explorer { padding-right: 8px; }
+.xw-se-pager { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; margin: 0 0 8px; font-size: 11px; }
+.xw-se-pager button { border: 1px solid rgba(127,127,127,.45); border-radius: 4px; background: transparent; color: inherit;
+  font: inherit; padding: 0 8px; cursor: pointer; }
+.xw-se-pager button:disabled { opacity: .45; cursor: default; }
+.xw-se-page { font-variant-numeric: tabular-nums; min-width: 4.5em; text-align: center; }
+.xw-se-pool { color: var(--jp-ui-font-color2, #59636e); }
+.xw-se-goto { font: inherit; font-size: 11px; width: 5.5em; padding: 1px 3px; }
+.xw-se-goto[aria-invalid="true"] { outline: 1px solid #b42318; }
 `;
 
 // ---------------------------------------------------------------------------- controls
@@ -324,6 +336,72 @@ function drawScores(model: AnyModel<ExplorerModel>, holder: HTMLElement): void {
   if (table) holder.appendChild(table);
 }
 
+// ---------------------------------------------------------------------------- pager
+/**
+ * Paging through the pool (the picker offers a page of correct and wrong predictions at a
+ * time) and an "image #" entry that adds any pool image by its index to the explained ones.
+ */
+export function buildPager(model: AnyModel<ExplorerModel>): [HTMLElement, () => void] {
+  const button = (text: string, title: string, action: string) =>
+    h("button", { text, title, attrs: { type: "button", "data-action": action } });
+  const prev = button("‹ prev", "the previous images of the pool", "prev-page");
+  const next = button("next ›", "the next images of the pool", "next-page");
+  const page = h("span", { className: "xw-se-page", attrs: { "aria-live": "polite" } });
+  const pool = h("span", { className: "xw-se-pool" });
+  const goto = h("input", {
+    className: "xw-se-goto",
+    title: "add an image of the pool by its index (Enter)",
+    attrs: { type: "number", min: "0", step: "1", placeholder: "index", "aria-label": "image index" },
+  });
+  const setPage = (p: number) => {
+    model.set("page", p as never);
+    model.save_changes();
+  };
+  prev.addEventListener("click", () => setPage(Math.max(0, Number(model.get("page")) - 1)));
+  next.addEventListener("click", () => setPage(Number(model.get("page")) + 1));
+  const add = () => {
+    const text = goto.value.trim();
+    if (!text) return;
+    const i = Number(text);
+    const size = Number(model.get("pool_size")) || 0;
+    if (!Number.isInteger(i) || i < 0 || i >= size) {
+      goto.setAttribute("aria-invalid", "true");
+      goto.title = `expected an image index in 0..${size - 1}, got ${text}`;
+      return;
+    }
+    goto.removeAttribute("aria-invalid");
+    goto.title = "add an image of the pool by its index (Enter)";
+    goto.value = "";
+    const indices = (model.get("indices") ?? []) as number[];
+    if (!indices.includes(i)) {
+      model.set("indices", [...indices, i] as never);
+      model.save_changes();
+    }
+  };
+  goto.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") add();
+  });
+  goto.addEventListener("change", add);
+  const el = h("div", { className: "xw-se-pager" }, [
+    prev,
+    page,
+    next,
+    pool,
+    h("label", { className: "xw-control" }, [h("span", { className: "xw-control-label", text: "image #" }), goto]),
+  ]);
+  const sync = () => {
+    const p = Number(model.get("page")) || 0;
+    const size = Number(model.get("pool_size")) || 0;
+    prev.disabled = p <= 0;
+    next.disabled = !model.get("has_next_page");
+    page.textContent = `page ${p + 1}`;
+    pool.textContent = `of ${size.toLocaleString("en-US")} images`;
+    goto.max = String(Math.max(0, size - 1));
+  };
+  sync();
+  return [el, sync];
+}
+
 // ---------------------------------------------------------------------------- render
 const SETTINGS = ["masker", "compare", "algorithm", "max_evals", "top_k", "scale_mode", "image_shape"];
 const PICKER = ["candidates", "candidate_info", "indices"];
@@ -339,6 +417,7 @@ function render({ model, el }: Pick<RenderProps<ExplorerModel>, "model" | "el">)
     ],
     build: (view) => {
       const [controls, syncControls] = buildControls(model);
+      const [pager, syncPager] = buildPager(model);
       const picker = imagePicker((indices) => {
         model.set("indices", indices as never);
         model.save_changes();
@@ -361,13 +440,14 @@ function render({ model, el }: Pick<RenderProps<ExplorerModel>, "model" | "el">)
         message.textContent = model.get("message") ?? "";
       };
       return {
-        children: [controls, picker.el, view.status!.el, message, body, scores],
+        children: [controls, picker.el, pager, view.status!.el, message, body, scores],
         body,
         syncTitle: false,
         draw: () => drawPanels(model, body, view.tooltip),
         bindings: [
           [SETTINGS, syncControls],
           [PICKER, syncPicker],
+          [["page", "pool_size", "has_next_page"], syncPager],
           [DATA, view.redraw],
           [["stale", "message"], syncState],
           [["scores"], () => drawScores(model, scores)],

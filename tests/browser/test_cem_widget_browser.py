@@ -1,5 +1,6 @@
 """CEMWidget in a real JupyterLab (Chromium): the kappa slider re-draws the pertinent negative,
-and two fast moves end on the last value, checked in the kernel."""
+two fast moves end on the last value, and a mouse drag keeps the user's value (no jump back, the
+released value is the one searched) while the PN picture never blanks; checked in the kernel."""
 
 from __future__ import annotations
 
@@ -159,3 +160,71 @@ def test_static_html_export_draws(tmp_path, offline_page, notebook_node, artifac
     assert view.locator(".xw-cem-body").get_attribute("data-current") == "true"
     assert view.locator(".xw-cem-class").all_inner_texts()[1].startswith("4 ")
     view.screenshot(path=str(artifacts / "cem_widget_static.png"))
+
+
+# every animation frame while installed: whether the PN image is a drawn canvas (not a
+# placeholder) with some non-white pixel, and the kappa slider's position
+SAMPLER = """() => {
+  const log = window.__cemSamples = [];
+  const tick = () => {
+    if (window.__cemSamples !== log) return;
+    const c = document.querySelector('.xw-cem canvas[data-panel="PN"][data-kind="image"]');
+    let drawn = false;
+    if (c && c.width > 0) {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      for (let i = 0; i < d.length && !drawn; i += 4) drawn = d[i] < 250 || d[i + 1] < 250 || d[i + 2] < 250;
+    }
+    const input = document.querySelector('.xw-cem [data-setting="kappa"] input');
+    log.push({drawn, kappa: Number(input.value)});
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+}"""
+
+
+def test_dragging_a_slider_keeps_the_users_value_and_never_blanks(run_notebook_in_lab, artifacts):
+    # slow model calls: searches stream updates while the slider is dragged and held; kappa
+    # runs to 0.4 (a PN exists there), the end of the slider
+    setup = SETUP.format(delay=0.003, iters=150)
+    setup = setup.replace("cell_size=112,", "cell_size=112, ranges={'kappa': [0.0, 0.4, 0.01]},")
+    page = run_notebook_in_lab([setup])
+    view = page.locator(".jp-OutputArea-output .xw-cem")
+    page.locator(PN).wait_for()
+    page.wait_for_function(SETTLED, arg=0)
+    gen = _generation(page)
+    box = view.locator('[data-setting="kappa"] input').bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.evaluate(SAMPLER)
+    page.mouse.move(box["x"] + 4, y)  # the thumb sits at kappa = 0
+    page.mouse.down()
+    positions = []
+    for i in range(1, 13):  # drag right in steps, faster than the commit throttle
+        page.mouse.move(box["x"] + box["width"] * i / 16, y, steps=2)
+        page.wait_for_timeout(60)
+        positions.append(float(view.locator('[data-setting="kappa"] input').input_value()))
+    page.mouse.move(box["x"] + box["width"] + 30, y, steps=3)  # past the end: kappa = 0.4
+    page.wait_for_timeout(1500)  # held still at the end while updates of older values arrive
+    held = float(view.locator('[data-setting="kappa"] input').input_value())
+    page.mouse.up()
+    samples = page.evaluate(
+        "() => { const s = window.__cemSamples; window.__cemSamples = null; return s; }"
+    )
+    page.wait_for_function(SETTLED, arg=gen)
+    view.screenshot(path=str(artifacts / "cem_widget_dragged.png"))
+
+    assert held == 0.4, (held, positions)
+    # the thumb only moved with the pointer: never back to an older value during the drag
+    kappas = [s["kappa"] for s in samples]
+    assert all(b >= a for a, b in zip(kappas, kappas[1:])), kappas
+    assert len(samples) > 20 and all(s["drawn"] for s in samples), [s["drawn"] for s in samples]
+    assert view.locator('[data-setting="kappa"] .xw-control-value').inner_text() == "0.40"
+    assert float(view.locator('[data-setting="kappa"] input').input_value()) == 0.4
+    # the caption says what was found: its c and its distance
+    caption = view.locator('.xw-cem-caption[data-panel="PN"]').inner_text()
+    assert re.fullmatch(r"c \S+ · distance \S+", caption), caption
+    _run_in_new_cell(
+        page,
+        "w.wait(); print('released', w.kappa, sorted({r.params['kappa'] for r in w.result.values()}),"
+        " w.frame['settings']['kappa'], w.frame['generation'] == w.generation)",
+    )
+    page.get_by_text("released 0.4 [0.4] 0.4 True").wait_for()

@@ -184,3 +184,81 @@ def test_metrics_view_click_explains_exactly_the_cell(run_notebook_in_lab, artif
     assert image_cells.count() == 2
     _run_in_new_cell(page, "print('sel2', view.selected_cell, view.selected_indices)")
     page.get_by_text("sel2 (9, 4) [9, 19]").wait_for()
+
+
+# every animation frame while installed: the page's scroll offset (the scrolling ancestor of
+# the view) and where the matrix and the report table are on screen
+LAYOUT_SAMPLER = """() => {
+  const heat = document.querySelector('.jp-OutputArea-output svg .heatmapcell').closest('svg');
+  const table = document.querySelector('.xw-report-table');
+  let scroller = heat.parentElement;
+  while (scroller && !(scroller.scrollHeight > scroller.clientHeight + 1 &&
+         /(auto|scroll)/.test(getComputedStyle(scroller).overflowY))) scroller = scroller.parentElement;
+  scroller = scroller || document.scrollingElement;
+  const log = window.__layout = [];
+  const tick = () => {
+    if (window.__layout !== log) return;
+    log.push({scroll: scroller.scrollTop, matrix: heat.getBoundingClientRect().top,
+              table: table.getBoundingClientRect().top});
+    requestAnimationFrame(tick);
+  };
+  tick();
+  return scroller.scrollHeight > scroller.clientHeight;
+}"""
+
+
+def test_metrics_view_click_keeps_the_page_still_with_tooltip_and_report_row(
+    run_notebook_in_lab, artifacts
+):
+    page = run_notebook_in_lab([METRICS])
+    page.set_viewport_size({"width": 1400, "height": 800})
+    out = page.locator(".jp-OutputArea-output").filter(has=page.locator(".xw-report-table"))
+    out.wait_for()
+    cells = out.locator("rect.heatmapcell")
+    assert cells.count() == 100
+    matrix = out.locator("svg").filter(has=page.locator("rect.heatmapcell")).first
+    matrix.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    assert page.evaluate(LAYOUT_SAMPLER)  # the notebook scrolls: a jump would show
+
+    # hovering a cell names its true and predicted class and its count
+    cells.nth(4 * 10 + 9).hover()
+    tip = page.locator(".bqplot_mark_tooltip").filter(has_text="predicted")
+    tip.wait_for(state="visible")
+    rows = tip.locator("tr").evaluate_all("trs => trs.map(t => t.innerText.replace(/\\s+/g, ' '))")
+    assert rows == ["true 4", "predicted 9", "images 3"], rows
+
+    cells.nth(4 * 10 + 9).click()  # true 4, predicted 9
+    page.wait_for_function(
+        "() => document.querySelectorAll('.xw-ag-cell[data-col=\"image\"]').length === 3"
+    )
+    page.wait_for_timeout(800)
+    samples = page.evaluate(
+        "() => { const s = window.__layout; window.__layout = null; return s; }"
+    )
+    out.screenshot(path=str(artifacts / "metrics_view_beside.png"))
+    first = samples[0]
+    moved = [s for s in samples if any(abs(s[k] - first[k]) > 1 for k in first)]
+    assert len(samples) > 10 and not moved, (first, moved[:5])
+    # the grids sit beside the matrix, not under the curves
+    grid_box = out.locator(".xw-attribution-grid").first.bounding_box()
+    matrix_box = matrix.bounding_box()
+    assert grid_box["x"] > matrix_box["x"] + matrix_box["width"] - 1, (grid_box, matrix_box)
+    assert abs(grid_box["y"] - matrix_box["y"]) < 120, (grid_box, matrix_box)
+    # the report row of the clicked cell's true class is the highlighted one
+    hl = out.locator(".xw-report-table tr.xw-rt-highlight")
+    assert hl.count() == 1 and hl.get_attribute("data-row") == "4"
+    assert hl.locator("td").first.inner_text() == "4"
+
+    # another cell: the highlight follows it
+    cells.nth(9 * 10 + 4).click()  # true 9, predicted 4
+    page.wait_for_function(
+        "() => document.querySelector('.xw-report-table tr.xw-rt-highlight')"
+        "?.getAttribute('data-row') === '9'"
+    )
+    # a click on a report row shows that class: highlighted, its curves
+    out.locator('.xw-report-table tr[data-row="7"]').click()
+    page.wait_for_function(
+        "() => document.querySelector('.xw-report-table tr.xw-rt-highlight')"
+        "?.getAttribute('data-row') === '7'"
+    )

@@ -4,6 +4,8 @@ One notebook for all of it (a kernel start costs more than the checks)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -149,3 +151,97 @@ def test_static_html_export_draws_the_last_result(
     assert view.locator(".xw-pick-chip").count() >= 4
     assert "xw-se-stale" not in view.locator(".xw-se-body").get_attribute("class")
     view.screenshot(path=str(artifacts / "shapley_explorer_static.png"))
+
+
+# 1,000 real digits: the picker offers 8 correct and 8 wrong at a time, the rest by paging
+POOL = SETUP.replace("x, y = x[:100], y[:100]", "x, y = x[:1000], y[:1000]").replace(
+    "delay = [0.08]", "delay = [0.02]"
+)
+
+# panel headers: every piece of text inside its header box (nothing cut or hidden)
+HEADERS_FIT = """() => [...document.querySelectorAll('.xw-se-head')].map(head => {
+  const box = head.getBoundingClientRect();
+  const parts = [...head.querySelectorAll('span, svg, canvas')];
+  const out = parts.filter(p => {
+    const r = p.getBoundingClientRect();
+    return r.right > box.right + 0.5 || r.left < box.left - 0.5 || p.scrollWidth > p.clientWidth + 1;
+  });
+  return {width: box.width, cut: out.map(p => p.textContent || p.tagName)};
+})"""
+
+CHIPS = (
+    """() => [...document.querySelectorAll('.xw-pick-chip')].map(c => Number(c.dataset.index))"""
+)
+
+
+def test_paging_index_entry_top_k_slices_and_same_maskers(run_notebook_in_lab, artifacts):
+    page = run_notebook_in_lab([POOL])
+    page.set_viewport_size({"width": 1300, "height": 1100})
+    view = page.locator(".jp-OutputArea-output .xw-shapley-explorer")
+    view.wait_for()
+    page.wait_for_function(SETTLED, arg=["blur(28,28)"], timeout=60_000)
+    # headers at top-k 3 (the default cell size) are whole
+    fits = page.evaluate(HEADERS_FIT)
+    assert fits and all(not f["cut"] for f in fits), fits
+
+    pager = view.locator(".xw-se-pager")
+    assert pager.locator(".xw-se-page").inner_text() == "page 1"
+    assert pager.locator(".xw-se-pool").inner_text() == "of 1,000 images"
+    assert pager.locator('[data-action="prev-page"]').is_disabled()
+    first = page.evaluate(CHIPS)
+    labels = view.locator(".xw-se-image-label").all_inner_texts()
+    shown = [int(re.search(r"#(\d+)", t).group(1)) for t in labels]
+    pager.locator('[data-action="next-page"]').click()
+    page.wait_for_function(f"() => ({CHIPS})().join() !== {first!r}.join()".replace("'", '"'))
+    second = page.evaluate(CHIPS)
+    assert pager.locator(".xw-se-page").inner_text() == "page 2"
+    assert not pager.locator('[data-action="prev-page"]').is_disabled()
+    # a new page: new images, and the explained ones stay offered; nothing re-ran
+    new = set(second) - set(shown)
+    assert len(new) == 16 and not new & set(first), (first, second)
+    assert set(shown) <= set(second)
+    assert not view.locator(".xw-se-body").evaluate("b => b.classList.contains('xw-se-stale')")
+    view.screenshot(path=str(artifacts / "shapley_explorer_page2.png"))
+
+    # any image by its index: added to the explained rows
+    goto = pager.locator(".xw-se-goto")
+    goto.fill("937")
+    goto.press("Enter")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.xw-se-image-label')]"
+        ".some(l => l.textContent.includes('#937'))",
+        timeout=60_000,
+    )
+    page.wait_for_function(SETTLED, arg=["blur(28,28)"], timeout=60_000)
+    assert page.locator('canvas.xw-se-canvas[data-panel="0"]').count() == 5 * 3
+    goto.fill("1000")
+    goto.press("Enter")
+    assert goto.get_attribute("aria-invalid") == "true"
+
+    # top-k 2: cut from the computed top-3 at once, no model call
+    topk = view.locator(".xw-control", has_text="top-k").locator("input")
+    topk.fill("2")
+    topk.press("Enter")
+    page.wait_for_function(
+        "() => document.querySelector('.xw-se-message').textContent"
+        " === 'top-2 cut from the computed top-3, no model call'"
+    )
+    assert page.locator('canvas.xw-se-canvas[data-panel="0"]').count() == 5 * 2
+    fits = page.evaluate(HEADERS_FIT)
+    assert all(not f["cut"] for f in fits), fits
+
+    # masker B the same as masker A: computed once, and the message says so
+    _run_in_new_cell(page, "ex.compare = ex.masker")
+    page.wait_for_function(
+        "() => document.querySelector('.xw-se-message').textContent"
+        ".includes('masker B is the same as masker A (blur(28,28)): shown once')",
+        timeout=60_000,
+    )
+    assert page.locator('canvas.xw-se-canvas[data-panel="1"]').count() == 0
+    view.screenshot(path=str(artifacts / "shapley_explorer_paging.png"))
+    _run_in_new_cell(
+        page,
+        "print('topk:', ex.top_k, ex.explanation.params['computed_top_k'], ex.page,"
+        " len(ex.panels), 937 in ex.indices)",
+    )
+    page.get_by_text("topk: 2 3 1 1 True").wait_for()

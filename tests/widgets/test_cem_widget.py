@@ -280,3 +280,34 @@ def test_frame_travels_as_binary_buffers(setup):
         assert frame[key]["shape"] == [2, 28, 28, 1]
     assert isinstance(state["original"]["view"], memoryview)
     w.close()
+
+
+def test_a_dragged_slider_gets_no_stale_value_back_and_the_released_value_is_searched(
+    setup, digits
+):
+    """A drag as the browser sends it (throttled values, then the released one) while searches
+    run: the kernel never writes a setting back (only ipywidgets' echo of what came), and the
+    search that lands is the released value's."""
+    x, y = digits
+    slow = _class_mean_model(x[:4000], y[:4000], delay=0.002)
+    w = CEMWidget(slow, setup[1], **FAST)
+    w.wait(20)
+    sent = []
+    send = w.comm.send
+    w.comm.send = lambda data=None, buffers=None, **kw: (
+        sent.append(data),
+        send(data=data, buffers=buffers, **kw),
+    )
+    for v in (0.2, 0.45, 0.76):
+        w.set_state({"kappa": v})
+        time.sleep(0.05)  # a throttled commit while dragging: the search of v is running
+    w.set_state({"kappa": 1})  # released at the end (JSON sends 1, not 1.0)
+    w.wait(30)
+    assert w.kappa == 1.0
+    assert all(r.params["kappa"] == 1.0 and r.complete for r in w.result.values())
+    assert w.frame["settings"]["kappa"] == 1.0 and w.frame["generation"] == w.generation
+    updates = [m["state"] for m in sent if m.get("method") == "update"]
+    assert updates and not any(set(s) & {"kappa", "beta", "gamma", "c_init"} for s in updates)
+    echoes = [m["state"]["kappa"] for m in sent if m.get("method") == "echo_update"]
+    assert echoes == [0.2, 0.45, 0.76, 1]  # each value echoed once, in the order it came
+    w.close()

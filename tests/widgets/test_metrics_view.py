@@ -196,3 +196,32 @@ def test_bad_input_says_what_was_expected(data):
     view = MetricsView(y_true, probs, x)
     with pytest.raises(KeyError, match="unknown class"):
         view.select("cat", 1)
+
+
+def test_grids_sit_beside_the_matrix_in_reserved_space_with_cell_tooltips(data):
+    x, y_true, y_pred, probs = data
+    view = MetricsView(y_true, probs, x, scale_explainer, class_names=list("abcd") + [XSS])
+    top = view.children[1]
+    assert list(top.children) == [top.children[0], view.selection]
+    assert view.confusion in top.children[0].children
+    assert list(view.grid_row.children) == list(view.grids.values())
+    # the box of the grids holds a full selection's height before any click: nothing moves
+    height = int(view.selection.layout.min_height.removesuffix("px"))
+    assert height >= 6 * 76  # max_images rows of 76 px cells (6x6 images: square)
+    # hovering a confusion cell names the true and predicted class and the count, as text
+    tip = view.heatmap.tooltip
+    assert tip.fields == ["row", "column", "color"]
+    assert tip.labels == ["true", "predicted", "images"] and tip.formats == ["", "", "d"]
+    assert view.heatmap.interactions["hover"] == "tooltip"
+    view.normalized = True
+    assert tip.labels[2] == "row share" and tip.formats[2] == ".2f"
+    # the highlighted report row follows a cell click and a click on a report row
+    view.select(3, 4)
+    assert view.table.highlight == 3
+    view.table.selected_row = 1
+    assert view.table.highlight == 1 and view.curves.dropdown.value == 1
+    view.select(2, 2)
+    assert view.table.highlight == 2
+    view.table.highlight = 1  # the browser's click on row 1 again (selected_row stays 1)
+    assert view.curves.dropdown.value == 1
+    view.close()

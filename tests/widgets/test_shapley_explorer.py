@@ -263,3 +263,68 @@ def test_state_is_binary_and_embeddable(explorer):
     mine = models[ex.model_id]  # other tests' widgets may be alive in the same process
     assert mine["state"]["masker"] == "blur(8,8)" and mine["state"]["panels"]
     assert mine["buffers"], "arrays travel as binary buffers"
+
+
+def test_a_smaller_top_k_is_cut_from_the_cached_result_without_model_calls(explorer, model):
+    ex = explorer  # computed at top_k=3
+    full = ex.explanation
+    calls = model.calls
+    ex.top_k = 2
+    assert not ex.stale and model.calls == calls  # drawn at once, no run
+    assert ex.message == "top-2 cut from the computed top-3, no model call"
+    e = ex.explanation
+    assert e.n_outputs == 2 and e.params["top_k"] == 2 and e.params["computed_top_k"] == 3
+    np.testing.assert_array_equal(e.values, full.values[..., :2])
+    np.testing.assert_array_equal(e.output_indices, full.output_indices[:, :2])
+    assert ex.values.shape[-1] == 2 and len(ex.output_labels[0][0]) == 2
+    assert ex.panels[0]["area"] == pytest.approx(ex.deletion_curves[0].mean_area)
+    ex.top_k = 1
+    assert model.calls == calls and ex.explanation.params["computed_top_k"] == 3
+    # a larger top-k than any computed one runs
+    ex.top_k = 4
+    ex.wait(10)
+    assert model.calls > calls and ex.explanation.n_outputs == 4
+    assert "computed_top_k" not in ex.explanation.params
+
+
+def test_the_same_masker_twice_is_computed_once_and_said(explorer, model):
+    ex = explorer
+    calls = model.calls
+    ex.compare = "blur(8,8)"  # masker A is blur(8,8) too
+    ex.wait(10)
+    assert model.calls == calls  # the drawn panel is masker A's: nothing new to compute
+    assert ex.values.shape[0] == 1 and _drawn_maskers(ex) == ["blur(8,8)"]
+    assert "masker B is the same as masker A (blur(8,8)): shown once" in ex.message
+    ex.compare = "constant(0)"
+    ex.wait(10)
+    assert _drawn_maskers(ex) == ["blur(8,8)", "constant(0)"] and "same" not in ex.message
+
+
+def test_the_picker_pages_through_the_pool(model, digits):
+    x, y = digits
+    ex = ShapleyExplorer(model, x, labels=y, max_evals=EVALS, top_k=1, candidates=4)
+    try:
+        ex.wait(10)
+        assert ex.pool_size == 200 and ex.page == 0 and ex.has_next_page
+        pred = model(x).argmax(1)
+        right, wrong = np.flatnonzero(pred == y), np.flatnonzero(pred != y)
+        first = [d["index"] for d in ex.candidate_info]
+        assert set(first) == set(right[:4]) | set(wrong[:4])
+        calls = model.calls
+        ex.page = 1  # the next 4 correct and 4 wrong; the explained images stay offered
+        offered = {d["index"] for d in ex.candidate_info}
+        assert offered == set(right[4:8]) | set(wrong[4:8]) | set(ex.indices)
+        assert all(d["correct"] == (d["index"] in set(right)) for d in ex.candidate_info)
+        assert not ex.stale and model.calls == calls  # paging explains nothing
+        last = (len(right) - 1) // 4
+        ex.page = last
+        assert not ex.has_next_page
+        ex.page = last + 5  # past the end: the last page
+        assert ex.page == last
+        # an image far down the pool, by its index (the widget's "image #" field)
+        ex.indices = [*ex.indices, 187]
+        ex.wait(10)
+        assert 187 in {d["index"] for d in ex.candidate_info}
+        assert [r["index"] for r in ex.row_info][-1] == 187
+    finally:
+        ex.close()

@@ -2,7 +2,8 @@
 
 A pool holds ``(N, h, w, c)`` images, optionally their true labels and class names, and
 predicts them lazily (in chunks, only as far as needed). It offers the first correct and the
-first wrong predictions for a picker (``offer``), describes an image for label rows and
+first wrong predictions for a picker (``offer``), and the next ones a page at a time
+(``offer_page``), describes an image for label rows and
 tooltips (``info``: index, true label, predicted class and probability, correct or not) and
 makes small thumbnails (strided copies) to send to the browser.
 """
@@ -35,6 +36,9 @@ class ImagePool:
         n = len(self.images)
         self.labels = None if labels is None else as_labels(labels, n=n, name="labels")
         self._predicted: dict[int, tuple[int, float]] = {}
+        self._right: list[int] = []  # correct predictions (every image without labels), in order
+        self._wrong: list[int] = []
+        self._scanned = 0  # images sorted into _right / _wrong so far
         self.n_outputs = self.predict([0])
         if class_names is not None:
             class_names = [str(c) for c in class_names]
@@ -60,6 +64,42 @@ class ImagePool:
                 self._predicted[i] = (j, float(p[j]))
         return k
 
+    def _scan(self, right: int, wrong: int) -> None:
+        """Sort images, in pool order and a chunk at a time, into correct and wrong
+        predictions until ``right`` correct and ``wrong`` wrong ones are known (or the pool
+        ends)."""
+        while self._scanned < len(self) and (
+            len(self._right) < right or (self.labels is not None and len(self._wrong) < wrong)
+        ):
+            chunk = range(self._scanned, min(self._scanned + _CHUNK, len(self)))
+            self.predict(chunk)
+            for i in chunk:
+                (self._right if self.correct(i) is not False else self._wrong).append(i)
+            self._scanned = chunk.stop
+
+    def offer_page(self, per_group: int, page: int) -> list[int]:
+        """Page ``page`` (from 0) of the picker: the ``page``-th ``per_group`` correct and wrong
+        predictions in pool order (``2 * per_group`` images without labels); ``[]`` past the
+        end."""
+        per_group = max(1, int(per_group))
+        cap = per_group if self.labels is not None else 2 * per_group
+        page = max(0, int(page))
+        self._scan((page + 1) * cap, (page + 1) * per_group)
+        right = self._right[page * cap : (page + 1) * cap]
+        wrong = self._wrong[page * per_group : (page + 1) * per_group]
+        return sorted(right + wrong)
+
+    def has_page(self, per_group: int, page: int) -> bool:
+        """Whether page ``page`` offers at least one image (predicts only as far as needed)."""
+        per_group = max(1, int(per_group))
+        cap = per_group if self.labels is not None else 2 * per_group
+        page = max(0, int(page))
+        self._scan(page * cap + 1, 0)
+        if len(self._right) > page * cap:
+            return True
+        self._scan(0, page * per_group + 1)
+        return len(self._wrong) > page * per_group
+
     def offer(self, per_group: int, indices: Any = None) -> tuple[list[int], list[int]]:
         """The indices a picker offers and the ones selected first.
 
@@ -68,20 +108,9 @@ class ImagePool:
         Without labels: the first ``2 * per_group`` images, the first 4 selected. ``indices``
         (checked) replaces the first selection and is always offered."""
         per_group = max(1, int(per_group))
-        right_cap = per_group if self.labels is not None else 2 * per_group
-        right: list[int] = []
-        wrong: list[int] = []
-        for start in range(0, len(self), _CHUNK):
-            chunk = range(start, min(start + _CHUNK, len(self)))
-            self.predict(chunk)
-            for i in chunk:
-                if self.correct(i) is not False:
-                    if len(right) < right_cap:
-                        right.append(i)
-                elif len(wrong) < per_group:
-                    wrong.append(i)
-            if len(right) >= right_cap and (self.labels is None or len(wrong) >= per_group):
-                break
+        cap = per_group if self.labels is not None else 2 * per_group
+        self._scan(cap, per_group)
+        right, wrong = self._right[:cap], self._wrong[:per_group]
         if indices is not None:
             first = self.check_indices(indices)
         else:

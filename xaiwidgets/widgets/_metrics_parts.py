@@ -62,9 +62,14 @@ def confusion_figure(report: MetricsReport, size: int = 380) -> tuple[bqplot.Fig
         display_format="d",
         font_style={"font-size": "11px" if k <= 12 else "9px", "fill": "#1f2328"},
         stroke="#ffffff",
-        interactions={"click": "select"},
+        interactions={"click": "select", "hover": "tooltip"},
         selected_style=SELECTED_STYLE,
         anchor_style=SELECTED_STYLE,
+        tooltip=bqplot.Tooltip(
+            fields=["row", "column", "color"],
+            labels=["true", "predicted", "images"],
+            formats=["", "", "d"],
+        ),
     )
     ax_x = bqplot.Axis(scale=col, label="predicted class", grid_lines="none")
     ax_y = bqplot.Axis(scale=row, side="left", label="true class", grid_lines="none")
@@ -91,6 +96,10 @@ def set_confusion_mode(heat: Any, report: MetricsReport, normalized: bool) -> No
         else:
             heat.color = report.confusion.astype(np.float64)
             heat.display_format = "d"
+    if heat.tooltip is not None:  # hovering a cell: its names and its count or row share
+        with heat.tooltip.hold_sync():
+            heat.tooltip.labels = ["true", "predicted", "row share" if normalized else "images"]
+            heat.tooltip.formats = ["", "", ".2f" if normalized else "d"]
 
 
 def _grid(curves: list[Any], axis: int, ys: int) -> np.ndarray:

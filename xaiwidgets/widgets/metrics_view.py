@@ -16,6 +16,13 @@ them are explained in the background by each explainer handed to the view (any c
 drawn in its own :class:`~xaiwidgets.widgets.AttributionGrid` with a progress bar. A click on
 another cell supersedes the running job; a stale result is never drawn. Results are cached
 per cell, so going back to a cell is instant. Errors of an explainer show in its grid.
+
+Layout: the matrix with the grids of the selected cell beside it (side by side, one per
+explainer; below the matrix where the output is narrower), the report and the curves under
+both. The grids' box keeps the size of a full selection from the start, so a click fills it in
+without moving the page. Hovering a confusion cell shows its true and predicted class and its
+count (or row share); the report row of the clicked cell's true class (or of a clicked report
+row) is highlighted.
 """
 
 from __future__ import annotations
@@ -183,7 +190,7 @@ class MetricsView(widgets.VBox):
         widgets.link((self.mode, "value"), (self, "normalized"))
         self.table = ReportTable.from_report(rep)
         self.curves = CurvesPanel(rep)
-        self.table.observe(self._on_table_row, "selected_row")
+        self.table.observe(self._on_table_row, ["selected_row", "highlight"])
         self.caption = widgets.Label("Click a confusion cell to see (and explain) its images.")
         self.grids: dict[str, AttributionGrid] = {}
         self._runners: dict[str, LatestRunner] = {}
@@ -193,24 +200,40 @@ class MetricsView(widgets.VBox):
                 grid = AttributionGrid(
                     cell_size=int(cell_size), title=name, invert_image=self._invert(invert_image)
                 )
-                grid.layout.margin = "0 28px 12px 0"
+                grid.layout.margin = "0 16px 0 0"
+                grid.layout.flex = "0 0 auto"
                 grid.layout.display = "none"
                 self.grids[name] = grid
             for name in self.explainers:
                 self._runners[name] = self._runner(name)
 
-        left = widgets.VBox([self.mode, self.confusion])
-        right = widgets.VBox([self.table], layout=widgets.Layout(margin="36px 0 0 8px"))
-        self.selection = widgets.VBox(
-            [self.caption, widgets.HBox(list(self.grids.values()),
-                                        layout=widgets.Layout(flex_flow="row wrap"))]
+        # the matrix with the selected cell's grids beside it (below it where the output is too
+        # narrow); the report and the curves under both. The grids' box holds the space of a
+        # full selection from the start, so a click never moves the page (the grids fill in).
+        left = widgets.VBox([self.mode, self.confusion], layout=widgets.Layout(flex="0 0 auto"))
+        width, height = self._reserved_size(int(cell_size))
+        self.grid_row = widgets.HBox(
+            list(self.grids.values()),
+            layout=widgets.Layout(flex_flow="row nowrap", align_items="flex-start",
+                                  overflow_x="auto", overflow_y="hidden"),
         )  # fmt: skip
+        self.selection = widgets.VBox(
+            [self.caption, self.grid_row],
+            layout=widgets.Layout(
+                margin="36px 0 0 16px",
+                min_height=f"{height}px",
+                min_width=f"{min(width, 640)}px",
+                flex="1 1 0",
+            ),
+        )
+        right = widgets.VBox([self.table], layout=widgets.Layout(margin="8px 24px 0 0"))
         self.children = [
             self.header,
-            widgets.HBox([left, right], layout=widgets.Layout(flex_flow="row wrap")),
-            self.curves.widget,
-            self.selection,
-        ]
+            widgets.HBox([left, self.selection],
+                         layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start")),
+            widgets.HBox([right, self.curves.widget],
+                         layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start")),
+        ]  # fmt: skip
         self.heatmap.observe(self._on_heatmap, "selected")
 
     # ------------------------------------------------------------------ public API
@@ -238,10 +261,18 @@ class MetricsView(widgets.VBox):
             runner.wait(timeout)
 
     def close(self) -> None:
+        """Stop the background work and close every widget of the view (a box left open
+        would still point at closed grids, and break embedding the notebook's widgets)."""
         for runner in self._runners.values():
             runner.close()
-        for grid in self.grids.values():
-            grid.close()
+
+        def close_tree(w: widgets.Widget) -> None:
+            for child in getattr(w, "children", ()):
+                close_tree(child)
+            if w is not self:
+                w.close()
+
+        close_tree(self)
         super().close()
 
     def _invert(self, invert_image: bool | None) -> bool:
@@ -250,13 +281,31 @@ class MetricsView(widgets.VBox):
         lo, hi = float(self.images.min()), float(self.images.max())
         return bool(hi > lo and self.images.mean() < (lo + hi) / 2)
 
+    def _reserved_size(self, cell_size: int) -> tuple[int, int]:
+        """``(width, height)`` in CSS pixels of the grids of a full selection (max_images rows
+        of the image and two classes, labels, title and colour bar) and the caption above
+        them: the selection box keeps this size from the start so that nothing under it moves
+        when a click fills the grids in."""
+        if self.images is None:
+            return 0, 0
+        h, w = self.images.shape[1:3]
+        cell_h = int(np.ceil(cell_size * h / w))
+        rows = min(self.max_images, len(self.images))
+        grid_h = 30 + 34 + rows * (cell_h + 24) + 16  # title, labels, rows, margins
+        grid_w = 3 * (cell_size + 12) + 110  # image and two classes, the colour bar
+        return len(self.grids) * (grid_w + 16), 28 + grid_h
+
     # ------------------------------------------------------------------ selection
     @traitlets.observe("normalized")
     def _on_normalized(self, change: dict[str, Any]) -> None:
         set_confusion_mode(self.heatmap, self.report, bool(change["new"]))
 
     def _on_table_row(self, change: dict[str, Any]) -> None:
+        """A click on a report row (``selected_row``; its ``highlight`` too, which also
+        changes when the row was clicked before and a cell click moved the highlight since):
+        that class is highlighted and its curves shown."""
         if change["new"] >= 0:
+            self.table.highlight = change["new"]
             self.curves.show(change["new"])
 
     def _on_heatmap(self, change: dict[str, Any]) -> None:

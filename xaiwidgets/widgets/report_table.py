@@ -1,6 +1,7 @@
 """`ReportTable`: a small text table (the classification report of a
 :class:`~xaiwidgets.widgets.MetricsView`). Every cell is set as text in the browser, never
-parsed as HTML. Clicking a body row sets ``selected_row`` (the view shows that class's curves).
+parsed as HTML. Clicking a body row sets ``selected_row`` and ``highlight`` to it (the view
+shows that class's curves).
 """
 
 from __future__ import annotations

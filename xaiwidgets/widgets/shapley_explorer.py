@@ -10,11 +10,18 @@ kernel stays free, the widget shows the progress, a newer setting cancels the ru
 supersedes, and a superseded result is never drawn. Results are cached per setting, so going
 back to an earlier one is instant (no model call).
 
+A smaller ``top_k`` is cut from a cached result of a larger one (no model call; the
+explanation's ``params["computed_top_k"]`` says which run it came from: for Partition the
+region tree was expanded for that larger set of outputs). The picker offers the pool a page at
+a time (``page``: the next 8 correct and 8 wrong predictions; ``pool_size`` images in all) and
+any image by its index (the widget's "image #" field adds it to ``indices``).
+
 Side by side: ``compare="inpaint_telea"`` draws a second panel, the same images explained with
 a second masker. Each panel shows its **deletion area** (Petsiuk et al. 2018; see
 :func:`xaiwidgets.faithfulness.deletion_curve`): the pixels are hidden in the order of their
 attribution for the predicted class and the area under the model's probability curve is
 averaged over the images. Lower is more faithful, so "which masker is better" is a number.
+A second masker equal to the first is computed and drawn once, and the message says so.
 By default each panel is scored with its own masker; ``deletion_masker="blur(28,28)"`` scores
 all of them with one masker, for a comparison on one measuring stick.
 
@@ -31,9 +38,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,6 +50,8 @@ from ..faithfulness import PerturbationCurve, deletion_curve
 from ..maskers import Masker
 from ._arrays import NDArray
 from ._base import XaiWidget
+from ._explorer_cache import ExplorerResult as _Result
+from ._explorer_cache import ResultCache
 from ._image_pool import ImagePool
 from ._runner import LatestRunner
 
@@ -54,16 +61,8 @@ from ._runner import LatestRunner
 DEFAULT_EVALS = {"partition": 500, "permutation": 1600}
 _MIN_EVALS = {"partition": 3, "permutation": 4}
 _DELETION_STEPS = 20
+_SAME = " · masker B is the same as masker A ("
 _THUMB_SIDE = 48  # candidate thumbnails are strided down to at most this many pixels a side
-
-
-@dataclass(eq=False)
-class _Result:
-    """One computed panel: the explanation, its deletion curve (predicted class) and cost."""
-
-    explanation: Explanation
-    deletion: PerturbationCurve
-    seconds: float
 
 
 class ShapleyExplorer(XaiWidget):
@@ -91,7 +90,7 @@ class ShapleyExplorer(XaiWidget):
         per ``"row"``).
 
     Traits (readable and settable from Python, synced with the widget): ``masker``,
-    ``compare`` ("" = off), ``algorithm``, ``max_evals``, ``top_k``, ``indices``,
+    ``compare`` ("" = off), ``algorithm``, ``max_evals``, ``top_k``, ``indices``, ``page``,
     ``deletion_masker`` ("" = each panel's own), ``cell_size``, ``scale_mode``; plus ``error``
     and ``progress``. A bad setting shows in ``error`` and runs nothing; the widget stays usable.
     Results: :attr:`explanation`, :attr:`explanations`, :attr:`areas`, :meth:`wait`.
@@ -119,6 +118,9 @@ class ShapleyExplorer(XaiWidget):
     deletion_masker = traitlets.Unicode(
         "", help="Masker of the deletion score; '' = each panel's own masker."
     ).tag(sync=True)
+    page = traitlets.Int(0, min=0, help="Page of the picker (candidates per group each).").tag(
+        sync=True
+    )
     cell_size = traitlets.Int(64, min=16, max=512, help="Cell width in CSS pixels.").tag(sync=True)
     scale_mode = traitlets.Enum(
         ["shared", "row"], "shared", help="'shared': one colour scale; 'row': one per image."
@@ -151,6 +153,10 @@ class ShapleyExplorer(XaiWidget):
         sync=True
     )
     image_shape = traitlets.List(traitlets.Int(), help="(h, w) of the images.").tag(sync=True)
+    pool_size = traitlets.Int(0, help="Number of images in the pool.").tag(sync=True)
+    has_next_page = traitlets.Bool(False, help="Whether a later page offers more images.").tag(
+        sync=True
+    )
 
     def __init__(
         self,
@@ -175,14 +181,14 @@ class ShapleyExplorer(XaiWidget):
         self._pool = ImagePool(self.backend, images, labels, class_names)
         h, w = self._pool.images.shape[1:3]
         self._lock = threading.RLock()
-        self._cache: OrderedDict[Hashable, _Result] = OrderedDict()
-        self._cache_size = 64
+        self._cache = ResultCache(64)
         self._current: tuple | None = None
         self._drawn: list[_Result] = []
         self._suppress = False
         self._last_progress = -1.0
         self._runner = LatestRunner(self._on_result, self._on_error, self._on_progress, 4)
-        offered, default = self._pool.offer(candidates, indices)
+        self._per_group = max(1, int(candidates))
+        offered, default = self._pool.offer(self._per_group, indices)
         algorithm = str(algorithm)
         state = {
             "masker": _spec_text(masker) if masker is not None else f"blur({w},{h})",
@@ -193,12 +199,13 @@ class ShapleyExplorer(XaiWidget):
             "indices": default,
             "deletion_masker": _spec_text(deletion_masker) if deletion_masker is not None else "",
             "image_shape": [h, w],
+            "pool_size": len(self._pool),
         }
         state.update(kwargs)
         self._suppress = True
         try:
             super().__init__(**state)
-            self._set_candidates(offered)
+            self._set_candidates(offered, self._pool.has_page(self._per_group, 1))
         finally:
             self._suppress = False
         self._request()
@@ -269,10 +276,27 @@ class ShapleyExplorer(XaiWidget):
     def class_names(self) -> list[str] | None:
         return self._pool.class_names
 
-    def _set_candidates(self, offered: list[int]) -> None:
+    def _set_candidates(self, offered: list[int], has_next: bool | None = None) -> None:
         with self.hold_sync():
             self.candidates = self._pool.thumbnails(offered, _THUMB_SIDE)
             self.candidate_info = [self._pool.info(i) for i in offered]
+            if has_next is not None:
+                self.has_next_page = has_next
+
+    @traitlets.observe("page")
+    def _on_page(self, change: dict[str, Any]) -> None:
+        """Offer the page's correct and wrong predictions (and the images explained now)."""
+        if self._suppress:
+            return
+        page = int(change["new"])
+        offered = self._pool.offer_page(self._per_group, page)
+        if not offered and page > 0:  # past the end (set from Python): back to the last page
+            self.page = page - 1
+            return
+        shown = self._pool.check_indices(self.indices) if self.indices else []
+        self._set_candidates(
+            sorted(set(offered) | set(shown)), self._pool.has_page(self._per_group, page + 1)
+        )
 
     # ------------------------------------------------------------------ requests
     @traitlets.observe(
@@ -286,7 +310,9 @@ class ShapleyExplorer(XaiWidget):
         """Validate the settings; the cache key of each panel and the shared parameters."""
         maskers = [Masker.parse(self.masker)]
         if self.compare.strip():
-            maskers.append(Masker.parse(self.compare))
+            second = Masker.parse(self.compare)
+            if second.spec != maskers[0].spec:  # the same masker twice is computed once
+                maskers.append(second)
         scorer = Masker.parse(self.deletion_masker) if self.deletion_masker.strip() else None
         minimum = _MIN_EVALS[self.algorithm]
         if self.max_evals < minimum:
@@ -327,20 +353,40 @@ class ShapleyExplorer(XaiWidget):
         if not offered.issuperset(shared["indices"]):  # picked from Python: offer them too
             self._set_candidates(sorted(offered.union(shared["indices"])))
         with self._lock:
-            if key == self._current:
-                return  # already drawn or on its way
+            if key == self._current:  # already drawn or on its way (maybe masker B = A now)
+                self.message = self._same_note(self.message.split(_SAME)[0])
+                return
             self._current = key
             cached = [self._cache.get(k) for k in keys]
             if all(r is not None for r in cached):
                 self._runner.cancel()
-                self._draw(key, cached, "from cache, no model call")  # type: ignore[arg-type]
+                how = "from cache, no model call"
+                sliced = {r.explanation.params.get("computed_top_k") for r in cached} - {None}
+                if sliced:
+                    how = (f"top-{shared['top_k']} cut from the computed top-{max(sliced)}, "
+                           "no model call")  # fmt: skip
+                self._draw(key, cached, how)  # type: ignore[arg-type]
                 return
             self._last_progress = -1.0
             with self.hold_sync():
                 self.stale = True
                 self.progress = 0.0
-                self.message = "computing " + " and ".join(k[0] for k in keys) + "…"
+                self.message = self._same_note(
+                    "computing " + " and ".join(k[0] for k in keys) + "…"
+                )
         self._runner.submit(key, self._job(keys, shared))
+
+    def _same_note(self, message: str) -> str:
+        """``message``, with a note when masker B is the same as masker A (drawn once)."""
+        try:
+            same = bool(self.compare.strip()) and (
+                Masker.parse(self.compare).spec == Masker.parse(self.masker).spec
+            )
+        except (ValueError, TypeError):
+            same = False
+        if not same:
+            return message
+        return f"{message}{_SAME}{self.masker}): shown once"
 
     def _job(self, keys: list[Hashable], shared: dict[str, Any]) -> Callable[..., Any]:
         from ..explainers.partition import PartitionExplainer
@@ -356,7 +402,7 @@ class ShapleyExplorer(XaiWidget):
         def job(progress: Callable[[float], None], cancel: Any) -> tuple[list[_Result], float]:
             started = time.perf_counter()
             with self._lock:
-                todo = [(j, k) for j, k in enumerate(keys) if k not in self._cache]
+                todo = [(j, k) for j, k in enumerate(keys) if self._cache.get(k) is None]
             for step, (j, k) in enumerate(todo):
                 lo, span = step / len(todo), 1.0 / len(todo)
 
@@ -376,11 +422,9 @@ class ShapleyExplorer(XaiWidget):
                     progress=sub(0.85, 1.0), cancel=cancel,
                 )  # fmt: skip
                 with self._lock:
-                    self._cache[k] = _Result(e, scored, time.perf_counter() - t0)
-                    while len(self._cache) > self._cache_size:
-                        self._cache.popitem(last=False)
+                    self._cache.put(k, _Result(e, scored, time.perf_counter() - t0))
             with self._lock:
-                results = [self._cache[k] for k in keys]
+                results = [self._cache.get(k) for k in keys]
             return results, time.perf_counter() - started
 
         return job
@@ -442,7 +486,7 @@ class ShapleyExplorer(XaiWidget):
             self.error = ""
             self.progress = -1.0
             self.stale = False
-            self.message = how
+            self.message = self._same_note(how)
 
     def _scores(self, key: tuple) -> list[dict[str, Any]]:
         """Deletion areas of every cached setting that explains the same images and outputs."""

@@ -1,6 +1,9 @@
 // A range slider for settings that start a computation in the kernel: while it is dragged the
 // value is committed at most every `throttleMs` (the kernel cancels the superseded run), and
-// once more on release, so the last position always wins. Optional log scale. Text only.
+// once more on release, so the last position always wins. While the user holds the slider (a
+// pointer down on it, or a commit still waiting for the throttle) `set` does not move it: a
+// value coming back from the kernel then is an older one, and moving the thumb under the user's
+// pointer would make it jump back and lose the released value. Optional log scale. Text only.
 import type { Control } from "./controls";
 import { h } from "./dom";
 
@@ -19,6 +22,8 @@ export interface LiveSliderOptions {
 
 export interface LiveSlider extends Control<number> {
   input: HTMLInputElement;
+  /** whether the user holds the slider now (set() is ignored then) */
+  held(): boolean;
   setDisabled(disabled: boolean, why?: string): void;
 }
 
@@ -46,6 +51,8 @@ export function liveSlider(label: string, value: number, onCommit: (v: number) =
   let committed = value;
   let last = 0;
   let timer: ReturnType<typeof setTimeout> | null = null;
+  let pressed = false;
+  const held = () => pressed || timer !== null;
   const commit = () => {
     if (timer !== null) clearTimeout(timer);
     timer = null;
@@ -56,6 +63,7 @@ export function liveSlider(label: string, value: number, onCommit: (v: number) =
     onCommit(v);
   };
   const set = (v: number) => {
+    if (held()) return; // the user's position wins; the release commits it
     committed = v;
     input.value = String(toPos(v));
     out.textContent = format(v);
@@ -69,7 +77,22 @@ export function liveSlider(label: string, value: number, onCommit: (v: number) =
     if (wait <= 0) commit();
     else if (timer === null) timer = setTimeout(commit, wait);
   });
-  input.addEventListener("change", commit);
+  // a drag: pressed from pointerdown until the pointer is released anywhere (then commit, in
+  // case the browser fires no change event because the value came back to where it started),
+  // or until the change event of the release (a pointerup outside the page may never come)
+  const release = () => {
+    if (!pressed) return;
+    pressed = false;
+    input.ownerDocument.removeEventListener("pointerup", release, true);
+    input.ownerDocument.removeEventListener("pointercancel", release, true);
+    commit();
+  };
+  input.addEventListener("change", () => (pressed ? release() : commit()));
+  input.addEventListener("pointerdown", () => {
+    pressed = true;
+    input.ownerDocument.addEventListener("pointerup", release, true);
+    input.ownerDocument.addEventListener("pointercancel", release, true);
+  });
   const el = h("label", { className: "xw-control", title: opts.title }, [
     h("span", { className: "xw-control-label", text: label }),
     input,
@@ -79,6 +102,7 @@ export function liveSlider(label: string, value: number, onCommit: (v: number) =
     el,
     input,
     set,
+    held,
     setDisabled(disabled, why) {
       input.disabled = disabled;
       el.classList.toggle("xw-control-disabled", disabled);
