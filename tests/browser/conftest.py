@@ -231,6 +231,12 @@ _ALL_PROMPTS_DONE = """() => {
   return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
 }"""
 
+#: a cell is queued ("[*]") or done ("[1]"): the Run All click reached the kernel
+_SOMETHING_RAN = """() => {
+  const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputArea-prompt')];
+  return prompts.some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent));
+}"""
+
 
 @pytest.fixture
 def run_notebook_in_lab(lab: Lab, new_page) -> Callable[[list[str]], object]:
@@ -250,9 +256,21 @@ def run_notebook_in_lab(lab: Lab, new_page) -> Callable[[list[str]], object]:
             select.click()
         except PlaywrightTimeout:
             pass
-        # a kernel that is still starting queues the execution; Run All through the menu
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        try:  # on a loaded machine the kernel may take a while: wait until it is idle
+            page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').first.wait_for(
+                timeout=60_000
+            )
+        except PlaywrightTimeout:
+            pass  # a kernel that is still starting queues the execution anyway
+        for _attempt in range(3):  # Run All through the menu; a click lost while the lab was
+            # busy leaves every prompt empty ("[ ]:", nothing queued), so it is safe to repeat
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            try:
+                page.wait_for_function(_SOMETHING_RAN, timeout=20_000)
+                break
+            except PlaywrightTimeout:
+                continue
         try:
             page.wait_for_function(_ALL_PROMPTS_DONE, timeout=RUN_TIMEOUT_MS)
         except PlaywrightTimeout:
