@@ -22,7 +22,7 @@ from ._layout import (
     output_groups,
     pad_rows,
 )
-from .base import BaseBackend, output_matrix
+from .base import BaseBackend, check_finite, checked_vjp, output_matrix
 
 try:
     import jax
@@ -277,7 +277,7 @@ class JaxBackend(BaseBackend):
             m = s.stop - s.start
             outs.append(np.asarray(out, np.float32)[:m])
             grads.append(np.asarray(g, np.float32)[:m])
-        return np.concatenate(outs), np.concatenate(grads)
+        return checked_vjp(np.concatenate(outs), np.concatenate(grads))
 
     def _vjp_callable(self, x: np.ndarray, cot_fn: Any) -> tuple[np.ndarray, np.ndarray]:
         """One compiled forward pass that returns the pullback with its residuals, the
@@ -292,7 +292,7 @@ class JaxBackend(BaseBackend):
             g = self._pull(pullback, jnp.asarray(pad_rows(cot, len(xp), "zeros"), out_j.dtype))
             outs.append(out[:m])
             grads.append(np.asarray(g, np.float32)[:m])
-        return np.concatenate(outs), np.concatenate(grads)
+        return checked_vjp(np.concatenate(outs), np.concatenate(grads))
 
     def grad(self, x: Any, outputs: Any) -> np.ndarray:
         """``(n, h, w, c, o)``: gradient of output ``outputs[i, j]`` of image ``i``, for every
@@ -317,7 +317,7 @@ class JaxBackend(BaseBackend):
                 xp, ip = self._padded(x[s], self.batch_size, (cols, "zeros"))
                 g = np.asarray(self._run(self._grad, xp, ip), np.float32)
                 res[s, ..., group] = g[:m, ..., :width]
-        return res
+        return check_finite(res, "gradients")
 
     def _n_outputs(self, x: np.ndarray) -> int:
         """The model's number of outputs, from its abstract evaluation (nothing compiled)."""
@@ -338,7 +338,7 @@ class JaxBackend(BaseBackend):
         """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_jax`."""
         from ._deeplift_jax import deeplift_jax
 
-        return deeplift_jax(self, x, baselines, outputs)
+        return check_finite(deeplift_jax(self, x, baselines, outputs), "DeepLIFT attributions")
 
     def __repr__(self) -> str:
         what = type(self.module).__name__ if self.module is not None else "function"

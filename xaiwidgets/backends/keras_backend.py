@@ -23,7 +23,7 @@ from ._layout import (
     nhwc_to_nchw,
     output_groups,
 )
-from .base import BaseBackend, output_matrix
+from .base import BaseBackend, check_finite, checked_vjp, output_matrix
 
 try:
     import tensorflow as tf
@@ -190,7 +190,7 @@ class TensorFlowBackend(BaseBackend):
             out, g = fn(self.to_framework(x[s]), tf.convert_to_tensor(cot[s]))
             outs.append(out.numpy().astype(np.float32))
             grads.append(self.from_framework_grad(g))
-        return np.concatenate(outs), np.concatenate(grads)
+        return checked_vjp(np.concatenate(outs), np.concatenate(grads))
 
     def grad(self, x: Any, outputs: Any) -> np.ndarray:
         """``(n, h, w, c, o)``: gradient of output ``outputs[i, j]`` of image ``i``, for every
@@ -211,7 +211,7 @@ class TensorFlowBackend(BaseBackend):
             for group in output_groups(idx.shape[1]):
                 g = fn(xt, tf.convert_to_tensor(idx[s, group].astype(np.int32)))
                 res[s, ..., group] = np.moveaxis(self.from_framework_grad(g), 0, -1)
-        return res
+        return check_finite(res, "gradients")
 
     def _n_outputs(self, x: np.ndarray) -> int:
         """The model's number of outputs (from one compiled forward pass on one image)."""
@@ -223,7 +223,7 @@ class TensorFlowBackend(BaseBackend):
         """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_keras`."""
         from ._deeplift_keras import deeplift_keras
 
-        return deeplift_keras(self, x, baselines, outputs)
+        return check_finite(deeplift_keras(self, x, baselines, outputs), "DeepLIFT attributions")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({type(self.model).__name__}, batch_size={self.batch_size})"

@@ -19,7 +19,7 @@ from ._layout import (
     nhwc_to_nchw,
     one_hot_stack,
 )
-from .base import BaseBackend, output_matrix
+from .base import BaseBackend, check_finite, checked_vjp, output_matrix
 
 try:
     import torch
@@ -235,7 +235,7 @@ class TorchBackend(BaseBackend):
                 (g,) = torch.autograd.grad(out, xt, ct, allow_unused=True)
                 outs.append(out_np)
                 grads.append(self.from_framework_grad(torch.zeros_like(xt) if g is None else g))
-        return np.concatenate(outs), np.concatenate(grads)
+        return checked_vjp(np.concatenate(outs), np.concatenate(grads))
 
     def _grad_batch(self, xt: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
         """``(o, m, ...)``: one forward pass, one autograd backward pass per output."""
@@ -261,13 +261,13 @@ class TorchBackend(BaseBackend):
             for s in batches(len(x), self.batch_size):
                 g = self._grad_batch(self.to_framework(x[s]), idx[s])
                 res[s] = np.moveaxis(self.from_framework_grad(g), 0, -1)
-        return res
+        return check_finite(res, "gradients")
 
     def deeplift(self, x: Any, baselines: Any, outputs: Any) -> np.ndarray:
         """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_torch`."""
         from ._deeplift_torch import deeplift_torch
 
-        return deeplift_torch(self, x, baselines, outputs)
+        return check_finite(deeplift_torch(self, x, baselines, outputs), "DeepLIFT attributions")
 
     def __repr__(self) -> str:
         return (

@@ -150,6 +150,16 @@ def region_tree(height: int, width: int) -> RegionTree:
     return RegionTree(height, width, box, left, right, size, depth, leaf_of_pixel)
 
 
+@lru_cache(maxsize=16)
+def full_expansion_evals(height: int, width: int) -> int:
+    """Model evaluations per image of the Owen recursion split down to every pixel (the exact
+    Owen values): the unmasked and fully masked images, and two coalitions ``C ∪ L``,
+    ``C ∪ R`` for each inner node in each of its ``2^depth`` contexts."""
+    tree = region_tree(height, width)
+    inner = tree.depth[tree.left >= 0]
+    return 2 + 2 * sum(1 << int(d) for d in inner)
+
+
 @contextlib.contextmanager
 def paused_gc() -> Iterator[None]:
     """Pause Python's cyclic garbage collector around a loop that allocates many small tuples
@@ -213,12 +223,53 @@ def node_bits(height: int, width: int) -> NodeBits:
     return NodeBits(int(height), int(width))
 
 
+#: Working memory for the masked images of one model call (and the masker's temporaries):
+#: :func:`rows_per_call` sends at most this many bytes of images at once (256 MiB; e.g. 106
+#: RGB 224 x 224 images), so memory does not grow with the number of images or the budget.
+WORK_BYTES = 256 * 2**20
+
+#: Bytes a :class:`CoalitionEvaluator` may keep for its cache of evaluated coalitions before a
+#: sampler that can afford to forget them calls :meth:`CoalitionEvaluator.forget`.
+CACHE_BYTES = 256 * 2**20
+
+
+class BudgetCappedWarning(UserWarning):
+    """``max_evals`` was more than the method can use: it was lowered to the number of
+    evaluations that give the exact values (recorded in the Explanation's ``params``)."""
+
+
+def cap_budget(method: str, max_evals: int, usable: int, why: str) -> int:
+    """``min(max_evals, usable)``, with a :class:`BudgetCappedWarning` when it lowers it."""
+    if max_evals <= usable:
+        return max_evals
+    import warnings
+
+    warnings.warn(
+        f"{method}: max_evals={max_evals} is more than it can use; {usable} evaluations per "
+        f"image give the exact values ({why}), so max_evals is capped to {usable} (recorded "
+        "in the Explanation's params as max_evals, the requested value as max_evals_requested)",
+        BudgetCappedWarning,
+        stacklevel=6,  # the user's explainer(...) call
+    )
+    return usable
+
+
+def rows_per_call(backend, height: int, width: int, channels: int) -> int:
+    """Masked images per model call: at most the backend's ``batch_size`` (so a cancel is seen
+    within one model batch) and at most :data:`WORK_BYTES` of float32 images counted four
+    times (the masked images, the masker's temporaries, the framework's copy)."""
+    per_row = 4 * 4 * height * width * channels
+    return max(1, min(int(backend.batch_size), WORK_BYTES // per_row))
+
+
 class CoalitionEvaluator:
     """Model outputs on coalitions, batched over all images and cached per image.
 
     A coalition is a Python int over the ``h * w`` pixels (bit set = pixel visible, see
-    :func:`coalition_bits`) or an ``(h, w)`` bool mask; it is cached by content, so a coalition
-    requested twice for an image is evaluated once.
+    :func:`coalition_bits`) or an ``(h, w)`` bool mask; with ``labels`` (an ``(h, w)`` map of
+    region indices) it is an int over the regions instead (bit ``r`` set = region ``r``
+    visible), which keeps keys small on large images. It is cached by content, so a coalition
+    requested twice for an image is evaluated once (until :meth:`forget`).
 
     Parameters
     ----------
@@ -226,30 +277,68 @@ class CoalitionEvaluator:
     bound : a bound masker (:meth:`xaiwidgets.maskers.Masker.bind`) for the images.
     model_outputs : ``(n, k)`` outputs on the unmasked images (seeded in the cache, so the full
         coalition costs nothing and efficiency holds against exactly these outputs).
-    max_rows : largest number of masked images materialised and sent at once.
+    max_rows : largest number of masked images materialised and sent at once (see
+        :func:`rows_per_call`).
+    labels : ``(h, w)`` int region map, or ``None`` for pixel coalitions.
 
     Use :meth:`request` / :meth:`request_many` to queue coalitions (they return handles),
     :meth:`run` to evaluate the queued ones, then ``evaluator.outputs[handle]`` (``(k,)``).
+    A NaN or infinite model output raises
+    :class:`~xaiwidgets.backends.base.NonFiniteOutputError` naming the images whose masked
+    versions gave it.
     """
 
-    def __init__(self, backend, bound, model_outputs: np.ndarray, max_rows: int = 8192):
+    def __init__(
+        self,
+        backend,
+        bound,
+        model_outputs: np.ndarray,
+        max_rows: int = 8192,
+        labels: np.ndarray | None = None,
+    ):
         self.backend = backend
         self.bound = bound
         n, k = model_outputs.shape
         self.n = n
-        self.full = (1 << (bound.height * bound.width)) - 1
-        self._cache: list[dict[int, int]] = [{} for _ in range(n)]
-        self._out = np.zeros((max(64, 4 * n), k), np.float64)
-        self._size = 0
-        self._pending: list[tuple[int, int, int]] = []
+        self.labels = None if labels is None else np.asarray(labels, np.int64)
+        units = bound.height * bound.width if labels is None else int(self.labels.max()) + 1
+        self.units = units
+        self.full = (1 << units) - 1
         self.evaluations = np.zeros(n, np.int64)  # distinct coalitions requested, per image
         self.evaluated = 0  # masked images sent to the model so far
         self.max_rows = int(max_rows)
+        self._out = np.zeros((max(64, 4 * n), k), np.float64)
+        self._cache: list[dict[int, int]] = [{} for _ in range(n)]
+        self._size = 0
+        self._pending: list[tuple[int, int, int]] = []
         for i in range(n):
             handle = self._new_handle()
             self._out[handle] = model_outputs[i]
             self._cache[i][self.full] = handle
             self.evaluations[i] += 1
+        self._pinned = self._size
+
+    def pin(self) -> None:
+        """Keep every coalition evaluated so far through later :meth:`forget` calls."""
+        if self._pending:
+            raise RuntimeError("pin() with coalitions still queued")
+        self._pinned = self._size
+
+    def forget(self) -> None:
+        """Drop every cached coalition but the unmasked images and the pinned ones (whose
+        handles stay valid): bounds the memory of a long sampling run. Nothing may be pending."""
+        if self._pending:
+            raise RuntimeError("forget() with coalitions still queued")
+        keep = self._pinned
+        self._cache = [{b: hd for b, hd in cache.items() if hd < keep} for cache in self._cache]
+        self._size = keep
+        if len(self._out) > max(64, 2 * keep):
+            self._out = self._out[: max(64, 2 * keep)].copy()
+
+    @property
+    def cached_bytes(self) -> int:
+        """About how much memory the cache holds (outputs, keys, dictionary entries)."""
+        return self._size * (self._out.shape[1] * 8 + self.units // 8 + 120)
 
     @property
     def outputs(self) -> np.ndarray:
@@ -276,44 +365,85 @@ class CoalitionEvaluator:
             self.evaluations[image] += 1
         return handle
 
-    def request_many(self, image: int, keeps: np.ndarray) -> np.ndarray:
-        """:meth:`request` for a stack of masks ``(r, h, w)``; returns ``(r,)`` handles."""
-        return np.fromiter(
-            (self.request(image, b) for b in coalition_bits(keeps)), np.int64, len(keeps)
-        )
+    def request_many(self, image: int, keeps: np.ndarray | list[int]) -> np.ndarray:
+        """:meth:`request` for a stack of masks ``(r, h, w)`` (or a list of coalition ints);
+        returns ``(r,)`` handles."""
+        bits = keeps if isinstance(keeps, list) else coalition_bits(keeps)
+        return np.fromiter((self.request(image, b) for b in bits), np.int64, len(bits))
 
-    def count_new(self, image: int, keeps: np.ndarray) -> int:
-        """How many distinct coalitions of ``keeps`` ``(r, h, w)`` were never requested."""
+    def count_new(self, image: int, keeps: np.ndarray | list[int]) -> int:
+        """How many distinct coalitions of ``keeps`` (masks or ints) were never requested."""
         cache = self._cache[image]
-        return sum(1 for b in set(coalition_bits(keeps)) if b not in cache)
+        bits = keeps if isinstance(keeps, list) else coalition_bits(keeps)
+        return sum(1 for b in set(bits) if b not in cache)
 
     @property
     def pending(self) -> int:
         return len(self._pending)
 
+    def _masks(self, bits: list[int]) -> np.ndarray:
+        if self.labels is None:
+            return coalition_masks(bits, self.bound.height, self.bound.width)
+        regions = coalition_masks(bits, 1, self.units)[:, 0]  # (r, K) bool
+        return regions[:, self.labels]
+
     def run(self, progress: Callable[[int], Any] | None = None) -> None:
-        """Evaluate every queued coalition: one ``backend.predict`` call (or a few, each of at
-        most ``max_rows`` masked images), then ``progress(rows evaluated so far)`` after each."""
+        """Evaluate every queued coalition, at most ``max_rows`` masked images per model call,
+        then ``progress(rows evaluated so far)`` after each call (where a cancel is seen)."""
+        from ..backends.base import NonFiniteOutputError, _rows_text
+
         pending, self._pending = self._pending, []
-        h, w = self.bound.height, self.bound.width
         for start in range(0, len(pending), self.max_rows):
             part = pending[start : start + self.max_rows]
             index, handles, bits = zip(*part)
-            keep = coalition_masks(list(bits), h, w)
-            out = self.backend.predict(self.bound(np.asarray(index, np.int64), keep))
+            index = np.asarray(index, np.int64)
+            masked = self.bound(index, self._masks(list(bits)))
+            try:
+                out = self.backend.predict(masked)
+            except NonFiniteOutputError as exc:
+                images = np.unique(index[exc.rows])
+                raise NonFiniteOutputError(
+                    f"the model's outputs are NaN or infinite on masked versions of image(s) "
+                    f"{_rows_text(images)} (the images with part of them hidden by the "
+                    "masker): every attribution would be NaN. Check the model on such inputs",
+                    images,
+                ) from exc
+            del masked
             self._out[np.asarray(handles, np.int64)] = out
             self.evaluated += len(part)
             if progress is not None:
                 progress(self.evaluated)
 
 
+class EfficiencyError(ArithmeticError):
+    """Attributions that do not add up to ``f(x) - f(masked)`` beyond float32 rounding: a bug
+    in the explainer, never hidden by :func:`to_float32_exact_sums`."""
+
+
 def to_float32_exact_sums(values: np.ndarray, totals: np.ndarray) -> np.ndarray:
     """``values`` ``(n, h, w, c, o)`` as float32 whose sums (taken in float64) over ``h, w, c``
     equal ``totals`` ``(n, o)`` up to one float32 rounding of the largest entry: the rounding
-    residual of the cast is put on the entry of largest magnitude of each image and output."""
+    residual of the cast is put on the entry of largest magnitude of each image and output.
+
+    Only rounding is moved. The cast changes each entry by at most half a float32 ulp, so the
+    leftover ``totals - sum(float32 values)`` is at most ``eps32 / 2 * sum |values|`` (plus the
+    float64 error of the algorithm, far smaller); a leftover above
+    ``eps32 * (sum |values| + |totals|)`` means the values do not add up and raises
+    :class:`EfficiencyError` instead of being hidden on one entry.
+    """
     out = np.ascontiguousarray(values, dtype=np.float32)
     n, o = totals.shape
     flat = out.reshape(n, -1, o)
+    leftover = np.asarray(totals, np.float64) - flat.sum(axis=1, dtype=np.float64)
+    scale = np.abs(flat).sum(axis=1, dtype=np.float64) + np.abs(np.asarray(totals, np.float64))
+    bound = float(np.finfo(np.float32).eps) * scale + np.finfo(np.float32).tiny
+    if not (np.abs(leftover) <= bound).all():  # also catches NaN
+        i, j = np.unravel_index(np.nanargmax(np.abs(leftover) / bound), leftover.shape)
+        raise EfficiencyError(
+            f"attributions of image {i}, output {j} sum to {totals[i, j] - leftover[i, j]!r}, "
+            f"not to f(x) - f(masked) = {totals[i, j]!r}: a leftover of {leftover[i, j]:.3g}, "
+            f"more than float32 rounding explains ({bound[i, j]:.3g})"
+        )
     where = np.abs(flat).argmax(axis=1)  # (n, o)
     rows, cols = np.arange(n)[:, None], np.arange(o)[None, :]
     for _ in range(2):

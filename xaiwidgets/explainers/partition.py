@@ -14,7 +14,16 @@ weighted sum is ``w * Δ``: splitting never changes the total. Started from the 
 (``h * w * (h * w - 1)`` evaluations). With a budget, ``max_evals`` is spent best first: the
 (node, context) with the largest ``w * max_outputs |Δ|`` is split next, and a node left unsplit
 has its ``w * Δ`` spread evenly over its pixels. Efficiency is exact whatever the budget: per
-image and output, ``sum(values) = f(x) - f(fully masked)``.
+image and output, ``sum(values) = f(x) - f(fully masked)``. A budget above the full expansion
+(:func:`._regions.full_expansion_evals`: ``2 + 2 * sum over inner nodes of 2^depth``, 2,732 on
+8 x 8, about 11.2 million on 64 x 64) is capped to it with a ``BudgetCappedWarning``, the capped
+value recorded as ``params["max_evals"]``.
+
+Memory and cancellation: masked images go to the model at most ``backend.batch_size`` (and
+:data:`._regions.WORK_BYTES` of images) at a time, with progress reported and cancel checked
+after each model call; a round queues at most :data:`MAX_ROUND` coalitions per image. The
+split frontier (heap) and the cache grow with the evaluations done (about ``h * w / 8 + 300``
+bytes and ``8 k`` bytes of outputs per coalition).
 
 The same order of splits as ``shap.PartitionExplainer`` with ``shap.maskers.Image`` (same tree,
 same priority, ``round_size`` = shap's ``batch_size``), except that equal priorities go first in,
@@ -38,12 +47,19 @@ from .._progress import RunControl
 from ..maskers import Masker
 from ._regions import (
     CoalitionEvaluator,
+    cap_budget,
+    full_expansion_evals,
     node_bits,
     paused_gc,
     region_tree,
+    rows_per_call,
     to_float32_exact_sums,
 )
 from .base import Explainer
+
+#: Most coalitions per image in one round, whatever ``round_size`` or ``max_evals`` say: the
+#: coalitions of a round are queued (as pixel ints) before the model sees them.
+MAX_ROUND = 4096
 
 
 def _names(class_names: Any, output_names: Any) -> Any:
@@ -96,27 +112,29 @@ class PartitionExplainer(Explainer):
         self.max_evals = _check_int(max_evals, "max_evals", 3)
         self.round_size = None if round_size is None else _check_int(round_size, "round_size", 2)
         self.last_evaluations: np.ndarray | None = None
+        self._capped: int | None = None  # set on the per-call copy when max_evals is capped
 
     def params(self) -> dict[str, Any]:
-        return {
+        params = {
             "masker": self.masker.spec,
-            "max_evals": self.max_evals,
+            "max_evals": self._budget(),
             "round_size": self._round_size(),
         }
+        if self._capped is not None:
+            params["max_evals_requested"] = self.max_evals
+        return params
+
+    def _budget(self) -> int:
+        return self._capped if self._capped is not None else self.max_evals
 
     def _round_size(self) -> int:
-        return self.round_size if self.round_size is not None else max(10, self.max_evals // 8)
+        size = self.round_size if self.round_size is not None else max(10, self._budget() // 8)
+        return min(size, MAX_ROUND)
 
     def __call__(
         self, images: Any, outputs: Any = None, *, max_evals: int | None = None, **kwargs: Any
     ):
-        if max_evals is not None and max_evals != self.max_evals:
-            other = copy.copy(self)
-            other.max_evals = _check_int(max_evals, "max_evals", 3)
-            result = Explainer.__call__(other, images, outputs, **kwargs)
-            self.__dict__.update({k: v for k, v in other.__dict__.items() if k.startswith("last_")})
-            return result
-        return super().__call__(images, outputs, **kwargs)
+        return _call_on_copy(self, 3, images, outputs, max_evals, **kwargs)
 
     def _explain(
         self, x: np.ndarray, outputs: np.ndarray, model_outputs: np.ndarray, ctl: RunControl
@@ -125,9 +143,15 @@ class PartitionExplainer(Explainer):
         tree = region_tree(h, w)
         left, right = tree.left.tolist(), tree.right.tolist()
         bits = node_bits(h, w)  # each node's pixels as an int: coalitions are ints too
-        ev = CoalitionEvaluator(self.backend, self.masker.bind(x), model_outputs)
-        budget = self.max_evals - 2  # the unmasked and fully masked images are evaluations too
+        usable = full_expansion_evals(h, w)
+        if self.max_evals > usable:
+            why = f"every node split down to the pixels of a {h}x{w} image"
+            self._capped = cap_budget("PartitionExplainer", self.max_evals, usable, why)
+        rows = rows_per_call(self.backend, h, w, c)
+        ev = CoalitionEvaluator(self.backend, self.masker.bind(x), model_outputs, max_rows=rows)
+        budget = self._budget() - 2  # the unmasked and fully masked images are evaluations too
         step = self._round_size()
+        total_rows = max(1, n * budget)
         full_h = [ev.request(i, ev.full) for i in range(n)]
         base_h = [ev.request(i, 0) for i in range(n)]
         node_values = np.zeros((n, len(bits), outputs.shape[1]), np.float64)
@@ -161,14 +185,14 @@ class PartitionExplainer(Explainer):
                         split.append((i, entry, ev.request(i, m10), ev.request(i, m01), m10, m01))
                         taken += 1
                     used[i] += 2 * taken
-                ev.run()
+                ev.run(lambda done: ctl.step(0.98 * done / total_rows))
                 if not split and not any(heaps):
                     break
                 if split:
                     order = self._push_children(
                         split, ev.outputs, outputs, heaps, left, right, order
                     )
-                ctl.step(0.98 * float(used.sum()) / max(1, n * budget))
+                ctl.step(0.98 * ev.evaluated / total_rows)
         if leaf_terms:
             img, node, lo, hi, wt = (np.array(col) for col in zip(*leaf_terms))
             f = ev.outputs
@@ -219,6 +243,18 @@ class PartitionExplainer(Explainer):
             heapq.heappush(heap, (p[3], order + 3, m10, a, f11, rc, wt))
             order += 4
         return order
+
+
+def _call_on_copy(explainer, minimum, images, outputs, max_evals, **kwargs):
+    """Run ``explainer`` on a shallow copy (with ``max_evals`` if given), so that what one
+    call sets (a capped budget) stays with that call; ``last_*`` diagnostics are copied back."""
+    other = copy.copy(explainer)
+    other._capped = None
+    if max_evals is not None:
+        other.max_evals = _check_int(max_evals, "max_evals", minimum)
+    result = Explainer.__call__(other, images, outputs, **kwargs)
+    explainer.__dict__.update({k: v for k, v in other.__dict__.items() if k.startswith("last_")})
+    return result
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:
