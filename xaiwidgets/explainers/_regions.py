@@ -438,7 +438,8 @@ def to_float32_exact_sums(values: np.ndarray, totals: np.ndarray) -> np.ndarray:
     scale = np.abs(flat).sum(axis=1, dtype=np.float64) + np.abs(np.asarray(totals, np.float64))
     bound = float(np.finfo(np.float32).eps) * scale + np.finfo(np.float32).tiny
     if not (np.abs(leftover) <= bound).all():  # also catches NaN
-        i, j = np.unravel_index(np.nanargmax(np.abs(leftover) / bound), leftover.shape)
+        excess = np.where(np.isnan(leftover), np.inf, np.abs(leftover) / bound)
+        i, j = np.unravel_index(np.argmax(excess), leftover.shape)
         raise EfficiencyError(
             f"attributions of image {i}, output {j} sum to {totals[i, j] - leftover[i, j]!r}, "
             f"not to f(x) - f(masked) = {totals[i, j]!r}: a leftover of {leftover[i, j]:.3g}, "
