@@ -14,7 +14,7 @@ to the layout its model needs.
   the baselines (DeepSHAP). For each image and output they sum to
   ``f(x) - mean_b f(baseline_b)``.
 
-Every backend checks what the model gives back, batch by batch: NaN or infinite outputs (of
+Every backend checks what the model gives back: NaN or infinite outputs (of
 ``predict``, ``vjp``) or gradients (``vjp``, ``grad``, ``deeplift``) raise
 :class:`NonFiniteOutputError` (a ``ValueError``) naming the images concerned, instead of
 attributions that are silently all NaN.
@@ -118,10 +118,10 @@ class BaseBackend:
     # -- protocol ----------------------------------------------------------------
     def predict(self, x: Any) -> np.ndarray:
         """``(n, k)`` float32 model outputs for images ``x`` (any accepted form), batched.
-        Raises :class:`NonFiniteOutputError` when a batch holds NaN or infinite outputs."""
+        Raises :class:`NonFiniteOutputError` naming every image with a NaN or infinite output."""
         x = as_images(x)
         outs = [
-            check_finite(np.asarray(self._predict_batch(x[s]), dtype=np.float32), offset=s.start)
+            np.asarray(self._predict_batch(x[s]), dtype=np.float32)
             for s in batches(len(x), self.batch_size)
         ]
         out = np.concatenate(outs, axis=0)
@@ -130,7 +130,7 @@ class BaseBackend:
                 f"the model returned shape {out.shape} for {len(x)} images; "
                 "expected (n, k): one row of class scores per image"
             )
-        return out
+        return check_finite(out)  # every offending image named, whichever batch it was in
 
     def vjp(self, x: np.ndarray, cotangent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError(f"{type(self).__name__} has no gradients")
