@@ -125,3 +125,29 @@ def test_permutation_working_memory_is_bounded_at_224():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < WORK_BYTES // 2 + 10 * x.nbytes, peak / 2**20  # measured 83 MB (before 212)
+
+
+def test_slow_model_calls_shrink_to_about_half_a_second():
+    """A model that needs 4 ms an image: the first call of 256 masked images takes 1 s, the
+    next ones are cut to about CALL_SECONDS (0.5 s), so a cancel is seen within that."""
+    from xaiwidgets.explainers._regions import CALL_SECONDS
+
+    rng = np.random.default_rng(0)
+    x = rng.random((1, 28, 28, 1)).astype(np.float32)
+    sizes = []
+
+    def f(z):
+        sizes.append(len(z))
+        time.sleep(0.004 * len(z))
+        return z.reshape(len(z), -1)[:, :3]
+
+    stop = threading.Event()
+
+    def progress(frac):
+        if len(sizes) >= 5:
+            stop.set()
+
+    with pytest.raises(Cancelled):
+        PermutationExplainer(f, "constant(0)", max_evals=1600)(x, progress=progress, cancel=stop)
+    assert sizes[:3] == [1, 1, 256]  # f(x), f(masked), then the backend's batch_size
+    assert all(s * 0.004 < 2 * CALL_SECONDS for s in sizes[3:]), sizes

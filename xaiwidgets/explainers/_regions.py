@@ -228,6 +228,10 @@ def node_bits(height: int, width: int) -> NodeBits:
 #: RGB 224 x 224 images), so memory does not grow with the number of images or the budget.
 WORK_BYTES = 256 * 2**20
 
+#: Target duration of one model call of :meth:`CoalitionEvaluator.run` (seconds): slower calls
+#: are shrunk towards it, so a cancel is seen within about this long.
+CALL_SECONDS = 0.5
+
 #: Bytes a :class:`CoalitionEvaluator` may keep for its cache of evaluated coalitions before a
 #: sampler that can afford to forget them calls :meth:`CoalitionEvaluator.forget`.
 CACHE_BYTES = 256 * 2**20
@@ -307,6 +311,7 @@ class CoalitionEvaluator:
         self.evaluations = np.zeros(n, np.int64)  # distinct coalitions requested, per image
         self.evaluated = 0  # masked images sent to the model so far
         self.max_rows = int(max_rows)
+        self._rows = self.max_rows  # rows of the next model call (see run)
         self._out = np.zeros((max(64, 4 * n), k), np.float64)
         self._cache: list[dict[int, int]] = [{} for _ in range(n)]
         self._size = 0
@@ -389,15 +394,24 @@ class CoalitionEvaluator:
 
     def run(self, progress: Callable[[int], Any] | None = None) -> None:
         """Evaluate every queued coalition, at most ``max_rows`` masked images per model call,
-        then ``progress(rows evaluated so far)`` after each call (where a cancel is seen)."""
+        then ``progress(rows evaluated so far)`` after each call (where a cancel is seen).
+
+        A call that takes longer than :data:`CALL_SECONDS` shrinks the next ones to about that
+        long (a slow model, e.g. a ResNet at 224 x 224 on a CPU, then sees a cancel within
+        about half a second after its first call); fast calls grow back to ``max_rows``."""
+        import time
+
         from ..backends.base import NonFiniteOutputError, _rows_text
 
         pending, self._pending = self._pending, []
-        for start in range(0, len(pending), self.max_rows):
-            part = pending[start : start + self.max_rows]
+        start = 0
+        while start < len(pending):
+            part = pending[start : start + self._rows]
+            start += len(part)
             index, handles, bits = zip(*part)
             index = np.asarray(index, np.int64)
             masked = self.bound(index, self._masks(list(bits)))
+            began = time.perf_counter()
             try:
                 out = self.backend.predict(masked)
             except NonFiniteOutputError as exc:
@@ -408,9 +422,14 @@ class CoalitionEvaluator:
                     "masker): every attribution would be NaN. Check the model on such inputs",
                     images,
                 ) from exc
+            took = time.perf_counter() - began
             del masked
             self._out[np.asarray(handles, np.int64)] = out
             self.evaluated += len(part)
+            if took > CALL_SECONDS and len(part) > 1:
+                self._rows = max(1, int(len(part) * CALL_SECONDS / took))
+            elif took < CALL_SECONDS / 4 and len(part) == self._rows:
+                self._rows = min(self.max_rows, 2 * self._rows)
             if progress is not None:
                 progress(self.evaluated)
 
