@@ -11,8 +11,8 @@ import pytest
 
 from xaiwidgets._progress import Cancelled
 from xaiwidgets.explainers import PartitionExplainer, PermutationExplainer
+from xaiwidgets.explainers._coalitions import WORK_BYTES
 from xaiwidgets.explainers._regions import (
-    WORK_BYTES,
     BudgetCappedWarning,
     EfficiencyError,
     full_expansion_evals,
@@ -75,24 +75,29 @@ def test_partition_huge_budget_cancels_within_one_model_batch():
         time.sleep(0.02)
         return np.tanh(z.reshape(len(z), -1) @ w)
 
-    stop, when = threading.Event(), []
+    stop, when, seen = threading.Event(), [], []
 
     def cancel_later():
-        time.sleep(1.0)
+        time.sleep(0.5)
         when.append(time.perf_counter())
         stop.set()
 
-    seen = []
-    threading.Thread(target=cancel_later).start()
+    def progress(frac):
+        if not seen:  # the run is under way: cancel half a second later
+            threading.Thread(target=cancel_later).start()
+        seen.append(frac)
+
     tracemalloc.start()
     with pytest.raises(Cancelled), pytest.warns(BudgetCappedWarning):
         PartitionExplainer(f, "blur(5,5)", max_evals=10**9, batch_size=64)(
-            x, progress=seen.append, cancel=stop
+            x, progress=progress, cancel=stop
         )
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert time.perf_counter() - when[0] < 0.5  # one batch (0.02 s) and its masking
-    assert len(seen) > 3 and seen == sorted(seen)
+    # one batch (0.02 s), its masking and the bookkeeping of one round (1024 splits an image);
+    # generous for a loaded machine (load 13 on 2 cores measured 0.55 s with 4096 splits)
+    assert time.perf_counter() - when[0] < 1.0
+    assert len(seen) > 1 and seen == sorted(seen) and seen[-1] > seen[0]  # moved within
     assert peak < 200 * 2**20
 
 
@@ -130,7 +135,7 @@ def test_permutation_working_memory_is_bounded_at_224():
 def test_slow_model_calls_shrink_to_about_half_a_second():
     """A model that needs 4 ms an image: the first call of 256 masked images takes 1 s, the
     next ones are cut to about CALL_SECONDS (0.5 s), so a cancel is seen within that."""
-    from xaiwidgets.explainers._regions import CALL_SECONDS
+    from xaiwidgets.explainers._coalitions import CALL_SECONDS
 
     rng = np.random.default_rng(0)
     x = rng.random((1, 28, 28, 1)).astype(np.float32)

@@ -20,7 +20,7 @@ image and output, ``sum(values) = f(x) - f(fully masked)``. A budget above the f
 value recorded as ``params["max_evals"]``.
 
 Memory and cancellation: masked images go to the model at most ``backend.batch_size`` (and
-:data:`._regions.WORK_BYTES` of images) at a time, with progress reported and cancel checked
+:data:`._coalitions.WORK_BYTES` of images) at a time, with progress reported and cancel checked
 after each model call; a round queues at most :data:`MAX_ROUND` coalitions per image. The
 split frontier (heap) and the cache grow with the evaluations done (about ``h * w / 8 + 300``
 bytes and ``8 k`` bytes of outputs per coalition).
@@ -45,21 +45,20 @@ import numpy as np
 
 from .._progress import RunControl
 from ..maskers import Masker
+from ._coalitions import CoalitionEvaluator, rows_per_call
 from ._regions import (
-    CoalitionEvaluator,
     cap_budget,
     full_expansion_evals,
     node_bits,
     paused_gc,
     region_tree,
-    rows_per_call,
     to_float32_exact_sums,
 )
 from .base import Explainer
 
 #: Most coalitions per image in one round, whatever ``round_size`` or ``max_evals`` say: the
 #: coalitions of a round are queued (as pixel ints) before the model sees them.
-MAX_ROUND = 4096
+MAX_ROUND = 1024
 
 
 def _names(class_names: Any, output_names: Any) -> Any:

@@ -11,9 +11,23 @@ estimation"). Every path telescopes to ``f(x) - f(fully masked)``, so efficiency
 number of orders.
 
 Cost: ``f(x)`` and ``f(fully masked)`` once, then ``2 (K - 1)`` coalitions per pair; a coalition
-met before (for an image) is not evaluated again. Pairs are drawn while the distinct evaluations
-fit in ``max_evals``; with ``2^K <= max_evals`` (and few enough orders), every order is enumerated
-instead and the values are exact. Nothing is spent on effects that were not asked for.
+met before (for an image) is not evaluated again. Pairs are drawn while the evaluations fit in
+``max_evals``. Nothing is spent on effects that were not asked for.
+
+Exact values and capped budgets: the orders reach ``U`` distinct coalitions (``2^K`` for all
+orders; for hierarchy-respecting ones ``p(N) = 2 (p(L) + p(R)) - 4`` over the tree above the
+regions, ``p = 2`` for a region: 2,732 for the 64 pixels of an 8 x 8 image). With
+``max_evals >= U`` the values are computed exactly, by enumerating every order when there are
+at most 5,040, else by the Owen recursion over the hierarchy (as
+:class:`~xaiwidgets.explainers.PartitionExplainer` split to the regions) or from all ``2^K``
+coalitions (Shapley, ``K <= 20``), and a larger ``max_evals`` is capped to ``U`` with a
+``BudgetCappedWarning`` (``params["max_evals"]`` is the capped value,
+``params["max_evals_requested"]`` the one given).
+
+Memory and cancellation: coalitions are ints over the regions (``K / 8`` bytes), the walked
+orders are summed and dropped after each batch of model calls, the cache is forgotten beyond
+:data:`._coalitions.CACHE_BYTES`, and masked images go to the model at most ``batch_size`` (and
+:data:`._coalitions.WORK_BYTES`) at a time, with progress and a cancel check after every call.
 
 Regions: the pixels when one pair fits (``2 * h * w <= max_evals``), otherwise the balanced cut
 of the region hierarchy (:mod:`._regions`) with ``max_evals // 2`` regions, or ``regions=K``.
@@ -31,15 +45,8 @@ import numpy as np
 
 from .._progress import RunControl
 from ..maskers import Masker
-from ._regions import (
-    CACHE_BYTES,
-    CoalitionEvaluator,
-    RegionTree,
-    cap_budget,
-    region_tree,
-    rows_per_call,
-    to_float32_exact_sums,
-)
+from ._coalitions import CACHE_BYTES, CoalitionEvaluator, rows_per_call
+from ._regions import RegionTree, cap_budget, region_tree, to_float32_exact_sums
 from .base import Explainer
 from .partition import _call_on_copy, _check_int, _names
 
@@ -199,16 +206,17 @@ class PermutationExplainer(Explainer):
         ev.run(progress)
         ev.pin()  # the unmasked and fully masked images stay cached whatever is forgotten
         acc = _PathSums(ev, outputs, full_h, base_h, k)
-        if budget >= usable and self._n_orders(k) <= _MAX_ENUMERATED_ORDERS:
+        exact = budget >= usable  # every reachable coalition fits: the exact values
+        if exact and self._n_orders(k) <= _MAX_ENUMERATED_ORDERS:
             orders = self._orders(tree, cut, self._rng(), None)  # every order: exact values
             for start in range(0, len(orders), _ORDERS_PER_CHUNK):
                 acc.add(orders[start : start + _ORDERS_PER_CHUNK])
                 acc.flush(progress)
             phi = acc.mean()
-        elif budget >= usable and self.hierarchical:
+        elif exact and self.hierarchical:
             phi = self._exact_owen(tree, cut, ev, outputs, full_h, base_h, progress, ctl)
             self.last_orders = self._n_orders(k)
-        elif budget >= usable:
+        elif exact and k <= _MAX_SUBSET_REGIONS:
             phi = self._exact_shapley(k, ev, outputs, progress)
             self.last_orders = self._n_orders(k)
         else:
@@ -228,7 +236,7 @@ class PermutationExplainer(Explainer):
     def _sample(self, tree, cut, ev, acc, budget, progress, ctl) -> np.ndarray:
         """Antithetic pairs while their new coalitions fit in ``budget``; the model sees them a
         batch at a time, the paths are summed and dropped after each batch, and the cache is
-        forgotten beyond :data:`._regions.CACHE_BYTES` (memory bounded whatever the budget)."""
+        forgotten beyond :data:`._coalitions.CACHE_BYTES` (memory bounded whatever the budget)."""
         k = len(cut)
         rng = self._rng()
         for _ in range(4 * max(1, (budget - 2) // (2 * (k - 1)))):
