@@ -156,3 +156,33 @@ def test_slow_model_calls_shrink_to_about_half_a_second():
         PermutationExplainer(f, "constant(0)", max_evals=1600)(x, progress=progress, cancel=stop)
     assert sizes[:3] == [1, 1, 256]  # f(x), f(masked), then the backend's batch_size
     assert all(s * 0.004 < 2 * CALL_SECONDS for s in sizes[3:]), sizes
+
+
+def test_tree_coalition_keys_make_the_masks_of_their_pixel_sets():
+    """(node, pattern) keys: the node and, for each set bit j, the sibling of its ancestor at
+    depth j + 1; checked against the pixel sets of the hierarchy on an odd-sized image."""
+    from xaiwidgets.explainers._regions import node_bits, region_tree, tree_coalitions
+
+    h, w = 5, 7
+    tree, bits, keys = region_tree(h, w), node_bits(h, w), tree_coalitions(h, w)
+    parent = np.full(len(tree.box), -1)
+    for p in np.flatnonzero(tree.left >= 0):
+        parent[tree.left[p]] = parent[tree.right[p]] = p
+    rng = np.random.default_rng(0)
+    chosen = [keys.full, keys.empty]
+    expected = [bits[0], 0]
+    for node in rng.choice(len(tree.box), 60):
+        node = int(node)
+        pattern = int(rng.integers(0, 1 << max(1, int(tree.depth[node]))))
+        want, child = bits[node], node
+        while parent[child] >= 0:  # climb: the sibling at each depth, if its bit is set
+            p = parent[child]
+            sibling = tree.right[p] if tree.left[p] == child else tree.left[p]
+            if pattern >> int(tree.depth[p]) & 1:
+                want |= bits[int(sibling)]
+            child = p
+        chosen.append((node, pattern))
+        expected.append(want)
+    got = keys.masks(chosen).reshape(len(chosen), -1)
+    want = np.array([[(b >> q) & 1 for q in range(h * w)] for b in expected], bool)
+    np.testing.assert_array_equal(got, want)

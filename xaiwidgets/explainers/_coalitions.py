@@ -56,6 +56,9 @@ class CoalitionEvaluator:
     max_rows : largest number of masked images materialised and sent at once (see
         :func:`rows_per_call`).
     labels : ``(h, w)`` int region map, or ``None`` for pixel coalitions.
+    keys : coalitions given as other hashable keys, e.g.
+        :class:`~._regions.TreeCoalitions` (``keys.full`` is the whole image, ``keys.masks(list)
+        -> (r, h, w)`` makes the masks).
 
     Use :meth:`request` / :meth:`request_many` to queue coalitions (they return handles),
     :meth:`run` to evaluate the queued ones, then ``evaluator.outputs[handle]`` (``(k,)``).
@@ -71,6 +74,7 @@ class CoalitionEvaluator:
         model_outputs: np.ndarray,
         max_rows: int = 8192,
         labels: np.ndarray | None = None,
+        keys: Any = None,
     ):
         self.backend = backend
         self.bound = bound
@@ -79,7 +83,8 @@ class CoalitionEvaluator:
         self.labels = None if labels is None else np.asarray(labels, np.int64)
         units = bound.height * bound.width if labels is None else int(self.labels.max()) + 1
         self.units = units
-        self.full = (1 << units) - 1
+        self.keys = keys
+        self.full = (1 << units) - 1 if keys is None else keys.full
         self.evaluations = np.zeros(n, np.int64)  # distinct coalitions requested, per image
         self.evaluated = 0  # masked images sent to the model so far
         self.max_rows = int(max_rows)
@@ -131,7 +136,7 @@ class CoalitionEvaluator:
     def request(self, image: int, coalition: int | np.ndarray) -> int:
         """Queue one coalition of image ``image``; returns its handle (the same handle for a
         coalition requested before, which is not evaluated again)."""
-        if not isinstance(coalition, int):
+        if isinstance(coalition, np.ndarray):
             coalition = coalition_bits(np.asarray(coalition, bool)[None])[0]
         cache = self._cache[image]
         handle = cache.get(coalition)
@@ -158,7 +163,9 @@ class CoalitionEvaluator:
     def pending(self) -> int:
         return len(self._pending)
 
-    def _masks(self, bits: list[int]) -> np.ndarray:
+    def _masks(self, bits: list) -> np.ndarray:
+        if self.keys is not None:
+            return self.keys.masks(bits)
         if self.labels is None:
             return coalition_masks(bits, self.bound.height, self.bound.width)
         regions = coalition_masks(bits, 1, self.units)[:, 0]  # (r, K) bool

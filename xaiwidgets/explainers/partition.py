@@ -22,8 +22,10 @@ value recorded as ``params["max_evals"]``.
 Memory and cancellation: masked images go to the model at most ``backend.batch_size`` (and
 :data:`._coalitions.WORK_BYTES` of images) at a time, with progress reported and cancel checked
 after each model call; a round queues at most :data:`MAX_ROUND` coalitions per image. The
-split frontier (heap) and the cache grow with the evaluations done (about ``h * w / 8 + 300``
-bytes and ``8 k`` bytes of outputs per coalition).
+split frontier (heap) and the cache grow with the evaluations done, by about 400 bytes and
+``8 k`` bytes of outputs per coalition whatever the image size: a coalition is a key
+``(node, context pattern)`` (:class:`._regions.TreeCoalitions`), its mask made only when the
+model call is.
 
 The same order of splits as ``shap.PartitionExplainer`` with ``shap.maskers.Image`` (same tree,
 same priority, ``round_size`` = shap's ``batch_size``), except that equal priorities go first in,
@@ -49,10 +51,10 @@ from ._coalitions import CoalitionEvaluator, rows_per_call
 from ._regions import (
     cap_budget,
     full_expansion_evals,
-    node_bits,
     paused_gc,
     region_tree,
     to_float32_exact_sums,
+    tree_coalitions,
 )
 from .base import Explainer
 
@@ -141,27 +143,32 @@ class PartitionExplainer(Explainer):
         n, h, w, c = x.shape
         tree = region_tree(h, w)
         left, right = tree.left.tolist(), tree.right.tolist()
-        bits = node_bits(h, w)  # each node's pixels as an int: coalitions are ints too
+        depth = tree.depth.tolist()
+        keys = tree_coalitions(h, w)  # coalitions as (node, context pattern) keys
         usable = full_expansion_evals(h, w)
         if self.max_evals > usable:
             why = f"every node split down to the pixels of a {h}x{w} image"
             self._capped = cap_budget("PartitionExplainer", self.max_evals, usable, why)
         rows = rows_per_call(self.backend, h, w, c)
-        ev = CoalitionEvaluator(self.backend, self.masker.bind(x), model_outputs, max_rows=rows)
+        ev = CoalitionEvaluator(
+            self.backend, self.masker.bind(x), model_outputs, max_rows=rows, keys=keys
+        )
         budget = self._budget() - 2  # the unmasked and fully masked images are evaluations too
         step = self._round_size()
         total_rows = max(1, n * budget)
         full_h = [ev.request(i, ev.full) for i in range(n)]
-        base_h = [ev.request(i, 0) for i in range(n)]
-        node_values = np.zeros((n, len(bits), outputs.shape[1]), np.float64)
-        # heap entries: (-priority, order, context bits, handle of v(C), handle of v(C ∪ N), node, weight)
+        base_h = [ev.request(i, keys.empty) for i in range(n)]
+        node_values = np.zeros((n, len(left), outputs.shape[1]), np.float64)
+        # heap entries: (-priority, order, context pattern of the node (see TreeCoalitions),
+        # handle of v(C), handle of v(C ∪ N), node, weight)
         heaps = [[(0.0, 0, 0, base_h[i], full_h[i], 0, 1.0)] for i in range(n)]
         used = np.zeros(n, np.int64)
         order = 1
         leaf_terms: list[tuple[int, int, int, int, float]] = []
         with paused_gc():  # the loop allocates many tuples, none in cycles
             while True:
-                split = []  # (image, entry, handle of v(C ∪ L), handle of v(C ∪ R), bits C ∪ L, bits C ∪ R)
+                split = []  # (image, entry, handle of v(C ∪ L), handle of v(C ∪ R), pattern of the
+                # children's context with their sibling visible)
                 for i in range(n):
                     heap = heaps[i]
                     if not heap:
@@ -179,9 +186,9 @@ class PartitionExplainer(Explainer):
                             leaf_terms.append((i, node, entry[3], entry[4], entry[6]))
                             continue
                         rc = right[node]
-                        m10 = ctx | bits[lc]
-                        m01 = ctx | bits[rc]
-                        split.append((i, entry, ev.request(i, m10), ev.request(i, m01), m10, m01))
+                        a = ev.request(i, (lc, ctx))  # C ∪ L
+                        b = ev.request(i, (rc, ctx))  # C ∪ R
+                        split.append((i, entry, a, b, ctx | (1 << depth[node])))
                         taken += 1
                     used[i] += 2 * taken
                 ev.run(lambda done: ctl.step(0.98 * done / total_rows))
@@ -232,14 +239,14 @@ class PartitionExplainer(Explainer):
             * half[:, None]
         )
         prio = (-prio).tolist()
-        for (i, entry, a, b, m10, m01), p, wt in zip(split, prio, half.tolist()):
+        for (i, entry, a, b, up), p, wt in zip(split, prio, half.tolist()):
             ctx, f00, f11, node = entry[2], entry[3], entry[4], entry[5]
             lc, rc = int(left[node]), int(right[node])
             heap = heaps[i]
             heapq.heappush(heap, (p[0], order, ctx, f00, a, lc, wt))
             heapq.heappush(heap, (p[1], order + 1, ctx, f00, b, rc, wt))
-            heapq.heappush(heap, (p[2], order + 2, m01, b, f11, lc, wt))
-            heapq.heappush(heap, (p[3], order + 3, m10, a, f11, rc, wt))
+            heapq.heappush(heap, (p[2], order + 2, up, b, f11, lc, wt))  # L in context C ∪ R
+            heapq.heappush(heap, (p[3], order + 3, up, a, f11, rc, wt))  # R in context C ∪ L
             order += 4
         return order
 
