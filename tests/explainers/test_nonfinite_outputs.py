@@ -149,3 +149,23 @@ def test_cem_names_the_images():
     model = xaiwidgets.wrap(f, grad_fn=lambda z, cot: (cot @ W.T).reshape(z.shape))
     with pytest.raises(ValueError, match=r"NaN for image\(s\) \[0\]"):
         CEMExplainer(model, max_iterations=5, c_steps=1)(x[:1])
+
+
+def test_deep_explainer_checks_the_deeplift_values(monkeypatch):
+    """Finite model outputs but NaN DeepLIFT values (as Keras ConvNeXt on the JAX backend gave):
+    the backend's deeplift, which DeepExplainer calls with its options, raises."""
+    pytest.importorskip("torch")
+    models = pytest.importorskip("tests.backends.models")
+    from xaiwidgets.backends import _deeplift_torch
+
+    real = _deeplift_torch.deeplift_torch
+
+    def nan_for_image_1(backend, x, baselines, outputs, **options):
+        values = real(backend, x, baselines, outputs, **options)
+        values[1] = np.nan
+        return values
+
+    monkeypatch.setattr(_deeplift_torch, "deeplift_torch", nan_for_image_1)
+    x = models.random_images(3)
+    with pytest.raises(ValueError, match=r"DeepLIFT attributions are NaN for image\(s\) \[1\]"):
+        DeepExplainer(models.torch_cnn(), models.random_images(2, seed=1))(x, outputs=[0])

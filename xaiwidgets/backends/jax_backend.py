@@ -334,11 +334,13 @@ class JaxBackend(BaseBackend):
         x = as_images(x)
         return layer_jax(self, x, layer, output_matrix(outputs, len(x)), reshape)
 
-    def deeplift(self, x: Any, baselines: Any, outputs: Any) -> np.ndarray:
-        """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_jax`."""
+    def deeplift(self, x: Any, baselines: Any, outputs: Any, **options: Any) -> np.ndarray:
+        """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_jax`
+        (``options``: ``softmax``, ``max_rows``). NaN or infinite values raise a ValueError."""
         from ._deeplift_jax import deeplift_jax
 
-        return check_finite(deeplift_jax(self, x, baselines, outputs), "DeepLIFT attributions")
+        values = deeplift_jax(self, x, baselines, outputs, **options)
+        return check_finite(values, "DeepLIFT attributions")
 
     def __repr__(self) -> str:
         what = type(self.module).__name__ if self.module is not None else "function"

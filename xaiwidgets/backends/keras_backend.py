@@ -219,11 +219,13 @@ class TensorFlowBackend(BaseBackend):
             self._k = int(self._predict_batch(x[:1]).shape[1])
         return self._k
 
-    def deeplift(self, x: Any, baselines: Any, outputs: Any) -> np.ndarray:
-        """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_keras`."""
+    def deeplift(self, x: Any, baselines: Any, outputs: Any, **options: Any) -> np.ndarray:
+        """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_keras`
+        (``options``: ``softmax``, ``max_rows``). NaN or infinite values raise a ValueError."""
         from ._deeplift_keras import deeplift_keras
 
-        return check_finite(deeplift_keras(self, x, baselines, outputs), "DeepLIFT attributions")
+        values = deeplift_keras(self, x, baselines, outputs, **options)
+        return check_finite(values, "DeepLIFT attributions")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({type(self.model).__name__}, batch_size={self.batch_size})"

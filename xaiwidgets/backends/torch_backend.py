@@ -263,11 +263,13 @@ class TorchBackend(BaseBackend):
                 res[s] = np.moveaxis(self.from_framework_grad(g), 0, -1)
         return check_finite(res, "gradients")
 
-    def deeplift(self, x: Any, baselines: Any, outputs: Any) -> np.ndarray:
-        """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_torch`."""
+    def deeplift(self, x: Any, baselines: Any, outputs: Any, **options: Any) -> np.ndarray:
+        """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_torch`
+        (``options``: ``softmax``, ``max_rows``). NaN or infinite values raise a ValueError."""
         from ._deeplift_torch import deeplift_torch
 
-        return check_finite(deeplift_torch(self, x, baselines, outputs), "DeepLIFT attributions")
+        values = deeplift_torch(self, x, baselines, outputs, **options)
+        return check_finite(values, "DeepLIFT attributions")
 
     def __repr__(self) -> str:
         return (
