@@ -186,3 +186,31 @@ def test_tree_coalition_keys_make_the_masks_of_their_pixel_sets():
     got = keys.masks(chosen).reshape(len(chosen), -1)
     want = np.array([[(b >> q) & 1 for q in range(h * w)] for b in expected], bool)
     np.testing.assert_array_equal(got, want)
+
+
+def test_forgetting_the_cache_keeps_pinned_coalitions_and_counts_re_evaluations():
+    from xaiwidgets.backends import wrap
+    from xaiwidgets.explainers._coalitions import CoalitionEvaluator
+    from xaiwidgets.maskers import Masker
+
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 4, 4, 1)).astype(np.float32)
+    backend = wrap(lambda z: z.reshape(len(z), -1)[:, :3] * 2)
+    labels = np.arange(16).reshape(4, 4) // 4  # 4 regions: the rows
+    ev = CoalitionEvaluator(
+        backend, Masker.parse("constant(0)").bind(x), backend.predict(x), labels=labels
+    )
+    base = [ev.request(i, 0) for i in range(2)]
+    ev.run()
+    ev.pin()
+    first = ev.request(1, 0b0011)
+    ev.run()
+    np.testing.assert_allclose(ev.outputs[first], np.r_[x[1, 0, :3, 0]] * 2)
+    assert ev.request(1, 0b0011) == first and ev.evaluations.tolist() == [2, 3]  # cached
+    ev.forget()
+    again = ev.request(1, 0b0011)  # forgotten: evaluated (and counted) again
+    ev.run()
+    assert ev.evaluations.tolist() == [2, 4]
+    np.testing.assert_allclose(ev.outputs[again], ev.outputs[first])
+    np.testing.assert_allclose(ev.outputs[base], 0)  # the pinned empty coalitions stay
+    assert [ev.request(i, 0) for i in range(2)] == base
