@@ -56,9 +56,10 @@ class RunControl:
             raise Cancelled()
 
     def step(self, fraction: float) -> None:
-        """Report progress (fraction done, clipped to [0, 1]) and check for cancellation."""
+        """Report progress (fraction done, clipped to [0, 1] and never below what was reported
+        before) and check for cancellation."""
         self.check()
-        fraction = min(max(float(fraction), 0.0), 1.0)
+        fraction = min(max(float(fraction), self._last, 0.0), 1.0)
         if self._bar is not None:
             self._bar.update(round(100 * (fraction - self._last)))
         if self._callback is not None:

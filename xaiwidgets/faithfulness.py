@@ -124,7 +124,7 @@ def _positive_int(value: Any, name: str) -> int:
 
 
 def _curve(explanation, model, masker, steps, score, progress, cancel, kind):
-    from .explainers._regions import CoalitionEvaluator
+    from .explainers._coalitions import CoalitionEvaluator
 
     _check_common(explanation, score)
     steps = _positive_int(steps, "steps")

@@ -222,3 +222,111 @@ def test_progress_and_cancel_between_model_calls():
         PermutationExplainer(f, "blur(28,28)", max_evals=1600)(
             x, progress=lambda frac: frac > 0 and stop.set(), cancel=stop
         )
+
+
+# ---------------------------------------------------------------- budgets, memory, cancel
+def test_a_huge_budget_is_capped_where_the_values_are_exact():
+    from xaiwidgets.explainers import PartitionExplainer
+    from xaiwidgets.explainers._regions import BudgetCappedWarning
+
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 8, 8, 3)).astype(np.float32)
+    f = MLP(d=192, k=4)
+    with pytest.warns(BudgetCappedWarning, match="capped to 2732"):
+        e = PermutationExplainer(f, "blur(3,3)", max_evals=10**8)(x)
+    # 2732 = every coalition hierarchy-respecting orders of 64 pixels reach
+    assert e.params["max_evals"] == 2732 and e.params["max_evals_requested"] == 10**8
+    check_efficiency(e, f(x))
+    # exact Owen values: the same as the Owen recursion of Partition split to every pixel
+    with pytest.warns(BudgetCappedWarning):
+        p = PartitionExplainer(f, "blur(3,3)", max_evals=10**6)(x)
+    np.testing.assert_allclose(e.values, p.values, rtol=0, atol=1e-5)
+
+
+def test_exact_shapley_values_from_every_coalition():
+    from xaiwidgets.explainers._regions import BudgetCappedWarning
+
+    rng = np.random.default_rng(1)
+    image = rng.random((1, 3, 3, 1)).astype(np.float32)
+    w1 = rng.normal(size=(9, 6))
+
+    def f(z):
+        return np.tanh(z.reshape(len(z), 9).astype(np.float64) @ w1)[:, :2] * 3
+
+    # 9! orders are too many to enumerate; 2^9 = 512 coalitions fit: exact Shapley values
+    with pytest.warns(BudgetCappedWarning, match="capped to 512"):
+        ex = PermutationExplainer(f, "constant(0)", max_evals=10**6, hierarchical=False)
+        e = ex(image)
+    np.testing.assert_allclose(
+        e.values[0].reshape(9, 2), shapley(value_function(f, image[0]), 9), atol=1e-5
+    )
+    assert ex.last_evaluations[0] == 512
+
+
+def test_huge_sampling_budget_returns_on_cancel_with_bounded_memory():
+    """2^64 coalitions of 64 pixels: 10^8 evaluations are usable, so the run is long; it
+    stops at cancel, and what it holds does not grow with the orders walked."""
+    import threading
+    import time
+    import tracemalloc
+
+    from xaiwidgets._progress import Cancelled
+
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 8, 8, 3)).astype(np.float32)
+    f = MLP(d=192, k=4)
+    stop = threading.Event()
+    seen = []
+
+    def progress(frac):
+        seen.append((time.perf_counter(), frac))
+
+    tracemalloc.start()
+    timer = threading.Timer(1.5, stop.set)
+    timer.start()
+    t0 = time.perf_counter()
+    with pytest.raises(Cancelled):
+        PermutationExplainer(f, "blur(3,3)", max_evals=10**8, hierarchical=False)(
+            x, progress=progress, cancel=stop
+        )
+    elapsed = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert elapsed < 1.5 + 1.0  # returned within about one model batch of the cancel
+    assert len(seen) > 3 and seen[-1][1] > seen[0][1]  # progress moved within the images
+    assert peak < 200 * 2**20  # without streaming, the walked paths alone grow past this
+
+
+def test_cancel_within_one_model_batch_at_224():
+    """Cancel set from another thread while a 224 x 224 RGB image is being explained returns
+    within about one model batch (here 0.1 s), not at the end of the image."""
+    import threading
+    import time
+
+    from xaiwidgets._progress import Cancelled
+
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 224, 224, 3)).astype(np.float32)
+
+    def f(z):  # a slow model: about 0.1 s a batch of 16
+        time.sleep(0.1)
+        return z.reshape(len(z), -1)[:, ::5000].astype(np.float32)
+
+    stop, when = threading.Event(), []
+
+    def cancel_soon():
+        time.sleep(0.3)
+        when.append(time.perf_counter())
+        stop.set()
+
+    def progress(frac):
+        if frac > 0 and not when and not getattr(progress, "started", False):
+            progress.started = True
+            threading.Thread(target=cancel_soon).start()
+
+    with pytest.raises(Cancelled):
+        PermutationExplainer(f, "constant(0)", max_evals=1600, batch_size=16)(
+            x, progress=progress, cancel=stop
+        )
+    latency = time.perf_counter() - when[0]
+    assert latency < 1.0, latency  # one batch (0.1 s) and the masking of the next

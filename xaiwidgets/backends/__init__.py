@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Backend, BaseBackend, output_matrix
+from .base import Backend, BaseBackend, NonFiniteOutputError, check_finite, output_matrix
 from .numpy_backend import NumpyBackend
 
 __all__ = [
     "Backend",
     "BaseBackend",
+    "NonFiniteOutputError",
     "NumpyBackend",
+    "check_finite",
     "keras_backend_of",
     "output_matrix",
     "wrap",

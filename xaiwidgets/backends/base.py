@@ -14,6 +14,11 @@ to the layout its model needs.
   the baselines (DeepSHAP). For each image and output they sum to
   ``f(x) - mean_b f(baseline_b)``.
 
+Every backend checks what the model gives back: NaN or infinite outputs (of
+``predict``, ``vjp``) or gradients (``vjp``, ``grad``, ``deeplift``) raise
+:class:`NonFiniteOutputError` (a ``ValueError``) naming the images concerned, instead of
+attributions that are silently all NaN.
+
 ``probabilities(x)`` gives softmax probabilities (the model's outputs when it already ends in a
 softmax, detected from its outputs).
 """
@@ -45,6 +50,48 @@ def is_out_of_memory(exc: BaseException) -> bool:
         return True
     text = f"{type(exc).__name__} {exc}".lower()
     return any(m in text for m in _OOM_MARKERS)
+
+
+class NonFiniteOutputError(ValueError):
+    """The model (or its gradient) gave NaN or infinite values; ``rows`` are the indices of the
+    images concerned, in the array the backend was called with."""
+
+    def __init__(self, message: str, rows: np.ndarray):
+        super().__init__(message)
+        self.rows = np.asarray(rows, np.int64)
+
+
+def _rows_text(rows: np.ndarray, limit: int = 10) -> str:
+    shown = ", ".join(str(int(r)) for r in rows[:limit])
+    more = f", ... ({len(rows)} in all)" if len(rows) > limit else ""
+    return f"[{shown}{more}]"
+
+
+def check_finite(values: np.ndarray, what: str = "outputs", offset: int = 0) -> np.ndarray:
+    """Raise :class:`NonFiniteOutputError` when ``values`` (rows = images, any trailing shape)
+    hold a NaN or an infinity; ``offset`` is added to the row numbers (the batch's first image).
+    Returns ``values``. ``what`` says what was checked ("outputs", "gradients", ...)."""
+    arr = np.asarray(values)
+    if arr.size == 0 or not np.issubdtype(arr.dtype, np.inexact):
+        return values
+    if np.isfinite(arr).all():
+        return values
+    bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
+    rows = np.flatnonzero(bad) + int(offset)
+    kind = "NaN" if np.isnan(arr).any() else "infinite"
+    if kind == "NaN" and np.isinf(arr).any():
+        kind = "NaN and infinite"
+    raise NonFiniteOutputError(
+        f"the model's {what} are {kind} for image(s) {_rows_text(rows)}: a NaN or infinity in "
+        "the model (a division by zero, a log of 0, an overflow) or in these images would make "
+        "every attribution NaN. Check the model on these images",
+        rows,
+    )
+
+
+def checked_vjp(outputs: np.ndarray, grads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(outputs, grads)`` of a ``vjp``, both checked by :func:`check_finite`."""
+    return check_finite(outputs), check_finite(grads, "gradients")
 
 
 @runtime_checkable
@@ -192,7 +239,8 @@ class BaseBackend:
 
     # -- protocol ----------------------------------------------------------------
     def predict(self, x: Any) -> np.ndarray:
-        """``(n, k)`` float32 model outputs for images ``x`` (any accepted form), batched."""
+        """``(n, k)`` float32 model outputs for images ``x`` (any accepted form), batched.
+        Raises :class:`NonFiniteOutputError` naming every image with a NaN or infinite output."""
         x = as_images(x)
         rows = self.rows_for(x.shape[1:], backward=False)
         with self.memory_hint(rows, x.shape[1:]):
@@ -206,7 +254,7 @@ class BaseBackend:
                 f"the model returned shape {out.shape} for {len(x)} images; "
                 "expected (n, k): one row of class scores per image"
             )
-        return out
+        return check_finite(out)  # every offending image named, whichever batch it was in
 
     def vjp(self, x: np.ndarray, cotangent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError(f"{type(self).__name__} has no gradients")

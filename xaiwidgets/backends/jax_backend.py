@@ -22,7 +22,7 @@ from ._layout import (
     output_groups,
     pad_rows,
 )
-from .base import BaseBackend, output_matrix
+from .base import BaseBackend, check_finite, checked_vjp, output_matrix
 
 try:
     import jax
@@ -304,7 +304,7 @@ class JaxBackend(BaseBackend):
             m = s.stop - s.start
             outs.append(np.asarray(out, np.float32)[:m])
             grads.append(np.asarray(g, np.float32)[:m])
-        return np.concatenate(outs), np.concatenate(grads)
+        return checked_vjp(np.concatenate(outs), np.concatenate(grads))
 
     def _vjp_callable(self, x: np.ndarray, cot_fn: Any) -> tuple[np.ndarray, np.ndarray]:
         """One compiled forward pass that returns the pullback with its residuals, the
@@ -320,7 +320,7 @@ class JaxBackend(BaseBackend):
             g = self._pull(pullback, jnp.asarray(pad_rows(cot, len(xp), "zeros"), out_j.dtype))
             outs.append(out[:m])
             grads.append(np.asarray(g, np.float32)[:m])
-        return np.concatenate(outs), np.concatenate(grads)
+        return checked_vjp(np.concatenate(outs), np.concatenate(grads))
 
     def grad(self, x: Any, outputs: Any) -> np.ndarray:
         """``(n, h, w, c, o)``: gradient of output ``outputs[i, j]`` of image ``i``, for every
@@ -346,7 +346,7 @@ class JaxBackend(BaseBackend):
                 xp, ip = self._padded(x[s], rows, (cols, "zeros"))
                 g = np.asarray(self._run(self._grad, xp, ip), np.float32)
                 res[s, ..., group] = g[:m, ..., :width]
-        return res
+        return check_finite(res, "gradients")
 
     def grad_rows(self, image_shape: tuple[int, ...], outputs: int = 1) -> int:
         """Rows per compiled :meth:`grad` call: the backward passes of an output group (up to
@@ -368,11 +368,13 @@ class JaxBackend(BaseBackend):
         x = as_images(x)
         return layer_jax(self, x, layer, output_matrix(outputs, len(x)), reshape)
 
-    def deeplift(self, x: Any, baselines: Any, outputs: Any) -> np.ndarray:
-        """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_jax`."""
+    def deeplift(self, x: Any, baselines: Any, outputs: Any, **options: Any) -> np.ndarray:
+        """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_jax`
+        (``options``: ``softmax``, ``max_rows``). NaN or infinite values raise a ValueError."""
         from ._deeplift_jax import deeplift_jax
 
-        return deeplift_jax(self, x, baselines, outputs)
+        values = deeplift_jax(self, x, baselines, outputs, **options)
+        return check_finite(values, "DeepLIFT attributions")
 
     def __repr__(self) -> str:
         what = type(self.module).__name__ if self.module is not None else "function"

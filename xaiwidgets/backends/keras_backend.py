@@ -24,7 +24,7 @@ from ._layout import (
     nhwc_to_nchw,
     output_groups,
 )
-from .base import BaseBackend, output_matrix
+from .base import BaseBackend, check_finite, checked_vjp, output_matrix
 
 try:
     import tensorflow as tf
@@ -221,7 +221,7 @@ class TensorFlowBackend(BaseBackend):
                 out, g = fn(self.to_framework(x[s]), tf.convert_to_tensor(cot[s]))
                 outs.append(out.numpy().astype(np.float32))
                 grads.append(self.from_framework_grad(g))
-        return np.concatenate(outs), np.concatenate(grads)
+        return checked_vjp(np.concatenate(outs), np.concatenate(grads))
 
     def grad(self, x: Any, outputs: Any) -> np.ndarray:
         """``(n, h, w, c, o)``: gradient of output ``outputs[i, j]`` of image ``i``, for every
@@ -244,7 +244,7 @@ class TensorFlowBackend(BaseBackend):
                 for group in output_groups(idx.shape[1]):
                     g = fn(xt, tf.convert_to_tensor(idx[s, group].astype(np.int32)))
                     res[s, ..., group] = np.moveaxis(self.from_framework_grad(g), 0, -1)
-        return res
+        return check_finite(res, "gradients")
 
     def grad_rows(self, image_shape: tuple[int, ...], outputs: int = 1) -> int:
         """Rows per compiled :meth:`grad` call: the backward passes of an output group (up to
@@ -257,11 +257,13 @@ class TensorFlowBackend(BaseBackend):
             self._k = int(self._predict_batch(x[:1]).shape[1])
         return self._k
 
-    def deeplift(self, x: Any, baselines: Any, outputs: Any) -> np.ndarray:
-        """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_keras`."""
+    def deeplift(self, x: Any, baselines: Any, outputs: Any, **options: Any) -> np.ndarray:
+        """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_keras`
+        (``options``: ``softmax``, ``max_rows``). NaN or infinite values raise a ValueError."""
         from ._deeplift_keras import deeplift_keras
 
-        return deeplift_keras(self, x, baselines, outputs)
+        values = deeplift_keras(self, x, baselines, outputs, **options)
+        return check_finite(values, "DeepLIFT attributions")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({type(self.model).__name__}, batch_size={self.batch_size})"

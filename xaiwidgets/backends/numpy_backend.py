@@ -9,7 +9,7 @@ import numpy as np
 
 from .._arrays import as_images, batches, to_numpy
 from ._layout import check_cotangent
-from .base import BaseBackend, output_matrix
+from .base import BaseBackend, check_finite, checked_vjp, output_matrix
 
 
 class NumpyBackend(BaseBackend):
@@ -62,7 +62,7 @@ class NumpyBackend(BaseBackend):
             outs.append(np.asarray(to_numpy(self.fn(x[s])), np.float32))
             check_cotangent(cot[s], s.stop - s.start, outs[-1].shape[-1])
             grads.append(np.asarray(to_numpy(self.grad_fn(x[s], cot[s])), np.float32))
-        return np.concatenate(outs), np.concatenate(grads).reshape(x.shape)
+        return checked_vjp(np.concatenate(outs), np.concatenate(grads).reshape(x.shape))
 
     def grad(self, x: Any, outputs: Any) -> np.ndarray:
         x = as_images(x)
@@ -77,4 +77,4 @@ class NumpyBackend(BaseBackend):
             cot = np.zeros((len(x), k), np.float32)
             cot[np.arange(len(x)), idx[:, j]] = 1.0
             out[..., j] = self.vjp(x, cot)[1]
-        return out
+        return check_finite(out, "gradients")

@@ -19,7 +19,7 @@ from ._layout import (
     nhwc_to_nchw,
     one_hot_stack,
 )
-from .base import BaseBackend, output_matrix
+from .base import BaseBackend, check_finite, checked_vjp, output_matrix
 
 try:
     import torch
@@ -268,7 +268,7 @@ class TorchBackend(BaseBackend):
                 (g,) = torch.autograd.grad(out, xt, ct, allow_unused=True)
                 outs.append(out_np)
                 grads.append(self.from_framework_grad(torch.zeros_like(xt) if g is None else g))
-        return np.concatenate(outs), np.concatenate(grads)
+        return checked_vjp(np.concatenate(outs), np.concatenate(grads))
 
     def _grad_batch(self, xt: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
         """``(o, m, ...)``: one forward pass, one autograd backward pass per output."""
@@ -295,13 +295,15 @@ class TorchBackend(BaseBackend):
             for s in batches(len(x), rows):
                 g = self._grad_batch(self.to_framework(x[s]), idx[s])
                 res[s] = np.moveaxis(self.from_framework_grad(g), 0, -1)
-        return res
+        return check_finite(res, "gradients")
 
-    def deeplift(self, x: Any, baselines: Any, outputs: Any) -> np.ndarray:
-        """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_torch`."""
+    def deeplift(self, x: Any, baselines: Any, outputs: Any, **options: Any) -> np.ndarray:
+        """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_torch`
+        (``options``: ``softmax``, ``max_rows``). NaN or infinite values raise a ValueError."""
         from ._deeplift_torch import deeplift_torch
 
-        return deeplift_torch(self, x, baselines, outputs)
+        values = deeplift_torch(self, x, baselines, outputs, **options)
+        return check_finite(values, "DeepLIFT attributions")
 
     def __repr__(self) -> str:
         return (

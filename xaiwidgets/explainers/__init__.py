@@ -1,6 +1,7 @@
 """Attribution and model-level explainers, each written once against the backend protocol."""
 
 from ._completeness import IncompleteAttributionError, IncompleteAttributionWarning
+from ._regions import BudgetCappedWarning
 from .base import Explainer, select_outputs
 from .cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM
 from .cem import CEMExplainer, CEMResult
@@ -13,6 +14,7 @@ from .partition import PartitionExplainer
 from .permutation import PermutationExplainer
 
 __all__ = [
+    "BudgetCappedWarning",
     "Explainer",
     "IncompleteAttributionError",
     "IncompleteAttributionWarning",

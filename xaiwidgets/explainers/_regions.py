@@ -9,19 +9,17 @@ Image masker ends up with (its leaf numbering mirrors the image), so regions of 
 coincide. Channels are never split: a leaf is a pixel with all its channels.
 
 A coalition is a boolean ``keep`` mask ``(h, w)``: ``True`` where the image is visible, ``False``
-where the masker hides it. :class:`CoalitionEvaluator` sends coalitions of all images to the
-model in one batched ``backend.predict`` call per :meth:`~CoalitionEvaluator.run`, and evaluates
-each distinct coalition of an image once (cache keyed by the mask's content).
+where the masker hides it, or the same as a Python int (:func:`coalition_bits`).
+:class:`~._coalitions.CoalitionEvaluator` evaluates the model on them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
@@ -150,6 +148,16 @@ def region_tree(height: int, width: int) -> RegionTree:
     return RegionTree(height, width, box, left, right, size, depth, leaf_of_pixel)
 
 
+@lru_cache(maxsize=16)
+def full_expansion_evals(height: int, width: int) -> int:
+    """Model evaluations per image of the Owen recursion split down to every pixel (the exact
+    Owen values): the unmasked and fully masked images, and two coalitions ``C ∪ L``,
+    ``C ∪ R`` for each inner node in each of its ``2^depth`` contexts."""
+    tree = region_tree(height, width)
+    inner = tree.depth[tree.left >= 0]
+    return 2 + 2 * sum(1 << int(d) for d in inner)
+
+
 @contextlib.contextmanager
 def paused_gc() -> Iterator[None]:
     """Pause Python's cyclic garbage collector around a loop that allocates many small tuples
@@ -213,107 +221,111 @@ def node_bits(height: int, width: int) -> NodeBits:
     return NodeBits(int(height), int(width))
 
 
-class CoalitionEvaluator:
-    """Model outputs on coalitions, batched over all images and cached per image.
+class TreeCoalitions:
+    """Coalitions of the Owen recursion as small keys ``(node, pattern)``, whatever the image
+    size: ``node`` visible, and for each level ``j < depth(node)`` with bit ``j`` of
+    ``pattern`` set, the sibling of ``node``'s ancestor at depth ``j + 1`` visible too (the
+    context a node is met in is made of such siblings). ``(0, 0)`` is the whole image,
+    ``(-1, 0)`` the empty coalition. A node's pixels as a Python int take ``h * w / 8`` bytes
+    (6 kB at 224 x 224); a key takes a few dozen.
 
-    A coalition is a Python int over the ``h * w`` pixels (bit set = pixel visible, see
-    :func:`coalition_bits`) or an ``(h, w)`` bool mask; it is cached by content, so a coalition
-    requested twice for an image is evaluated once.
-
-    Parameters
-    ----------
-    backend : the wrapped model (``predict(x) -> (n, k)``).
-    bound : a bound masker (:meth:`xaiwidgets.maskers.Masker.bind`) for the images.
-    model_outputs : ``(n, k)`` outputs on the unmasked images (seeded in the cache, so the full
-        coalition costs nothing and efficiency holds against exactly these outputs).
-    max_rows : largest number of masked images materialised and sent at once.
-
-    Use :meth:`request` / :meth:`request_many` to queue coalitions (they return handles),
-    :meth:`run` to evaluate the queued ones, then ``evaluator.outputs[handle]`` (``(k,)``).
+    Masks are painted: the node's rectangle, then, climbing towards the root, the sibling's
+    rectangle at each level whose bit is set (at most ``depth`` rectangles a key).
     """
 
-    def __init__(self, backend, bound, model_outputs: np.ndarray, max_rows: int = 8192):
-        self.backend = backend
-        self.bound = bound
-        n, k = model_outputs.shape
-        self.n = n
-        self.full = (1 << (bound.height * bound.width)) - 1
-        self._cache: list[dict[int, int]] = [{} for _ in range(n)]
-        self._out = np.zeros((max(64, 4 * n), k), np.float64)
-        self._size = 0
-        self._pending: list[tuple[int, int, int]] = []
-        self.evaluations = np.zeros(n, np.int64)  # distinct coalitions requested, per image
-        self.evaluated = 0  # masked images sent to the model so far
-        self.max_rows = int(max_rows)
-        for i in range(n):
-            handle = self._new_handle()
-            self._out[handle] = model_outputs[i]
-            self._cache[i][self.full] = handle
-            self.evaluations[i] += 1
+    full = (0, 0)
+    empty = (-1, 0)
 
-    @property
-    def outputs(self) -> np.ndarray:
-        """``(handles, k)`` model outputs of the evaluated coalitions."""
-        return self._out
+    def __init__(self, height: int, width: int):
+        tree = region_tree(height, width)
+        self.height, self.width = height, width
+        parent = np.full(len(tree.box), -1, np.int64)
+        sibling = np.full(len(tree.box), -1, np.int64)
+        inner = np.flatnonzero(tree.left >= 0)
+        parent[tree.left[inner]] = parent[tree.right[inner]] = inner
+        sibling[tree.left[inner]], sibling[tree.right[inner]] = tree.right[inner], tree.left[inner]
+        self.parent, self.sibling = parent.tolist(), sibling.tolist()
+        self.depth = tree.depth.tolist()
+        self.box = tree.box.tolist()
 
-    def _new_handle(self) -> int:
-        if self._size == len(self._out):
-            self._out = np.concatenate([self._out, np.zeros_like(self._out)])
-        self._size += 1
-        return self._size - 1
+    def masks(self, keys: list[tuple[int, int]]) -> np.ndarray:
+        """``(r, h, w)`` bool masks of ``keys``."""
+        out = np.zeros((len(keys), self.height, self.width), bool)
+        box, parent, sibling, depth = self.box, self.parent, self.sibling, self.depth
+        for i, (node, pattern) in enumerate(keys):
+            if node < 0:
+                continue
+            r0, r1, c0, c1 = box[node]
+            out[i, r0:r1, c0:c1] = True
+            child = node
+            pattern &= (1 << depth[node]) - 1
+            while pattern:  # levels above with a visible sibling remain
+                level = depth[child] - 1  # the parent's depth: bit of the sibling met here
+                if pattern >> level & 1:
+                    r0, r1, c0, c1 = box[sibling[child]]
+                    out[i, r0:r1, c0:c1] = True
+                    pattern ^= 1 << level
+                child = parent[child]
+        return out
 
-    def request(self, image: int, coalition: int | np.ndarray) -> int:
-        """Queue one coalition of image ``image``; returns its handle (the same handle for a
-        coalition requested before, which is not evaluated again)."""
-        if not isinstance(coalition, int):
-            coalition = coalition_bits(np.asarray(coalition, bool)[None])[0]
-        cache = self._cache[image]
-        handle = cache.get(coalition)
-        if handle is None:
-            handle = self._new_handle()
-            cache[coalition] = handle
-            self._pending.append((image, handle, coalition))
-            self.evaluations[image] += 1
-        return handle
 
-    def request_many(self, image: int, keeps: np.ndarray) -> np.ndarray:
-        """:meth:`request` for a stack of masks ``(r, h, w)``; returns ``(r,)`` handles."""
-        return np.fromiter(
-            (self.request(image, b) for b in coalition_bits(keeps)), np.int64, len(keeps)
-        )
+@lru_cache(maxsize=16)
+def tree_coalitions(height: int, width: int) -> TreeCoalitions:
+    """:class:`TreeCoalitions` of the ``height x width`` hierarchy (cached per shape)."""
+    return TreeCoalitions(int(height), int(width))
 
-    def count_new(self, image: int, keeps: np.ndarray) -> int:
-        """How many distinct coalitions of ``keeps`` ``(r, h, w)`` were never requested."""
-        cache = self._cache[image]
-        return sum(1 for b in set(coalition_bits(keeps)) if b not in cache)
 
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
+class BudgetCappedWarning(UserWarning):
+    """``max_evals`` was more than the method can use: it was lowered to the number of
+    evaluations that give the exact values (recorded in the Explanation's ``params``)."""
 
-    def run(self, progress: Callable[[int], Any] | None = None) -> None:
-        """Evaluate every queued coalition: one ``backend.predict`` call (or a few, each of at
-        most ``max_rows`` masked images), then ``progress(rows evaluated so far)`` after each."""
-        pending, self._pending = self._pending, []
-        h, w = self.bound.height, self.bound.width
-        for start in range(0, len(pending), self.max_rows):
-            part = pending[start : start + self.max_rows]
-            index, handles, bits = zip(*part)
-            keep = coalition_masks(list(bits), h, w)
-            out = self.backend.predict(self.bound(np.asarray(index, np.int64), keep))
-            self._out[np.asarray(handles, np.int64)] = out
-            self.evaluated += len(part)
-            if progress is not None:
-                progress(self.evaluated)
+
+def cap_budget(method: str, max_evals: int, usable: int, why: str) -> int:
+    """``min(max_evals, usable)``, with a :class:`BudgetCappedWarning` when it lowers it."""
+    if max_evals <= usable:
+        return max_evals
+    import warnings
+
+    warnings.warn(
+        f"{method}: max_evals={max_evals} is more than it can use; {usable} evaluations per "
+        f"image give the exact values ({why}), so max_evals is capped to {usable} (recorded "
+        "in the Explanation's params as max_evals, the requested value as max_evals_requested)",
+        BudgetCappedWarning,
+        stacklevel=6,  # the user's explainer(...) call
+    )
+    return usable
+
+
+class EfficiencyError(ArithmeticError):
+    """Attributions that do not add up to ``f(x) - f(masked)`` beyond float32 rounding: a bug
+    in the explainer, never hidden by :func:`to_float32_exact_sums`."""
 
 
 def to_float32_exact_sums(values: np.ndarray, totals: np.ndarray) -> np.ndarray:
     """``values`` ``(n, h, w, c, o)`` as float32 whose sums (taken in float64) over ``h, w, c``
     equal ``totals`` ``(n, o)`` up to one float32 rounding of the largest entry: the rounding
-    residual of the cast is put on the entry of largest magnitude of each image and output."""
+    residual of the cast is put on the entry of largest magnitude of each image and output.
+
+    Only rounding is moved. The cast changes each entry by at most half a float32 ulp, so the
+    leftover ``totals - sum(float32 values)`` is at most ``eps32 / 2 * sum |values|`` (plus the
+    float64 error of the algorithm, far smaller); a leftover above
+    ``eps32 * (sum |values| + |totals|)`` means the values do not add up and raises
+    :class:`EfficiencyError` instead of being hidden on one entry.
+    """
     out = np.ascontiguousarray(values, dtype=np.float32)
     n, o = totals.shape
     flat = out.reshape(n, -1, o)
+    leftover = np.asarray(totals, np.float64) - flat.sum(axis=1, dtype=np.float64)
+    scale = np.abs(flat).sum(axis=1, dtype=np.float64) + np.abs(np.asarray(totals, np.float64))
+    bound = float(np.finfo(np.float32).eps) * scale + np.finfo(np.float32).tiny
+    if not (np.abs(leftover) <= bound).all():  # also catches NaN
+        excess = np.where(np.isnan(leftover), np.inf, np.abs(leftover) / bound)
+        i, j = np.unravel_index(np.argmax(excess), leftover.shape)
+        raise EfficiencyError(
+            f"attributions of image {i}, output {j} sum to {totals[i, j] - leftover[i, j]!r}, "
+            f"not to f(x) - f(masked) = {totals[i, j]!r}: a leftover of {leftover[i, j]:.3g}, "
+            f"more than float32 rounding explains ({bound[i, j]:.3g})"
+        )
     where = np.abs(flat).argmax(axis=1)  # (n, o)
     rows, cols = np.arange(n)[:, None], np.arange(o)[None, :]
     for _ in range(2):
@@ -322,3 +334,16 @@ def to_float32_exact_sums(values: np.ndarray, totals: np.ndarray) -> np.ndarray:
             np.float32
         )
     return out
+
+
+_MOVED_TO_COALITIONS = ("CACHE_BYTES", "CALL_SECONDS", "WORK_BYTES", "CoalitionEvaluator")
+
+
+def __getattr__(name: str):
+    """``CoalitionEvaluator`` and its budgets live in :mod:`._coalitions` (imported from here
+    by older code, e.g. ``faithfulness``)."""
+    if name in _MOVED_TO_COALITIONS or name == "rows_per_call":
+        from . import _coalitions
+
+        return getattr(_coalitions, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,18 @@ weighted sum is ``w * Δ``: splitting never changes the total. Started from the 
 (``h * w * (h * w - 1)`` evaluations). With a budget, ``max_evals`` is spent best first: the
 (node, context) with the largest ``w * max_outputs |Δ|`` is split next, and a node left unsplit
 has its ``w * Δ`` spread evenly over its pixels. Efficiency is exact whatever the budget: per
-image and output, ``sum(values) = f(x) - f(fully masked)``.
+image and output, ``sum(values) = f(x) - f(fully masked)``. A budget above the full expansion
+(:func:`._regions.full_expansion_evals`: ``2 + 2 * sum over inner nodes of 2^depth``, 2,732 on
+8 x 8, about 11.2 million on 64 x 64) is capped to it with a ``BudgetCappedWarning``, the capped
+value recorded as ``params["max_evals"]``.
+
+Memory and cancellation: masked images go to the model at most ``backend.batch_size`` (and
+:data:`._coalitions.WORK_BYTES` of images) at a time, with progress reported and cancel checked
+after each model call; a round queues at most :data:`MAX_ROUND` coalitions per image. The
+split frontier (heap) and the cache grow with the evaluations done, by about 400 bytes and
+``8 k`` bytes of outputs per coalition whatever the image size: a coalition is a key
+``(node, context pattern)`` (:class:`._regions.TreeCoalitions`), its mask made only when the
+model call is.
 
 The same order of splits as ``shap.PartitionExplainer`` with ``shap.maskers.Image`` (same tree,
 same priority, ``round_size`` = shap's ``batch_size``), except that equal priorities go first in,
@@ -36,14 +47,20 @@ import numpy as np
 
 from .._progress import RunControl
 from ..maskers import Masker
+from ._coalitions import CoalitionEvaluator, rows_per_call
 from ._regions import (
-    CoalitionEvaluator,
-    node_bits,
+    cap_budget,
+    full_expansion_evals,
     paused_gc,
     region_tree,
     to_float32_exact_sums,
+    tree_coalitions,
 )
 from .base import Explainer
+
+#: Most coalitions per image in one round, whatever ``round_size`` or ``max_evals`` say: the
+#: coalitions of a round are queued (as pixel ints) before the model sees them.
+MAX_ROUND = 1024
 
 
 def _names(class_names: Any, output_names: Any) -> Any:
@@ -96,27 +113,29 @@ class PartitionExplainer(Explainer):
         self.max_evals = _check_int(max_evals, "max_evals", 3)
         self.round_size = None if round_size is None else _check_int(round_size, "round_size", 2)
         self.last_evaluations: np.ndarray | None = None
+        self._capped: int | None = None  # set on the per-call copy when max_evals is capped
 
     def params(self) -> dict[str, Any]:
-        return {
+        params = {
             "masker": self.masker.spec,
-            "max_evals": self.max_evals,
+            "max_evals": self._budget(),
             "round_size": self._round_size(),
         }
+        if self._capped is not None:
+            params["max_evals_requested"] = self.max_evals
+        return params
+
+    def _budget(self) -> int:
+        return self._capped if self._capped is not None else self.max_evals
 
     def _round_size(self) -> int:
-        return self.round_size if self.round_size is not None else max(10, self.max_evals // 8)
+        size = self.round_size if self.round_size is not None else max(10, self._budget() // 8)
+        return min(size, MAX_ROUND)
 
     def __call__(
         self, images: Any, outputs: Any = None, *, max_evals: int | None = None, **kwargs: Any
     ):
-        if max_evals is not None and max_evals != self.max_evals:
-            other = copy.copy(self)
-            other.max_evals = _check_int(max_evals, "max_evals", 3)
-            result = Explainer.__call__(other, images, outputs, **kwargs)
-            self.__dict__.update({k: v for k, v in other.__dict__.items() if k.startswith("last_")})
-            return result
-        return super().__call__(images, outputs, **kwargs)
+        return _call_on_copy(self, 3, images, outputs, max_evals, **kwargs)
 
     def _explain(
         self, x: np.ndarray, outputs: np.ndarray, model_outputs: np.ndarray, ctl: RunControl
@@ -124,21 +143,32 @@ class PartitionExplainer(Explainer):
         n, h, w, c = x.shape
         tree = region_tree(h, w)
         left, right = tree.left.tolist(), tree.right.tolist()
-        bits = node_bits(h, w)  # each node's pixels as an int: coalitions are ints too
-        ev = CoalitionEvaluator(self.backend, self.masker.bind(x), model_outputs)
-        budget = self.max_evals - 2  # the unmasked and fully masked images are evaluations too
+        depth = tree.depth.tolist()
+        keys = tree_coalitions(h, w)  # coalitions as (node, context pattern) keys
+        usable = full_expansion_evals(h, w)
+        if self.max_evals > usable:
+            why = f"every node split down to the pixels of a {h}x{w} image"
+            self._capped = cap_budget("PartitionExplainer", self.max_evals, usable, why)
+        rows = rows_per_call(self.backend, h, w, c)
+        ev = CoalitionEvaluator(
+            self.backend, self.masker.bind(x), model_outputs, max_rows=rows, keys=keys
+        )
+        budget = self._budget() - 2  # the unmasked and fully masked images are evaluations too
         step = self._round_size()
+        total_rows = max(1, n * budget)
         full_h = [ev.request(i, ev.full) for i in range(n)]
-        base_h = [ev.request(i, 0) for i in range(n)]
-        node_values = np.zeros((n, len(bits), outputs.shape[1]), np.float64)
-        # heap entries: (-priority, order, context bits, handle of v(C), handle of v(C ∪ N), node, weight)
+        base_h = [ev.request(i, keys.empty) for i in range(n)]
+        node_values = np.zeros((n, len(left), outputs.shape[1]), np.float64)
+        # heap entries: (-priority, order, context pattern of the node (see TreeCoalitions),
+        # handle of v(C), handle of v(C ∪ N), node, weight)
         heaps = [[(0.0, 0, 0, base_h[i], full_h[i], 0, 1.0)] for i in range(n)]
         used = np.zeros(n, np.int64)
         order = 1
         leaf_terms: list[tuple[int, int, int, int, float]] = []
         with paused_gc():  # the loop allocates many tuples, none in cycles
             while True:
-                split = []  # (image, entry, handle of v(C ∪ L), handle of v(C ∪ R), bits C ∪ L, bits C ∪ R)
+                split = []  # (image, entry, handle of v(C ∪ L), handle of v(C ∪ R), pattern of the
+                # children's context with their sibling visible)
                 for i in range(n):
                     heap = heaps[i]
                     if not heap:
@@ -156,19 +186,19 @@ class PartitionExplainer(Explainer):
                             leaf_terms.append((i, node, entry[3], entry[4], entry[6]))
                             continue
                         rc = right[node]
-                        m10 = ctx | bits[lc]
-                        m01 = ctx | bits[rc]
-                        split.append((i, entry, ev.request(i, m10), ev.request(i, m01), m10, m01))
+                        a = ev.request(i, (lc, ctx))  # C ∪ L
+                        b = ev.request(i, (rc, ctx))  # C ∪ R
+                        split.append((i, entry, a, b, ctx | (1 << depth[node])))
                         taken += 1
                     used[i] += 2 * taken
-                ev.run()
+                ev.run(lambda done: ctl.step(0.98 * done / total_rows))
                 if not split and not any(heaps):
                     break
                 if split:
                     order = self._push_children(
                         split, ev.outputs, outputs, heaps, left, right, order
                     )
-                ctl.step(0.98 * float(used.sum()) / max(1, n * budget))
+                ctl.step(0.98 * ev.evaluated / total_rows)
         if leaf_terms:
             img, node, lo, hi, wt = (np.array(col) for col in zip(*leaf_terms))
             f = ev.outputs
@@ -209,16 +239,28 @@ class PartitionExplainer(Explainer):
             * half[:, None]
         )
         prio = (-prio).tolist()
-        for (i, entry, a, b, m10, m01), p, wt in zip(split, prio, half.tolist()):
+        for (i, entry, a, b, up), p, wt in zip(split, prio, half.tolist()):
             ctx, f00, f11, node = entry[2], entry[3], entry[4], entry[5]
             lc, rc = int(left[node]), int(right[node])
             heap = heaps[i]
             heapq.heappush(heap, (p[0], order, ctx, f00, a, lc, wt))
             heapq.heappush(heap, (p[1], order + 1, ctx, f00, b, rc, wt))
-            heapq.heappush(heap, (p[2], order + 2, m01, b, f11, lc, wt))
-            heapq.heappush(heap, (p[3], order + 3, m10, a, f11, rc, wt))
+            heapq.heappush(heap, (p[2], order + 2, up, b, f11, lc, wt))  # L in context C ∪ R
+            heapq.heappush(heap, (p[3], order + 3, up, a, f11, rc, wt))  # R in context C ∪ L
             order += 4
         return order
+
+
+def _call_on_copy(explainer, minimum, images, outputs, max_evals, **kwargs):
+    """Run ``explainer`` on a shallow copy (with ``max_evals`` if given), so that what one
+    call sets (a capped budget) stays with that call; ``last_*`` diagnostics are copied back."""
+    other = copy.copy(explainer)
+    other._capped = None
+    if max_evals is not None:
+        other.max_evals = _check_int(max_evals, "max_evals", minimum)
+    result = Explainer.__call__(other, images, outputs, **kwargs)
+    explainer.__dict__.update({k: v for k, v in other.__dict__.items() if k.startswith("last_")})
+    return result
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:

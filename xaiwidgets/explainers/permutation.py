@@ -11,9 +11,23 @@ estimation"). Every path telescopes to ``f(x) - f(fully masked)``, so efficiency
 number of orders.
 
 Cost: ``f(x)`` and ``f(fully masked)`` once, then ``2 (K - 1)`` coalitions per pair; a coalition
-met before (for an image) is not evaluated again. Pairs are drawn while the distinct evaluations
-fit in ``max_evals``; with ``2^K <= max_evals`` (and few enough orders), every order is enumerated
-instead and the values are exact. Nothing is spent on effects that were not asked for.
+met before (for an image) is not evaluated again. Pairs are drawn while the evaluations fit in
+``max_evals``. Nothing is spent on effects that were not asked for.
+
+Exact values and capped budgets: the orders reach ``U`` distinct coalitions (``2^K`` for all
+orders; for hierarchy-respecting ones ``p(N) = 2 (p(L) + p(R)) - 4`` over the tree above the
+regions, ``p = 2`` for a region: 2,732 for the 64 pixels of an 8 x 8 image). With
+``max_evals >= U`` the values are computed exactly, by enumerating every order when there are
+at most 5,040, else by the Owen recursion over the hierarchy (as
+:class:`~xaiwidgets.explainers.PartitionExplainer` split to the regions) or from all ``2^K``
+coalitions (Shapley, ``K <= 20``), and a larger ``max_evals`` is capped to ``U`` with a
+``BudgetCappedWarning`` (``params["max_evals"]`` is the capped value,
+``params["max_evals_requested"]`` the one given).
+
+Memory and cancellation: coalitions are ints over the regions (``K / 8`` bytes), the walked
+orders are summed and dropped after each batch of model calls, the cache is forgotten beyond
+:data:`._coalitions.CACHE_BYTES`, and masked images go to the model at most ``batch_size`` (and
+:data:`._coalitions.WORK_BYTES`) at a time, with progress and a cancel check after every call.
 
 Regions: the pixels when one pair fits (``2 * h * w <= max_evals``), otherwise the balanced cut
 of the region hierarchy (:mod:`._regions`) with ``max_evals // 2`` regions, or ``regions=K``.
@@ -22,7 +36,6 @@ A region's value is spread evenly over its pixels and a pixel's equally over its
 
 from __future__ import annotations
 
-import copy
 import functools
 import itertools
 import math
@@ -32,12 +45,15 @@ import numpy as np
 
 from .._progress import RunControl
 from ..maskers import Masker
-from ._regions import CoalitionEvaluator, RegionTree, region_tree, to_float32_exact_sums
+from ._coalitions import CACHE_BYTES, CoalitionEvaluator, rows_per_call
+from ._regions import RegionTree, cap_budget, region_tree, to_float32_exact_sums
 from .base import Explainer
-from .partition import _check_int, _names
+from .partition import _call_on_copy, _check_int, _names
 
 _MAX_ENUMERATED_ORDERS = 5040
-_MAX_MASK_BYTES = 128 * 2**20
+_MAX_SUBSET_REGIONS = 20  # exact Shapley values from all 2^K coalitions up to this K
+_ORDERS_PER_CHUNK = 256
+_PATH_ENTRIES = 2**20  # handles held before the walked orders are evaluated and summed
 
 
 class PermutationExplainer(Explainer):
@@ -84,26 +100,24 @@ class PermutationExplainer(Explainer):
         self.seed = int(seed)
         self.last_evaluations: np.ndarray | None = None
         self.last_orders = 0
+        self._capped: int | None = None  # set on the per-call copy when max_evals is capped
 
     def params(self) -> dict[str, Any]:
-        return {
+        params = {
             "masker": self.masker.spec,
-            "max_evals": self.max_evals,
+            "max_evals": self._budget(),
             "regions": self.regions,
             "hierarchical": self.hierarchical,
             "seed": self.seed,
         }
+        if self._capped is not None:
+            params["max_evals_requested"] = self.max_evals
+        return params
 
     def __call__(
         self, images: Any, outputs: Any = None, *, max_evals: int | None = None, **kwargs: Any
     ):
-        if max_evals is not None and max_evals != self.max_evals:
-            other = copy.copy(self)
-            other.max_evals = _check_int(max_evals, "max_evals", 4)
-            result = Explainer.__call__(other, images, outputs, **kwargs)
-            self.__dict__.update({k: v for k, v in other.__dict__.items() if k.startswith("last_")})
-            return result
-        return super().__call__(images, outputs, **kwargs)
+        return _call_on_copy(self, 4, images, outputs, max_evals, **kwargs)
 
     # ------------------------------------------------------------------ orders
     def _cut(self, tree: RegionTree) -> list[int]:
@@ -141,6 +155,26 @@ class PermutationExplainer(Explainer):
     def _n_orders(self, k: int) -> int:
         return 2 ** (k - 1) if self.hierarchical else math.factorial(k)
 
+    # ------------------------------------------------------------------ budget
+    def _usable(self, tree: RegionTree, cut: list[int]) -> int:
+        """Distinct coalitions the orders can reach, the empty and full ones included: ``2^K``
+        for all orders; for hierarchy-respecting ones ``p(N) = 2 (p(L) + p(R)) - 4`` over the
+        tree above the cut (``p = 2`` for a region: hidden or shown)."""
+        k = len(cut)
+        if not self.hierarchical:
+            return 1 << k
+        in_cut = set(cut)
+
+        def p(node: int) -> int:
+            if node in in_cut:
+                return 2
+            return 2 * (p(int(tree.left[node])) + p(int(tree.right[node]))) - 4
+
+        return p(0)
+
+    def _budget(self) -> int:
+        return self._capped if self._capped is not None else self.max_evals
+
     # ------------------------------------------------------------------ explain
     def _explain(
         self, x: np.ndarray, outputs: np.ndarray, model_outputs: np.ndarray, ctl: RunControl
@@ -151,67 +185,206 @@ class PermutationExplainer(Explainer):
         k = len(cut)
         labels = tree.labels(cut)
         sizes = tree.size[cut].astype(np.float64)
-        # masked images per model call: big batches, bounded memory, progress between calls
-        max_rows = max(self.backend.batch_size, min(2048, _MAX_MASK_BYTES // (h * w * c * 4)))
-        ev = CoalitionEvaluator(self.backend, self.masker.bind(x), model_outputs, max_rows=max_rows)
-        rng = np.random.default_rng(self.seed)
-        full_h = [ev.request(i, np.ones((h, w), bool)) for i in range(n)]
-        base_h = [ev.request(i, np.zeros((h, w), bool)) for i in range(n)]
-        paths: list[np.ndarray] = []  # the orders walked
-        handles: list[np.ndarray] = []  # (n, K + 1) handles of each walked order
-        budget = n * self.max_evals
-
-        def walk(orders: np.ndarray, keeps: list[np.ndarray]) -> None:
-            for order, kp in zip(orders, keeps):
-                row = np.empty((n, k + 1), np.int64)
-                row[:, 0], row[:, k] = base_h, full_h
-                for i in range(n):
-                    row[i, 1:k] = ev.request_many(i, kp)
-                paths.append(order)
-                handles.append(row)
-            if ev.pending >= max_rows:
-                ev.run(lambda done: ctl.step(0.98 * done / budget))
-
-        if 2**k <= self.max_evals and self._n_orders(k) <= _MAX_ENUMERATED_ORDERS:
-            orders = self._orders(tree, cut, rng, None)  # every order: exact values
-            walk(orders, [self._prefix_masks(o, labels) for o in orders])
-        else:
-            for _ in range(4 * max(1, (self.max_evals - 2) // (2 * (k - 1)))):
-                sigma = self._orders(tree, cut, rng, 1)[0]
-                pair = np.stack([sigma, sigma[::-1]])  # an order and its reverse
-                keeps = [self._prefix_masks(o, labels) for o in pair]
-                new = ev.count_new(0, np.concatenate(keeps))  # the same masks for every image
-                if ev.evaluations[0] + new > self.max_evals:
-                    break
-                walk(pair, keeps)
-        ev.run(lambda done: ctl.step(0.98 * done / budget))
-        if not paths:
-            raise ValueError(
-                f"max_evals={self.max_evals} is too small for {k} regions: one antithetic pair "
-                f"needs {2 * k} evaluations; pass a larger max_evals or regions=..."
+        usable = self._usable(tree, cut)
+        if self.max_evals > usable and (self.hierarchical or k <= _MAX_SUBSET_REGIONS):
+            why = f"every coalition of the {k} regions that " + (
+                "hierarchy-respecting orders reach" if self.hierarchical else "orders reach"
             )
+            self._capped = cap_budget("PermutationExplainer", self.max_evals, usable, why)
+        budget = self._budget()
+        rows = rows_per_call(self.backend, h, w, c)
+        ev = CoalitionEvaluator(
+            self.backend, self.masker.bind(x), model_outputs, max_rows=rows, labels=labels
+        )
+        total_rows = max(1, n * budget)
+
+        def progress(done: int) -> None:
+            ctl.step(0.98 * done / total_rows)
+
+        full_h = np.array([ev.request(i, ev.full) for i in range(n)], np.int64)
+        base_h = np.array([ev.request(i, 0) for i in range(n)], np.int64)
+        ev.run(progress)
+        ev.pin()  # the unmasked and fully masked images stay cached whatever is forgotten
+        acc = _PathSums(ev, outputs, full_h, base_h, k)
+        exact = budget >= usable  # every reachable coalition fits: the exact values
+        if exact and self._n_orders(k) <= _MAX_ENUMERATED_ORDERS:
+            orders = self._orders(tree, cut, self._rng(), None)  # every order: exact values
+            for start in range(0, len(orders), _ORDERS_PER_CHUNK):
+                acc.add(orders[start : start + _ORDERS_PER_CHUNK])
+                acc.flush(progress)
+            phi = acc.mean()
+        elif exact and self.hierarchical:
+            phi = self._exact_owen(tree, cut, ev, outputs, full_h, base_h, progress, ctl)
+            self.last_orders = self._n_orders(k)
+        elif exact and k <= _MAX_SUBSET_REGIONS:
+            phi = self._exact_shapley(k, ev, outputs, progress)
+            self.last_orders = self._n_orders(k)
+        else:
+            phi = self._sample(tree, cut, ev, acc, budget, progress, ctl)
         self.last_evaluations = ev.evaluations.copy()
-        self.last_orders = len(paths)
-        order = np.stack(paths)  # (P, K)
-        hdl = np.stack(handles, axis=1)  # (n, P, K + 1)
-        vals = ev.outputs[hdl[..., None], outputs[:, None, None, :]]  # (n, P, K + 1, o)
-        diffs = vals[:, :, 1:] - vals[:, :, :-1]  # contribution of the region added at each step
-        rank = np.argsort(order, axis=1)  # position of each region in each order
-        phi = np.take_along_axis(diffs, rank[None, :, :, None], axis=2).mean(axis=1)  # (n, K, o)
+        if acc.count:
+            self.last_orders = acc.count
         per_pixel = phi[:, labels] / sizes[labels][None, :, :, None]  # (n, h, w, o)
         values = np.broadcast_to((per_pixel / c)[:, :, :, None, :], (n, h, w, c, outputs.shape[1]))
-        base = ev.outputs[np.asarray(base_h)[:, None], outputs]
-        totals = ev.outputs[np.asarray(full_h)[:, None], outputs] - base
+        base = ev.outputs[base_h[:, None], outputs]
+        totals = ev.outputs[full_h[:, None], outputs] - base
         return to_float32_exact_sums(values, totals), base.astype(np.float32)
 
+    def _rng(self) -> np.random.Generator:
+        return np.random.default_rng(self.seed)
+
+    def _sample(self, tree, cut, ev, acc, budget, progress, ctl) -> np.ndarray:
+        """Antithetic pairs while their new coalitions fit in ``budget``; the model sees them a
+        batch at a time, the paths are summed and dropped after each batch, and the cache is
+        forgotten beyond :data:`._coalitions.CACHE_BYTES` (memory bounded whatever the budget)."""
+        k = len(cut)
+        rng = self._rng()
+        for _ in range(4 * max(1, (budget - 2) // (2 * (k - 1)))):
+            ctl.check()
+            sigma = self._orders(tree, cut, rng, 1)[0]
+            pair = np.stack([sigma, sigma[::-1]])  # an order and its reverse
+            bits = [b for order in pair for b in _prefix_bits(order)]
+            if ev.evaluations[0] + ev.count_new(0, bits) > budget:
+                break
+            acc.add(pair, bits)
+            if ev.pending >= ev.max_rows or acc.held >= _PATH_ENTRIES:
+                acc.flush(progress)
+                if ev.cached_bytes > CACHE_BYTES:
+                    ev.forget()
+        acc.flush(progress)
+        if not acc.count:
+            raise ValueError(
+                f"max_evals={budget} is too small for {k} regions: one antithetic pair "
+                f"needs {2 * k} evaluations; pass a larger max_evals or regions=..."
+            )
+        return acc.mean()
+
+    def _exact_owen(self, tree, cut, ev, outputs, full_h, base_h, progress, ctl) -> np.ndarray:
+        """Exact Owen values of the cut's regions when every reachable coalition fits in the
+        budget but the orders are too many to enumerate: the recursion of
+        :class:`~xaiwidgets.explainers.PartitionExplainer` (a node in context ``C`` gives its
+        children four terms of half its weight), level by level, stopped at the cut."""
+        n, k = len(full_h), len(cut)
+        index = {node: i for i, node in enumerate(cut)}
+        region_bits: dict[int, int] = {}
+
+        def bits_of(node: int) -> int:
+            if node not in region_bits:
+                region_bits[node] = (
+                    1 << index[node]
+                    if node in index
+                    else bits_of(int(tree.left[node])) | bits_of(int(tree.right[node]))
+                )
+            return region_bits[node]
+
+        bits_of(0)
+        phi = np.zeros((n, k, outputs.shape[1]))
+        level = [(0, 0, base_h, full_h, 1.0)]  # (node, context, h(C), h(C ∪ node), weight)
+        while level:
+            ctl.check()
+            nxt, done = [], []
+            for node, ctx, h00, h11, wt in level:
+                if node in index:
+                    done.append((index[node], h00, h11, wt))
+                    continue
+                lc, rc = int(tree.left[node]), int(tree.right[node])
+                m10, m01 = ctx | region_bits[lc], ctx | region_bits[rc]
+                a = np.array([ev.request(i, m10) for i in range(n)], np.int64)
+                b = np.array([ev.request(i, m01) for i in range(n)], np.int64)
+                half = wt / 2
+                nxt += [
+                    (lc, ctx, h00, a, half),
+                    (rc, ctx, h00, b, half),
+                    (lc, m01, b, h11, half),
+                    (rc, m10, a, h11, half),
+                ]
+            ev.run(progress)
+            f = ev.outputs
+            for r, h00, h11, wt in done:
+                phi[:, r] += wt * (f[h11[:, None], outputs] - f[h00[:, None], outputs])
+            level = nxt
+        return phi
+
     @staticmethod
-    def _prefix_masks(order: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """``(K - 1, h, w)`` the coalitions strictly between empty and full along ``order``."""
-        k = len(order)
-        rank = np.empty(k, np.int64)
-        rank[order] = np.arange(k)
-        pixel_rank = rank[labels]
-        return pixel_rank[None] < np.arange(1, k)[:, None, None]
+    def _exact_shapley(k, ev, outputs, progress) -> np.ndarray:
+        """Exact Shapley values from all ``2^K`` coalitions (``K <= 20``):
+        ``phi_i = sum_{S not containing i} |S|! (K - |S| - 1)! / K! (v(S ∪ i) - v(S))``."""
+        n = ev.n
+        every = list(range(1 << k))
+        hdl = np.stack([ev.request_many(i, every) for i in range(n)])  # (n, 2^K)
+        ev.run(progress)
+        v = ev.outputs[hdl[:, :, None], outputs[:, None, :]]  # (n, 2^K, o)
+        subsets = np.arange(1 << k)
+        size = np.zeros(1 << k, np.int64)
+        for i in range(k):
+            size += (subsets >> i) & 1
+        weight = np.array(
+            [math.factorial(s) * math.factorial(k - s - 1) / math.factorial(k) for s in range(k)]
+        )
+        phi = np.zeros((n, k, outputs.shape[1]))
+        for i in range(k):
+            without = subsets[((subsets >> i) & 1) == 0]
+            wt = weight[size[without]][None, :, None]
+            phi[:, i] = (wt * (v[:, without | (1 << i)] - v[:, without])).sum(axis=1)
+        return phi
+
+
+def _prefix_bits(order: np.ndarray) -> list[int]:
+    """The ``K - 1`` coalitions (region ints) strictly between empty and full along ``order``."""
+    out, acc = [], 0
+    for r in order[:-1].tolist():
+        acc |= 1 << r
+        out.append(acc)
+    return out
+
+
+class _PathSums:
+    """Running sums of the marginal contributions along walked orders: orders are queued with
+    :meth:`add`, evaluated and summed by :meth:`flush`, then dropped (memory bounded by one
+    chunk, whatever the number of orders)."""
+
+    def __init__(self, ev, outputs, full_h, base_h, k):
+        self.ev, self.outputs, self.k = ev, outputs, k
+        self.full_h, self.base_h = full_h, base_h
+        n = len(full_h)
+        self.sums = np.zeros((n, k, outputs.shape[1]))
+        self.count = 0
+        self._orders: list[np.ndarray] = []
+        self._handles: list[np.ndarray] = []
+
+    @property
+    def held(self) -> int:
+        """Handles queued (images x orders x (K + 1))."""
+        return len(self._handles) * len(self.full_h) * (self.k + 1)
+
+    def add(self, orders: np.ndarray, bits: list[int] | None = None) -> None:
+        ev, k = self.ev, self.k
+        if bits is None:
+            bits = [b for order in orders for b in _prefix_bits(order)]
+        for j, order in enumerate(orders):
+            row = np.empty((len(self.full_h), k + 1), np.int64)
+            row[:, 0], row[:, k] = self.base_h, self.full_h
+            part = bits[j * (k - 1) : (j + 1) * (k - 1)]
+            for i in range(len(self.full_h)):
+                row[i, 1:k] = ev.request_many(i, part)
+            self._orders.append(order)
+            self._handles.append(row)
+
+    def flush(self, progress) -> None:
+        self.ev.run(progress)
+        if not self._orders:
+            return
+        order = np.stack(self._orders)  # (P, K)
+        hdl = np.stack(self._handles, axis=1)  # (n, P, K + 1)
+        self._orders, self._handles = [], []
+        vals = self.ev.outputs[hdl[..., None], self.outputs[:, None, None, :]]  # (n, P, K+1, o)
+        diffs = vals[:, :, 1:] - vals[:, :, :-1]  # contribution of the region added at each step
+        rank = np.argsort(order, axis=1)  # position of each region in each order
+        self.sums += np.take_along_axis(diffs, rank[None, :, :, None], axis=2).sum(axis=1)
+        self.count += len(order)
+
+    def mean(self) -> np.ndarray:
+        return self.sums / self.count
 
 
 @functools.lru_cache(maxsize=8)
