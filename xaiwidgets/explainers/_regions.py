@@ -334,16 +334,3 @@ def to_float32_exact_sums(values: np.ndarray, totals: np.ndarray) -> np.ndarray:
             np.float32
         )
     return out
-
-
-_MOVED_TO_COALITIONS = ("CACHE_BYTES", "CALL_SECONDS", "WORK_BYTES", "CoalitionEvaluator")
-
-
-def __getattr__(name: str):
-    """``CoalitionEvaluator`` and its budgets live in :mod:`._coalitions` (imported from here
-    by older code, e.g. ``faithfulness``)."""
-    if name in _MOVED_TO_COALITIONS or name == "rows_per_call":
-        from . import _coalitions
-
-        return getattr(_coalitions, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
