@@ -35,6 +35,16 @@ class RunControl:
         cancel: Any = None,
         desc: str = "explaining",
     ):
+        if cancel is not None and not callable(getattr(cancel, "is_set", None)):
+            raise TypeError(
+                "cancel: expected None or an event with is_set() (threading.Event()), got "
+                f"{type(cancel).__name__} {cancel!r}"
+            )
+        if not (progress is None or isinstance(progress, bool) or callable(progress)):
+            raise TypeError(
+                "progress: expected None, True (a tqdm bar) or a callable progress(fraction), "
+                f"got {type(progress).__name__} {progress!r}"
+            )
         self._cancel = cancel
         self._bar = None
         self._callback = None

@@ -28,7 +28,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ._arrays import check_class_names, check_int, check_labels_range
+
 _FORMAT_VERSION = 1
+_ARRAYS = (
+    "values",
+    "data",
+    "base_values",
+    "output_indices",
+    "predictions",
+    "probabilities",
+    "labels",
+)
+#: deflate cannot shrink data by more than about 1032:1; a member claiming more is forged
+_MAX_DEFLATE_RATIO = 1100
 
 
 @dataclass(eq=False)
@@ -63,6 +76,8 @@ class Explanation:
                 f"data: expected shape {(n, h, w, c)} (or (n, h, w, any c) for values with "
                 f"one channel) to match values {self.values.shape}, got {self.data.shape}"
             )
+        _check_finite(self.values, "values")
+        _check_finite(self.data, "data")
         if self.base_values is None:
             self.base_values = np.zeros((n, o), np.float32)
         self.base_values = _check(self.base_values, (n, o), "base_values", np.float32)
@@ -78,15 +93,17 @@ class Explanation:
                     raise ValueError(f"{name}: expected (n={n}, k), got shape {arr.shape}")
                 k = arr.shape[1]
                 setattr(self, name, arr)
-        if self.class_names is not None:
-            self.class_names = [str(s) for s in self.class_names]
-            if k is not None and len(self.class_names) != k:
-                raise ValueError(
-                    f"class_names: expected {k} names (one per model output), "
-                    f"got {len(self.class_names)}"
-                )
+        self.class_names = check_class_names(self.class_names, k)
+        if k is None and self.class_names is not None:
+            k = len(self.class_names)
         if self.labels is not None:
             self.labels = _check(self.labels, (n,), "labels", np.int64)
+            if k is not None:
+                check_labels_range(self.labels, k)
+        if not isinstance(self.method, str):
+            raise TypeError(f"method: expected a string, got {type(self.method).__name__}")
+        if not isinstance(self.params, dict):
+            raise TypeError(f"params: expected a dict, got {type(self.params).__name__}")
         self.params = dict(self.params)
 
     # ------------------------------------------------------------------ shape helpers
@@ -176,9 +193,8 @@ class Explanation:
             )
         if probs is None:
             raise ValueError("top_k needs probabilities or predictions in the Explanation")
-        if not 1 <= int(k) <= self.n_outputs:
-            raise ValueError(f"k: expected 1..{self.n_outputs}, got {k}")
-        order = np.argsort(-probs, axis=1, kind="stable")[:, : int(k)]
+        k = check_int(k, "k", 1, self.n_outputs)
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
         return self._select(slice(None), order)
 
     def class_order(self) -> Explanation:
@@ -215,15 +231,17 @@ class Explanation:
 
     @classmethod
     def load(cls, path: str | Path) -> Explanation:
-        """Read what :meth:`save` wrote (``allow_pickle=False``)."""
-        with np.load(Path(path), allow_pickle=False) as f:
-            meta = json.loads(str(f["meta"]))
-            if meta.get("format") != _FORMAT_VERSION:
-                raise ValueError(f"{path}: unknown Explanation format {meta.get('format')!r}")
-            kw = {name: f[name] for name in f.files if name != "meta"}
-        return cls(
-            **kw, class_names=meta["class_names"], method=meta["method"], params=meta["params"]
-        )
+        """Read what :meth:`save` wrote (``allow_pickle=False``).
+
+        A file that is not such an ``.npz`` (not a zip, a member missing or unknown, a header
+        that is not JSON, arrays whose headers claim more data than the file holds) raises
+        ``ValueError`` naming the file and what was wrong, before any large allocation."""
+        path = Path(path)
+        arrays, meta = _read_npz(path)
+        try:
+            return cls(**arrays, **meta)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: not a valid Explanation file: {exc}") from exc
 
     # ------------------------------------------------------------------ display
     def plot(self, **kwargs: Any):
@@ -296,6 +314,98 @@ class Explanation:
         return (
             f"Explanation(method={self.method!r}, images={n}, image_shape={(h, w, c)}, outputs={o})"
         )
+
+
+def _check_finite(arr: np.ndarray, name: str) -> None:
+    """``ValueError`` when ``arr`` holds NaN or infinite values (checked image by image, so
+    the temporary stays one image's size)."""
+    for i, row in enumerate(arr):
+        if not np.isfinite(row).all():
+            raise ValueError(
+                f"{name}: image {i} holds NaN or infinite values; expected finite numbers"
+            )
+
+
+def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays and the metadata (``class_names``, ``method``, ``params``) of a file
+    :meth:`Explanation.save` wrote; ``ValueError`` for anything else."""
+    import zipfile
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"{path}: not a valid Explanation file ({why})")
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise bad("not an .npz (zip) archive")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = {}
+            for info in zf.infolist():
+                name = info.filename.removesuffix(".npy")
+                if name not in _ARRAYS and name != "meta":
+                    raise bad(f"unexpected member {info.filename!r}")
+                members[name] = info
+            missing = [m for m in ("meta", "values", "data") if m not in members]
+            if missing:
+                raise bad(f"missing {', '.join(missing)}")
+            raw = {name: _read_member(zf, info, bad) for name, info in members.items()}
+    except zipfile.BadZipFile as exc:
+        raise bad(f"damaged zip archive: {exc}") from exc
+    meta_arr = raw.pop("meta")
+    if meta_arr.ndim != 0 or meta_arr.dtype.kind != "U":
+        raise bad("the header is not a JSON string")
+    try:
+        meta = json.loads(str(meta_arr))
+    except json.JSONDecodeError as exc:
+        raise bad(f"the header is not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise bad(f"the header is a JSON {type(meta).__name__}, expected an object")
+    if meta.get("format") != _FORMAT_VERSION:
+        raise bad(f"unknown format {meta.get('format')!r}, expected {_FORMAT_VERSION}")
+    missing = [key for key in ("class_names", "method", "params") if key not in meta]
+    if missing:
+        raise bad(f"the header lacks {', '.join(missing)}")
+    for name, arr in raw.items():
+        if arr.dtype.kind not in "biuf":
+            raise bad(f"{name} holds {arr.dtype} data, expected numbers")
+    fields = {key: meta[key] for key in ("class_names", "method", "params")}
+    return raw, fields
+
+
+def _read_member(zf: Any, info: Any, bad: Any) -> np.ndarray:
+    """One ``.npy`` member, its header checked against the member's size before the data
+    is allocated."""
+    fmt = np.lib.format
+    if info.file_size > info.compress_size * _MAX_DEFLATE_RATIO + 1024:
+        raise bad(f"{info.filename} claims {info.file_size} bytes from {info.compress_size}")
+    with zf.open(info) as f:
+        try:
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(f)
+            else:
+                shape, fortran, dtype = fmt.read_array_header_2_0(f)
+        except (ValueError, OSError, EOFError) as exc:
+            raise bad(f"{info.filename}: not a .npy array ({exc})") from exc
+        if dtype.hasobject:
+            raise bad(f"{info.filename} holds Python objects (pickles are never loaded)")
+        count = 1
+        for s in shape:
+            count *= int(s)
+        need = count * dtype.itemsize
+        have = info.file_size - f.tell()
+        if need != have:
+            raise bad(
+                f"{info.filename}: header says shape {shape} of {dtype} ({need} bytes), "
+                f"the archive holds {have} bytes"
+            )
+        data = f.read(need)
+    if len(data) != need:
+        raise bad(f"{info.filename} is truncated")
+    arr = np.frombuffer(data, dtype=dtype, count=count)
+    order = "F" if fortran else "C"
+    return arr.reshape(shape, order=order).copy() if shape else arr.reshape(())
 
 
 def _check(arr: Any, shape: tuple[int, ...], name: str, dtype: Any) -> np.ndarray:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import as_images
+from ._arrays import as_image_batch
 
 _FORMS = (
     '"blur(kw,kh)" (e.g. "blur(28,28)"), "inpaint_telea", "inpaint_ns", '
@@ -58,13 +58,13 @@ class Masker:
 
     def bind(self, images: Any) -> BoundMasker:
         """Prepare the per-image work (blurred image, 8-bit copy...) for ``images``."""
-        x = as_images(images)
+        x = as_image_batch(images)
         return _FillBound(x, self.fill(x))
 
     def __call__(self, images: Any, keep: Any) -> np.ndarray:
         """Mask ``images`` ``(n, h, w, c)`` with ``keep`` ``(n, h, w)`` (or one ``(h, w)``
         mask for all): ``(n, h, w, c)`` float32."""
-        x = as_images(images)
+        x = as_image_batch(images)
         keep = np.asarray(keep, dtype=bool)
         if keep.shape == x.shape[1:3]:
             keep = np.broadcast_to(keep, (len(x),) + keep.shape)
@@ -172,7 +172,7 @@ class BlurMasker(Masker):
     def fill(self, images: np.ndarray) -> np.ndarray:
         import cv2
 
-        x = as_images(images)
+        x = as_image_batch(images)
         out = np.empty_like(x)
         for i, img in enumerate(x):
             if img.shape[-1] <= 4:
@@ -194,7 +194,7 @@ class ConstantMasker(Masker):
         self.spec = "constant(" + ",".join(f"{float(v):g}" for v in arr) + ")"
 
     def fill(self, images: np.ndarray) -> np.ndarray:
-        x = as_images(images)
+        x = as_image_batch(images)
         if self.value.size not in (1, x.shape[-1]):
             raise ValueError(
                 f"constant masker: expected 1 or {x.shape[-1]} values (one per channel), got {self.value.size}"
@@ -229,7 +229,7 @@ class InpaintMasker(Masker):
         self.spec = f"inpaint_{method}"
 
     def bind(self, images: Any) -> BoundMasker:
-        return _InpaintBound(as_images(images), self.method, self.radius)
+        return _InpaintBound(as_image_batch(images), self.method, self.radius)
 
 
 class _InpaintBound(BoundMasker):

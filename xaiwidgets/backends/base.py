@@ -31,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .._arrays import as_images, batches, looks_like_probabilities, softmax
+from .._arrays import as_image_batch, batches, looks_like_probabilities, softmax
 from .._budget import (
     ACTIVATION_RATIO,
     DEFAULT_MEMORY_BUDGET,
@@ -241,7 +241,7 @@ class BaseBackend:
     def predict(self, x: Any) -> np.ndarray:
         """``(n, k)`` float32 model outputs for images ``x`` (any accepted form), batched.
         Raises :class:`NonFiniteOutputError` naming every image with a NaN or infinite output."""
-        x = as_images(x)
+        x = as_image_batch(x)
         rows = self.rows_for(x.shape[1:], backward=False)
         with self.memory_hint(rows, x.shape[1:]):
             outs = [

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_images, batches
+from .._arrays import as_image_batch, batches
 from ._layout import (
     OUTPUT_GROUP,
     as_nhwc_float32,
@@ -292,7 +292,7 @@ class JaxBackend(BaseBackend):
         ``cotangent`` is an ``(n, k)`` array, or a callable ``outputs (m, k) -> (m, k)``
         applied to each batch's outputs between the forward and the backward pass (so it must
         act row by row), for losses whose weights depend on the outputs."""
-        x = as_images(x)
+        x = as_image_batch(x)
         if callable(cotangent):
             return self._vjp_callable(x, cotangent)
         cot = check_cotangent(cotangent, len(x), self._n_outputs(x))
@@ -326,7 +326,7 @@ class JaxBackend(BaseBackend):
         """``(n, h, w, c, o)``: gradient of output ``outputs[i, j]`` of image ``i``, for every
         requested output (``(o,)`` or ``(n, o)``): one compiled call per batch of images and
         group of up to ``OUTPUT_GROUP`` (16) outputs (forward, then ``vmap`` of the VJP)."""
-        x = as_images(x)
+        x = as_image_batch(x)
         idx = output_matrix(outputs, len(x))
         k = self._n_outputs(x)
         if idx.min() < 0 or idx.max() >= k:
@@ -365,7 +365,7 @@ class JaxBackend(BaseBackend):
         them ``(n, h', w', d, o)``, with the layer's name; see :mod:`._layer_jax`."""
         from ._layer_jax import layer_jax
 
-        x = as_images(x)
+        x = as_image_batch(x)
         return layer_jax(self, x, layer, output_matrix(outputs, len(x)), reshape)
 
     def deeplift(self, x: Any, baselines: Any, outputs: Any, **options: Any) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_images, batches
+from .._arrays import as_image_batch, batches
 from ._layout import (
     OUTPUT_GROUP,
     as_nhwc_float32,
@@ -211,7 +211,7 @@ class TensorFlowBackend(BaseBackend):
 
     def vjp(self, x: Any, cotangent: Any) -> tuple[np.ndarray, np.ndarray]:
         """``(outputs (n, k), d sum(outputs * cotangent) / dx (n, h, w, c))``, batched."""
-        x = as_images(x)
+        x = as_image_batch(x)
         cot = check_cotangent(cotangent, len(x), self._n_outputs(x))
         fn = self._fns_for(x)["vjp"]
         outs, grads = [], []
@@ -228,7 +228,7 @@ class TensorFlowBackend(BaseBackend):
         requested output (``(o,)`` or ``(n, o)``): one compiled call per batch of images and
         group of up to ``OUTPUT_GROUP`` (16) outputs (forward, then a backward pass vectorised
         over the group's one-hot cotangents)."""
-        x = as_images(x)
+        x = as_image_batch(x)
         idx = output_matrix(outputs, len(x))
         k = self._n_outputs(x)
         if idx.min() < 0 or idx.max() >= k:
@@ -354,6 +354,6 @@ class KerasBackend(TensorFlowBackend):
         them ``(n, h', w', d, o)``, with the layer's name; see :mod:`._layer_keras`."""
         from ._layer_keras import layer_keras
 
-        x = as_images(x)
+        x = as_image_batch(x)
         self._ensure_built(tuple(self.to_framework(x[:1]).shape[1:]))
         return layer_keras(self, x, layer, output_matrix(outputs, len(x)), reshape)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_images, batches, to_numpy
+from .._arrays import as_image_batch, batches, to_numpy
 from ._layout import check_cotangent
 from .base import BaseBackend, check_finite, checked_vjp, output_matrix
 
@@ -55,7 +55,7 @@ class NumpyBackend(BaseBackend):
                 "this NumPy model has no gradients: pass grad_fn=... to wrap(), or use a "
                 "torch / Keras / JAX model"
             )
-        x = as_images(x)
+        x = as_image_batch(x)
         cot = check_cotangent(cotangent, len(x))
         outs, grads = [], []
         for s in batches(len(x), self.rows_for(x.shape[1:])):
@@ -65,7 +65,7 @@ class NumpyBackend(BaseBackend):
         return checked_vjp(np.concatenate(outs), np.concatenate(grads).reshape(x.shape))
 
     def grad(self, x: Any, outputs: Any) -> np.ndarray:
-        x = as_images(x)
+        x = as_image_batch(x)
         idx = output_matrix(outputs, len(x))
         k = self.predict(x[:1]).shape[1]
         if idx.min() < 0 or idx.max() >= k:

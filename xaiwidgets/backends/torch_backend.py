@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_images, batches
+from .._arrays import as_image_batch, batches
 from ._layout import (
     as_nhwc_float32,
     check_cotangent,
@@ -251,7 +251,7 @@ class TorchBackend(BaseBackend):
         ``cotangent`` is an ``(n, k)`` array, or a callable ``outputs (m, k) -> (m, k)``
         applied to each batch's outputs between the forward and the backward pass (so it must
         act row by row), for losses whose weights depend on the outputs."""
-        x = as_images(x)
+        x = as_image_batch(x)
         cot_fn = cotangent if callable(cotangent) else None
         cot = None if cot_fn is not None else check_cotangent(cotangent, len(x))
         outs, grads = [], []
@@ -287,7 +287,7 @@ class TorchBackend(BaseBackend):
         """``(n, h, w, c, o)``: gradient of output ``outputs[i, j]`` of image ``i`` w.r.t. the
         image, for every requested output (``outputs`` ``(o,)`` or ``(n, o)``): per batch of
         images one forward pass and one backward pass per requested output."""
-        x = as_images(x)
+        x = as_image_batch(x)
         idx = output_matrix(outputs, len(x))
         res = np.empty(x.shape + (idx.shape[1],), np.float32)
         rows = self.grad_rows(x.shape[1:], idx.shape[1])
@@ -351,5 +351,5 @@ class TorchBackend(BaseBackend):
         them ``(n, h', w', d, o)``, with the layer's name; see :mod:`._layer_torch`."""
         from ._layer_torch import layer_torch
 
-        x = as_images(x)
+        x = as_image_batch(x)
         return layer_torch(self, x, layer, output_matrix(outputs, len(x)), reshape)

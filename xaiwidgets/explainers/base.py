@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_images, as_labels
+from .._arrays import as_images, as_labels, check_class_names, check_int, check_labels_range
 from .._progress import RunControl
 from ..backends import Backend, output_matrix, wrap
 from ..explanation import Explanation
@@ -32,7 +32,7 @@ def select_outputs(outputs: Any, probabilities: np.ndarray, top_k: int | None = 
     if top_k is not None:
         if outputs is not None:
             raise ValueError("give either outputs=... or top_k=..., not both")
-        outputs = f"top{int(top_k)}"
+        outputs = f"top{check_top_k(top_k)}"
     if outputs is None:
         return np.tile(np.arange(k, dtype=np.int64), (n, 1))
     if isinstance(outputs, str):
@@ -81,6 +81,13 @@ def add_true_outputs(idx: np.ndarray, probabilities: np.ndarray, labels: np.ndar
     return np.concatenate([idx, extra[:, None]], axis=1)
 
 
+def check_top_k(top_k: Any) -> int:
+    """``top_k`` as a positive ``int`` (not a bool, float or string), else ``TypeError`` /
+    ``ValueError`` saying so."""
+    hint = " (for the 3 most probable classes give top_k=3 or outputs='top3')"
+    return check_int(top_k, "top_k", 1, hint=hint)
+
+
 class Explainer:
     """Base class of the attribution explainers.
 
@@ -96,7 +103,7 @@ class Explainer:
 
     def __init__(self, model: Any, *, class_names: Any = None, **backend_kwargs: Any):
         self.backend: Backend = wrap(model, **backend_kwargs)
-        self.class_names = None if class_names is None else [str(c) for c in class_names]
+        self.class_names = check_class_names(class_names)
 
     def params(self) -> dict[str, Any]:
         """The parameters recorded in the Explanation (JSON-serialisable)."""
@@ -117,6 +124,7 @@ class Explainer:
         include_true: bool = False,
         progress: Any = None,
         cancel: Any = None,
+        layout: str = "auto",
     ) -> Explanation:
         """Explain ``images`` (any accepted form, see :func:`xaiwidgets._arrays.as_images`).
 
@@ -124,18 +132,29 @@ class Explainer:
         classes, labels or one-hot) are kept for the label rows; ``include_true=True`` (needs
         ``labels``) also explains the true class of each row whose chosen outputs miss it, in
         an extra last column (see :func:`add_true_outputs`); ``progress``/``cancel`` as in
-        :class:`xaiwidgets._progress.RunControl`.
+        :class:`xaiwidgets._progress.RunControl`; ``layout`` names the axes of ``images``
+        (``"nchw"``, ``"nhwc"``..., see :func:`~xaiwidgets._arrays.as_images`).
+
+        Every argument is checked before the explainer's work starts (one model pass gives
+        the number of classes that ``class_names``, ``labels`` and ``outputs`` are checked
+        against).
         """
-        x = as_images(images)
-        model_outputs = self.backend.predict(x)
-        probs = self.backend.to_probabilities(model_outputs)
-        idx = select_outputs(outputs, probs, top_k)
-        y = None if labels is None else as_labels(labels, n=len(x), name="labels")
-        if include_true:
-            if y is None:
-                raise ValueError("include_true=True needs labels=... (the true classes)")
-            idx = add_true_outputs(idx, probs, y)
+        if top_k is not None:
+            check_top_k(top_k)
+        if include_true and labels is None:
+            raise ValueError("include_true=True needs labels=... (the true classes)")
         with RunControl(progress, cancel, desc=self.method) as ctl:
+            x = as_images(images, layout=layout)
+            y = None if labels is None else as_labels(labels, n=len(x), name="labels")
+            model_outputs = self.backend.predict(x)
+            probs = self.backend.to_probabilities(model_outputs)
+            k = probs.shape[1]
+            idx = select_outputs(outputs, probs, top_k)
+            check_class_names(self.class_names, k)
+            if y is not None:
+                check_labels_range(y, k)
+            if include_true:
+                idx = add_true_outputs(idx, probs, y)
             values, base = self._explain(x, idx, model_outputs, ctl)
             ctl.step(1.0)
         return Explanation(
