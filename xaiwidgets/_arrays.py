@@ -76,7 +76,7 @@ def _framework_layout(framework: str, shape: tuple[int, ...]) -> str:
 def _numpy_layout(shape: tuple[int, ...], name: str) -> str:
     """The layout of a NumPy array of ``shape`` where its shape leaves no doubt, else a
     ``ValueError`` asking for ``layout=``. A channel axis has 1, 3 or 4 entries and the image
-    sides are longer (more than 4 pixels) — the one convention that separates them."""
+    sides are longer — the one convention that separates them."""
     if len(shape) == 2:
         return "hw"
     cs, big = _CHANNEL_SIZES, _MAX_CHANNELS
@@ -92,8 +92,11 @@ def _numpy_layout(shape: tuple[int, ...], name: str) -> str:
             )
         return "nhw"  # grey images, e.g. (5, 28, 28); (1, h, w) reads the same either way
     _, a, b, c = shape
-    last = c in cs and (a > big and b > big or a not in cs)
-    first = a in cs and (b > big and c > big or c not in cs)
+    # a reading is plausible when its channel axis has 1, 3 or 4 entries and the image is at
+    # least as tall and as wide as it has channels: (n, 4, 4, 1) is four 4x4 grey images, not
+    # 4-channel images of 4x1 pixels; (n, 3, 3, 3) and (n, 3, 4, 3) fit both readings
+    last = c in cs and min(a, b) >= c
+    first = a in cs and min(b, c) >= a
     if last != first:
         return "nhwc" if last else "nchw"
     raise ValueError(
@@ -119,12 +122,14 @@ def as_images(x: Any, *, name: str = "images", layout: str = "auto") -> np.ndarr
           its first axis has 1, 3 or 4 entries, else ``(n, h, w)`` grey images); a TensorFlow
           tensor or JAX array is channels last (``(n, h, w, c)``; 3-D: one ``(h, w, c)`` image
           when its last axis has 1, 3 or 4 entries, else ``(n, h, w)``), whatever its shape;
-        - a NumPy array's layout is read from its shape where that is unambiguous (a channel
-          axis has 1, 3 or 4 entries; image sides more than 4 pixels): ``(n, 28, 28)`` grey
-          images, ``(28, 28, 3)`` one image, ``(n, 28, 28, 1)`` / ``(n, 32, 32, 3)`` channels
-          last, ``(n, 1, 28, 28)`` / ``(n, 3, 32, 32)`` channels first. A shape that fits two
-          layouts (``(n, 3, 3, 3)``, ``(3, 28, 28)``: three grey images or one channels-first
-          RGB image?) raises ``ValueError`` asking for ``layout=``.
+        - a NumPy array's layout is read from its shape where that is unambiguous: a channel
+          axis has 1, 3 or 4 entries; a 4-D image is at least as tall and as wide as it has
+          channels; a 3-D one image has sides of more than 4 pixels. So ``(n, 28, 28)`` are
+          grey images, ``(28, 28, 3)`` one image, ``(n, 28, 28, 1)`` / ``(n, 32, 32, 3)`` /
+          ``(n, 4, 4, 1)`` channels last, ``(n, 1, 28, 28)`` / ``(n, 3, 32, 32)`` channels
+          first. A shape that fits two layouts (``(n, 3, 3, 3)``, ``(3, 28, 28)``: three grey
+          images or one channels-first RGB image?) or none (``(n, 28, 28, 5)``) raises
+          ``ValueError`` asking for ``layout=``.
 
     Returns
     -------

@@ -73,33 +73,65 @@ def read_idx(path: str | Path) -> np.ndarray:
 
     Format: two zero bytes, a type code (0x08 uint8 ... 0x0E float64), the number of
     dimensions d, then d big-endian uint32 sizes, then the data in C order.
+
+    A file that does not follow it (a bad magic or type code, a truncated header or data, more
+    or less data than the sizes say, a damaged ``.gz``) raises ``ValueError``; the data is
+    read only as far as the file really holds it, so a header claiming terabytes allocates
+    nothing.
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0:
+                raise ValueError(
+                    f"{path}: not an IDX file (expected two zero bytes, a type code and the "
+                    f"number of dimensions; got {head!r})"
+                )
+            code, ndim = head[2], head[3]
+            if code not in _IDX_DTYPES:
+                raise ValueError(f"{path}: unknown IDX type code 0x{code:02X}")
+            if ndim == 0:
+                raise ValueError(f"{path}: the IDX header gives 0 dimensions, expected 1 or more")
+            sizes = f.read(4 * ndim)
+            if len(sizes) != 4 * ndim:
+                raise ValueError(
+                    f"{path}: truncated IDX header ({ndim} sizes of 4 bytes expected, "
+                    f"got {len(sizes)} bytes)"
+                )
+            shape = tuple(int.from_bytes(sizes[i : i + 4], "big") for i in range(0, 4 * ndim, 4))
+            dtype = np.dtype(_IDX_DTYPES[code])
+            count = 1
+            for s in shape:  # Python ints: no overflow whatever the sizes
+                count *= s
+            need = count * dtype.itemsize
+            data = _read_at_most(f, need + 1)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: cannot read the IDX file ({exc})") from exc
+    if len(data) != need:
+        holds = f"{len(data)} bytes" if len(data) <= need else "more"
         raise ValueError(
-            f"{path}: not an IDX file (expected two zero bytes, a type code and the "
-            f"number of dimensions; got {raw[:4]!r})"
-        )
-    code, ndim = raw[2], raw[3]
-    if code not in _IDX_DTYPES:
-        raise ValueError(f"{path}: unknown IDX type code 0x{code:02X}")
-    header = 4 + 4 * ndim
-    shape = tuple(int(s) for s in np.frombuffer(raw[4:header], dtype=">u4"))
-    dtype = np.dtype(_IDX_DTYPES[code])
-    count = int(np.prod(shape)) if shape else 0
-    if len(raw) - header != count * dtype.itemsize:
-        raise ValueError(
-            f"{path}: header says shape {shape} ({count * dtype.itemsize} bytes) but "
-            f"the file holds {len(raw) - header} bytes of data"
+            f"{path}: header says shape {shape} ({need} bytes of {dtype.name}) but "
+            f"the file holds {holds} of data"
         )
     return (
-        np.frombuffer(raw, dtype=dtype, count=count, offset=header)
-        .reshape(shape)
-        .astype(dtype.newbyteorder("="))
+        np.frombuffer(data, dtype=dtype, count=count).reshape(shape).astype(dtype.newbyteorder("="))
     )
+
+
+def _read_at_most(f, limit: int, chunk: int = 1 << 24) -> bytearray:
+    """Up to ``limit`` bytes of ``f``, read in chunks so that memory follows what the file
+    holds, not what was asked."""
+    parts = bytearray()
+    while len(parts) < limit:
+        block = f.read(min(chunk, limit - len(parts)))
+        if not block:
+            break
+        parts += block
+    return parts
 
 
 def write_idx(path: str | Path, array: np.ndarray) -> Path:
@@ -111,6 +143,11 @@ def write_idx(path: str | Path, array: np.ndarray) -> Path:
     if key not in codes:
         raise TypeError(f"write_idx: unsupported dtype {array.dtype}")
     code = codes[key]
+    if not 1 <= array.ndim <= 255 or max(array.shape) >= 2**32:
+        raise ValueError(
+            f"write_idx: IDX holds 1 to 255 dimensions of fewer than 2**32 entries, got shape "
+            f"{array.shape}"
+        )
     big = array.astype(np.dtype(_IDX_DTYPES[code]))
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
     opener = gzip.open if path.suffix == ".gz" else open

@@ -35,13 +35,15 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import as_image_batch
+from ._arrays import as_image_batch, check_int, check_number
 
 _FORMS = (
     '"blur(kw,kh)" (e.g. "blur(28,28)"), "inpaint_telea", "inpaint_ns", '
     '"constant(v)" (e.g. "constant(0.5)", or one value per channel "constant(0,0.5,1)")'
 )
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+#: the largest blur kernel side: OpenCV's box filter costs time in proportion to it
+MAX_BLUR = 10_000
 
 
 class Masker:
@@ -88,7 +90,7 @@ class Masker:
             return InpaintMasker(s[len("inpaint_") :])
         m = re.fullmatch(r"blur\((\d+),(\d+)\)", s)
         if m and min(int(m.group(1)), int(m.group(2))) >= 1:
-            return BlurMasker((int(m.group(1)), int(m.group(2))))
+            return BlurMasker((int(m.group(1)), int(m.group(2))))  # checks the bounds
         m = re.fullmatch(rf"constant\(({_NUM}(?:,{_NUM})*)\)", s)
         if m:
             vals = [float(v) for v in m.group(1).split(",")]
@@ -161,11 +163,11 @@ class BlurMasker(Masker):
     """
 
     def __init__(self, kernel: tuple[int, int] = (28, 28)):
-        kernel = tuple(int(k) for k in kernel)
-        if len(kernel) != 2 or min(kernel) < 1:
-            raise ValueError(
-                f"kernel: expected two positive integers (width, height), got {kernel}"
+        if isinstance(kernel, (str, bytes)) or not hasattr(kernel, "__len__") or len(kernel) != 2:
+            raise TypeError(
+                f"kernel: expected two positive integers (width, height), got {kernel!r}"
             )
+        kernel = tuple(check_int(k, "blur kernel size", 1, MAX_BLUR) for k in kernel)
         self.kernel = kernel
         self.spec = f"blur({kernel[0]},{kernel[1]})"
 
@@ -225,7 +227,7 @@ class InpaintMasker(Masker):
         if method not in ("telea", "ns"):
             raise ValueError(f"method: expected 'telea' or 'ns', got {method!r}")
         self.method = method
-        self.radius = float(radius)
+        self.radius = check_number(radius, "radius", low=0.0, high=1000.0, low_open=True)
         self.spec = f"inpaint_{method}"
 
     def bind(self, images: Any) -> BoundMasker:

@@ -259,11 +259,11 @@ def test_rgb_mean_and_separate_channels():
     n = 300
     images = rng.random((n, 3, 4, 3)).astype(np.float32)
     probs = _softmax_rows(rng.normal(size=(n, 2)) + 3 * images[:, :2, 0, 0])
-    mean = influence_maps(images, probs)
+    mean = influence_maps(images, probs, layout="nhwc")
     assert mean.maps.shape == (2, 3, 4) and mean.mean_image.shape == (3, 4, 3)
     grey = influence_maps(images.mean(axis=-1), probs)
     np.testing.assert_allclose(mean.maps, grey.maps, atol=1e-6)
-    sep = influence_maps(images, probs, channels="separate")
+    sep = influence_maps(images, probs, channels="separate", layout="nhwc")
     assert sep.maps.shape == (2, 3, 4, 3) and sep.lambdas.shape == (2, 3, 4, 3)
     green = influence_maps(images[..., 1], probs)
     np.testing.assert_allclose(sep.maps[..., 1], green.maps, atol=1e-6)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_images, as_labels
+from .._arrays import as_images, as_labels, check_class_names
 from .._progress import RunControl
 from ..backends import wrap
 from ._cem_result import CEMResult, SearchBest
@@ -48,11 +48,27 @@ def _positive(name: str, value: Any, *, allow_zero: bool = True, integer: bool =
     return float(value)
 
 
+def _finite_array(name: str, value: Any) -> np.ndarray:
+    """``value`` (a number or an array of them) as float32, finite, else a ``TypeError`` /
+    ``ValueError`` saying so."""
+    try:
+        arr = np.asarray(value, np.float32)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected numbers, got {value!r}") from exc
+    if arr.size == 0 or not np.isfinite(arr).all():
+        raise ValueError(f"{name}: expected finite numbers, got {value!r}")
+    return arr
+
+
 def _pair(name: str, value: Any) -> tuple[Any, Any]:
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise ValueError(f"{name}: expected a (low, high) pair, got {value!r}")
-    lo, hi = (np.asarray(v, np.float32) for v in value)
-    if np.any(lo >= hi):
+    lo, hi = (_finite_array(name, v) for v in value)
+    try:
+        ordered = not np.any(lo >= hi)
+    except ValueError as exc:  # shapes that do not broadcast
+        raise ValueError(f"{name}: low and high do not fit together: {exc}") from None
+    if not ordered:
         raise ValueError(f"{name}: expected low < high, got {value!r}")
     return lo, hi
 
@@ -112,14 +128,16 @@ class CEMExplainer:
     ):
         self.backend = wrap(model, **backend_kwargs)
         self.ae = None if ae_model is None else ImageModel(ae_model)
-        self.class_names = None if class_names is None else [str(c) for c in class_names]
+        self.class_names = check_class_names(class_names)
         if scores not in ("probabilities", "outputs"):
             raise ValueError(f"scores: expected 'probabilities' or 'outputs', got {scores!r}")
         self.scores = scores
         self.feature_range = (
             None if feature_range is None else _pair("feature_range", feature_range)
         )
-        self.no_info_val = None if no_info_val is None else np.asarray(no_info_val, np.float32)
+        self.no_info_val = (
+            None if no_info_val is None else _finite_array("no_info_val", no_info_val)
+        )
         self.defaults = self._check(
             dict(
                 mode=mode,
@@ -205,6 +223,7 @@ class CEMExplainer:
         progress: Any = None,
         cancel: Any = None,
         on_update: Callable[[CEMResult], Any] | None = None,
+        layout: str = "auto",
         **overrides: Any,
     ) -> CEMResult:
         """PN or PP of every image (``(n, h, w, c)`` or any form ``as_images`` accepts).
@@ -213,10 +232,11 @@ class CEMExplainer:
         ``cancel``: see :class:`~xaiwidgets._progress.RunControl` (a set cancel raises
         :class:`~xaiwidgets._progress.Cancelled`). ``on_update(partial)`` receives the
         best-so-far :class:`CEMResult` every ``update_every`` steps and when a first solution
-        appears. ``overrides``: any constructor setting for this call (``kappa=0.2``, ...).
+        appears. ``layout``: the axes of ``images`` (see :func:`~xaiwidgets._arrays.as_images`).
+        ``overrides``: any constructor setting for this call (``kappa=0.2``, ...).
         """
         s = self._settings(overrides)
-        x = as_images(images)
+        x = as_images(images, layout=layout)
         groups = [{k: s[k] for k in _SETTING_KEYS} for _ in range(len(x))]
         emit = None if on_update is None else (lambda parts: on_update(parts[0]))
         return self._run(x, np.arange(len(x)), groups, s, target, progress, cancel, emit)[0]
@@ -230,13 +250,14 @@ class CEMExplainer:
         progress: Any = None,
         cancel: Any = None,
         on_update: Callable[[list[CEMResult]], Any] | None = None,
+        layout: str = "auto",
         **overrides: Any,
     ) -> list[CEMResult]:
         """Several settings for one image in one batched search (e.g. PN and PP, or a few
         kappa/beta values of a slider). ``settings``: dicts of ``mode``, ``kappa``, ``beta``,
         ``gamma``, ``c_init``. Returns one single-image :class:`CEMResult` per setting."""
         s = self._settings(overrides)
-        x = as_images(image)
+        x = as_images(image, name="image", layout=layout)
         if len(x) != 1:
             raise ValueError(f"image: expected one image, got {len(x)}")
         if not settings:
@@ -264,9 +285,14 @@ class CEMExplainer:
         on_update: Callable[[list[CEMResult]], Any] | None,
     ) -> list[CEMResult]:
         lo, hi, ni = self._ranges(x)
+        if on_update is not None and not callable(on_update):
+            raise TypeError(f"on_update: expected a callable, got {type(on_update).__name__}")
+        RunControl(None, cancel)  # checks cancel before the model runs
+        t = None if target is None else as_labels(target, n=len(x), name="target")
         out = self.backend.predict(x)
         probs = self.backend.to_probabilities(out)
-        t = probs.argmax(1) if target is None else as_labels(target, n=len(x), name="target")
+        check_class_names(self.class_names, probs.shape[1])
+        t = probs.argmax(1) if t is None else t
         if t.min() < 0 or t.max() >= probs.shape[1]:
             raise ValueError(
                 f"target: expected classes in 0..{probs.shape[1] - 1}, got {t.tolist()}"

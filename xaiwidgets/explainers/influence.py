@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_images, to_numpy
+from .._arrays import as_images, check_class_names, check_int, check_number, to_numpy
+from .._progress import RunControl
 from ..backends import wrap
 from ._tilt import tilt_features
 from .metrics import check_metric, metric_name, per_sample_scores
@@ -126,11 +127,13 @@ class InfluenceResult:
 # -- shared machinery --------------------------------------------------------------------
 
 
-def _features(images: Any, channels: str) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+def _features(
+    images: Any, channels: str, layout: str = "auto"
+) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """Images -> (float32 NHWC images, (n, p) feature matrix, feature shape)."""
     if channels not in _CHANNELS:
         raise ValueError(f"channels: expected 'mean' or 'separate', got {channels!r}")
-    x = as_images(images)
+    x = as_images(images, layout=layout)
     n, h, w, c = x.shape
     if channels == "mean":
         feats = x[..., 0] if c == 1 else x.mean(axis=-1)
@@ -139,10 +142,19 @@ def _features(images: Any, channels: str) -> tuple[np.ndarray, np.ndarray, tuple
 
 
 def _check_alpha(alpha: float) -> float:
-    alpha = float(alpha)
+    alpha = check_number(alpha, "alpha")
     if not 0.0 <= alpha < 0.5:
         raise ValueError(f"alpha: expected a number in [0, 0.5), got {alpha}")
     return alpha
+
+
+def _check_solver(max_iter: Any, tol: Any, chunk_size: Any) -> tuple[int, float, int | None]:
+    """``max_iter`` a positive int, ``tol`` a positive finite number, ``chunk_size`` ``None``
+    or a positive int; else ``TypeError`` / ``ValueError``."""
+    max_iter = check_int(max_iter, "max_iter", 1)
+    tol = check_number(tol, "tol", low=0.0, low_open=True)
+    chunk_size = None if chunk_size is None else check_int(chunk_size, "chunk_size", 1)
+    return max_iter, tol, chunk_size
 
 
 def _as_outputs(probabilities: Any, n: int, k: int | None = None) -> np.ndarray:
@@ -175,10 +187,7 @@ def _as_outputs(probabilities: Any, n: int, k: int | None = None) -> np.ndarray:
 def _names(class_names: Any, k: int) -> list[str]:
     if class_names is None:
         return [str(i) for i in range(k)]
-    names = [str(c) for c in class_names]
-    if len(names) != k:
-        raise ValueError(f"class_names: expected {k} names (one per class), got {len(names)}")
-    return names
+    return check_class_names(class_names, k)
 
 
 def _as_targets(y: Any, n: int, name: str) -> np.ndarray:
@@ -238,6 +247,7 @@ def influence_maps(
     chunk_size: int | None = None,
     progress: Any = None,
     cancel: Any = None,
+    layout: str = "auto",
 ) -> InfluenceResult:
     """Influence of every pixel on every class over a test set (ethik's ``plot_influence``).
 
@@ -255,15 +265,19 @@ def influence_maps(
     chunk_size : pixels per chunk (default: about 320,000 / n, bounding memory at ~2.5 MB per
         work array).
     progress, cancel : as in :class:`~xaiwidgets._progress.RunControl`.
+    layout : the axes of ``images`` (see :func:`~xaiwidgets._arrays.as_images`).
 
     Returns
     -------
     :class:`InfluenceResult` with ``maps[k] = E_{w+}[p_k] - E_{w-}[p_k]`` of shape ``(k, *F)``.
     """
     alpha = _check_alpha(alpha)
-    x, feats, fshape = _features(images, channels)
+    max_iter, tol, chunk_size = _check_solver(max_iter, tol, chunk_size)
+    RunControl(None, cancel)  # checks cancel before the work
+    class_names = check_class_names(class_names)
+    x, feats, fshape = _features(images, channels, layout)
     n = x.shape[0]
-    k_hint = None if class_names is None else len(list(class_names))
+    k_hint = None if class_names is None else len(class_names)
     probs = _as_outputs(probabilities, n, k_hint)
     k = probs.shape[1]
     names = _names(class_names, k)
@@ -297,6 +311,7 @@ def performance_maps(
     fast: bool = True,
     progress: Any = None,
     cancel: Any = None,
+    layout: str = "auto",
 ) -> InfluenceResult:
     """Change of a metric when each pixel is saturated (ethik's ``plot_performance``).
 
@@ -318,7 +333,9 @@ def performance_maps(
     """
     metric = check_metric(metric)
     alpha = _check_alpha(alpha)
-    x, feats, fshape = _features(images, channels)
+    max_iter, tol, chunk_size = _check_solver(max_iter, tol, chunk_size)
+    RunControl(None, cancel)  # checks cancel before the work
+    x, feats, fshape = _features(images, channels, layout)
     n = x.shape[0]
     yt = _as_targets(y_test, n, "y_test")
     yp = _as_targets(y_pred, n, "y_pred")
@@ -392,8 +409,8 @@ class InfluenceExplainer:
         if channels not in _CHANNELS:
             raise ValueError(f"channels: expected 'mean' or 'separate', got {channels!r}")
         self.channels = channels
-        self.class_names = None if class_names is None else [str(c) for c in class_names]
-        self.max_iter, self.tol, self.chunk_size = int(max_iter), float(tol), chunk_size
+        self.class_names = check_class_names(class_names)
+        self.max_iter, self.tol, self.chunk_size = _check_solver(max_iter, tol, chunk_size)
         self.backend = None
         if model is not None:
             self.backend = wrap(model, **backend_kwargs)
@@ -411,27 +428,35 @@ class InfluenceExplainer:
             "chunk_size": self.chunk_size,
         }
 
-    def predict_proba(self, images: Any) -> np.ndarray:
+    def predict_proba(self, images: Any, layout: str = "auto") -> np.ndarray:
         """``(n, k)`` probabilities of the wrapped model."""
         if self.backend is None:
             raise ValueError(
                 "no model: pass the predicted probabilities, or give InfluenceExplainer(model)"
             )
-        return self.backend.probabilities(as_images(images))
+        return self.backend.probabilities(as_images(images, layout=layout))
 
     def __call__(
-        self, images: Any, probabilities: Any = None, *, progress: Any = None, cancel: Any = None
+        self,
+        images: Any,
+        probabilities: Any = None,
+        *,
+        progress: Any = None,
+        cancel: Any = None,
+        layout: str = "auto",
     ) -> InfluenceResult:
         """Influence maps (see :func:`influence_maps`); ``probabilities`` default to the
         model's."""
+        RunControl(None, cancel)  # checks cancel before the model runs
         if probabilities is None:
-            probabilities = self.predict_proba(images)
+            probabilities = self.predict_proba(images, layout)
         return influence_maps(
             images,
             probabilities,
             class_names=self.class_names,
             progress=progress,
             cancel=cancel,
+            layout=layout,
             **self._kw(),
         )
 
@@ -446,6 +471,7 @@ class InfluenceExplainer:
         *,
         progress: Any = None,
         cancel: Any = None,
+        layout: str = "auto",
     ) -> InfluenceResult:
         """Performance map of ``metric`` (see :func:`performance_maps`).
 
@@ -457,15 +483,23 @@ class InfluenceExplainer:
                 "performance(): metric is required, e.g. sklearn.metrics.accuracy_score or log_loss"
             )
         metric = check_metric(metric)
+        RunControl(None, cancel)  # checks cancel before the model runs
         if y_pred is None:
-            probs = self.predict_proba(images)
+            probs = self.predict_proba(images, layout)
             try:
                 metric(to_numpy(y_test), probs)
                 y_pred = probs
             except (TypeError, ValueError):
                 y_pred = probs.argmax(axis=1)
         return performance_maps(
-            images, y_test, y_pred, metric, progress=progress, cancel=cancel, **self._kw()
+            images,
+            y_test,
+            y_pred,
+            metric,
+            progress=progress,
+            cancel=cancel,
+            layout=layout,
+            **self._kw(),
         )
 
     explain_performance = performance

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_images, as_labels, to_numpy
+from .._arrays import as_images, as_labels, check_class_names, to_numpy
 
 Curve = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -145,13 +145,13 @@ class MetricsReport:
         )
 
 
-def _row(name: str, d: dict[str, float]) -> dict[str, Any]:
+def _row(name: str, precision: float, recall: float, f1: float, support: int) -> dict[str, Any]:
     return {
         "class": name,
-        "precision": float(d["precision"]),
-        "recall": float(d["recall"]),
-        "f1-score": float(d["f1-score"]),
-        "support": int(d["support"]),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1-score": float(f1),
+        "support": int(support),
     }
 
 
@@ -173,8 +173,14 @@ def metrics_report(y_true: Any, y_pred: Any, class_names: Any = None) -> Metrics
     from sklearn import metrics as skm
 
     pred = to_numpy(y_pred)
+    if pred.ndim >= 1 and pred.shape[0] == 0:
+        raise ValueError("y_pred: expected at least one prediction, got none")
+    if np.iscomplexobj(pred):
+        raise TypeError(f"y_pred: expected real scores or labels, got dtype {pred.dtype}")
     scores = None
     if pred.ndim == 2:
+        if pred.shape[1] == 0:
+            raise ValueError("y_pred: expected (n, k) scores with at least one class, got k = 0")
         scores = np.asarray(pred, dtype=np.float64)
         if not np.isfinite(scores).all():
             raise ValueError("y_pred: contains NaN or infinite values")
@@ -183,13 +189,15 @@ def metrics_report(y_true: Any, y_pred: Any, class_names: Any = None) -> Metrics
     labels_pred = as_labels(pred, name="y_pred")
     n = len(labels_pred)
     labels_true = as_labels(y_true, n=n, name="y_true")
+    names = check_class_names(class_names)
     if scores is not None:
         k = scores.shape[1]
-    elif class_names is not None:
-        k = len(list(class_names))
+    elif names is not None:
+        k = len(names)
     else:
         k = int(max(labels_true.max(), labels_pred.max())) + 1
-    names = [str(i) for i in range(k)] if class_names is None else [str(c) for c in class_names]
+    if names is None:
+        names = [str(i) for i in range(k)]
     if len(names) != k:
         raise ValueError(f"class_names: expected {k} names (one per class), got {len(names)}")
     for nm, lab in (("y_true", labels_true), ("y_pred", labels_pred)):
@@ -200,20 +208,18 @@ def metrics_report(y_true: Any, y_pred: Any, class_names: Any = None) -> Metrics
     cm = skm.confusion_matrix(labels_true, labels_pred, labels=classes)
     rows = cm.sum(axis=1, keepdims=True)
     cm_norm = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
-    rep = skm.classification_report(
-        labels_true,
-        labels_pred,
-        labels=classes,
-        target_names=names,
-        output_dict=True,
-        zero_division=0,
+    # by class position, never by name: names may repeat or be "accuracy" / "macro avg"
+    # (the numbers are those of sklearn's classification_report)
+    prf = skm.precision_recall_fscore_support(
+        labels_true, labels_pred, labels=classes, average=None, zero_division=0
     )
-    report = [_row(nm, rep[nm]) for nm in names]
-    summary = {
-        "accuracy": float(skm.accuracy_score(labels_true, labels_pred)),
-        "macro avg": _row("macro avg", rep["macro avg"]),
-        "weighted avg": _row("weighted avg", rep["weighted avg"]),
-    }
+    report = [_row(nm, *(col[c] for col in prf)) for c, nm in enumerate(names)]
+    summary: dict[str, Any] = {"accuracy": float(skm.accuracy_score(labels_true, labels_pred))}
+    for avg in ("macro", "weighted"):
+        p, r, f, _ = skm.precision_recall_fscore_support(
+            labels_true, labels_pred, labels=classes, average=avg, zero_division=0
+        )
+        summary[f"{avg} avg"] = _row(f"{avg} avg", p, r, f, n)
 
     pr = roc = ap = auc = None
     if scores is not None:
