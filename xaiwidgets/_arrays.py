@@ -337,3 +337,22 @@ def check_labels_range(labels: np.ndarray, k: int, name: str = "labels") -> np.n
             f"{bad[:5].tolist()}{'...' if bad.size > 5 else ''}"
         )
     return labels
+
+
+def check_baseline(baseline: Any, name: str = "baseline") -> Any:
+    """A reference input given as a finite number or as numeric image(s), returned as given
+    (a number as ``float``); a string, NaN, infinities or a non-numeric array raise
+    ``TypeError`` / ``ValueError`` when the explainer is built, not half-way through a run."""
+    if isinstance(baseline, (str, bytes)):
+        raise TypeError(
+            f"{name}: expected a number (e.g. 0.0 for black in 0..1 images) or an array of "
+            f"images, got the string {baseline!r}"
+        )
+    arr = to_numpy(baseline)
+    if arr.ndim == 0:
+        return check_number(arr.item() if arr.dtype != object else baseline, name)
+    if np.iscomplexobj(arr) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name}: expected numbers, got dtype {arr.dtype}")
+    if arr.size == 0 or not np.isfinite(arr).all():
+        raise ValueError(f"{name}: expected finite numbers (no NaN or infinity), got {arr.shape}")
+    return baseline

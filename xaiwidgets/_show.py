@@ -7,16 +7,22 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import as_images, to_numpy
+from ._arrays import as_images, as_labels, to_numpy
 from .explanation import Explanation
 
 
-def _values_nhwco(values: Any, image_shape: tuple[int, int, int] | None) -> np.ndarray:
+def _values_nhwco(
+    values: Any,
+    image_shape: tuple[int, int, int] | None,
+    given: tuple[tuple[int, ...], str] | None = None,
+) -> np.ndarray:
     """Attributions as ``(n, h, w, c, o)`` from a list of per-output arrays or one array,
-    in NHWC or NCHW (torch) layout."""
+    in NHWC or NCHW (torch) layout. ``given``: the shape and ``layout=`` of the images as the
+    user gave them (per-output arrays of that shape are read in that layout)."""
     if isinstance(values, (list, tuple)):
         per_output = [
-            as_images(v, name="values", layout=_layout(to_numpy(v), image_shape)) for v in values
+            as_images(v, name="values", layout=_layout(to_numpy(v), image_shape, given))
+            for v in values
         ]
         if len({v.shape for v in per_output}) != 1:
             raise ValueError(
@@ -24,7 +30,10 @@ def _values_nhwco(values: Any, image_shape: tuple[int, int, int] | None) -> np.n
                 f"{[v.shape for v in per_output]}"
             )
         return np.stack(per_output, axis=-1)
-    arr = np.asarray(to_numpy(values), dtype=np.float32)
+    arr = to_numpy(values)
+    if np.iscomplexobj(arr) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"values: expected real numbers, got dtype {arr.dtype}")
+    arr = np.asarray(arr, dtype=np.float32)
     if arr.ndim == 5:
         if image_shape is not None and arr.shape[1:4] != image_shape:
             h, w, c = image_shape
@@ -34,20 +43,32 @@ def _values_nhwco(values: Any, image_shape: tuple[int, int, int] | None) -> np.n
     if arr.ndim == 4 and image_shape is not None and arr.shape[1:4] == image_shape:
         return arr[..., None]
     if arr.ndim in (3, 4):
-        return as_images(arr, name="values", layout=_layout(arr, image_shape))[..., None]
+        return as_images(arr, name="values", layout=_layout(arr, image_shape, given))[..., None]
     raise ValueError(
         "values: expected a list of (n, h, w, c) arrays (one per output, as shap returns), an "
         f"(n, h, w, c, outputs) array or a shap-like object with .values, got shape {arr.shape}"
     )
 
 
-def _layout(arr: np.ndarray, image_shape: tuple[int, int, int] | None) -> str:
+def _layout(
+    arr: np.ndarray,
+    image_shape: tuple[int, int, int] | None,
+    given: tuple[tuple[int, ...], str] | None = None,
+) -> str:
+    """The layout of a values array: the images' own ``layout=`` when it has their shape as
+    given, else whichever of NHWC / NCHW / grey ``(n, h, w)`` matches the images' shape,
+    else ``"auto"``."""
+    if given is not None and given[1] != "auto" and arr.shape == given[0]:
+        return given[1]
     if image_shape is not None and arr.ndim == 4:
         h, w, c = image_shape
         if arr.shape[1:] == (c, h, w) and arr.shape[1:] != (h, w, c):
             return "nchw"
         if arr.shape[1:] == (h, w, c):
             return "nhwc"
+    if image_shape is not None and arr.ndim == 3 and image_shape[2] == 1:
+        if arr.shape[1:] == image_shape[:2]:
+            return "nhw"
     return "auto"
 
 
@@ -79,6 +100,7 @@ def to_explanation(
     *,
     base_values: Any = None,
     true_labels: Any = None,
+    layout: str = "auto",
 ) -> Explanation:
     """An :class:`Explanation` from shap-style inputs.
 
@@ -91,6 +113,8 @@ def to_explanation(
     images : ``(n, h, w, c)`` images (any accepted form); taken from ``values.data`` when omitted.
     labels : ``(o,)`` or ``(n, o)`` output names (as ``shap.image_plot``'s ``labels``).
     true_labels : ``(n,)`` true class of each image (shown as the row title), optional.
+    layout : the axes of ``images`` (``"nhwc"``, ``"nchw"``..., see
+        :func:`~xaiwidgets._arrays.as_images`); values of the same shape are read the same way.
     """
     if isinstance(values, Explanation):
         return values
@@ -109,22 +133,27 @@ def to_explanation(
             base_values = obj.base_values
     if images is None:
         raise ValueError("images: expected the (n, h, w, c) images that were explained, got None")
-    x = as_images(images)
-    v = _values_nhwco(values, x.shape[1:])
+    x = as_images(images, layout=layout)
+    v = _values_nhwco(values, x.shape[1:], (np.shape(to_numpy(images)), layout))
     if v.shape[:4] != x.shape:
         raise ValueError(f"values {v.shape[:4]} (n, h, w, c) do not match images {x.shape}")
     n, o = v.shape[0], v.shape[-1]
     idx, names = (None, None) if labels is None else _names_to_indices(labels, n, o)
     if base_values is not None:
-        base_values = np.broadcast_to(
-            np.asarray(to_numpy(base_values), np.float32).reshape(
-                (n, -1) if np.size(base_values) >= n else (1, -1)
-            ),
-            (n, o),
-        )
-    y = None
-    if true_labels is not None:
-        y = np.asarray(true_labels)
+        base = to_numpy(base_values)
+        if np.iscomplexobj(base) or not np.issubdtype(base.dtype, np.number):
+            raise TypeError(f"base_values: expected numbers, got dtype {base.dtype}")
+        try:
+            base_values = np.broadcast_to(
+                np.asarray(base, np.float32).reshape((n, -1) if base.size >= n else (1, -1)),
+                (n, o),
+            )
+        except ValueError:
+            raise ValueError(
+                f"base_values: expected one value, {o} (one per output), {n} (one per image) "
+                f"or ({n}, {o}), got shape {base.shape}"
+            ) from None
+    y = None if true_labels is None else as_labels(true_labels, n=n, name="true_labels")
     return Explanation(
         values=v,
         data=x,
@@ -139,7 +168,8 @@ def to_explanation(
 def show(values: Any, images: Any = None, labels: Any = None, **widget_kwargs: Any):
     """Draw attributions users already have as an interactive
     :class:`~xaiwidgets.widgets.AttributionGrid` (see :func:`to_explanation` for the inputs;
-    ``true_labels=`` and ``base_values=`` are accepted too). Widget options
+    ``true_labels=``, ``base_values=`` and ``layout=`` are accepted too). Widget options
     (``cell_size``, ``scale_mode``, ``invert_image``...) pass through."""
-    conv = {k: widget_kwargs.pop(k) for k in ("base_values", "true_labels") if k in widget_kwargs}
+    keys = ("base_values", "true_labels", "layout")
+    conv = {k: widget_kwargs.pop(k) for k in keys if k in widget_kwargs}
     return to_explanation(values, images, labels, **conv).widget(**widget_kwargs)

@@ -81,6 +81,7 @@ class Explanation:
         if self.base_values is None:
             self.base_values = np.zeros((n, o), np.float32)
         self.base_values = _check(self.base_values, (n, o), "base_values", np.float32)
+        _check_finite(self.base_values, "base_values")
         if self.output_indices is None:
             self.output_indices = np.tile(np.arange(o, dtype=np.int64), (n, 1))
         self.output_indices = _check(self.output_indices, (n, o), "output_indices", np.int64)
@@ -91,6 +92,7 @@ class Explanation:
                 arr = np.asarray(arr, dtype=np.float32)
                 if arr.ndim != 2 or arr.shape[0] != n:
                     raise ValueError(f"{name}: expected (n={n}, k), got shape {arr.shape}")
+                _check_finite(arr, name)
                 k = arr.shape[1]
                 setattr(self, name, arr)
         self.class_names = check_class_names(self.class_names, k)

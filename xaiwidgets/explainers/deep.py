@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_images, batches
+from .._arrays import as_images, batches, check_int
 from .._progress import RunControl
 from ..backends._layout import pad_rows
 from .base import Explainer
@@ -38,8 +38,7 @@ def sample_background(background: Any, size: int | None, seed: int | None) -> np
     (all of them when it has no more, or when ``size`` is ``None``)."""
     bg = as_images(background, name="background")
     if size is not None:
-        if int(size) < 1:
-            raise ValueError(f"background_size: expected a positive integer, got {size}")
+        size = check_int(size, "background_size", 1)
         if len(bg) > size:
             pick = np.random.default_rng(seed).choice(len(bg), int(size), replace=False)
             bg = bg[np.sort(pick)]

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_images
+from .._arrays import as_images, check_baseline
 from .._progress import RunControl
 from ._completeness import check_completeness, completeness_gap, relative_error
 from ._gradient_rows import GradientBase, Segment, positive_int, tolerance_value
@@ -240,7 +240,7 @@ class IntegratedGradients(GradientBase):
             raise ValueError(f"rule: expected one of {_RULES}, got {rule!r}")
         self.steps = positive_int(steps, "steps")
         self.rule = rule
-        self.baseline = baseline
+        self.baseline = check_baseline(baseline)
         self.tolerance = tolerance_value(tolerance)
         self.strict = bool(strict)
         self.completeness_error_: np.ndarray | None = None

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_images, as_labels
+from .._arrays import as_images, as_labels, check_class_names
 
 _CHUNK = 256  # images predicted per call while looking for correct / wrong predictions
 
@@ -28,11 +28,19 @@ class ImagePool:
     images : ``(N, h, w, c)`` images (any form ``as_images`` accepts).
     labels : ``(N,)`` true classes, or ``None``.
     class_names : names of the ``k`` model outputs, or ``None`` (the index is the name).
+    layout : the axes of ``images`` (see :func:`~xaiwidgets._arrays.as_images`).
     """
 
-    def __init__(self, backend: Any, images: Any, labels: Any = None, class_names: Any = None):
+    def __init__(
+        self,
+        backend: Any,
+        images: Any,
+        labels: Any = None,
+        class_names: Any = None,
+        layout: str = "auto",
+    ):
         self.backend = backend
-        self.images = as_images(images)
+        self.images = as_images(images, layout=layout)
         n = len(self.images)
         self.labels = None if labels is None else as_labels(labels, n=n, name="labels")
         self._predicted: dict[int, tuple[int, float]] = {}
@@ -40,13 +48,7 @@ class ImagePool:
         self._wrong: list[int] = []
         self._scanned = 0  # images sorted into _right / _wrong so far
         self.n_outputs = self.predict([0])
-        if class_names is not None:
-            class_names = [str(c) for c in class_names]
-            if len(class_names) != self.n_outputs:
-                raise ValueError(
-                    f"class_names: expected {self.n_outputs} names (one per model output), "
-                    f"got {len(class_names)}"
-                )
+        class_names = check_class_names(class_names, self.n_outputs)
         self.class_names = class_names
 
     def __len__(self) -> int:

@@ -94,6 +94,8 @@ class CEMWidget(XaiWidget):
     ae_model, feature_range, no_info_val, c_steps, clip, learning_rate_init, search, c_grid,
         scores, update_every : passed to :class:`CEMExplainer` when it is built from a model.
     class_names : names of the classes (default: the explainer's, else "0", "1", ...).
+    layout : the axes of ``image`` (``"hwc"``, ``"chw"``..., see
+        :func:`~xaiwidgets._arrays.as_images`).
     Other keyword arguments set display traits (``cell_size``, ``title``, ``ranges``,
     ``show_advanced``).
 
@@ -150,6 +152,7 @@ class CEMWidget(XaiWidget):
         target: int | None = None,
         modes: Any = ("PN", "PP"),
         class_names: Any = None,
+        layout: str = "auto",
         **kwargs: Any,
     ) -> None:
         options = {k: kwargs.pop(k) for k in _EXPLAINER_OPTIONS if k in kwargs}
@@ -169,7 +172,7 @@ class CEMWidget(XaiWidget):
         modes = [modes] if isinstance(modes, str) else list(modes)
         if not modes or any(m not in ("PN", "PP") for m in modes) or len(set(modes)) != len(modes):
             raise ValueError(f"modes: expected 'PN', 'PP' or both, got {modes!r}")
-        x = as_images(image)
+        x = as_images(image, name="image", layout=layout)
         if len(x) != 1:
             raise ValueError(f"image: expected one image, got {len(x)}")
         start = {k: explainer.defaults[k] for k in _SETTINGS}
@@ -291,6 +294,7 @@ class CEMWidget(XaiWidget):
                 self._image,
                 groups,
                 target=[self._target],
+                layout="nhwc",
                 progress=progress,
                 cancel=cancel,
                 on_update=on_update,

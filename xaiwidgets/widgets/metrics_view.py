@@ -103,7 +103,8 @@ class MetricsView(widgets.VBox):
     y_true : (n,) labels or (n, k) one-hot rows.
     y_pred : (n, k) predicted probabilities (curves and AUCs shown) or (n,) predicted labels.
     images : (n, h, w[, c]) the images the predictions are of (any form
-        :func:`~xaiwidgets._arrays.as_images` accepts), or ``None`` (selection only).
+        :func:`~xaiwidgets._arrays.as_images` accepts), or ``None`` (selection only);
+        ``layout=`` names their axes when their shape leaves it open (``"nchw"``, ``"nhwc"``).
     explainer : ``None``, a callable ``explainer(images, **kw) -> Explanation``, a list of them,
         or a dict ``{title: explainer}`` (one grid each, side by side). The keywords
         ``outputs``, ``labels``, ``progress`` and ``cancel`` are passed when it takes them.
@@ -156,11 +157,12 @@ class MetricsView(widgets.VBox):
         cell_size: int = 76,
         invert_image: bool | None = None,
         report: MetricsReport | None = None,
+        layout: str = "auto",
     ):
         super().__init__()
         self.report = report if report is not None else metrics_report(y_true, y_pred, class_names)
         n = len(self.report.y_true)
-        self.images = None if images is None else as_images(images)
+        self.images = None if images is None else as_images(images, layout=layout)
         if self.images is not None and len(self.images) != n:
             raise ValueError(
                 f"images: expected {n} images (one per prediction), got {len(self.images)}"

@@ -72,7 +72,8 @@ class ShapleyExplorer(XaiWidget):
     ----------
     model : any model :func:`xaiwidgets.wrap` accepts, or a backend (wrap it once and pass
         the backend around: a new JAX backend compiles again).
-    images : ``(N, h, w, c)`` pool of images to pick from (any form ``as_images`` accepts).
+    images : ``(N, h, w, c)`` pool of images to pick from (any form ``as_images`` accepts;
+        ``layout=`` names their axes when their shape leaves it open, e.g. ``"nchw"``).
     labels : ``(N,)`` true classes, optional: the picker then offers correct and wrong
         predictions, and wrong ones are marked.
     class_names : names of the model's ``k`` outputs (label rows), optional.
@@ -173,12 +174,13 @@ class ShapleyExplorer(XaiWidget):
         top_k: int = 5,
         deletion_masker: Any = None,
         candidates: int = 8,
+        layout: str = "auto",
         **kwargs: Any,
     ):
         self._ensure_bundle()
         self._check_kwargs(kwargs)
         self.backend = wrap(model)
-        self._pool = ImagePool(self.backend, images, labels, class_names)
+        self._pool = ImagePool(self.backend, images, labels, class_names, layout)
         h, w = self._pool.images.shape[1:3]
         self._lock = threading.RLock()
         self._cache = ResultCache(64)
@@ -415,8 +417,9 @@ class ShapleyExplorer(XaiWidget):
                     class_names=self.class_names,
                 )  # fmt: skip
                 e = explainer(
-                    x, top_k=shared["top_k"], labels=y, progress=sub(0.0, 0.85), cancel=cancel
-                )
+                    x, top_k=shared["top_k"], labels=y, progress=sub(0.0, 0.85), cancel=cancel,
+                    layout="nhwc",
+                )  # fmt: skip
                 scored = deletion_curve(
                     e[:, :1], self.backend, shared["scorer"], steps=_DELETION_STEPS,
                     progress=sub(0.85, 1.0), cancel=cancel,
