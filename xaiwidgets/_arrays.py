@@ -137,12 +137,11 @@ def as_images(x: Any, *, name: str = "images", layout: str = "auto") -> np.ndarr
     0..255 (cast, not rescaled), so they mean what the model was trained on. NaN, infinite
     values and finite values beyond float32's range raise ``ValueError``.
     """
-    if isinstance(layout, str):
-        layout = layout.lower()
-    if layout not in LAYOUTS:
+    if not isinstance(layout, str) or layout.lower() not in LAYOUTS:
         raise ValueError(
             f"layout: expected one of {', '.join(repr(v) for v in LAYOUTS)}, got {layout!r}"
         )
+    layout = layout.lower()
     if isinstance(x, (str, bytes)):
         raise TypeError(f"{name}: expected an array of images, got a {type(x).__name__} {x!r}")
     fw = framework_of(x)
@@ -356,3 +355,11 @@ def check_baseline(baseline: Any, name: str = "baseline") -> Any:
     if arr.size == 0 or not np.isfinite(arr).all():
         raise ValueError(f"{name}: expected finite numbers (no NaN or infinity), got {arr.shape}")
     return baseline
+
+
+def check_seed(seed: Any, *, allow_none: bool = True) -> int | None:
+    """A random seed: a non-negative ``int`` (or ``None`` where allowed), else ``TypeError`` /
+    ``ValueError`` (NumPy would otherwise fail inside ``default_rng`` at the first call)."""
+    if seed is None and allow_none:
+        return None
+    return check_int(seed, "seed", 0)

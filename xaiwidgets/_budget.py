@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._arrays import check_int
+
 #: Working memory (bytes) beyond the model, the inputs and the result: 1 GiB.
 DEFAULT_MEMORY_BUDGET = 1 << 30
 
@@ -41,9 +43,7 @@ def check_batch_size(value: Any) -> int | None:
     """``None`` (derived from the budget) or a positive integer."""
     if value is None:
         return None
-    if isinstance(value, bool) or int(value) != value or int(value) < 1:
-        raise ValueError(f"batch_size: expected a positive integer or None, got {value!r}")
-    return int(value)
+    return check_int(value, "batch_size", 1, hint=" (or None: derived from the memory budget)")
 
 
 def rows_per_call(

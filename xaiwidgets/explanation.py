@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._arrays import check_class_names, check_int, check_labels_range
+from ._arrays import as_labels, check_class_names, check_int, check_labels_range, to_numpy
 
 _FORMAT_VERSION = 1
 _ARRAYS = (
@@ -60,8 +60,8 @@ class Explanation:
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.values = np.asarray(self.values, dtype=np.float32)
-        self.data = np.asarray(self.data, dtype=np.float32)
+        self.values = _floats(self.values, "values")
+        self.data = _floats(self.data, "data")
         if self.values.ndim == 4:
             self.values = self.values[..., None]
         if self.values.ndim != 5:
@@ -80,16 +80,23 @@ class Explanation:
         _check_finite(self.data, "data")
         if self.base_values is None:
             self.base_values = np.zeros((n, o), np.float32)
-        self.base_values = _check(self.base_values, (n, o), "base_values", np.float32)
+        self.base_values = _check(
+            _floats(self.base_values, "base_values"), (n, o), "base_values", np.float32
+        )
         _check_finite(self.base_values, "base_values")
         if self.output_indices is None:
             self.output_indices = np.tile(np.arange(o, dtype=np.int64), (n, 1))
+        elif not np.issubdtype(np.asarray(self.output_indices).dtype, np.integer):
+            raise TypeError(
+                "output_indices: expected integer class indices, got dtype "
+                f"{np.asarray(self.output_indices).dtype}"
+            )
         self.output_indices = _check(self.output_indices, (n, o), "output_indices", np.int64)
         k = None
         for name in ("predictions", "probabilities"):
             arr = getattr(self, name)
             if arr is not None:
-                arr = np.asarray(arr, dtype=np.float32)
+                arr = _floats(arr, name)
                 if arr.ndim != 2 or arr.shape[0] != n:
                     raise ValueError(f"{name}: expected (n={n}, k), got shape {arr.shape}")
                 _check_finite(arr, name)
@@ -99,7 +106,7 @@ class Explanation:
         if k is None and self.class_names is not None:
             k = len(self.class_names)
         if self.labels is not None:
-            self.labels = _check(self.labels, (n,), "labels", np.int64)
+            self.labels = _check(as_labels(self.labels, name="labels"), (n,), "labels", np.int64)
             if k is not None:
                 check_labels_range(self.labels, k)
         if not isinstance(self.method, str):
@@ -238,6 +245,8 @@ class Explanation:
         A file that is not such an ``.npz`` (not a zip, a member missing or unknown, a header
         that is not JSON, arrays whose headers claim more data than the file holds) raises
         ``ValueError`` naming the file and what was wrong, before any large allocation."""
+        if not isinstance(path, (str, Path)):
+            raise TypeError(f"path: expected a str or pathlib.Path, got {type(path).__name__}")
         path = Path(path)
         arrays, meta = _read_npz(path)
         try:
@@ -318,6 +327,15 @@ class Explanation:
         )
 
 
+def _floats(arr: Any, name: str) -> np.ndarray:
+    """``arr`` (NumPy, a framework tensor, nested lists) as float32; ``TypeError`` for
+    anything that is not real numbers."""
+    a = to_numpy(arr)
+    if np.iscomplexobj(a) or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+        raise TypeError(f"{name}: expected an array of real numbers, got dtype {a.dtype}")
+    return np.asarray(a, dtype=np.float32)
+
+
 def _check_finite(arr: np.ndarray, name: str) -> None:
     """``ValueError`` when ``arr`` holds NaN or infinite values (checked image by image, so
     the temporary stays one image's size)."""
@@ -336,8 +354,10 @@ def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     def bad(why: str) -> ValueError:
         return ValueError(f"{path}: not a valid Explanation file ({why})")
 
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
+    if not path.is_file():
+        raise ValueError(f"{path}: not a file (expected an .npz that Explanation.save wrote)")
     if not zipfile.is_zipfile(path):
         raise bad("not an .npz (zip) archive")
     try:

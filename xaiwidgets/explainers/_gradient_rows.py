@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .._arrays import check_int
 from .._budget import DEFAULT_MEMORY_BUDGET, chunk_rows
 from .._progress import RunControl
 from .base import Explainer
@@ -103,9 +104,7 @@ def run_rows(
 
 
 def positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or int(value) != value or int(value) < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return int(value)
+    return check_int(value, name, 1)
 
 
 def tolerance_value(value: Any) -> float:

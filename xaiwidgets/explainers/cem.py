@@ -36,7 +36,7 @@ _SETTING_KEYS = ("mode", "kappa", "beta", "gamma", "c_init")
 def _positive(name: str, value: Any, *, allow_zero: bool = True, integer: bool = False) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
-    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    if not np.isfinite(float(value)) or value < 0 or (value == 0 and not allow_zero):
         raise ValueError(
             f"{name}: expected a {'non-negative' if allow_zero else 'positive'} "
             f"finite number, got {value!r}"
@@ -173,7 +173,12 @@ class CEMExplainer:
             raise ValueError("gamma > 0 needs an autoencoder: pass ae_model=...")
         if s["c_grid"] is None:
             s["c_grid"] = np.unique(np.r_[1.0, np.geomspace(1e3, 1e-2, s["c_steps"] - 1)])
-        grid = np.asarray(s["c_grid"], np.float64).ravel()
+        try:
+            grid = np.asarray(s["c_grid"], np.float64).ravel()
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"c_grid: expected positive multiples of c_init (numbers), got {s['c_grid']!r}"
+            ) from None
         if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid <= 0):
             raise ValueError(f"c_grid: expected positive multiples of c_init, got {s['c_grid']!r}")
         s["c_grid"] = grid

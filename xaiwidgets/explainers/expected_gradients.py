@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .._arrays import check_number, check_seed
 from .._progress import RunControl
 from ._completeness import check_completeness, completeness_gap, relative_error
 from ._gradient_rows import GradientBase, Segment, positive_int, tolerance_value
@@ -73,13 +74,9 @@ class GradientExplainer(BackgroundMean, GradientBase):
         **backend_kwargs: Any,
     ):
         super().__init__(model, class_names=class_names, **backend_kwargs)
-        if not np.isfinite(local_smoothing) or local_smoothing < 0:
-            raise ValueError(
-                f"local_smoothing: expected a non-negative number, got {local_smoothing!r}"
-            )
         self.nsamples = positive_int(nsamples, "nsamples")
-        self.local_smoothing = float(local_smoothing)
-        self.seed = seed
+        self.local_smoothing = check_number(local_smoothing, "local_smoothing", low=0.0)
+        self.seed = check_seed(seed)
         self.background = sample_background(background, background_size, seed)
         self.tolerance = tolerance_value(tolerance)
         self.strict = bool(strict)

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_images, check_baseline
+from .._arrays import as_images, check_baseline, check_number, check_seed
 from .._progress import RunControl
 from ._completeness import check_completeness, completeness_gap, relative_error
 from ._gradient_rows import GradientBase, Segment, positive_int, tolerance_value
@@ -131,11 +131,10 @@ class SmoothGrad(GradientBase):
         **backend_kwargs: Any,
     ):
         super().__init__(model, class_names=class_names, **backend_kwargs)
-        if not np.isfinite(noise) or noise < 0:
-            raise ValueError(f"noise: expected a non-negative number, got {noise!r}")
-        self.noise = float(noise)
+        self.noise = check_number(noise, "noise", low=0.0)
         self.nsamples = positive_int(nsamples, "nsamples")
-        self.squared, self.times_input, self.seed = bool(squared), bool(times_input), seed
+        self.squared, self.times_input = bool(squared), bool(times_input)
+        self.seed = check_seed(seed)
 
     def params(self) -> dict[str, Any]:
         return {

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from .._arrays import check_seed
 from .._progress import RunControl
 from ..maskers import Masker
 from ._coalitions import CACHE_BYTES, CoalitionEvaluator, rows_per_call
@@ -97,7 +98,7 @@ class PermutationExplainer(Explainer):
         self.max_evals = _check_int(max_evals, "max_evals", 4)
         self.regions = None if regions is None else _check_int(regions, "regions", 2)
         self.hierarchical = bool(hierarchical)
-        self.seed = int(seed)
+        self.seed = check_seed(seed, allow_none=False)
         self.last_evaluations: np.ndarray | None = None
         self.last_orders = 0
         self._capped: int | None = None  # set on the per-call copy when max_evals is capped

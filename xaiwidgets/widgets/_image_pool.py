@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_images, as_labels, check_class_names
+from .._arrays import as_images, as_labels, check_class_names, check_int, check_labels_range
 
 _CHUNK = 256  # images predicted per call while looking for correct / wrong predictions
 
@@ -48,6 +48,8 @@ class ImagePool:
         self._wrong: list[int] = []
         self._scanned = 0  # images sorted into _right / _wrong so far
         self.n_outputs = self.predict([0])
+        if self.labels is not None:
+            check_labels_range(self.labels, self.n_outputs)
         class_names = check_class_names(class_names, self.n_outputs)
         self.class_names = class_names
 
@@ -109,6 +111,7 @@ class ImagePool:
         predictions; selected first, 2 correct and 2 wrong (4 correct when none is wrong).
         Without labels: the first ``2 * per_group`` images, the first 4 selected. ``indices``
         (checked) replaces the first selection and is always offered."""
+        per_group = check_int(per_group, "candidates", 1)
         per_group = max(1, int(per_group))
         cap = per_group if self.labels is not None else 2 * per_group
         self._scan(cap, per_group)

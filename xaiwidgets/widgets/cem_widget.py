@@ -169,6 +169,8 @@ class CEMWidget(XaiWidget):
             options.setdefault("c_steps", _WIDGET_DEFAULTS["c_steps"])
             explainer = CEMExplainer(explainer_or_model, **options)
         self.explainer = explainer
+        if not isinstance(modes, (str, list, tuple)):
+            raise TypeError(f"modes: expected 'PN', 'PP' or both, got {modes!r}")
         modes = [modes] if isinstance(modes, str) else list(modes)
         if not modes or any(m not in ("PN", "PP") for m in modes) or len(set(modes)) != len(modes):
             raise ValueError(f"modes: expected 'PN', 'PP' or both, got {modes!r}")

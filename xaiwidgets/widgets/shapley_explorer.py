@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import traitlets
 
+from .._arrays import check_int
 from ..backends import wrap
 from ..explanation import Explanation
 from ..faithfulness import PerturbationCurve, deletion_curve
@@ -197,7 +198,7 @@ class ShapleyExplorer(XaiWidget):
             "compare": _spec_text(compare) if compare is not None else "",
             "algorithm": algorithm,
             "max_evals": int(DEFAULT_EVALS.get(algorithm, 500) if max_evals is None else max_evals),
-            "top_k": int(top_k),
+            "top_k": check_int(top_k, "top_k", 1),
             "indices": default,
             "deletion_masker": _spec_text(deletion_masker) if deletion_masker is not None else "",
             "image_shape": [h, w],
