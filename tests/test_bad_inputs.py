@@ -382,3 +382,14 @@ def test_show_rejects_nan_images_and_maps(images):
         xaiwidgets.show(np.ones((2, 6, 5, 1, 3)), images, base_values=np.zeros(5))
     with pytest.raises(TypeError, match="true_labels"):
         xaiwidgets.show(np.ones((2, 6, 5, 1, 3)), images, true_labels=["cat", "dog"])
+
+
+@pytest.mark.parametrize("which", ["images", "values"])
+def test_attribution_grid_rejects_non_finite_arrays(images, which):
+    import traitlets
+
+    data = {"images": images, "values": np.ones((2, 6, 5, 3), np.float32)}
+    data[which] = data[which].copy()
+    data[which][0, 1, 1, 0] = np.nan
+    with pytest.raises(traitlets.TraitError, match=f"{which}: contains NaN or infinite"):
+        xaiwidgets.AttributionGrid(**data)

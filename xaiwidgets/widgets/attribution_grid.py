@@ -121,6 +121,8 @@ class AttributionGrid(XaiWidget):
             raise traitlets.TraitError(
                 f"images: expected (n, h, w, c) with c in 1, 3, 4 (or (n, h, w)), got shape {arr.shape}"
             )
+        if not np.isfinite(arr).all():
+            raise traitlets.TraitError("images: contains NaN or infinite values")
         return np.ascontiguousarray(arr)
 
     @traitlets.validate("values")
@@ -136,6 +138,8 @@ class AttributionGrid(XaiWidget):
             raise traitlets.TraitError(
                 f"values: expected (n, h, w, outputs) (or (n, h, w, c, outputs)), got shape {arr.shape}"
             )
+        if not np.isfinite(arr).all():
+            raise traitlets.TraitError("values: contains NaN or infinite values")
         return np.ascontiguousarray(arr)
 
     def _inconsistency(self) -> str:
