@@ -153,7 +153,7 @@ def as_images(x: Any, *, name: str = "images", layout: str = "auto") -> np.ndarr
     shape = arr.shape
     if arr.ndim not in (2, 3, 4):
         raise ValueError(
-            f"{name}: expected (n, h, w, c), (n, c, h, w), (n, h, w), (h, w, c), (c, h, w) or "
+            f"{name}: expected (n, h, w), (n, h, w, c), (n, c, h, w), (h, w, c), (c, h, w) or "
             f"(h, w), got an array of shape {shape}"
         )
     if 0 in shape:
