@@ -393,3 +393,19 @@ def test_attribution_grid_rejects_non_finite_arrays(images, which):
     data[which][0, 1, 1, 0] = np.nan
     with pytest.raises(traitlets.TraitError, match=f"{which}: contains NaN or infinite"):
         xaiwidgets.AttributionGrid(**data)
+
+
+def test_widgets_take_layout_for_ambiguous_images():
+    from xaiwidgets.widgets._image_pool import ImagePool
+
+    w = np.random.default_rng(4).normal(size=(27, 3)).astype(np.float32)
+    backend = xaiwidgets.wrap(lambda x: np.asarray(x, np.float32).reshape(len(x), -1) @ w)
+    nchw = np.random.default_rng(5).random((4, 3, 3, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match="layout="):
+        ImagePool(backend, nchw)
+    pool = ImagePool(backend, nchw, labels=[0, 1, 2, 0], layout="nchw")
+    np.testing.assert_array_equal(pool.images, nchw.transpose(0, 2, 3, 1))
+    with pytest.raises(ValueError, match=r"labels: expected class indices in 0\.\.2"):
+        ImagePool(backend, nchw, labels=[0, 1, 2, 3], layout="nchw")
+    with pytest.raises(TypeError, match="candidates: expected an integer"):
+        pool.offer("x")

@@ -239,8 +239,10 @@ class BaseBackend:
 
     # -- protocol ----------------------------------------------------------------
     def predict(self, x: Any) -> np.ndarray:
-        """``(n, k)`` float32 model outputs for images ``x`` (any accepted form), batched.
-        Raises :class:`NonFiniteOutputError` naming every image with a NaN or infinite output."""
+        """``(n, k)`` float32 model outputs for images ``x``, batched: NHWC NumPy (a 4-D NumPy
+        array is taken as NHWC, the protocol's layout), or a framework tensor in its framework's
+        layout (see :func:`~xaiwidgets._arrays.as_image_batch`). Raises
+        :class:`NonFiniteOutputError` naming every image with a NaN or infinite output."""
         x = as_image_batch(x)
         rows = self.rows_for(x.shape[1:], backward=False)
         with self.memory_hint(rows, x.shape[1:]):

@@ -37,6 +37,7 @@ import numpy as np
 import traitlets
 
 from .._arrays import as_images
+from ..explainers.base import Explainer
 from ..explainers.metrics import MetricsReport, metrics_report
 from ..explanation import Explanation
 from ._metrics_parts import CurvesPanel, confusion_figure, set_confusion_mode
@@ -396,6 +397,8 @@ class MetricsView(widgets.VBox):
         kwargs = dict(self.explain_kwargs)
         if "labels" in accepts:
             kwargs.setdefault("labels", self.report.y_true[shown])
+        if isinstance(fn, Explainer):  # the view's images are NHWC already: no layout guess
+            kwargs.setdefault("layout", "nhwc")
         if self.outputs == "cell":
             if "outputs" in accepts:
                 t, p = cell
