@@ -347,6 +347,22 @@ def test_explanation_load_rejects_malformed_files(saved, change, match):
         Explanation.load(saved)
 
 
+def test_explanation_load_forged_zip_sizes(saved):
+    """A zip directory that claims ~4 GB for a member of a small file (and a .npy header
+    that claims 4 TB) is refused before anything of that size is read or allocated."""
+    import struct
+
+    _rewrite(saved, replace={"values.npy": _npy_header_claiming((2**19, 2**20))})
+    raw = bytearray(saved.read_bytes())
+    at = raw.find(b"PK\x01\x02", 0)
+    while raw[at + 46 : at + 46 + len(b"values.npy")] != b"values.npy":
+        at = raw.find(b"PK\x01\x02", at + 4)
+    raw[at + 20 : at + 28] = struct.pack("<II", 0xF0000000, 0xF0000000)
+    saved.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="claims 4026531840 bytes in a"):
+        Explanation.load(saved)
+
+
 def test_explanation_load_round_trip_still_works(saved):
     e = Explanation.load(saved)
     assert e.class_names == ["a", "b", "c"] and e.values.shape == (2, 6, 5, 1, 3)

@@ -371,7 +371,8 @@ def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             missing = [m for m in ("meta", "values", "data") if m not in members]
             if missing:
                 raise bad(f"missing {', '.join(missing)}")
-            raw = {name: _read_member(zf, info, bad) for name, info in members.items()}
+            size = path.stat().st_size
+            raw = {name: _read_member(zf, info, size, bad) for name, info in members.items()}
     except zipfile.BadZipFile as exc:
         raise bad(f"damaged zip archive: {exc}") from exc
     meta_arr = raw.pop("meta")
@@ -395,10 +396,14 @@ def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     return raw, fields
 
 
-def _read_member(zf: Any, info: Any, bad: Any) -> np.ndarray:
-    """One ``.npy`` member, its header checked against the member's size before the data
-    is allocated."""
+def _read_member(zf: Any, info: Any, archive_size: int, bad: Any) -> np.ndarray:
+    """One ``.npy`` member, its header checked against the member's size (and that against
+    the archive's size on disk) before the data is allocated."""
     fmt = np.lib.format
+    if info.compress_size > archive_size:
+        raise bad(
+            f"{info.filename} claims {info.compress_size} bytes in a {archive_size}-byte file"
+        )
     if info.file_size > info.compress_size * _MAX_DEFLATE_RATIO + 1024:
         raise bad(f"{info.filename} claims {info.file_size} bytes from {info.compress_size}")
     with zf.open(info) as f:
