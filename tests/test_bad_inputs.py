@@ -425,3 +425,10 @@ def test_widgets_take_layout_for_ambiguous_images():
         ImagePool(backend, nchw, labels=[0, 1, 2, 3], layout="nchw")
     with pytest.raises(TypeError, match="candidates: expected an integer"):
         pool.offer("x")
+
+
+def test_show_true_labels_index_the_models_classes_not_the_names_shown(images):
+    e = xaiwidgets._show.to_explanation(
+        np.ones((2, 6, 5, 1, 2)), images, labels=["cat", "dog"], true_labels=[500, 3]
+    )
+    assert e.labels.tolist() == [500, 3]

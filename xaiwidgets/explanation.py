@@ -103,8 +103,6 @@ class Explanation:
                 k = arr.shape[1]
                 setattr(self, name, arr)
         self.class_names = check_class_names(self.class_names, k)
-        if k is None and self.class_names is not None:
-            k = len(self.class_names)
         if self.labels is not None:
             self.labels = _check(as_labels(self.labels, name="labels"), (n,), "labels", np.int64)
             if k is not None:
