@@ -59,13 +59,45 @@ def _check_complete(explanation, tol):
 @pytest.mark.parametrize("softmax", ["shapley", "diagonal"])
 def test_completeness_torch(torch_net, digits, softmax):
     bg, x = digits
-    explainer = DeepExplainer(torch_net, bg, softmax=softmax)
-    ex = explainer(x)
+    explainer = DeepExplainer(torch_net, bg, softmax=softmax, strict=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # complete, and no op without a rule: nothing to say
+        ex = explainer(x)
     assert ex.values.shape == x.shape + (10,)
     assert ex.method == "deep" and ex.params["softmax"] == softmax
     _check_complete(ex, 2e-6)
     np.testing.assert_allclose(ex.base_values, np.tile(explainer.expected_value, (N_X, 1)))
     assert ex.params["max_completeness_error"] < 2e-6
+    assert ex.params["relative_completeness_error"] < 1e-4
+    assert ex.params["completeness_tolerance"] == 1e-3
+    assert ex.params["ops_without_rule"] == [] and ex.params["strict"] is True
+
+
+def test_incomplete_attributions_warn_naming_the_op_and_strict_raises(digits):
+    """An op with no DeepLIFT rule (cumprod) breaks completeness: the warning names it and the
+    model's line; ``strict=True`` raises; the diagnostics are in the Explanation's params."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    from xaiwidgets import IncompleteAttributionError, IncompleteAttributionWarning
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 2, 5, stride=4), nn.Linear(6, 3)
+
+        def forward(self, x):
+            h = torch.sigmoid(self.conv(x)).flatten(1)[:, :6]
+            return self.fc(torch.cumprod(h * 2.0, dim=1))
+
+    torch.manual_seed(0)
+    bg, x = digits
+    with pytest.warns(IncompleteAttributionWarning, match=r"aten\.cumprod .*test_deep\.py"):
+        ex = DeepExplainer(Net().eval(), bg)(x)
+    assert ex.params["relative_completeness_error"] > 1e-3
+    assert ex.params["ops_without_rule"][0].startswith("aten.cumprod")
+    with pytest.raises(IncompleteAttributionError, match=r"aten\.cumprod"):
+        DeepExplainer(Net().eval(), bg, strict=True)(x)
 
 
 def test_completeness_keras(keras_net, digits):

@@ -8,11 +8,19 @@ background set ``R``:
     phi_i(x) = mean_{r in R} m_i(x, r) * (x_i - r_i),   sum_i phi_i(x) = f(x) - mean_r f(r)
 
 (completeness, per image and per explained output). Nonlinearities follow shap's
-DeepExplainer: rescale for ReLU/ELU/sigmoid/tanh/softplus, the split difference for max
-pooling, and a softmax rule that keeps completeness on probability outputs (see
-:mod:`xaiwidgets.backends._deeplift_rules`). The framework part lives in the backends
-(``backend.deeplift``): each image is paired with every background image in one batch, so all
-outputs of a batch of images come from one forward pass and one backward pass per output.
+DeepExplainer where shap has a rule: rescale for elementwise activations, the split difference
+for max pooling, and a softmax rule that keeps completeness on probability outputs (see
+:mod:`xaiwidgets.backends._deeplift_rules`); products of two varying inputs (gates, attention,
+normalisation) take their Shapley split. The framework part lives in the backends
+(``backend.deeplift``), over the framework's own primitive graph: each image is paired with
+every background image in one batch, so all outputs of a batch of images come from one forward
+pass and one backward pass per output.
+
+Completeness is checked after every call (:mod:`._completeness`): above a relative error of
+:data:`COMPLETENESS_TOLERANCE` (1e-3 of the largest ``|f(x) - base|``) the explainer warns
+with :class:`~xaiwidgets.IncompleteAttributionWarning`, naming the ops the backend crossed
+without a DeepLIFT rule, or raises :class:`~xaiwidgets.IncompleteAttributionError` with
+``strict=True``. The values are never rescaled to make the sums match.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import warnings
 from typing import Any
 
 import numpy as np
@@ -27,7 +36,12 @@ import numpy as np
 from .._arrays import as_images, batches, check_int
 from .._progress import RunControl
 from ..backends._layout import pad_rows
+from ._completeness import check_completeness, completeness_gap, relative_error
 from .base import Explainer
+
+#: Relative completeness error above which DeepExplainer warns (or raises with ``strict``):
+#: ``max |f(x) - base - sum(phi)| / max |f(x) - base|`` over the images and outputs of a call.
+COMPLETENESS_TOLERANCE = 1e-3
 
 _SOFTMAX_RULES = ("shapley", "diagonal")
 _MODULES = {"torch": "_deeplift_torch", "tensorflow": "_deeplift_keras", "jax": "_deeplift_jax"}
@@ -83,11 +97,19 @@ class DeepExplainer(BackgroundMean, Explainer):
     max_rows : int, optional
         Pair rows (image x background) per pass; default: the backend's choice (torch and
         JAX ``max(batch_size, b)``, TensorFlow ``max(2 * batch_size, b)``).
+    strict : bool
+        Raise :class:`~xaiwidgets.IncompleteAttributionError` instead of warning
+        (:class:`~xaiwidgets.IncompleteAttributionWarning`) when the attributions miss
+        completeness by more than :data:`COMPLETENESS_TOLERANCE` relative (default False).
     class_names, backend_kwargs : as :class:`~xaiwidgets.explainers.base.Explainer`.
 
     Call it like every explainer: ``DeepExplainer(model, background)(images, outputs=None |
     "top3" | [...])`` returns an :class:`~xaiwidgets.Explanation` with ``values`` ``(n, h, w,
-    c, o)`` and ``base_values`` ``(n, o)`` = the mean model output on the background.
+    c, o)`` and ``base_values`` ``(n, o)`` = the mean model output on the background. Its
+    ``params`` carry the completeness diagnostics: ``max_completeness_error`` (absolute),
+    ``relative_completeness_error``, ``completeness_tolerance`` and ``ops_without_rule`` (ops
+    the backend crossed by their derivative, with where they are, empty when every op had a
+    rule).
 
     Attributes
     ----------
@@ -107,6 +129,7 @@ class DeepExplainer(BackgroundMean, Explainer):
         softmax: str = "shapley",
         seed: int | None = 0,
         max_rows: int | None = None,
+        strict: bool = False,
         class_names: Any = None,
         **backend_kwargs: Any,
     ):
@@ -120,7 +143,10 @@ class DeepExplainer(BackgroundMean, Explainer):
         self.seed = seed
         self.max_rows = None if max_rows is None else int(max_rows)
         self.background = sample_background(background, background_size, seed)
+        self.strict = bool(strict)
         self.completeness_error_: np.ndarray | None = None
+        self.relative_completeness_error_: float | None = None
+        self.ops_without_rule_: list[str] = []
 
     def params(self) -> dict[str, Any]:
         err = self.completeness_error_
@@ -128,26 +154,32 @@ class DeepExplainer(BackgroundMean, Explainer):
             "background": int(len(self.background)),
             "softmax": self.softmax,
             "seed": self.seed,
+            "strict": self.strict,
             "max_completeness_error": None if err is None else float(np.abs(err).max()),
+            "relative_completeness_error": self.relative_completeness_error_,
+            "completeness_tolerance": COMPLETENESS_TOLERANCE,
+            "ops_without_rule": list(self.ops_without_rule_),
         }
 
-    def _deeplift(self) -> Any:
-        """``backend.deeplift``, with the options this explainer sets."""
+    def _deeplift(self, fallbacks: list) -> Any:
+        """``backend.deeplift``, with the options this explainer sets; a backend that can name
+        the ops it crosses without a rule appends them to ``fallbacks``."""
         fn = getattr(self.backend, "deeplift", None)
         if fn is None:
             raise TypeError(f"{type(self.backend).__name__} has no DeepLIFT (backend.deeplift)")
-        opts = {"softmax": self.softmax, "max_rows": self.max_rows}
-        try:
-            params = inspect.signature(fn).parameters
-        except (TypeError, ValueError):  # pragma: no cover - builtins
-            params = {}
+        opts: dict[str, Any] = {"softmax": self.softmax, "max_rows": self.max_rows}
+        params = _parameters(fn)
         takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        if takes_all or all(k in params for k in opts):
+        if all(k in params for k in opts) or (takes_all and "fallbacks" not in params):
+            if "fallbacks" in params:
+                opts["fallbacks"] = fallbacks
             return lambda x, r, idx: fn(x, r, idx, **opts)
         module = _MODULES.get(getattr(self.backend, "framework", ""))
         if module is None:  # a backend of its own: it takes no options
             return fn
         impl = getattr(importlib.import_module(f"xaiwidgets.backends.{module}"), module[1:])
+        if "fallbacks" in _parameters(impl):
+            opts["fallbacks"] = fallbacks
         return lambda x, r, idx: impl(self.backend, x, r, idx, **opts)
 
     def _explain(
@@ -159,7 +191,8 @@ class DeepExplainer(BackgroundMean, Explainer):
                 f"images: expected the background's shape {bg.shape[1:]}, got {x.shape[1:]}"
             )
         base = self.expected_value[outputs]
-        run = self._deeplift()
+        fallbacks: list[str] = []
+        run = self._deeplift(fallbacks)
         # a call per chunk of images (progress, cancel); each backend splits it into passes
         rows = self.max_rows or max(2 * getattr(self.backend, "batch_size", 256), len(bg))
         per_call = max(1, rows // len(bg))
@@ -175,5 +208,39 @@ class DeepExplainer(BackgroundMean, Explainer):
             values[s] = run(xs, bg, idx)[:m]
             ctl.step(s.stop / len(x))
         fx = np.take_along_axis(model_outputs, outputs, axis=1)
-        self.completeness_error_ = fx - base - values.reshape(len(x), -1, outputs.shape[1]).sum(1)
+        self._check(values, fx, base, fallbacks)
         return values, base.astype(np.float32)
+
+    def _check(self, values: np.ndarray, fx: np.ndarray, base: np.ndarray, fallbacks: list):
+        """Completeness of this call: stored, then warned about (or raised) above the
+        tolerance, naming the ops crossed without a rule (reported even when complete)."""
+        ops = list(dict.fromkeys(fallbacks))
+        gap = completeness_gap(values, fx, base)
+        self.completeness_error_ = gap
+        self.ops_without_rule_ = ops
+        self.relative_completeness_error_ = relative_error(gap, fx, base)  # also when raising
+        culprit = ("ops crossed without a DeepLIFT rule: " + "; ".join(ops)) if ops else None
+        self.relative_completeness_error_ = check_completeness(
+            gap,
+            fx,
+            base,
+            method="DeepExplainer",
+            tolerance=COMPLETENESS_TOLERANCE,
+            culprit=culprit,
+            strict=self.strict,
+            stacklevel=5,
+        )
+        if ops and self.relative_completeness_error_ <= COMPLETENESS_TOLERANCE:
+            warnings.warn(
+                f"DeepExplainer: {culprit}; crossed by their derivative (completeness still "
+                f"holds here: relative error {self.relative_completeness_error_:.2g})",
+                stacklevel=4,
+            )
+
+
+def _parameters(fn: Any) -> Any:
+    """The parameters of ``fn``'s signature (empty when it has none to read)."""
+    try:
+        return inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return {}
