@@ -25,7 +25,9 @@ formulas serve torch, TensorFlow and JAX. Rules follow shap's DeepExplainer:
 - softmax, rule ``"shapley"`` (shap's TensorFlow rule): ``p = e / S`` with ``e = exp(z - max z)``
   and ``S = sum e``; the division's two inputs get the Shapley split of ``Δp``
   (``½[Δ_e p(·, S) + Δ_e p(·, S')]`` and the same for ``S``), ``exp`` its rescale, and the
-  shift by the row maximum is absorbed by rescaling with ``Δ(z - max z) / Δz``;
+  shift by the row maximum is absorbed by rescaling with ``Δ(z - max z) / Δz`` (or, with
+  ``common_shift``, both sides are shifted by the same maximum, which keeps completeness when
+  a logit is constant while its row's maximum moves);
 - softmax, rule ``"diagonal"`` (shap's PyTorch rule): ``Δp_j / Δz_j`` per class (the Jacobian
   where ``|Δz_j| < 1e-6``).
 
@@ -141,16 +143,31 @@ def shapley_pair(ops: Any, f: Any, a_p: Any, a_r: Any, b_p: Any, b_r: Any) -> tu
     return m_a, m_b
 
 
-def softmax_coefficients(ops: Any, z_p: Any, z_r: Any, rule: str) -> tuple[Any, Any, Any]:
+def _shifted(ops: Any, z_p: Any, z_r: Any, common_shift: bool) -> tuple[Any, Any]:
+    """``z - max z`` on each side, or both minus the larger of the two maxima."""
+    if common_shift:
+        top = ops.maximum(ops.max_last(z_p), ops.max_last(z_r))
+        return z_p - top, z_r - top
+    return z_p - ops.max_last(z_p), z_r - ops.max_last(z_r)
+
+
+def softmax_coefficients(
+    ops: Any, z_p: Any, z_r: Any, rule: str, common_shift: bool = False
+) -> tuple[Any, Any, Any]:
     """Coefficients ``(a, b, c)`` of the softmax backward rule over the last axis.
 
     ``"shapley"``: multiplier ``m_z = (g * a + sum(g * b)) * c``;
     ``"diagonal"``: ``m_z = g * a + c * (p' * (g - sum(p' * g)))`` with ``b = p'`` (the
     reference's probabilities) and ``c`` the 0/1 mask of the Jacobian fallback.
     Apply them with :func:`softmax_apply`.
+
+    ``common_shift`` (``"shapley"``): both sides are shifted by the same row maximum
+    ``max(max z, max z')``, so ``Δ(z - shift) = Δz`` exactly and the split is that of the
+    unshifted ``exp(z) / sum(exp(z))``. With a shift per side (the default, shap's graph) a
+    logit that does not change while the row maximum does (a constant class token's key in
+    attention) loses its share of ``Δ(z - max z)``: the rule is then not complete.
     """
-    c_p = z_p - ops.max_last(z_p)
-    c_r = z_r - ops.max_last(z_r)
+    c_p, c_r = _shifted(ops, z_p, z_r, common_shift and rule != "diagonal")
     e_p, e_r = ops.exp(c_p), ops.exp(c_r)
     s_p, s_r = ops.sum_last(e_p), ops.sum_last(e_r)
     if rule == "diagonal":
@@ -164,6 +181,8 @@ def softmax_coefficients(ops: Any, z_p: Any, z_r: Any, rule: str) -> tuple[Any, 
     a = safe_div(ops, 0.5 * (out11 - out01 + out10 - out00), e_p - e_r, EPS_ROUTE, 0.0)
     b = safe_div(ops, 0.5 * (out11 - out10 + out01 - out00), s_p - s_r, EPS_ROUTE, 0.0)
     exp_factor = safe_div(ops, e_p - e_r, c_p - c_r, EPS_RESCALE, e_r)
+    if common_shift:
+        return a, b, exp_factor
     shift_factor = safe_div(ops, c_p - c_r, z_p - z_r, EPS_RESCALE, 1.0)
     return a, b, exp_factor * shift_factor
 
@@ -176,19 +195,22 @@ def softmax_apply(ops: Any, coef: tuple[Any, Any, Any], g: Any, rule: str) -> An
     return (g * a + ops.sum_last(g * b)) * c
 
 
-def log_softmax_coefficients(ops: Any, z_p: Any, z_r: Any) -> tuple[Any, Any, Any]:
+def log_softmax_coefficients(
+    ops: Any, z_p: Any, z_r: Any, common_shift: bool = False
+) -> tuple[Any, Any, Any]:
     """Coefficients of the log-softmax backward rule over the last axis.
 
     ``log p = c - log S`` with ``c = z - max z``, ``S = sum exp(c)``: ``exp`` and ``log`` by
-    their rescale, the shift absorbed as in the softmax rule. Apply with
-    :func:`log_softmax_apply`.
+    their rescale, the shift absorbed as in the softmax rule (``common_shift``: one shift for
+    both sides, see :func:`softmax_coefficients`). Apply with :func:`log_softmax_apply`.
     """
-    c_p = z_p - ops.max_last(z_p)
-    c_r = z_r - ops.max_last(z_r)
+    c_p, c_r = _shifted(ops, z_p, z_r, common_shift)
     e_p, e_r = ops.exp(c_p), ops.exp(c_r)
     s_p, s_r = ops.sum_last(e_p), ops.sum_last(e_r)
     log_factor = safe_div(ops, ops.log(s_p) - ops.log(s_r), s_p - s_r, EPS_RESCALE, 1.0 / s_r)
     exp_factor = safe_div(ops, e_p - e_r, c_p - c_r, EPS_RESCALE, e_r)
+    if common_shift:
+        return exp_factor, log_factor, 1.0
     shift_factor = safe_div(ops, c_p - c_r, z_p - z_r, EPS_RESCALE, 1.0)
     return exp_factor, log_factor, shift_factor
 
