@@ -297,12 +297,24 @@ class TorchBackend(BaseBackend):
                 res[s] = np.moveaxis(self.from_framework_grad(g), 0, -1)
         return check_finite(res, "gradients")
 
-    def deeplift(self, x: Any, baselines: Any, outputs: Any, **options: Any) -> np.ndarray:
-        """DeepLIFT (rescale) / DeepSHAP attributions; see :mod:`._deeplift_torch`
-        (``options``: ``softmax``, ``max_rows``). NaN or infinite values raise a ValueError."""
+    def deeplift(
+        self,
+        x: Any,
+        baselines: Any,
+        outputs: Any,
+        *,
+        softmax: str = "shapley",
+        max_rows: int | None = None,
+        fallbacks: list | None = None,
+    ) -> np.ndarray:
+        """DeepLIFT (rescale) / DeepSHAP attributions over the model's aten graph, ``(n, h, w,
+        c, o)``; see :func:`._deeplift_torch.deeplift_torch` for the options. NaN or infinite
+        values raise a ValueError."""
         from ._deeplift_torch import deeplift_torch
 
-        values = deeplift_torch(self, x, baselines, outputs, **options)
+        values = deeplift_torch(
+            self, x, baselines, outputs, softmax=softmax, max_rows=max_rows, fallbacks=fallbacks
+        )
         return check_finite(values, "DeepLIFT attributions")
 
     def __repr__(self) -> str:
