@@ -97,6 +97,20 @@ class ManualSoftmaxAttention(nn.Module):
         return (e / e.sum(-1, keepdim=True)) @ t
 
 
+class ClassTokenAttention(nn.Module):
+    """A constant class token attends to the patches (ViT): its own score is the same for
+    image and reference while the row maximum moves (the softmax rule's exact shift)."""
+
+    def __init__(self):
+        super().__init__()
+        self.cls = nn.Parameter(torch.randn(1, 1, C) * 3.0)
+        self.attn = SelfAttention()
+
+    def forward(self, t):
+        t = torch.cat([self.cls.expand(len(t), -1, -1), t], dim=1)
+        return self.attn(t)[:, :1]
+
+
 class SqueezeExcite(nn.Module):
     def __init__(self):
         super().__init__()
@@ -163,6 +177,7 @@ CASES = {
     "multihead_attention": lambda: Tokens(SelfAttention()),
     "multihead_attention_seq_first": lambda: Tokens(SelfAttention(False), seq_first=True),
     "sdpa": lambda: Tokens(SDPA()),
+    "class_token_attention": lambda: Tokens(ClassTokenAttention()),
     "explicit_attention": lambda: Tokens(ExplicitAttention()),
     "manual_softmax_attention": lambda: Tokens(ManualSoftmaxAttention()),
     "transformer_block": lambda: Tokens(_norm_affine(TransformerBlock())),

@@ -25,9 +25,9 @@ formulas serve torch, TensorFlow and JAX. Rules follow shap's DeepExplainer:
 - softmax, rule ``"shapley"`` (shap's TensorFlow rule): ``p = e / S`` with ``e = exp(z - max z)``
   and ``S = sum e``; the division's two inputs get the Shapley split of ``Δp``
   (``½[Δ_e p(·, S) + Δ_e p(·, S')]`` and the same for ``S``), ``exp`` its rescale, and the
-  shift by the row maximum is absorbed by rescaling with ``Δ(z - max z) / Δz`` (or, with
-  ``common_shift``, both sides are shifted by the same maximum, which keeps completeness when
-  a logit is constant while its row's maximum moves);
+  shift by the row maximum is absorbed by rescaling with ``Δ(z - max z) / Δz`` (with
+  ``exact_shift``, where ``|Δz_j| < 1e-6`` the shift's change ``-Δ max z`` is routed through
+  the max rule instead of dropped: complete when a logit stays while its row maximum moves);
 - softmax, rule ``"diagonal"`` (shap's PyTorch rule): ``Δp_j / Δz_j`` per class (the Jacobian
   where ``|Δz_j| < 1e-6``).
 
@@ -143,17 +143,23 @@ def shapley_pair(ops: Any, f: Any, a_p: Any, a_r: Any, b_p: Any, b_r: Any) -> tu
     return m_a, m_b
 
 
-def _shifted(ops: Any, z_p: Any, z_r: Any, common_shift: bool) -> tuple[Any, Any]:
-    """``z - max z`` on each side, or both minus the larger of the two maxima."""
-    if common_shift:
-        top = ops.maximum(ops.max_last(z_p), ops.max_last(z_r))
-        return z_p - top, z_r - top
-    return z_p - ops.max_last(z_p), z_r - ops.max_last(z_r)
+def _shift_route(ops: Any, z_p: Any, z_r: Any) -> tuple[Any, Any]:
+    """For the exact shift: the 0/1 mask of ``|Δz| < EPS_RESCALE`` (where ``Δ(z - max z) / Δz``
+    cannot absorb the shift) and the max rule's multipliers of ``max z`` over the last axis
+    (``Δ max z = sum(route * Δz)``, the split routed to the tied argmaxes of each side)."""
+    y_p, y_r = ops.max_last(z_p), ops.max_last(z_r)
+    to_x, to_r = max_split(ops, y_p, y_r)
+    at_p = ops.where(z_p == y_p, 1.0, 0.0)
+    at_r = ops.where(z_r == y_r, 1.0, 0.0)
+    routed = at_p * (to_x / ops.sum_last(at_p)) + at_r * (to_r / ops.sum_last(at_r))
+    dz = z_p - z_r
+    small = ops.where(ops.abs(dz) < EPS_RESCALE, 1.0, 0.0)
+    return small, safe_div(ops, routed, dz, EPS_ROUTE, 0.0)
 
 
 def softmax_coefficients(
-    ops: Any, z_p: Any, z_r: Any, rule: str, common_shift: bool = False
-) -> tuple[Any, Any, Any]:
+    ops: Any, z_p: Any, z_r: Any, rule: str, exact_shift: bool = False
+) -> tuple[Any, ...]:
     """Coefficients ``(a, b, c)`` of the softmax backward rule over the last axis.
 
     ``"shapley"``: multiplier ``m_z = (g * a + sum(g * b)) * c``;
@@ -161,13 +167,12 @@ def softmax_coefficients(
     reference's probabilities) and ``c`` the 0/1 mask of the Jacobian fallback.
     Apply them with :func:`softmax_apply`.
 
-    ``common_shift`` (``"shapley"``): both sides are shifted by the same row maximum
-    ``max(max z, max z')``, so ``Δ(z - shift) = Δz`` exactly and the split is that of the
-    unshifted ``exp(z) / sum(exp(z))``. With a shift per side (the default, shap's graph) a
-    logit that does not change while the row maximum does (a constant class token's key in
-    attention) loses its share of ``Δ(z - max z)``: the rule is then not complete.
+    ``exact_shift`` (``"shapley"``): two more coefficients ``(small * exp', route)`` so that
+    where ``|Δz_j| < 1e-6`` the shift's change ``-Δ max z`` (which ``Δ(z - max z) / Δz`` cannot
+    carry) goes through the max rule to the argmaxes; elsewhere nothing changes.
     """
-    c_p, c_r = _shifted(ops, z_p, z_r, common_shift and rule != "diagonal")
+    c_p = z_p - ops.max_last(z_p)
+    c_r = z_r - ops.max_last(z_r)
     e_p, e_r = ops.exp(c_p), ops.exp(c_r)
     s_p, s_r = ops.sum_last(e_p), ops.sum_last(e_r)
     if rule == "diagonal":
@@ -181,41 +186,49 @@ def softmax_coefficients(
     a = safe_div(ops, 0.5 * (out11 - out01 + out10 - out00), e_p - e_r, EPS_ROUTE, 0.0)
     b = safe_div(ops, 0.5 * (out11 - out10 + out01 - out00), s_p - s_r, EPS_ROUTE, 0.0)
     exp_factor = safe_div(ops, e_p - e_r, c_p - c_r, EPS_RESCALE, e_r)
-    if common_shift:
-        return a, b, exp_factor
     shift_factor = safe_div(ops, c_p - c_r, z_p - z_r, EPS_RESCALE, 1.0)
+    if exact_shift:
+        small, route = _shift_route(ops, z_p, z_r)
+        return a, b, exp_factor * shift_factor, small * exp_factor, route
     return a, b, exp_factor * shift_factor
 
 
-def softmax_apply(ops: Any, coef: tuple[Any, Any, Any], g: Any, rule: str) -> Any:
+def softmax_apply(ops: Any, coef: tuple[Any, ...], g: Any, rule: str) -> Any:
     """Multiplier of the softmax input for the incoming multiplier ``g`` of its output."""
-    a, b, c = coef
+    a, b, c = coef[:3]
     if rule == "diagonal":
         return g * a + c * (b * (g - ops.sum_last(b * g)))
-    return (g * a + ops.sum_last(g * b)) * c
+    m_e = g * a + ops.sum_last(g * b)
+    if len(coef) == 5:  # exact_shift
+        return m_e * c - ops.sum_last(m_e * coef[3]) * coef[4]
+    return m_e * c
 
 
 def log_softmax_coefficients(
-    ops: Any, z_p: Any, z_r: Any, common_shift: bool = False
-) -> tuple[Any, Any, Any]:
+    ops: Any, z_p: Any, z_r: Any, exact_shift: bool = False
+) -> tuple[Any, ...]:
     """Coefficients of the log-softmax backward rule over the last axis.
 
     ``log p = c - log S`` with ``c = z - max z``, ``S = sum exp(c)``: ``exp`` and ``log`` by
-    their rescale, the shift absorbed as in the softmax rule (``common_shift``: one shift for
-    both sides, see :func:`softmax_coefficients`). Apply with :func:`log_softmax_apply`.
+    their rescale, the shift absorbed as in the softmax rule (``exact_shift``: as there). Apply
+    with :func:`log_softmax_apply`.
     """
-    c_p, c_r = _shifted(ops, z_p, z_r, common_shift)
+    c_p = z_p - ops.max_last(z_p)
+    c_r = z_r - ops.max_last(z_r)
     e_p, e_r = ops.exp(c_p), ops.exp(c_r)
     s_p, s_r = ops.sum_last(e_p), ops.sum_last(e_r)
     log_factor = safe_div(ops, ops.log(s_p) - ops.log(s_r), s_p - s_r, EPS_RESCALE, 1.0 / s_r)
     exp_factor = safe_div(ops, e_p - e_r, c_p - c_r, EPS_RESCALE, e_r)
-    if common_shift:
-        return exp_factor, log_factor, 1.0
     shift_factor = safe_div(ops, c_p - c_r, z_p - z_r, EPS_RESCALE, 1.0)
+    if exact_shift:
+        return (exp_factor, log_factor, shift_factor) + _shift_route(ops, z_p, z_r)
     return exp_factor, log_factor, shift_factor
 
 
-def log_softmax_apply(ops: Any, coef: tuple[Any, Any, Any], g: Any) -> Any:
+def log_softmax_apply(ops: Any, coef: tuple[Any, ...], g: Any) -> Any:
     """Multiplier of the log-softmax input for the incoming multiplier ``g`` of its output."""
-    exp_factor, log_factor, shift_factor = coef
-    return (g - ops.sum_last(g) * log_factor * exp_factor) * shift_factor
+    exp_factor, log_factor, shift_factor = coef[:3]
+    m_c = g - ops.sum_last(g) * log_factor * exp_factor
+    if len(coef) == 5:  # exact_shift
+        return m_c * shift_factor - ops.sum_last(m_c * coef[3]) * coef[4]
+    return m_c * shift_factor

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -117,10 +118,27 @@ def _make_fx_options() -> dict:
     return {k: True for k in ("_allow_non_fake_inputs",) if k in accepted}
 
 
+def _import_tracing() -> None:
+    """Import ``make_fx``'s dependencies (it imports ``torch._inductor``, hence ``triton`` when
+    installed). Importing ``triton`` after TensorFlow crashes the process (a native library
+    conflict), so with TensorFlow loaded and ``triton`` not yet, torch is made to see no
+    ``triton`` (it then runs without it, as on a CPU-only install)."""
+    if "triton" in sys.modules or "tensorflow" not in sys.modules:
+        import torch._inductor.config  # noqa: F401
+
+        return
+    sys.modules["triton"] = None  # type: ignore[assignment]  # import triton -> ImportError
+    try:
+        import torch._inductor.config  # noqa: F401
+    finally:
+        del sys.modules["triton"]
+
+
 def capture(fn: Callable, example: torch.Tensor, *, stack_traces: bool = False) -> Any:
     """The functional aten graph (a ``torch.fx.GraphModule``) of ``fn`` at the shape of
     ``example``. ``stack_traces`` records each node's Python source (slower; used to name the
     layer of an op without a rule)."""
+    _import_tracing()
     from torch.fx.experimental.proxy_tensor import make_fx
     from torch.nn.attention import SDPBackend, sdpa_kernel
 

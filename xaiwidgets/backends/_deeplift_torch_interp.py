@@ -399,7 +399,7 @@ class Interpreter:
             y_r = call.side("r")
             z_p, z_r = u.p.detach().movedim(dim, -1), u.r.movedim(dim, -1)
             if log:
-                coef = rules.log_softmax_coefficients(OPS, z_p, z_r, common_shift=True)
+                coef = rules.log_softmax_coefficients(OPS, z_p, z_r, exact_shift=True)
             else:
-                coef = rules.softmax_coefficients(OPS, z_p, z_r, self.softmax, common_shift=True)
+                coef = rules.softmax_coefficients(OPS, z_p, z_r, self.softmax, exact_shift=True)
         return Pair(_Softmax.apply(u.p, y_p, coef, (dim, self.softmax, log)), y_r)
