@@ -100,6 +100,34 @@ def test_incomplete_attributions_warn_naming_the_op_and_strict_raises(digits):
         DeepExplainer(Net().eval(), bg, strict=True)(x)
 
 
+def test_op_without_a_rule_is_named_even_when_complete(digits):
+    """``prod`` over a singleton axis has no rule but changes nothing: no incompleteness, yet
+    the op crossed by its derivative is still named (never crossed silently)."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    from xaiwidgets import IncompleteAttributionWarning
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(784, 3)
+
+        def forward(self, x):
+            return self.fc(torch.relu(x.flatten(1)[:, None]).prod(1))
+
+    torch.manual_seed(0)
+    bg, x = digits
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ex = DeepExplainer(Net().eval(), bg, strict=True)(x)
+    messages = [str(w.message) for w in seen]
+    assert not any(issubclass(w.category, IncompleteAttributionWarning) for w in seen)
+    assert any("aten.prod" in m and "completeness still holds" in m for m in messages)
+    assert ex.params["ops_without_rule"][0].startswith("aten.prod")
+    assert ex.params["relative_completeness_error"] < 1e-5
+
+
 def test_completeness_keras(keras_net, digits):
     bg, x = digits
     ex = DeepExplainer(keras_net, bg)(x)
