@@ -21,6 +21,7 @@ and :class:`~xaiwidgets.explainers.DeepExplainer`.
 from __future__ import annotations
 
 import warnings
+import weakref
 from typing import Any
 
 import numpy as np
@@ -117,15 +118,23 @@ def _attribute(
     return (grads * delta).reshape((o, c, n_ref) + tuple(xt.shape[1:])).mean(2)
 
 
+_SOURCES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _describe(backend: Any, crossed: dict, x: np.ndarray, rt: torch.Tensor) -> list[str]:
     """``"aten.cumprod (node cumprod, File "net.py", line 21, in forward)"`` per crossed op:
-    the graph is traced once more with stack traces to find the model's source line."""
+    the graph is traced once more with stack traces to find the model's source line (once
+    per backend and shape)."""
     inp, _ = _rows(backend.to_framework(x), rt)
-    try:
-        gm = capture(backend._call, inp, stack_traces=True)
-        where = {node.name: source_of(node) for node in gm.graph.nodes}
-    except NotImplementedError:  # pragma: no cover - it traced a moment ago
-        where = {}
+    key = (tuple(inp.shape), inp.dtype)
+    known = _SOURCES.setdefault(backend, {})
+    if key not in known:
+        try:
+            gm = capture(backend._call, inp, stack_traces=True)
+            known[key] = {node.name: source_of(node) for node in gm.graph.nodes}
+        except NotImplementedError:  # pragma: no cover - it traced a moment ago
+            known[key] = {}
+    where = known[key]
     return [
         f"{op} (node {name}" + (f", {where[name]})" if where.get(name) else ")")
         for name, op in crossed.items()

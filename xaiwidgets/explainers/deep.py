@@ -170,7 +170,7 @@ class DeepExplainer(BackgroundMean, Explainer):
         opts: dict[str, Any] = {"softmax": self.softmax, "max_rows": self.max_rows}
         params = _parameters(fn)
         takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        if all(k in params for k in opts) or (takes_all and "fallbacks" not in params):
+        if takes_all or all(k in params for k in opts):
             if "fallbacks" in params:
                 opts["fallbacks"] = fallbacks
             return lambda x, r, idx: fn(x, r, idx, **opts)
