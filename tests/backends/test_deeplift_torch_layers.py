@@ -278,3 +278,28 @@ def test_graph_is_traced_once_per_shape():
     graphs = dict(graph.GRAPHS._graphs[backend])
     deeplift_torch(backend, x[::-1].copy(), refs, [1])
     assert dict(graph.GRAPHS._graphs[backend]) == graphs
+
+
+def test_untraceable_model_falls_back_to_eager_rules_and_says_so():
+    """Python that reads tensor values cannot be traced: the eager interception of activation
+    functions takes over (complete on this model), and the report names the reason."""
+
+    class DataDependent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(H * W * C, 4)
+
+        def forward(self, x):
+            h = self.fc(x.flatten(1))
+            if float(h.abs().sum()) > 0:  # data-dependent control flow
+                h = torch.tanh(h)
+            return h
+
+    torch.manual_seed(0)
+    backend = wrap(DataDependent().eval())
+    x, refs = _data()
+    found: list = []
+    with pytest.warns(UserWarning, match="'abs'"):  # the eager path names its own gaps
+        values = deeplift_torch(backend, x, refs, [0, 2], fallbacks=found)
+    assert len(found) == 1 and "not traceable" in found[0]
+    assert _relative_gap(backend, x, refs, values, [0, 2]) <= 1e-4

@@ -70,6 +70,11 @@ def deeplift_torch(
     crossed: dict[str, str] = {}
     with backend.eval_mode():
         rt = backend.to_framework(refs)
+        try:  # trace (or find) the graph of the first pass's shape
+            inp, _ = _rows(backend.to_framework(x[: min(per_pass, n)]), rt)
+            GRAPHS.get(backend, backend.model, backend._call, inp)
+        except NotImplementedError as err:
+            return _eager(backend, x, refs, idx, softmax, max_rows, fallbacks, err)
         for s in _arrays.batches(n, per_pass):
             xt = backend.to_framework(x[s])
             attr = _attribute(backend, xt, rt, idx[s], softmax, crossed)
@@ -86,6 +91,32 @@ def deeplift_torch(
         else:
             fallbacks.extend(found)
     return res
+
+
+def _eager(
+    backend: Any,
+    x: np.ndarray,
+    refs: np.ndarray,
+    idx: np.ndarray,
+    softmax: str,
+    max_rows: int | None,
+    fallbacks: list | None,
+    err: Exception,
+) -> np.ndarray:
+    """The model cannot be traced: DeepLIFT by intercepting its torch functions
+    (:mod:`._deeplift_torch_eager`), with the reason reported."""
+    from ._deeplift_torch_eager import deeplift_torch as eager
+
+    reason = (
+        f"the whole model (not traceable to an aten graph: {str(err).splitlines()[0][:200]}; "
+        "eager rules for "
+        "activations, max pooling and softmax only)"
+    )
+    if fallbacks is None:
+        warnings.warn(f"DeepLIFT: no graph rules for {reason}", stacklevel=3)
+    else:
+        fallbacks.append(reason)
+    return eager(backend, x, refs, idx, softmax=softmax, max_rows=max_rows)
 
 
 def _rows(xt: torch.Tensor, rt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
