@@ -24,6 +24,7 @@ from __future__ import annotations
 import inspect
 import math
 import sys
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -194,11 +195,16 @@ class GraphCache:
     def __init__(self) -> None:
         self._graphs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._plain: dict = {}
+        self._lock = threading.Lock()  # widgets explain from worker threads
 
     def get(self, owner: Any, model: Any, fn: Callable, example: torch.Tensor) -> Any:
         """The graph of ``fn`` (which calls ``model``) at ``example``'s shape, traced once per
         ``owner`` (the backend) and signature."""
         key = (tuple(example.shape), example.dtype, example.device, _identity(model))
+        with self._lock:
+            return self._get(owner, key, fn, example)
+
+    def _get(self, owner: Any, key: tuple, fn: Callable, example: torch.Tensor) -> Any:
         try:
             per_model = self._graphs.setdefault(owner, {})
         except TypeError:  # not weak-referenceable: keep graphs per id
@@ -206,8 +212,14 @@ class GraphCache:
         if key not in per_model:
             while len(per_model) >= self.MAX_SHAPES:  # the oldest shape makes room
                 per_model.pop(next(iter(per_model)))
-            per_model[key] = capture(fn, example)
-        return per_model[key]
+            try:
+                per_model[key] = capture(fn, example)
+            except NotImplementedError as err:  # remembered: not traced again for this shape
+                per_model[key] = err
+        found = per_model[key]
+        if isinstance(found, NotImplementedError):
+            raise found
+        return found
 
 
 GRAPHS = GraphCache()
