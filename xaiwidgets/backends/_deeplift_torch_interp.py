@@ -10,7 +10,8 @@ derivative, by the op's rule (see :mod:`._deeplift_torch_ops` for which op takes
 
 - linear ops (convolutions and products with a constant factor, views, sums, concatenation,
   average pooling, eval-mode batch norm, ...): their own derivative;
-- elementwise nonlinearities: the rescale rule ``m = Δy / Δu`` (:func:`._deeplift_rules.rescale`),
+- elementwise nonlinearities: the rescale rule ``m = Δy / Δu`` (the derivative at the midpoint
+  where ``|Δu| < 1e-6``),
   two varying inputs (``maximum``, ``div``, ``pow``) by their Shapley split
   (:func:`._deeplift_rules.shapley_pair`);
 - products of two varying inputs (``mul``, ``bmm``, ``matmul``, ``addmm``, ``einsum``, ...):
@@ -116,6 +117,19 @@ def _wrap(p: Any, r: Any) -> Any:
 
 def _detach(t: Any) -> Any:
     return t.detach() if isinstance(t, torch.Tensor) else t
+
+
+def _derivative(f: Any, mid: torch.Tensor) -> torch.Tensor:
+    """``f'(mid)`` of an elementwise ``f`` by autograd (the rescale rule's value where
+    ``|Δu| < 1e-6``): exact, and never outside ``f``'s domain as a secant step can be (``rsqrt``
+    of a small variance); the central difference only for an op autograd cannot differentiate."""
+    try:
+        with torch.enable_grad():
+            t = mid.detach().requires_grad_(True)
+            (d,) = torch.autograd.grad(f(t).sum(), t, allow_unused=True)
+    except RuntimeError:
+        return rules.secant_derivative(f, mid)
+    return torch.zeros_like(mid) if d is None else d
 
 
 class _Call:
@@ -314,7 +328,8 @@ class Interpreter:
             u_p = [v.p.detach().expand(shape) for v in u]
             u_r = [v.r.expand(shape) for v in u]
             if len(u) == 1:
-                ms = [rules.rescale(OPS, f, u_p[0], u_r[0], y_p, y_r)]
+                slope = _derivative(f, 0.5 * (u_p[0] + u_r[0]))
+                ms = [rules.safe_div(OPS, y_p - y_r, u_p[0] - u_r[0], rules.EPS_RESCALE, slope)]
             else:
                 ms = list(rules.shapley_pair(OPS, f, u_p[0], u_r[0], u_p[1], u_r[1]))
         if len(u) == 1:
