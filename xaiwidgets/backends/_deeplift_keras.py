@@ -3,7 +3,7 @@
 Inside one ``tf.function`` the model is called twice: on the ``b`` references, plainly, and on
 the pair rows (each image repeated once per reference). The ops of the pair call that depend
 on the images are then walked in graph order: each gets the DeepLIFT rule of its type
-(:mod:`._deeplift_tf_ops`: rescale for elementwise nonlinearities, the Shapley split for
+(:mod:`._deeplift_tensorflow_ops`: rescale for elementwise nonlinearities, the Shapley split for
 products of two varying inputs and divisions, shap's rules for ``MaxPool`` and ``Softmax``)
 by setting its gradient op type, or keeps TensorFlow's gradient when it is linear. The
 ``t``-th such op of the pair call meets the ``t``-th of the reference call, whose inputs and
@@ -29,7 +29,7 @@ from tensorflow.core.framework import attr_value_pb2
 
 from .. import _arrays
 from . import _deeplift_rules as rules
-from . import _deeplift_tf_ops as tf_ops
+from . import _deeplift_tensorflow_ops as tf_ops
 from ._layout import pad_rows
 from ._tensorflow_conv_grad import GRADIENT_NAME as _CONV_GRADIENT
 
