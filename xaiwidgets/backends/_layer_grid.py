@@ -15,6 +15,8 @@ token) are dropped and the rest laid out row by row on an ``h' x w'`` grid.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -75,3 +77,28 @@ def is_spatial(shape: tuple[int, ...], channels_first: bool) -> bool:
             return False
         return True
     return False
+
+
+@contextmanager
+def wrapped_calls(layers: dict[Any, Any], on_output: Callable[[Any, Any], Any]) -> Iterator[None]:
+    """Within the block, each Keras layer ``layers[key]`` returns
+    ``on_output(key, its output)`` (its ``call`` wrapped on the instance: nested models call
+    their layers through it too); every layer is restored on exit, also on error."""
+    saved = []
+    for key, layer in layers.items():
+        own = "call" in vars(layer)
+        original = layer.call
+
+        def call(*args: Any, __key: Any = key, __call: Any = original, **kwargs: Any) -> Any:
+            return on_output(__key, __call(*args, **kwargs))
+
+        object.__setattr__(layer, "call", call)
+        saved.append((layer, own, original))
+    try:
+        yield
+    finally:
+        for layer, own, original in saved:
+            if own:
+                object.__setattr__(layer, "call", original)
+            else:
+                object.__delattr__(layer, "call")

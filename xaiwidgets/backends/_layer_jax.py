@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._arrays import batches
-from ._layer_grid import LayerOutput, is_spatial, to_grid
+from ._layer_grid import LayerOutput, is_spatial, to_grid, wrapped_calls
 
 _SKIP = ("Dense", "Dropout", "InputLayer", "Identity", "Flatten")
 
@@ -55,30 +55,16 @@ def _linen_taps(targets: set[str] | None, deltas: dict, record: dict) -> Iterato
         yield
 
 
-@contextmanager
-def _keras_taps(layers: dict[str, Any], deltas: dict, record: dict) -> Iterator[None]:
-    saved = []
-    for key, layer in layers.items():
-        own = "call" in vars(layer)
-        original = layer.call
+def _keras_taps(layers: dict[str, Any], deltas: dict, record: dict) -> Any:
+    """Context manager: each tapped Keras layer's output is recorded and gets its ``δ``."""
 
-        def call(*args: Any, __key: str = key, __call: Any = original, **kwargs: Any) -> Any:
-            out = __call(*args, **kwargs)
-            if not hasattr(out, "shape"):  # a tuple (attention scores...): not a tap
-                return out
-            record[__key] = out
-            return out + deltas[__key] if __key in deltas else out
+    def tap(key: str, out: Any) -> Any:
+        if not hasattr(out, "shape"):  # a tuple (attention scores...): not a tap
+            return out
+        record[key] = out
+        return out + deltas[key] if key in deltas else out
 
-        object.__setattr__(layer, "call", call)
-        saved.append((layer, own, original))
-    try:
-        yield
-    finally:
-        for layer, own, original in saved:
-            if own:
-                object.__setattr__(layer, "call", original)
-            else:
-                object.__delattr__(layer, "call")
+    return wrapped_calls(layers, tap)
 
 
 class _Taps:

@@ -17,14 +17,13 @@ image) — ``conv5_block3_out`` of keras.applications' ResNet50.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from .._arrays import batches
-from ._layer_grid import LayerOutput, is_spatial, to_grid
+from ._layer_grid import LayerOutput, is_spatial, to_grid, wrapped_calls
 
 #: layer classes whose output is never the layer a user means
 _SKIP = ("InputLayer", "Dropout", "Dense", "Identity", "Flatten")
@@ -39,32 +38,16 @@ def walk_layers(model: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield from walk_layers(layer, path + "/")
 
 
-@contextmanager
-def recording(layers: list[Any], store: list[tuple[Any, Any]]) -> Iterator[None]:
-    """Wrap each layer's ``call`` on the instance so that its output is appended to
-    ``store`` as ``(layer, tensor)``; restore the layers on exit."""
-    saved = []
-    for layer in layers:
-        own = "call" in vars(layer)
-        original = layer.call
+def recording(layers: list[Any], store: list[tuple[Any, Any]]) -> Any:
+    """Context manager: each layer's output is appended to ``store`` as ``(layer, tensor)``."""
 
-        def call(*args: Any, __layer: Any = layer, __call: Any = original, **kwargs: Any) -> Any:
-            out = __call(*args, **kwargs)
-            t = out[0] if isinstance(out, (tuple, list)) else out
-            if tf.is_tensor(t):
-                store.append((__layer, t))
-            return out
+    def record(layer: Any, out: Any) -> Any:
+        t = out[0] if isinstance(out, (tuple, list)) else out
+        if tf.is_tensor(t):
+            store.append((layer, t))
+        return out
 
-        object.__setattr__(layer, "call", call)
-        saved.append((layer, own, original))
-    try:
-        yield
-    finally:
-        for layer, own, original in saved:
-            if own:
-                object.__setattr__(layer, "call", original)
-            else:
-                object.__delattr__(layer, "call")
+    return wrapped_calls({layer: layer for layer in layers}, record)
 
 
 def resolve_layer(backend: Any, x: np.ndarray, layer: Any) -> tuple[Any, str]:
