@@ -26,6 +26,7 @@ A peer that raises on an architecture is reported with its error, not hidden.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -161,6 +162,9 @@ def case(framework: str, name: str, method: str, args) -> dict:
     bg = rng.random((args.background, size, size, 3), dtype=np.float32)
     net = torch_model(name, size) if framework == "torch" else keras_model(name, size)
     floor_of = torch_floor if framework == "torch" else keras_floor
+    # peers hook into the model (and shap leaves its hooks behind when it fails): give them
+    # a copy, so that a peer's failure cannot change what we and the floor run
+    peer_net = copy.deepcopy(net) if framework == "torch" else net
     k, batch = args.outputs, args.batch
     row: dict = {
         "framework": framework,
@@ -188,13 +192,17 @@ def case(framework: str, name: str, method: str, args) -> dict:
                 torch.from_numpy(x.transpose(0, 3, 1, 2).copy()),
                 torch.from_numpy(bg.transpose(0, 3, 1, 2).copy()),
             )
-            fns["shap"] = lambda: shap.DeepExplainer(net, bt).shap_values(
+            fns["shap"] = lambda: shap.DeepExplainer(peer_net, bt).shap_values(
                 xt, ranked_outputs=k, check_additivity=False
             )
-            targets = ours.backend.probabilities(x).argmax(1)
-            fns["captum"] = lambda: captum.attr.DeepLiftShap(net).attribute(
-                xt, baselines=bt, target=torch.from_numpy(targets)
-            )
+            top = np.argsort(-ours.backend.probabilities(x), axis=1)[:, :k]
+            dls = captum.attr.DeepLiftShap(peer_net)
+
+            def captum_deep():  # the same k outputs per image: one call per output rank
+                for j in range(k):
+                    dls.attribute(xt, baselines=bt, target=torch.from_numpy(top[:, j]))
+
+            fns["captum"] = captum_deep
         else:
             import shap
 
@@ -213,10 +221,19 @@ def case(framework: str, name: str, method: str, args) -> dict:
             import torch
 
             xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
-            targets = torch.from_numpy(ours.backend.probabilities(x).argmax(1))
-            fns["captum"] = lambda: captum.attr.IntegratedGradients(net).attribute(
-                xt, target=targets, n_steps=steps + 1, internal_batch_size=batch
-            )
+            top = np.argsort(-ours.backend.probabilities(x), axis=1)[:, :k]
+            ig = captum.attr.IntegratedGradients(peer_net)
+
+            def captum_ig():  # the same k outputs per image: one call per output rank
+                for j in range(k):
+                    ig.attribute(
+                        xt,
+                        target=torch.from_numpy(top[:, j]),
+                        n_steps=steps + 1,
+                        internal_batch_size=batch,
+                    )
+
+            fns["captum"] = captum_ig
     elif method == "expected_gradients":
         ns = args.samples
         ours = GradientExplainer(net, bg, nsamples=ns, batch_size=batch)
@@ -231,7 +248,7 @@ def case(framework: str, name: str, method: str, args) -> dict:
                 torch.from_numpy(x.transpose(0, 3, 1, 2).copy()),
                 torch.from_numpy(bg.transpose(0, 3, 1, 2).copy()),
             )
-            fns["shap"] = lambda: shap.GradientExplainer(net, bt).shap_values(
+            fns["shap"] = lambda: shap.GradientExplainer(peer_net, bt).shap_values(
                 xt, nsamples=ns, ranked_outputs=k
             )
         else:
