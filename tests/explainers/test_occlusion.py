@@ -64,6 +64,10 @@ def test_positions_and_bad_arguments():
         Occlusion(lambda x: x.reshape(len(x), -1), strides=(1, 2, 3))
     with pytest.raises(ValueError, match="baseline"):
         Occlusion(lambda x: x.reshape(len(x), -1), baseline=np.nan)
+    with pytest.raises(ValueError, match=r"expected an image of shape \(4, 4, 1\)"):
+        Occlusion(lambda x: x.reshape(len(x), -1)[:, :3], baseline=np.zeros((5, 5, 1)))(
+            np.zeros((1, 4, 4, 1))
+        )
     with pytest.raises(ValueError, match="larger than the images"):
         Occlusion(lambda x: x.reshape(len(x), -1)[:, :3], window=9)(np.zeros((1, 4, 4, 1)))
 

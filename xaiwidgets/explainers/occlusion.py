@@ -100,13 +100,11 @@ class Occlusion(Explainer):
         self, x: np.ndarray, outputs: np.ndarray, model_outputs: np.ndarray, ctl: RunControl
     ) -> tuple[np.ndarray, np.ndarray]:
         n, h, w, c = x.shape
-        fill = np.broadcast_to(self.baseline, x.shape[1:]) if self.baseline.ndim else None
-        if fill is not None and self.baseline.shape != x.shape[1:]:
+        if self.baseline.ndim and self.baseline.shape != x.shape[1:]:
             raise ValueError(
                 f"baseline: expected an image of shape {x.shape[1:]}, got {self.baseline.shape}"
             )
-        if fill is None:
-            fill = np.full(x.shape[1:], self.baseline, np.float32)
+        fill = np.broadcast_to(self.baseline, x.shape[1:])
         corners = window_positions(h, w, self.window, self.strides)
         wh, ww = self.window
         count = np.zeros((h, w), np.float32)
