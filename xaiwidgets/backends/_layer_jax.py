@@ -109,16 +109,23 @@ class _Taps:
 
 
 def _grads(taps: _Taps, x: Any, keys: list[str] | None, idx: np.ndarray):
-    """Activations ``{key: a}`` and gradients ``{key: (o, ...)}`` of outputs ``idx``."""
-    record: dict[str, Any] = {}
-    taps.run(x, keys, {}, record)  # shapes (and the activations)
-    acts = dict(record)
+    """Activations ``{key: a}`` and gradients ``{key: (o, ...)}`` of outputs ``idx``: the
+    taps' shapes by abstract evaluation (nothing runs), then one forward pass that records the
+    activations and returns its pullback, and one pullback per output."""
+
+    def recorded(x: Any) -> dict:
+        record: dict[str, Any] = {}
+        taps.run(x, keys, {}, record)
+        return record
 
     def f(deltas: dict) -> Any:
-        return taps.run(x, list(deltas) if keys is not None else None, deltas, {})
+        record: dict[str, Any] = {}
+        out = taps.run(x, list(deltas) if keys is not None else None, deltas, record)
+        return out, record
 
-    zeros = {k: jnp.zeros_like(v) for k, v in acts.items()}
-    out, pullback = jax.vjp(f, zeros)
+    shapes = jax.eval_shape(recorded, x)
+    zeros = {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
+    out, pullback, acts = jax.vjp(f, zeros, has_aux=True)
     cots = jax.nn.one_hot(jnp.asarray(idx).T, out.shape[-1], dtype=out.dtype)  # (o, m, k)
     (g,) = jax.vmap(pullback)(cots)
     return acts, g
@@ -160,7 +167,7 @@ def _default_key(taps: _Taps, x1: np.ndarray, keys: list[str] | None) -> str:
     out = taps.run(xa, keys, {}, record)
     top = int(jnp.argmax(out[0]))
     spatial = [k for k, v in record.items() if is_spatial(tuple(v.shape), False)]
-    acts, g = _grads(taps, xa, spatial, np.array([[top]]))
+    _, g = _grads(taps, xa, spatial, np.array([[top]]))
     for key in reversed(list(record)):  # execution order: the last one first
         if key in spatial and np.count_nonzero(
             to_grid(np.asarray(g[key][0]), None, tokens=np.ndim(g[key][0]) == 3)
