@@ -11,7 +11,7 @@ from ipywidgets.embed import dependency_state, embed_data
 
 from xaiwidgets.widgets import AttributionGrid, MissingBundleError, XaiWidget
 from xaiwidgets.widgets import _base as base_module
-from xaiwidgets.widgets._arrays import array_from_json, array_to_json
+from xaiwidgets.widgets._ndarray_trait import array_from_json, array_to_json
 
 XSS = '<img src=x onerror="window.__xss=1">'
 

@@ -14,7 +14,7 @@ import pytest
 
 from xaiwidgets.datasets import load_sklearn_digits
 from xaiwidgets.faithfulness import deletion_curve
-from xaiwidgets.widgets._arrays import array_to_json
+from xaiwidgets.widgets._ndarray_trait import array_to_json
 from xaiwidgets.widgets.shapley_explorer import ShapleyExplorer
 
 EVALS = 60

@@ -102,7 +102,7 @@ def wrap(model: Any, **kwargs: Any) -> Backend:
 
                 kwargs.setdefault("channels_first", False)
                 return TorchBackend(model, **kwargs)
-            from .keras_backend import KerasBackend
+            from .tensorflow_backend import KerasBackend
 
             return KerasBackend(model, **kwargs)
         if framework == "torch" or (framework is None and "torch" in roots):
@@ -112,7 +112,7 @@ def wrap(model: Any, **kwargs: Any) -> Backend:
             return TorchBackend(model, **kwargs)
         if framework == "tensorflow" or (framework is None and "tensorflow" in roots):
             needs = "tensorflow"
-            from .keras_backend import TensorFlowBackend
+            from .tensorflow_backend import TensorFlowBackend
 
             return TensorFlowBackend(model, **kwargs)
         if framework == "jax" or (framework is None and roots & {"flax", "jax", "jaxlib"}):

@@ -14,7 +14,7 @@ convolution, compiled with XLA). Dropout is off (``training=False``). One ``tf.g
 per requested output gives the input multipliers.
 
 Imported only by :meth:`TensorFlowBackend.deeplift
-<xaiwidgets.backends.keras_backend.TensorFlowBackend>`.
+<xaiwidgets.backends.tensorflow_backend.TensorFlowBackend>`.
 """
 
 from __future__ import annotations

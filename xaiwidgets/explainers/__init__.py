@@ -5,10 +5,10 @@ from ._regions import BudgetCappedWarning
 from .base import Explainer, select_outputs
 from .cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM
 from .cem import CEMExplainer, CEMResult
+from .classification import MetricsReport, metrics_from_model, metrics_report
 from .deep import DeepExplainer
 from .gradients import GradientExplainer, IntegratedGradients, Saliency, SmoothGrad
 from .influence import InfluenceExplainer, InfluenceResult, influence_maps, performance_maps
-from .metrics import MetricsReport, metrics_from_model, metrics_report
 from .occlusion import Occlusion
 from .partition import PartitionExplainer
 from .permutation import PermutationExplainer

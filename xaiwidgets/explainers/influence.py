@@ -38,7 +38,7 @@ from .._arrays import as_images, check_class_names, check_int, check_number, to_
 from .._progress import RunControl
 from ..backends import wrap
 from ._tilt import tilt_features
-from .metrics import check_metric, metric_name, per_sample_scores
+from .classification import check_metric, metric_name, per_sample_scores
 
 _CHANNELS = ("mean", "separate")
 

@@ -18,7 +18,7 @@ import numpy as np
 from bqplot.traits import array_from_json, array_to_json
 from traittypes import Array
 
-from ..explainers.metrics import MetricsReport
+from ..explainers.classification import MetricsReport
 
 #: colours of the heat map (light enough for the black cell text) and of the curves
 HEAT_COLORS = ["#ffffff", "#c6dbef", "#6baed6", "#3f8fd2"]

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import traitlets
 
-from ._arrays import NDArray
 from ._base import XaiWidget
+from ._ndarray_trait import NDArray
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..explanation import Explanation

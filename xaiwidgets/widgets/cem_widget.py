@@ -38,8 +38,8 @@ import traitlets
 
 from .._arrays import as_images
 from ..explainers.cem import CEMExplainer, CEMResult
-from ._arrays import NDArray, array_to_json
 from ._base import XaiWidget
+from ._ndarray_trait import NDArray, array_to_json
 from ._runner import LatestRunner
 
 _SETTINGS = ("kappa", "beta", "gamma", "c_init", "max_iterations")

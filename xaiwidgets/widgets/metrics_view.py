@@ -38,7 +38,7 @@ import traitlets
 
 from .._arrays import as_images
 from ..explainers.base import Explainer
-from ..explainers.metrics import MetricsReport, metrics_report
+from ..explainers.classification import MetricsReport, metrics_report
 from ..explanation import Explanation
 from ._metrics_parts import CurvesPanel, confusion_figure, set_confusion_mode
 from ._runner import LatestRunner

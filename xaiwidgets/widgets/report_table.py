@@ -10,7 +10,7 @@ from typing import Any
 
 import traitlets
 
-from ..explainers.metrics import MetricsReport
+from ..explainers.classification import MetricsReport
 from ._base import XaiWidget
 
 REPORT_COLUMNS = ["class", "precision", "recall", "f1-score", "support"]

@@ -49,11 +49,11 @@ from ..backends import wrap
 from ..explanation import Explanation
 from ..faithfulness import PerturbationCurve, deletion_curve
 from ..maskers import Masker
-from ._arrays import NDArray
 from ._base import XaiWidget
 from ._explorer_cache import ExplorerResult as _Result
 from ._explorer_cache import ResultCache
 from ._image_pool import ImagePool
+from ._ndarray_trait import NDArray
 from ._runner import LatestRunner
 
 #: default ``max_evals`` of each algorithm (as shap: 500 for Partition; the seed's 1600 for

@@ -8,7 +8,7 @@ from scipy.special import softmax
 from sklearn import metrics as skm
 
 from xaiwidgets.explainers import MetricsReport, metrics_from_model, metrics_report
-from xaiwidgets.explainers.metrics import check_metric, metric_name, per_sample_scores
+from xaiwidgets.explainers.classification import check_metric, metric_name, per_sample_scores
 
 
 @pytest.fixture(scope="module")
