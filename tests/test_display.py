@@ -185,3 +185,20 @@ def test_names_stay_text_when_rc_asks_for_tex():
         names = [t for t in _texts(fig) if t.get_text().startswith(("$x_$", "a&b"))]
         assert len(names) == 2
         assert all(not t.get_usetex() and not t.get_parse_math() for t in names)
+
+
+def test_static_plots_use_the_widgets_colours():
+    """One palette (xaiwidgets/palette.json) for the canvas and the PNG: the colour map's ends are
+    its colours, fully opaque, and 0 is transparent; the JS colour map reads the same file."""
+    from xaiwidgets.plotting import diverging_cmap
+
+    root = ROOT
+    palette = json.loads((root / "xaiwidgets" / "palette.json").read_text())
+    cmap = diverging_cmap()
+    np.testing.assert_allclose(np.array(cmap(1.0)) * 255, [*palette["positive"], 255], atol=0.6)
+    np.testing.assert_allclose(np.array(cmap(0.0)) * 255, [*palette["negative"], 255], atol=0.6)
+    assert cmap(0.5)[3] < 0.01
+    ts = (root / "js" / "src" / "lib" / "colormap.ts").read_text()
+    assert "xaiwidgets/palette.json" in ts
+    for rgb in (palette["positive"], palette["negative"]):
+        assert ", ".join(map(str, rgb)) not in ts  # no second copy of the colours

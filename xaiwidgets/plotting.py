@@ -8,6 +8,8 @@ typed and ``"$x_$"`` draws instead of failing, whatever ``rcParams["text.usetex"
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,11 +21,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from .explanation import Explanation
 
 
+def palette() -> dict[str, tuple[float, float, float]]:
+    """The widgets' colours (``xaiwidgets/palette.json``, shared with the JS colour map) as 0..1 RGB."""
+    raw = json.loads((Path(__file__).parent / "palette.json").read_text())
+    return {k: tuple(c / 255 for c in raw[k]) for k in ("positive", "negative")}
+
+
 def diverging_cmap():
-    """Red (positive) / blue (negative) colour map, transparent around 0."""
+    """Red (positive) / blue (negative) colour map, transparent around 0: the widgets' colours,
+    alpha growing linearly with ``|value| / max|value|`` as in ``js/src/lib/colormap.ts``."""
     from matplotlib.colors import LinearSegmentedColormap
 
-    blue, red = (0.0, 0.54, 0.98), (1.0, 0.0, 0.32)
+    colours = palette()
+    blue, red = colours["negative"], colours["positive"]
     colors = [(*blue, 1.0), (*blue, 0.0), (*red, 0.0), (*red, 1.0)]
     return LinearSegmentedColormap.from_list(
         "xai_red_transparent_blue", list(zip([0.0, 0.4999, 0.5001, 1.0], colors))

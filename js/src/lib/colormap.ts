@@ -1,11 +1,12 @@
 // Colour maps. A map takes a number and returns [r, g, b, a] with each channel 0..255.
+import palette from "../../../xaiwidgets/palette.json";
 
 export type RGBA = [number, number, number, number];
 export type ColorMap = (t: number) => RGBA;
 
-/** Colour of positive attributions (red) and negative ones (blue). */
-export const POSITIVE_RGB: [number, number, number] = [232, 24, 72];
-export const NEGATIVE_RGB: [number, number, number] = [24, 124, 230];
+/** Colour of positive attributions (red) and negative ones (blue), shared with the static plots. */
+export const POSITIVE_RGB = palette.positive as [number, number, number];
+export const NEGATIVE_RGB = palette.negative as [number, number, number];
 
 function clamp(x: number, lo: number, hi: number): number {
   return x < lo ? lo : x > hi ? hi : x;
