@@ -11,6 +11,7 @@ import { type GridModel, GRID_CSS, Grid, decodeGrid, layoutOf, sameLayout } from
 import { checkbox, segmented, slider } from "./lib/controls";
 import { clear, h } from "./lib/dom";
 import { type View, mountView } from "./lib/view";
+import { saver } from "./lib/model";
 
 export type { GridModel } from "./lib/attribution_rows";
 
@@ -38,10 +39,7 @@ function usableWidth(hostWidth: number): number {
 }
 
 function buildControls(model: AnyModel<GridModel>, effectiveCell: () => number): [HTMLElement, () => void] {
-  const save = (key: string, value: unknown) => {
-    model.set(key, value as never);
-    model.save_changes();
-  };
+  const save = saver(model);
   const scale = segmented(
     "scale",
     [

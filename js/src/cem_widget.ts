@@ -14,6 +14,7 @@ import { type LiveSlider, liveSlider } from "./lib/live_slider";
 import { formatNumber, formatSigned, symmetricMax } from "./lib/scale";
 import type { TooltipRow } from "./lib/tooltip";
 import { mountView } from "./lib/view";
+import { saver } from "./lib/model";
 
 export const SETTINGS = ["kappa", "beta", "gamma", "c_init", "max_iterations"] as const;
 type Setting = (typeof SETTINGS)[number];
@@ -60,7 +61,6 @@ export interface CEMModel {
   title: string;
   error: string;
   progress: number;
-  [key: string]: unknown;
 }
 
 const CSS = `
@@ -189,10 +189,7 @@ function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () 
     styles: [["cem", CSS]],
     build: (view) => {
       const { tooltip } = view;
-      const save = (key: string, value: unknown) => {
-        model.set(key, value as never);
-        model.save_changes();
-      };
+      const save = saver(model);
 
       // -- controls: kappa, beta, the advanced toggle, the run state; the advanced row below
       const ranges = () => model.get("ranges") ?? {};

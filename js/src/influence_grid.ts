@@ -12,6 +12,7 @@ import { cellLabel } from "./lib/labels";
 import { formatNumber, formatSigned, symmetricMax } from "./lib/scale";
 import type { Tooltip, TooltipRow } from "./lib/tooltip";
 import { mountView } from "./lib/view";
+import { saver } from "./lib/model";
 
 export interface InfluenceModel {
   maps: SerializedArray | null;
@@ -30,7 +31,6 @@ export interface InfluenceModel {
   show_controls: boolean;
   error: string;
   progress: number;
-  [key: string]: unknown;
 }
 
 const CSS = `
@@ -273,10 +273,7 @@ function draw(model: AnyModel<InfluenceModel>, body: HTMLElement, tooltip: Toolt
 }
 
 function buildControls(model: AnyModel<InfluenceModel>): [HTMLElement, () => void] {
-  const save = (key: string, value: unknown) => {
-    model.set(key, value as never);
-    model.save_changes();
-  };
+  const save = saver(model);
   const width = slider("cell width", 40, 400, 4, model.get("cell_width"), (v) => save("cell_width", v), (v) => `${v}px`);
   const mean = checkbox("mean image under the maps", model.get("show_mean_image"), (v) => save("show_mean_image", v));
   const el = h("div", { className: "xw-controls" }, [width.el, mean.el]);

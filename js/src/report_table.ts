@@ -12,7 +12,8 @@ export interface TableModel {
   highlight: number;
   selected_row: number;
   title: string;
-  [key: string]: unknown;
+  error: string;
+  progress: number;
 }
 
 const CSS = `

@@ -18,6 +18,7 @@ import { SCORE_CSS, type ScoreRow, scoreTable } from "./lib/score_table";
 import { sparkline } from "./lib/sparkline";
 import type { Tooltip } from "./lib/tooltip";
 import { mountView } from "./lib/view";
+import { batchSaver } from "./lib/model";
 
 export interface PanelInfo {
   masker: string;
@@ -58,7 +59,6 @@ export interface ExplorerModel {
   has_next_page: boolean;
   error: string;
   progress: number;
-  [key: string]: unknown;
 }
 
 const DEFAULT_EVALS: Record<string, number> = { partition: 500, permutation: 1600 };
@@ -102,10 +102,7 @@ const CSS = `
 
 // ---------------------------------------------------------------------------- controls
 function buildControls(model: AnyModel<ExplorerModel>): [HTMLElement, () => void] {
-  const save = (changes: Record<string, unknown>) => {
-    for (const [k, v] of Object.entries(changes)) model.set(k, v as never);
-    model.save_changes();
-  };
+  const save = batchSaver(model);
   const [ih, iw] = model.get("image_shape") ?? [28, 28];
   const maxSize = Math.max(ih ?? 1, iw ?? 1);
   const algorithm = segmented(

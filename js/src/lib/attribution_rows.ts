@@ -32,7 +32,6 @@ export interface GridModel {
   colorbar_label: string;
   error: string;
   progress: number;
-  [key: string]: unknown;
 }
 
 export const GRID_CSS = `
