@@ -28,9 +28,7 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
@@ -39,8 +37,8 @@ import traitlets
 from .._arrays import as_images
 from ..explainers.cem import CEMExplainer, CEMResult
 from ._base import XaiWidget
+from ._live import LiveWidget
 from ._ndarray_trait import NDArray, array_to_json
-from ._runner import LatestRunner
 
 _SETTINGS = ("kappa", "beta", "gamma", "c_init", "max_iterations")
 #: explainer options the widget passes on when it builds the explainer from a model
@@ -76,7 +74,7 @@ def _frame_to_json(value: dict[str, Any], widget: Any = None) -> dict[str, Any]:
     return {k: array_to_json(v) if isinstance(v, np.ndarray) else v for k, v in value.items()}
 
 
-class CEMWidget(XaiWidget):
+class CEMWidget(LiveWidget, XaiWidget):
     """Original, pertinent negative and pertinent positive of one image, with live sliders.
 
     Parameters
@@ -112,6 +110,8 @@ class CEMWidget(XaiWidget):
     """
 
     _bundle = "cem_widget"
+    live_settings = _SETTINGS
+    _live_progress_step = 0.04
 
     kappa = traitlets.Float(0.0, help="Confidence margin on the class scores.").tag(sync=True)
     beta = traitlets.Float(0.1, help="Weight of the L1 term (sparsity of the delta).").tag(
@@ -187,26 +187,20 @@ class CEMWidget(XaiWidget):
         names = class_names if class_names is not None else explainer.class_names
         self._names = [str(c) for c in names] if names is not None else None
         self._image = x
-        self._lock = threading.RLock()
         self._gen = 0
-        self._key: Hashable = None
         self._latest: dict[str, CEMResult] = {}
-        self._hold = 0
-        self._last_progress = -1.0
-        self._runner = LatestRunner(self._on_result, self._on_error, self._on_progress)
         ranges = {k: list(v) for k, v in _DEFAULT_RANGES.items()}
         ranges.update(kwargs.pop("ranges", {}))
-        with self._holding():
-            super().__init__(
-                **start,
-                modes=modes,
-                original=x[0],
-                original_label=self._name(self._target),
-                original_proba=float(probs[self._target]),
-                has_autoencoder=explainer.ae is not None,
-                ranges=ranges,
-                **kwargs,
-            )
+        super().__init__(
+            **start,
+            modes=modes,
+            original=x[0],
+            original_label=self._name(self._target),
+            original_proba=float(probs[self._target]),
+            has_autoencoder=explainer.ae is not None,
+            ranges=ranges,
+            **kwargs,
+        )
         self._request()
 
     def __repr__(self) -> str:
@@ -222,65 +216,41 @@ class CEMWidget(XaiWidget):
         with self._lock:
             return dict(self._latest)
 
-    def update(self, **settings: Any) -> None:
-        """Set several settings (``kappa=0.2, beta=0.3``) and start one search for all."""
-        unknown = set(settings) - set(_SETTINGS)
-        if unknown:
-            raise TypeError(f"update: unknown setting(s) {sorted(unknown)}; expected {_SETTINGS}")
-        with self._holding():
-            for k, v in settings.items():
-                setattr(self, k, v)
-        self._request()
+    # ------------------------------------------------------------------ requests (LiveWidget)
+    # Every request that becomes current (or is invalid) is a new *generation*; a streamed
+    # update is shown only while its generation is the current one.
+    def _new_generation(self) -> int:
+        self._gen += 1
+        self._latest = {}
+        self.generation = self._gen
+        return self._gen
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Block until the latest search finished and is shown (scripts, tests, notebooks)."""
-        self._runner.wait(timeout)
+    def _live_key(self) -> Hashable:
+        settings = {k: getattr(self, k) for k in _SETTINGS}
+        self.explainer.params(**settings)  # bad settings raise: shown, nothing runs
+        return tuple(settings.items())
 
-    def close(self) -> None:
-        runner = getattr(self, "_runner", None)  # absent when __init__ raised early
-        if runner is not None:
-            runner.close()
-        super().close()
+    def _live_begin(self, lane: str, key: Hashable) -> None:
+        self._new_generation()
 
-    # ------------------------------------------------------------------ requests
-    @contextlib.contextmanager
-    def _holding(self) -> Iterator[None]:
-        self._hold += 1
-        try:
-            yield
-        finally:
-            self._hold -= 1
+    def _live_invalid(self, exc: BaseException) -> None:
+        self._new_generation()  # the last pictures fade: their generation is not current
+        self.running = False
 
-    @traitlets.observe(*_SETTINGS)
-    def _on_setting(self, change: dict[str, Any]) -> None:
-        if not self._hold:
-            self._request()
+    def _live_started(self, lane: str, key: Hashable) -> None:
+        self.running = True
 
-    def _settings(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in _SETTINGS}
+    def _live_failed(self, lane: str, key: Hashable, exc: BaseException) -> None:
+        self.running = False
 
-    def _request(self) -> None:
-        """A new generation: validate the settings, supersede what runs, start the search."""
-        settings = self._settings()
-        with self._lock:
-            self._gen += 1
-            gen = self._gen
-            self._latest = {}
-            self._key = None
-            with self.hold_sync():
-                self.generation = gen
-                with self.report_errors():
-                    self.explainer.params(**settings)
-                if self.error:  # bad settings: nothing runs, the last pictures fade
-                    self._runner.cancel()
-                    self.running, self.progress = False, -1.0
-                    return
-                self._key = tuple(settings.items())
-                self.running, self.progress = True, 0.0
-                self._last_progress = 0.0
-        self._runner.submit(self._key, self._job(gen, settings))
+    # These run on the worker thread: no hold_sync there (it would also hold, and echo back,
+    # a slider value the kernel thread receives meanwhile); ``frame`` is one message.
+    def _live_draw(self, lane: str, key: Hashable, parts: Any, cached: bool) -> None:
+        self._show(parts, self._gen, dict(key))  # type: ignore[arg-type]
+        self.running = False
 
-    def _job(self, gen: int, settings: dict[str, Any]) -> Any:
+    def _live_job(self, lane: str, key: Hashable) -> Callable[..., Any]:
+        gen, settings = self._gen, dict(key)  # type: ignore[arg-type]
         groups = [
             {"mode": m, **{k: settings[k] for k in ("kappa", "beta", "gamma", "c_init")}}
             for m in self.modes
@@ -304,29 +274,6 @@ class CEMWidget(XaiWidget):
             )
 
         return job
-
-    # ------------------------------------------------------------------ delivery
-    # These run on the worker thread: no hold_sync there (it would also hold, and echo back,
-    # a slider value the kernel thread receives meanwhile); ``frame`` is one message.
-    def _on_result(self, key: Hashable, parts: list[CEMResult]) -> None:
-        with self._lock:
-            if key != self._key:  # the settings moved on since this search started
-                return
-            self._show(parts, self._gen, dict(key))
-            self.running, self.progress = False, -1.0
-
-    def _on_error(self, key: Hashable, exc: BaseException) -> None:
-        with self._lock:
-            if key != self._key:
-                return
-            self.running, self.progress = False, -1.0
-            self.error = f"{type(exc).__name__}: {exc}"
-
-    def _on_progress(self, fraction: float) -> None:
-        with self._lock:
-            if self.running and (fraction >= 1.0 or fraction - self._last_progress >= 0.04):
-                self._last_progress = fraction
-                self.progress = float(fraction)
 
     def _name(self, c: int) -> str:
         if self._names is not None and 0 <= c < len(self._names):

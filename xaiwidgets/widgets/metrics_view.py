@@ -27,8 +27,6 @@ row) is highlighted.
 
 from __future__ import annotations
 
-import inspect
-import threading
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -37,66 +35,16 @@ import numpy as np
 import traitlets
 
 from .._arrays import as_images
-from ..explainers.base import Explainer
 from ..explainers.classification import MetricsReport, metrics_report
 from ..explanation import Explanation
+from ._explainer_calls import accepted_keywords, as_explainers, explain_job
+from ._live import LiveWidget
 from ._metrics_parts import CurvesPanel, confusion_figure, set_confusion_mode
-from ._runner import LatestRunner
 from .attribution_grid import AttributionGrid
 from .report_table import ReportTable
 
-_PASSED = ("outputs", "labels", "progress", "cancel")
 
-
-def _accepted(fn: Callable) -> set[str]:
-    """Which of outputs/labels/progress/cancel ``fn`` takes (all of them with ``**kwargs``)."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return set()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return set(_PASSED)
-    return {p.name for p in params if p.name in _PASSED}
-
-
-def _as_explainers(explainer: Any) -> dict[str, Callable]:
-    """None, a callable, a list of callables or a dict ``{name: callable}`` -> dict."""
-    if explainer is None:
-        return {}
-    if callable(explainer):
-        items = [explainer]
-    elif isinstance(explainer, dict):
-        out = {}
-        for name, fn in explainer.items():
-            if not callable(fn):
-                raise TypeError(
-                    f"explainer[{name!r}]: expected a callable explainer(images, **kw) -> "
-                    f"Explanation, got {type(fn).__name__}"
-                )
-            out[str(name)] = fn
-        return out
-    elif isinstance(explainer, (list, tuple)):
-        items = list(explainer)
-    else:
-        raise TypeError(
-            "explainer: expected a callable explainer(images, **kw) -> Explanation, a list "
-            f"of them or a dict {{name: explainer}}, got {type(explainer).__name__}"
-        )
-    out: dict[str, Callable] = {}
-    for fn in items:
-        if not callable(fn):
-            raise TypeError(f"explainer: expected callables, got {type(fn).__name__}")
-        name = getattr(fn, "method", None) or type(fn).__name__
-        if name == "function":
-            name = getattr(fn, "__name__", "explainer")
-        base, i = str(name), 2
-        while str(name) in out:
-            name, i = f"{base} ({i})", i + 1
-        out[str(name)] = fn
-    return out
-
-
-class MetricsView(widgets.VBox):
+class MetricsView(LiveWidget, widgets.VBox):
     """Metrics of a classifier's predictions, linked to attribution grids of chosen images.
 
     Parameters
@@ -144,6 +92,8 @@ class MetricsView(widgets.VBox):
     )
     normalized = traitlets.Bool(False, help="Show row shares instead of counts in the cells.")
 
+    _live_progress_step = 0.0  # every step of an explainer shows in its grid
+
     def __init__(
         self,
         y_true: Any,
@@ -160,7 +110,6 @@ class MetricsView(widgets.VBox):
         report: MetricsReport | None = None,
         layout: str = "auto",
     ):
-        super().__init__()
         self.report = report if report is not None else metrics_report(y_true, y_pred, class_names)
         n = len(self.report.y_true)
         self.images = None if images is None else as_images(images, layout=layout)
@@ -173,10 +122,10 @@ class MetricsView(widgets.VBox):
         self.max_images = int(max_images)
         self.outputs = outputs
         self.explain_kwargs = dict(explain_kwargs or {})
-        self.explainers = _as_explainers(explainer)
-        self._accepts = {name: _accepted(fn) for name, fn in self.explainers.items()}
-        self._lock = threading.RLock()
-        self._current: Hashable | None = None
+        self.explainers = as_explainers(explainer)
+        self._accepts = {name: accepted_keywords(fn) for name, fn in self.explainers.items()}
+        # one lane per explainer (each its own worker thread, drawn into its own grid)
+        super().__init__(lanes=list(self.explainers) if self.images is not None else [])
 
         rep = self.report
         self.header = widgets.Label(
@@ -196,7 +145,6 @@ class MetricsView(widgets.VBox):
         self.table.observe(self._on_table_row, ["selected_row", "highlight"])
         self.caption = widgets.Label("Click a confusion cell to see (and explain) its images.")
         self.grids: dict[str, AttributionGrid] = {}
-        self._runners: dict[str, LatestRunner] = {}
         if self.images is not None:
             names = list(self.explainers) or ["images"]
             for name in names:
@@ -207,8 +155,6 @@ class MetricsView(widgets.VBox):
                 grid.layout.flex = "0 0 auto"
                 grid.layout.display = "none"
                 self.grids[name] = grid
-            for name in self.explainers:
-                self._runners[name] = self._runner(name)
 
         # the matrix with the selected cell's grids beside it (below it where the output is too
         # narrow); the report and the curves under both. The grids' box holds the space of a
@@ -257,17 +203,9 @@ class MetricsView(widgets.VBox):
         """Unselect the cell; running explanations are cancelled and the grids hidden."""
         self.heatmap.selected = None
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Block until the running explanations finished (for scripts, tests, notebooks that
-        must show the result when saved)."""
-        for runner in list(self._runners.values()):
-            runner.wait(timeout)
-
     def close(self) -> None:
         """Stop the background work and close every widget of the view (a box left open
         would still point at closed grids, and break embedding the notebook's widgets)."""
-        for runner in self._runners.values():
-            runner.close()
 
         def close_tree(w: widgets.Widget) -> None:
             for child in getattr(w, "children", ()):
@@ -325,11 +263,8 @@ class MetricsView(widgets.VBox):
 
     def _set_cell(self, cell: tuple[int, int] | None) -> None:
         rep = self.report
+        self._live_supersede()  # a new selection: what runs for the old one is cancelled
         if cell is None:
-            with self._lock:
-                self._current = None
-            for runner in self._runners.values():
-                runner.cancel()
             self.selected_cell = None
             self.selected_indices, self.shown_indices = [], []
             for grid in self.grids.values():
@@ -341,8 +276,6 @@ class MetricsView(widgets.VBox):
         t, p = cell
         idx = rep.indices(true=t, pred=p)
         shown = idx[: self.max_images]
-        with self._lock:
-            self._current = cell
         self.selected_cell = cell
         self.selected_indices = [int(i) for i in idx]
         self.shown_indices = [int(i) for i in shown]
@@ -359,68 +292,31 @@ class MetricsView(widgets.VBox):
             self._clear_grid(grid)
             grid.layout.display = "" if len(shown) else "none"
         if not len(shown):
-            for runner in self._runners.values():
-                runner.cancel()
             return
         if not self.explainers:
             self._show_images(self.grids["images"], cell, shown)
             return
-        for name, runner in self._runners.items():
-            self.grids[name].progress = 0.0
-            runner.submit(cell, self._job(name, cell, shown))
+        self._live_start(cell)
 
     # ------------------------------------------------------------------ background work
-    def _runner(self, name: str) -> LatestRunner:
-        grid = self.grids[name]
+    # (LiveWidget: one lane per explainer, the selected cell is the key)
+    def _live_status(self, lane: str) -> AttributionGrid:
+        return self.grids[lane]
 
-        def on_result(key: Hashable, explanation: Explanation) -> None:
-            with self._lock:  # a newer click waits until this one is drawn, then clears it
-                if key != self._current:
-                    return
-                self._draw(grid, key, explanation)
+    def _live_error_text(self, lane: str, exc: BaseException) -> str:
+        return f"{lane}: {type(exc).__name__}: {exc}"
 
-        def on_error(key: Hashable, exc: BaseException) -> None:
-            with self._lock:
-                if key != self._current:
-                    return
-                grid.progress = -1.0
-                grid.error = f"{name}: {type(exc).__name__}: {exc}"
+    def _live_job(self, lane: str, key: Hashable) -> Callable[..., Any]:
+        t, p = key  # type: ignore[misc]
+        shown = self.report.indices(true=t, pred=p)[: self.max_images]
+        labels = self.report.y_true[shown]
+        return explain_job(
+            self.explainers[lane], self._accepts[lane], self.images[shown], labels, (t, p),
+            self.outputs, self.explain_kwargs,
+        )  # fmt: skip
 
-        def on_progress(fraction: float) -> None:
-            grid.progress = float(fraction)
-
-        return LatestRunner(on_result, on_error, on_progress)
-
-    def _job(self, name: str, cell: tuple[int, int], shown: np.ndarray) -> Callable[..., Any]:
-        fn, accepts = self.explainers[name], self._accepts[name]
-        x = self.images[shown]
-        kwargs = dict(self.explain_kwargs)
-        if "labels" in accepts:
-            kwargs.setdefault("labels", self.report.y_true[shown])
-        if isinstance(fn, Explainer):  # the view's images are NHWC already: no layout guess
-            kwargs.setdefault("layout", "nhwc")
-        if self.outputs == "cell":
-            if "outputs" in accepts:
-                t, p = cell
-                kwargs.setdefault("outputs", [t] if t == p else [t, p])
-        elif self.outputs is not None:
-            kwargs.setdefault("outputs", self.outputs)
-
-        def job(progress: Callable[[float], None], cancel: Any) -> Explanation:
-            kw = dict(kwargs)
-            if "progress" in accepts:
-                kw["progress"] = progress
-            if "cancel" in accepts:
-                kw["cancel"] = cancel
-            result = fn(x, **kw)
-            if not isinstance(result, Explanation):
-                raise TypeError(
-                    f"the explainer returned {type(result).__name__}; expected an "
-                    "xaiwidgets.Explanation"
-                )
-            return result
-
-        return job
+    def _live_draw(self, lane: str, key: Hashable, result: Any, cached: bool) -> None:
+        self._draw(self.grids[lane], key, result)
 
     # ------------------------------------------------------------------ drawing
     @staticmethod

@@ -36,8 +36,6 @@ Example::
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -47,26 +45,25 @@ import traitlets
 from .._arrays import check_int
 from ..backends import wrap
 from ..explanation import Explanation
-from ..faithfulness import PerturbationCurve, deletion_curve
+from ..faithfulness import PerturbationCurve
 from ..maskers import Masker
 from ._base import XaiWidget
 from ._explorer_cache import ExplorerResult as _Result
-from ._explorer_cache import ResultCache
+from ._explorer_cache import ResultCache, panel_info, panels_job, spec_text
 from ._image_pool import ImagePool
+from ._live import MISS, LiveWidget
 from ._ndarray_trait import NDArray
-from ._runner import LatestRunner
 
 #: default ``max_evals`` of each algorithm (as shap: 500 for Partition; the seed's 1600 for
 #: Permutation). The widget's algorithm toggle switches ``max_evals`` along when it is at the
 #: old algorithm's default; from Python, set both.
 DEFAULT_EVALS = {"partition": 500, "permutation": 1600}
 _MIN_EVALS = {"partition": 3, "permutation": 4}
-_DELETION_STEPS = 20
 _SAME = " · masker B is the same as masker A ("
 _THUMB_SIDE = 48  # candidate thumbnails are strided down to at most this many pixels a side
 
 
-class ShapleyExplorer(XaiWidget):
+class ShapleyExplorer(LiveWidget, XaiWidget):
     """Explore Partition / Permutation explanations of a model: maskers, budget, top-k, images.
 
     Parameters
@@ -95,10 +92,15 @@ class ShapleyExplorer(XaiWidget):
     ``compare`` ("" = off), ``algorithm``, ``max_evals``, ``top_k``, ``indices``, ``page``,
     ``deletion_masker`` ("" = each panel's own), ``cell_size``, ``scale_mode``; plus ``error``
     and ``progress``. A bad setting shows in ``error`` and runs nothing; the widget stays usable.
-    Results: :attr:`explanation`, :attr:`explanations`, :attr:`areas`, :meth:`wait`.
+    Results: :attr:`explanation`, :attr:`explanations`, :attr:`areas`, :meth:`wait`
+    (re-runs, cache, progress, errors and supersede: :class:`~xaiwidgets.widgets._live.LiveWidget`).
     """
 
     _bundle = "shapley_explorer"
+    live_settings = (
+        "masker", "compare", "algorithm", "max_evals", "top_k", "indices", "deletion_masker"
+    )  # fmt: skip
+    _live_progress_cap = 0.99
 
     # ---- settings (two-way)
     masker = traitlets.Unicode("", help="Masker of the first panel, e.g. 'blur(28,28)'.").tag(
@@ -183,34 +185,25 @@ class ShapleyExplorer(XaiWidget):
         self.backend = wrap(model)
         self._pool = ImagePool(self.backend, images, labels, class_names, layout)
         h, w = self._pool.images.shape[1:3]
-        self._lock = threading.RLock()
-        self._cache = ResultCache(64)
-        self._current: tuple | None = None
         self._drawn: list[_Result] = []
-        self._suppress = False
-        self._last_progress = -1.0
-        self._runner = LatestRunner(self._on_result, self._on_error, self._on_progress, 4)
         self._per_group = max(1, int(candidates))
         offered, default = self._pool.offer(self._per_group, indices)
         algorithm = str(algorithm)
         state = {
-            "masker": _spec_text(masker) if masker is not None else f"blur({w},{h})",
-            "compare": _spec_text(compare) if compare is not None else "",
+            "masker": spec_text(masker) if masker is not None else f"blur({w},{h})",
+            "compare": spec_text(compare) if compare is not None else "",
             "algorithm": algorithm,
             "max_evals": int(DEFAULT_EVALS.get(algorithm, 500) if max_evals is None else max_evals),
             "top_k": check_int(top_k, "top_k", 1),
             "indices": default,
-            "deletion_masker": _spec_text(deletion_masker) if deletion_masker is not None else "",
+            "deletion_masker": spec_text(deletion_masker) if deletion_masker is not None else "",
             "image_shape": [h, w],
             "pool_size": len(self._pool),
         }
         state.update(kwargs)
-        self._suppress = True
-        try:
-            super().__init__(**state)
+        super().__init__(cache=ResultCache(64), **state)
+        with self.holding():
             self._set_candidates(offered, self._pool.has_page(self._per_group, 1))
-        finally:
-            self._suppress = False
         self._request()
 
     def __repr__(self) -> str:
@@ -245,25 +238,6 @@ class ShapleyExplorer(XaiWidget):
         with self._lock:
             return {r.explanation.params["masker"]: r.deletion.mean_area for r in self._drawn}
 
-    def wait(self, timeout: float | None = None) -> ShapleyExplorer:
-        """Block until the latest setting is computed and drawn (for scripts and tests).
-
-        Returns the explorer; a failure shows in :attr:`error`."""
-        self._runner.wait(timeout)
-        return self
-
-    def clear_cache(self) -> None:
-        """Forget the cached results (the next change computes again)."""
-        with self._lock:
-            self._cache.clear()
-
-    def close(self) -> None:
-        """Cancel the run in progress, stop the worker thread and close the widget."""
-        runner = getattr(self, "_runner", None)  # absent when __init__ failed early
-        if runner is not None:
-            runner.close()
-        super().close()
-
     # ------------------------------------------------------------------ pool and picker
     @property
     def pool(self) -> np.ndarray:
@@ -289,7 +263,7 @@ class ShapleyExplorer(XaiWidget):
     @traitlets.observe("page")
     def _on_page(self, change: dict[str, Any]) -> None:
         """Offer the page's correct and wrong predictions (and the images explained now)."""
-        if self._suppress:
+        if self._hold:
             return
         page = int(change["new"])
         offered = self._pool.offer_page(self._per_group, page)
@@ -301,20 +275,13 @@ class ShapleyExplorer(XaiWidget):
             sorted(set(offered) | set(shown)), self._pool.has_page(self._per_group, page + 1)
         )
 
-    # ------------------------------------------------------------------ requests
-    @traitlets.observe(
-        "masker", "compare", "algorithm", "max_evals", "top_k", "indices", "deletion_masker"
-    )
-    def _on_setting(self, change: dict[str, Any]) -> None:
-        if not self._suppress:
-            self._request()
-
-    def _settings(self) -> tuple[list[Hashable], dict[str, Any]]:
-        """Validate the settings; the cache key of each panel and the shared parameters."""
+    # ------------------------------------------------------------------ requests (LiveWidget)
+    def _live_key(self) -> tuple:
+        """Validate the settings; the key of each panel (the same masker twice is one panel)."""
         maskers = [Masker.parse(self.masker)]
         if self.compare.strip():
             second = Masker.parse(self.compare)
-            if second.spec != maskers[0].spec:  # the same masker twice is computed once
+            if second.spec != maskers[0].spec:
                 maskers.append(second)
         scorer = Masker.parse(self.deletion_masker) if self.deletion_masker.strip() else None
         minimum = _MIN_EVALS[self.algorithm]
@@ -325,59 +292,54 @@ class ShapleyExplorer(XaiWidget):
         if not 1 <= self.top_k <= self._pool.n_outputs:
             raise ValueError(f"top_k: expected 1..{self._pool.n_outputs} outputs, got {self.top_k}")
         indices = tuple(self._pool.check_indices(self.indices))
-        shared = {
-            "algorithm": self.algorithm,
-            "max_evals": int(self.max_evals),
-            "top_k": int(self.top_k),
-            "indices": indices,
-            "scorer": scorer,
-        }
-        keys = [
+        offered = {d["index"] for d in self.candidate_info}
+        if not offered.issuperset(indices):  # picked from Python: offer them too
+            self._set_candidates(sorted(offered.union(indices)))
+        return tuple(
             (m.spec, self.algorithm, int(self.max_evals), int(self.top_k), indices,
              None if scorer is None else scorer.spec)
             for m in maskers
-        ]  # fmt: skip
-        return keys, {**shared, "maskers": maskers}
+        )  # fmt: skip
 
-    def _request(self) -> None:
-        try:
-            keys, shared = self._settings()
-        except (ValueError, TypeError) as exc:
-            with self._lock:
-                self._current = None
-                self._runner.cancel()
-                self.error = f"{type(exc).__name__}: {exc}"
-                self.progress = -1.0
-                self.stale = bool(self._drawn)
-                self.message = ""
-            return
-        key = tuple(keys)
-        offered = {d["index"] for d in self.candidate_info}
-        if not offered.issuperset(shared["indices"]):  # picked from Python: offer them too
-            self._set_candidates(sorted(offered.union(shared["indices"])))
-        with self._lock:
-            if key == self._current:  # already drawn or on its way (maybe masker B = A now)
-                self.message = self._same_note(self.message.split(_SAME)[0])
-                return
-            self._current = key
-            cached = [self._cache.get(k) for k in keys]
-            if all(r is not None for r in cached):
-                self._runner.cancel()
-                how = "from cache, no model call"
-                sliced = {r.explanation.params.get("computed_top_k") for r in cached} - {None}
-                if sliced:
-                    how = (f"top-{shared['top_k']} cut from the computed top-{max(sliced)}, "
-                           "no model call")  # fmt: skip
-                self._draw(key, cached, how)  # type: ignore[arg-type]
-                return
-            self._last_progress = -1.0
-            with self.hold_sync():
-                self.stale = True
-                self.progress = 0.0
-                self.message = self._same_note(
-                    "computing " + " and ".join(k[0] for k in keys) + "…"
-                )
-        self._runner.submit(key, self._job(keys, shared))
+    def _live_job(self, lane: str, key: Hashable) -> Callable[..., Any]:
+        idx = np.asarray(key[0][4])  # type: ignore[index]
+        y = None if self.labels is None else self.labels[idx]
+        return panels_job(
+            self.backend, key, self.pool[idx], y, self.class_names, self._cache, self._lock
+        )  # type: ignore[arg-type]
+
+    def _live_lookup(self, lane: str, key: Hashable) -> Any:
+        cached = [self._cache.get(k) for k in key]  # type: ignore[attr-defined]
+        return MISS if any(r is None for r in cached) else (cached, None)
+
+    def _live_store(self, lane: str, key: Hashable, result: Any) -> None:
+        """Nothing: the job keeps each panel's result as soon as it is done."""
+
+    def _live_started(self, lane: str, key: Hashable) -> None:
+        self.stale = True
+        self.message = self._same_note("computing " + " and ".join(k[0] for k in key) + "…")  # type: ignore[attr-defined]
+
+    def _live_same(self, lane: str, key: Hashable) -> None:
+        self.message = self._same_note(self.message.split(_SAME)[0])
+
+    def _live_invalid(self, exc: BaseException) -> None:
+        self.stale = bool(self._drawn)
+        self.message = ""
+
+    def _live_failed(self, lane: str, key: Hashable, exc: BaseException) -> None:
+        self.message = ""
+
+    def _live_draw(self, lane: str, key: Hashable, result: Any, cached: bool) -> None:
+        results, seconds = result
+        if seconds is not None:
+            how = f"computed in {seconds:.1f} s"
+        else:
+            how = "from cache, no model call"
+            sliced = {r.explanation.params.get("computed_top_k") for r in results} - {None}
+            if sliced:
+                top_k = key[0][3]  # type: ignore[index]
+                how = f"top-{top_k} cut from the computed top-{max(sliced)}, no model call"
+        self._draw(key, results, how)  # type: ignore[arg-type]
 
     def _same_note(self, message: str) -> str:
         """``message``, with a note when masker B is the same as masker A (drawn once)."""
@@ -391,73 +353,6 @@ class ShapleyExplorer(XaiWidget):
             return message
         return f"{message}{_SAME}{self.masker}): shown once"
 
-    def _job(self, keys: list[Hashable], shared: dict[str, Any]) -> Callable[..., Any]:
-        from ..explainers.partition import PartitionExplainer
-        from ..explainers.permutation import PermutationExplainer
-
-        explainer_class = PartitionExplainer if shared["algorithm"] == "partition" else (
-            PermutationExplainer
-        )  # fmt: skip
-        idx = np.asarray(shared["indices"])
-        x = self.pool[idx]
-        y = None if self.labels is None else self.labels[idx]
-
-        def job(progress: Callable[[float], None], cancel: Any) -> tuple[list[_Result], float]:
-            started = time.perf_counter()
-            with self._lock:
-                todo = [(j, k) for j, k in enumerate(keys) if self._cache.get(k) is None]
-            for step, (j, k) in enumerate(todo):
-                lo, span = step / len(todo), 1.0 / len(todo)
-
-                def sub(a: float, b: float) -> Callable[[float], None]:
-                    return lambda f: progress(lo + span * (a + (b - a) * f))  # noqa: B023
-
-                t0 = time.perf_counter()
-                explainer = explainer_class(
-                    self.backend, shared["maskers"][j], max_evals=shared["max_evals"],
-                    class_names=self.class_names,
-                )  # fmt: skip
-                e = explainer(
-                    x, top_k=shared["top_k"], labels=y, progress=sub(0.0, 0.85), cancel=cancel,
-                    layout="nhwc",
-                )  # fmt: skip
-                scored = deletion_curve(
-                    e[:, :1], self.backend, shared["scorer"], steps=_DELETION_STEPS,
-                    progress=sub(0.85, 1.0), cancel=cancel,
-                )  # fmt: skip
-                with self._lock:
-                    self._cache.put(k, _Result(e, scored, time.perf_counter() - t0))
-            with self._lock:
-                results = [self._cache.get(k) for k in keys]
-            return results, time.perf_counter() - started
-
-        return job
-
-    # ------------------------------------------------------------------ runner callbacks
-    def _on_result(self, key: Hashable, payload: tuple[list[_Result], float]) -> None:
-        results, seconds = payload
-        with self._lock:
-            if key != self._current:
-                return  # superseded between the runner's check and now: never drawn
-            self._draw(key, results, f"computed in {seconds:.1f} s")
-
-    def _on_error(self, key: Hashable, exc: BaseException) -> None:
-        with self._lock:
-            if key != self._current:
-                return
-            self._current = None  # the same setting may be tried again
-            with self.hold_sync():
-                self.error = f"{type(exc).__name__}: {exc}"
-                self.progress = -1.0
-                self.message = ""
-
-    def _on_progress(self, fraction: float) -> None:
-        with self._lock:
-            if not self.stale or fraction - self._last_progress < 0.02:
-                return  # nothing runs for the widget now, or too small a step to send
-            self._last_progress = fraction
-            self.progress = min(float(fraction), 0.99)
-
     # ------------------------------------------------------------------ drawing
     def _draw(self, key: tuple, results: list[_Result], how: str) -> None:
         """Send the results of ``key`` to the widget (caller holds the lock)."""
@@ -465,19 +360,7 @@ class ShapleyExplorer(XaiWidget):
         idx = list(key[0][4])
         values = np.stack([r.explanation.values.sum(axis=3, dtype=np.float32) for r in results])
         probs = [r.explanation.output_probabilities for r in results]
-        panels = [
-            {
-                "masker": r.explanation.params["masker"],
-                "algorithm": r.explanation.method,
-                "max_evals": int(r.explanation.params["max_evals"]),
-                "area": r.deletion.mean_area,
-                "image_areas": [float(a) for a in r.deletion.area[:, 0]],
-                "area_masker": r.deletion.masker,
-                "curve": [float(v) for v in r.deletion.scores[:, 0].mean(axis=0)],
-                "seconds": r.seconds,
-            }
-            for r in results
-        ]
+        panels = [panel_info(r) for r in results]
         self._drawn = list(results)
         with self.hold_sync():
             self.shown_images = first.data
@@ -509,12 +392,3 @@ class ShapleyExplorer(XaiWidget):
             if k[3:] == (top_k, indices, scorer)
         ]
         return sorted(rows, key=lambda row: row["area"])
-
-
-def _spec_text(spec: Any) -> str:
-    """A masker given as a Masker, a number or a string, as its string form (unchecked)."""
-    if isinstance(spec, Masker):
-        return spec.spec
-    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-        return Masker.parse(spec).spec
-    return str(spec)
