@@ -24,6 +24,7 @@ _LAZY = {
     **dict.fromkeys(
         [
             "CEMExplainer",
+            "CEMResult",
             "DeepExplainer",
             "EigenCAM",
             "GradCAM",
@@ -36,7 +37,9 @@ _LAZY = {
             "IncompleteAttributionError",
             "IncompleteAttributionWarning",
             "InfluenceExplainer",
+            "InfluenceResult",
             "IntegratedGradients",
+            "MetricsReport",
             "PartitionExplainer",
             "PermutationExplainer",
             "Saliency",
@@ -58,6 +61,7 @@ _LAZY = {
             "deletion_curve",
             "insertion_curve",
             "mufidelity",
+            "PerturbationCurve",
             "randomisation_check",
             "sparseness",
         ],

@@ -21,18 +21,19 @@ one score per pixel) and evaluates the model through the backend protocol, batch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ._progress import RunControl
+from ._result import Result, check_shape
 from .backends import wrap
 from .explanation import Explanation
 from .maskers import Masker
 
 
 @dataclass(eq=False)
-class PerturbationCurve:
+class PerturbationCurve(Result):
     """Result of :func:`deletion_curve` / :func:`insertion_curve` (``s`` steps, ``n``
     images, ``o`` outputs).
 
@@ -43,7 +44,15 @@ class PerturbationCurve:
       more faithful for deletion, higher for insertion
     - ``output_indices`` ``(n, o)`` the explained classes; ``masker`` its string form;
       ``score`` ``"probability"`` or ``"output"``; ``kind`` ``"deletion"`` or ``"insertion"``
+
+    Keeps the result protocol (:class:`~xaiwidgets._result.Result`): ``params``,
+    ``save``/``load``, ``widget()`` (a bqplot figure of the mean curves),
+    ``_repr_mimebundle_``.
     """
+
+    _arrays: ClassVar[tuple[str, ...]] = ("fractions", "scores", "area", "output_indices")
+    _required: ClassVar[tuple[str, ...]] = _arrays
+    _meta: ClassVar[tuple[str, ...]] = ("masker", "score", "kind")
 
     fractions: np.ndarray
     scores: np.ndarray
@@ -57,6 +66,29 @@ class PerturbationCurve:
     def mean_area(self) -> float:
         """Area averaged over images and outputs."""
         return float(self.area.mean())
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """``kind``, ``masker``, ``score`` and ``steps`` of the curve."""
+        steps = len(self.fractions) - 1
+        return {"kind": self.kind, "masker": self.masker, "score": self.score, "steps": steps}
+
+    def widget(self, **kwargs: Any):
+        """A bqplot figure: the mean score of each explained output against the share of
+        pixels hidden (or revealed), the mean area in the title."""
+        from .widgets.result_views import curve_figure
+
+        return curve_figure(self, **kwargs)
+
+    def _check_loaded(self) -> None:
+        if self.kind not in ("deletion", "insertion"):
+            raise ValueError(f"kind: expected 'deletion' or 'insertion', got {self.kind!r}")
+        if self.score not in ("probability", "output"):
+            raise ValueError(f"score: expected 'probability' or 'output', got {self.score!r}")
+        steps = check_shape(self.fractions, (None,), "fractions").shape[0]
+        n, o = check_shape(self.area, (None, None), "area").shape
+        check_shape(self.scores, (n, o, steps), "scores")
+        check_shape(self.output_indices, (n, o), "output_indices")
 
 
 def deletion_curve(

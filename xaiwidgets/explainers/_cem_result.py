@@ -8,13 +8,20 @@ far. Used by :class:`~xaiwidgets.explainers.cem.CEMExplainer`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .._result import Result, check_shape
+
+_CEM_ARRAYS = (
+    "original", "image", "delta", "found", "original_class", "original_proba", "image_class",
+    "image_proba", "c", "distance", "loss",
+)  # fmt: skip
+
 
 @dataclass(eq=False)
-class CEMResult:
+class CEMResult(Result):
     """Pertinent negatives or positives for ``n`` images.
 
     ``original``/``image``/``delta`` are ``(n, h, w, c)``: ``image`` is what the model
@@ -23,7 +30,15 @@ class CEMResult:
     ``image_proba``, ``c`` and ``distance`` are NaN. ``loss`` ``(n, max_iterations)`` traces the
     objective of the run that gave the answer. ``complete`` is False for the best-so-far results
     streamed to ``on_update`` during a search, ``iterations`` counts the steps taken so far.
+
+    Keeps the result protocol (:class:`~xaiwidgets._result.Result`): ``params``,
+    ``save``/``load``, ``widget()`` (the originals and deltas as an attribution grid),
+    ``_repr_mimebundle_``.
     """
+
+    _arrays: ClassVar[tuple[str, ...]] = _CEM_ARRAYS
+    _required: ClassVar[tuple[str, ...]] = _CEM_ARRAYS
+    _meta: ClassVar[tuple[str, ...]] = ("mode", "iterations", "complete", "class_names", "params")
 
     mode: str
     original: np.ndarray
@@ -54,6 +69,30 @@ class CEMResult:
 
     def __len__(self) -> int:
         return len(self.original)
+
+    def widget(self, **kwargs: Any):
+        """The originals and their deltas as an :class:`~xaiwidgets.widgets.AttributionGrid`
+        (for live sliders: :class:`~xaiwidgets.widgets.CEMWidget`)."""
+        from ..widgets.result_views import cem_result_grid
+
+        return cem_result_grid(self, **kwargs)
+
+    def _check_loaded(self) -> None:
+        if self.mode not in ("PN", "PP"):
+            raise ValueError(f"mode: expected 'PN' or 'PP', got {self.mode!r}")
+        n = len(self.original)
+        shape = check_shape(self.original, (n, None, None, None), "original").shape
+        for name in ("image", "delta"):
+            check_shape(getattr(self, name), shape, name)
+        for name in ("found", "original_class", "image_class", "c", "distance"):
+            check_shape(getattr(self, name), (n,), name)
+        k = check_shape(self.image_proba, (n, None), "image_proba").shape[1]
+        check_shape(self.original_proba, (n, k), "original_proba")
+        check_shape(self.loss, (n, None), "loss")
+        if self.class_names is not None and len(self.class_names) != k:
+            raise ValueError(f"class_names: expected {k} names, got {len(self.class_names)}")
+        self.found = self.found.astype(bool)
+        self.iterations, self.complete = int(self.iterations), bool(self.complete)
 
     def __repr__(self) -> str:
         state = "" if self.complete else f", partial after {self.iterations} steps"

@@ -18,17 +18,18 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .._arrays import as_images, as_labels, check_class_names, to_numpy
+from .._result import Result
 
 Curve = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-@dataclass
-class MetricsReport:
+@dataclass(eq=False)
+class MetricsReport(Result):
     """Metrics of ``n`` predictions over ``k`` classes (rows of matrices: true class).
 
     Attributes
@@ -47,7 +48,16 @@ class MetricsReport:
         and a negative image; ``None`` altogether without scores. Same for ``roc_curves``
         ``(fpr, tpr, thresholds)``.
     average_precision, roc_auc : (k,) float64 (NaN where undefined), or ``None`` without scores.
+
+    Keeps the result protocol (:class:`~xaiwidgets._result.Result`): ``params``,
+    ``save``/``load`` (the labels and scores; the rest is computed again by sklearn on
+    loading), ``widget()`` (a :class:`~xaiwidgets.widgets.MetricsView`),
+    ``_repr_mimebundle_``.
     """
+
+    _arrays: ClassVar[tuple[str, ...]] = ("y_true", "y_pred", "probabilities")
+    _required: ClassVar[tuple[str, ...]] = ("y_true", "y_pred")
+    _meta: ClassVar[tuple[str, ...]] = ("class_names",)
 
     y_true: np.ndarray
     y_pred: np.ndarray
@@ -65,6 +75,33 @@ class MetricsReport:
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """What the report was computed from: ``n_samples``, ``n_classes`` and whether the
+        predictions were scores (``from_scores``: curves and AUCs) or labels."""
+        return {
+            "n_samples": len(self.y_true),
+            "n_classes": self.n_classes,
+            "from_scores": self.probabilities is not None,
+        }
+
+    @classmethod
+    def _from_saved(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> MetricsReport:
+        scores = arrays.get("probabilities")
+        report = metrics_report(
+            arrays["y_true"], arrays["y_pred"] if scores is None else scores, meta["class_names"]
+        )
+        if not np.array_equal(report.y_pred, arrays["y_pred"]):
+            raise ValueError("y_pred: the predicted labels are not the argmax of the scores")
+        return report
+
+    def widget(self, **kwargs: Any):
+        """The interactive :class:`~xaiwidgets.widgets.MetricsView` of this report (without
+        images; ``MetricsView.from_report(report, images, explainer)`` links explanations)."""
+        from ..widgets.metrics_view import MetricsView
+
+        return MetricsView.from_report(self, **kwargs)
 
     @property
     def accuracy(self) -> float:

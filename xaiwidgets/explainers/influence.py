@@ -29,7 +29,6 @@ whose ``"mean"`` maps are ``(h, w)`` with the same values).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,91 +36,11 @@ import numpy as np
 from .._arrays import as_images, check_class_names, check_int, check_number, to_numpy
 from .._progress import RunControl
 from ..backends import wrap
+from ._influence_result import InfluenceResult, pack_result
 from ._tilt import tilt_features
 from .classification import check_metric, metric_name, per_sample_scores
 
 _CHANNELS = ("mean", "separate")
-
-
-@dataclass
-class InfluenceResult:
-    """Influence (or performance) maps of a test set, one per class (or one for a metric).
-
-    Shapes use ``F`` for the feature shape: ``(h, w)`` with ``channels="mean"``, ``(h, w, c)``
-    with ``channels="separate"``; ``k`` is the number of classes (1 for a performance map).
-
-    Attributes
-    ----------
-    maps : (k, *F) float32 — ``plus - minus``: the influence of saturating each pixel.
-    plus, minus : (k, *F) float64 — ``E_{w+}[p_k]`` and ``E_{w-}[p_k]`` (or the metric under
-        the two tilts).
-    base : (k,) float64 — the unweighted mean probability of each class (or the metric).
-    class_names : list of k str — class names (``"0"``, ``"1"``... by default), or the metric's
-        name for a performance map.
-    mean_image : (h, w, c) float32 — the mean image of the test set.
-    taus : (2, *F) float64 — the targets ``[tau-, tau+]`` of every feature.
-    lambdas : (2, *F) float64 — the tilts ``[lambda-, lambda+]`` (``±inf`` where the target is
-        the feature's minimum/maximum: the uniform weights on the samples there).
-    converged : (2, *F) bool — whether each tilt met the tolerance.
-    alpha : float; channels : ``"mean"`` | ``"separate"``; kind : ``"influence"`` |
-    ``"performance"``; metric : the metric's name or ``None``; n_samples : int.
-    """
-
-    maps: np.ndarray
-    plus: np.ndarray
-    minus: np.ndarray
-    base: np.ndarray
-    class_names: list[str]
-    mean_image: np.ndarray
-    taus: np.ndarray
-    lambdas: np.ndarray
-    converged: np.ndarray
-    alpha: float
-    channels: str
-    kind: str = "influence"
-    metric: str | None = None
-    n_samples: int = 0
-    params: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def n_classes(self) -> int:
-        return int(self.maps.shape[0])
-
-    @property
-    def limit(self) -> float:
-        """``max |maps|``: the half-width of a shared symmetric colour scale (0 if all 0)."""
-        return float(np.abs(self.maps).max()) if self.maps.size else 0.0
-
-    def class_index(self, key: int | str) -> int:
-        """Index of a class given by index or by name."""
-        if isinstance(key, str):
-            if key not in self.class_names:
-                raise KeyError(f"unknown class {key!r}; classes are {self.class_names}")
-            return self.class_names.index(key)
-        k = int(key)
-        if not -self.n_classes <= k < self.n_classes:
-            raise IndexError(f"class index {k} out of range for {self.n_classes} classes")
-        return k % self.n_classes
-
-    def map(self, key: int | str) -> np.ndarray:
-        """The map ``(*F)`` of one class (by index or name)."""
-        return self.maps[self.class_index(key)]
-
-    def widget(self, **kwargs: Any):
-        """The interactive :class:`~xaiwidgets.widgets.InfluenceGrid` of these maps."""
-        from ..widgets.influence_grid import InfluenceGrid
-
-        return InfluenceGrid.from_result(self, **kwargs)
-
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
-        return self.widget()._repr_mimebundle_(include=include, exclude=exclude)
-
-    def __repr__(self) -> str:
-        return (
-            f"InfluenceResult(kind={self.kind!r}, maps={self.maps.shape}, "
-            f"n_samples={self.n_samples}, alpha={self.alpha}, channels={self.channels!r}, "
-            f"limit={self.limit:.4g})"
-        )
 
 
 # -- shared machinery --------------------------------------------------------------------
@@ -201,37 +120,6 @@ def _as_targets(y: Any, n: int, name: str) -> np.ndarray:
     return arr
 
 
-def _pack(
-    out: tuple[np.ndarray, ...],
-    fshape: tuple[int, ...],
-    x: np.ndarray,
-    base: np.ndarray,
-    names: list[str],
-    kind: str,
-    params: dict[str, Any],
-    metric: str | None = None,
-) -> InfluenceResult:
-    """InfluenceResult from :func:`tilt_features`'s output, reshaped to the feature shape."""
-    maps, plus, minus, taus, lambdas, conv = (a.reshape(len(a), *fshape) for a in out)
-    return InfluenceResult(
-        maps=maps.astype(np.float32),
-        plus=plus,
-        minus=minus,
-        base=base,
-        class_names=names,
-        mean_image=x.mean(axis=0),
-        taus=taus,
-        lambdas=lambdas,
-        converged=conv,
-        alpha=params["alpha"],
-        channels=params["channels"],
-        kind=kind,
-        metric=metric,
-        n_samples=len(x),
-        params=params,
-    )
-
-
 # -- public API --------------------------------------------------------------------------
 
 
@@ -294,7 +182,7 @@ def influence_maps(
         cancel=cancel,
         desc="influence",
     )
-    return _pack(out, fshape, x, probs.mean(axis=0), names, "influence", params)
+    return pack_result(out, fshape, x, probs.mean(axis=0), names, "influence", params)
 
 
 def performance_maps(
@@ -370,7 +258,7 @@ def performance_maps(
     )
     params["per_sample_scores"] = scores is not None
     name = metric_name(metric)
-    return _pack(out, fshape, x, np.array([base]), [name], "performance", params, metric=name)
+    return pack_result(out, fshape, x, np.array([base]), [name], "performance", params, metric=name)
 
 
 class InfluenceExplainer:

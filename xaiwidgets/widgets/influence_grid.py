@@ -26,7 +26,7 @@ from ._base import XaiWidget
 from ._ndarray_trait import NDArray
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..explainers.influence import InfluenceResult
+    from ..explainers._influence_result import InfluenceResult
 
 
 class InfluenceGrid(XaiWidget):
