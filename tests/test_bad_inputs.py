@@ -148,7 +148,11 @@ def test_explanation_top_k_checks_its_argument(images):
         ),
         (lambda: CEMExplainer(_grad, feature_range=("a", 1)), TypeError, "feature_range"),
         (lambda: CEMExplainer(_grad, class_names="abc"), TypeError, "class_names"),
-        (lambda: InfluenceExplainer(max_iter=-5), ValueError, "max_iter: expected an integer >= 1"),
+        (
+            lambda: InfluenceExplainer(max_iterations=-5),
+            ValueError,
+            "max_iterations: expected an integer >= 1",
+        ),
         (lambda: InfluenceExplainer(tol=np.nan), ValueError, "tol: expected a finite number"),
         (lambda: InfluenceExplainer(tol=0.0), ValueError, r"tol: expected a number in \(0"),
         (lambda: InfluenceExplainer(chunk_size=2.5), TypeError, "chunk_size"),
@@ -175,7 +179,7 @@ def test_influence_functions_check_before_the_work():
     x = np.random.default_rng(2).random((20, 4, 4)).astype(np.float32)
     p = np.full((20, 2), 0.5)
     for kwargs, match in (
-        ({"max_iter": -5}, "max_iter"),
+        ({"max_iterations": -5}, "max_iterations"),
         ({"tol": np.nan}, "tol"),
         ({"cancel": True}, "cancel"),
         ({"class_names": "ab"}, "class_names"),
@@ -429,6 +433,6 @@ def test_widgets_take_layout_for_ambiguous_images():
 
 def test_show_true_labels_index_the_models_classes_not_the_names_shown(images):
     e = xaiwidgets._show.to_explanation(
-        np.ones((2, 6, 5, 1, 2)), images, labels=["cat", "dog"], true_labels=[500, 3]
+        np.ones((2, 6, 5, 1, 2)), images, output_names=["cat", "dog"], true_labels=[500, 3]
     )
     assert e.labels.tolist() == [500, 3]

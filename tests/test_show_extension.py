@@ -11,7 +11,7 @@ from xaiwidgets._show import to_explanation
 def test_shap_values_list_of_arrays(rng):
     images = rng.random((2, 8, 8, 1))
     shap_values = [rng.normal(size=(2, 8, 8, 1)) for _ in range(3)]
-    e = to_explanation(shap_values, images, labels=["a", "b", "c"])
+    e = to_explanation(shap_values, images, output_names=["a", "b", "c"])
     assert e.shape == (2, 8, 8, 1, 3)
     np.testing.assert_allclose(e.values[..., 1], shap_values[1], rtol=1e-6)
     assert e.output_names[1] == ["a", "b", "c"]
@@ -42,8 +42,10 @@ def test_mismatched_shapes_are_explained(rng):
         to_explanation(rng.normal(size=(2, 5, 5, 1, 2)), rng.random((3, 5, 5, 1)))
     with pytest.raises(ValueError, match="images: expected"):
         to_explanation(rng.normal(size=(2, 5, 5, 1, 2)))
-    with pytest.raises(ValueError, match="labels: expected 2 names"):
-        to_explanation(rng.normal(size=(2, 5, 5, 1, 2)), rng.random((2, 5, 5, 1)), labels=["a"])
+    with pytest.raises(ValueError, match="output_names: expected 2 names"):
+        to_explanation(
+            rng.normal(size=(2, 5, 5, 1, 2)), rng.random((2, 5, 5, 1)), output_names=["a"]
+        )
 
 
 def test_load_ext_registers_display_hooks(small_explanation):

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ._arrays import as_images, as_labels, to_numpy
+from ._deprecation import warn_renamed
 from .explanation import Explanation
 
 
@@ -79,7 +80,7 @@ def _names_to_indices(labels: Any, n: int, o: int) -> tuple[np.ndarray, list[str
         arr = np.broadcast_to(arr, (n, arr.shape[0]))
     if arr.shape != (n, o):
         raise ValueError(
-            f"labels: expected {o} names or an ({n}, {o}) array of names, got shape {arr.shape}"
+            f"output_names: expected {o} names or an ({n}, {o}) array of names, got shape {arr.shape}"
         )
     names: list[str] = []
     lookup: dict[str, int] = {}
@@ -96,11 +97,12 @@ def _names_to_indices(labels: Any, n: int, o: int) -> tuple[np.ndarray, list[str
 def to_explanation(
     values: Any,
     images: Any = None,
-    labels: Any = None,
+    output_names: Any = None,
     *,
     base_values: Any = None,
     true_labels: Any = None,
     layout: str = "auto",
+    **deprecated: Any,
 ) -> Explanation:
     """An :class:`Explanation` from shap-style inputs.
 
@@ -111,11 +113,14 @@ def to_explanation(
         ``.values`` / ``.data`` / ``.output_names`` / ``.base_values``. NCHW (torch) arrays are
         accepted and transposed to match ``images``.
     images : ``(n, h, w, c)`` images (any accepted form); taken from ``values.data`` when omitted.
-    labels : ``(o,)`` or ``(n, o)`` output names (as ``shap.image_plot``'s ``labels``).
+    output_names : ``(o,)`` or ``(n, o)`` names of the explained outputs (what
+        ``shap.image_plot`` calls ``labels``; ``labels=`` here is deprecated: in xaiwidgets
+        ``labels`` are the true classes, as in every explainer).
     true_labels : ``(n,)`` true class of each image (shown as the row title), optional.
     layout : the axes of ``images`` (``"nhwc"``, ``"nchw"``..., see
         :func:`~xaiwidgets._arrays.as_images`); values of the same shape are read the same way.
     """
+    output_names = _output_names_keyword(output_names, deprecated, "to_explanation()")
     if isinstance(values, Explanation):
         return values
     if (
@@ -127,8 +132,8 @@ def to_explanation(
         values = obj.values
         if images is None and getattr(obj, "data", None) is not None:
             images = obj.data
-        if labels is None and getattr(obj, "output_names", None) is not None:
-            labels = obj.output_names
+        if output_names is None and getattr(obj, "output_names", None) is not None:
+            output_names = obj.output_names
         if base_values is None and getattr(obj, "base_values", None) is not None:
             base_values = obj.base_values
     if images is None:
@@ -138,7 +143,7 @@ def to_explanation(
     if v.shape[:4] != x.shape:
         raise ValueError(f"values {v.shape[:4]} (n, h, w, c) do not match images {x.shape}")
     n, o = v.shape[0], v.shape[-1]
-    idx, names = (None, None) if labels is None else _names_to_indices(labels, n, o)
+    idx, names = (None, None) if output_names is None else _names_to_indices(output_names, n, o)
     if base_values is not None:
         base = to_numpy(base_values)
         if np.iscomplexobj(base) or not np.issubdtype(base.dtype, np.number):
@@ -165,11 +170,27 @@ def to_explanation(
     )
 
 
-def show(values: Any, images: Any = None, labels: Any = None, **widget_kwargs: Any):
+def show(values: Any, images: Any = None, output_names: Any = None, **widget_kwargs: Any):
     """Draw attributions users already have as an interactive
     :class:`~xaiwidgets.widgets.AttributionGrid` (see :func:`to_explanation` for the inputs;
-    ``true_labels=``, ``base_values=`` and ``layout=`` are accepted too). Widget options
-    (``cell_size``, ``scale_mode``, ``invert_image``...) pass through."""
+    ``true_labels=``, ``base_values=`` and ``layout=`` are accepted too; ``labels=`` is the
+    deprecated spelling of ``output_names=``). Widget options (``cell_size``, ``scale_mode``,
+    ``invert_image``...) pass through."""
     keys = ("base_values", "true_labels", "layout")
     conv = {k: widget_kwargs.pop(k) for k in keys if k in widget_kwargs}
-    return to_explanation(values, images, labels, **conv).widget(**widget_kwargs)
+    old = {"labels": widget_kwargs.pop("labels")} if "labels" in widget_kwargs else {}
+    output_names = _output_names_keyword(output_names, old, "show()")
+    return to_explanation(values, images, output_names, **conv).widget(**widget_kwargs)
+
+
+def _output_names_keyword(output_names: Any, deprecated: dict[str, Any], where: str) -> Any:
+    """``output_names``, or the deprecated ``labels=`` (with a warning naming the new one)."""
+    extra = set(deprecated) - {"labels"}
+    if extra:
+        raise TypeError(f"{where} got an unexpected keyword argument {sorted(extra)[0]!r}")
+    if "labels" not in deprecated:
+        return output_names
+    if output_names is not None:
+        raise TypeError(f"{where}: got both labels= (deprecated) and output_names=")
+    warn_renamed(where, "labels= (the names of the outputs)", "output_names=", stacklevel=4)
+    return deprecated["labels"]

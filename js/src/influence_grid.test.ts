@@ -21,7 +21,7 @@ function state(extra: Record<string, unknown> = {}) {
     class_names: ["zero", "one", XSS],
     mean_image: f32([0, 0.2, 0.8, 1], [2, 2, 1]),
     base_values: f32([0.5, 0.3, 0.2], [3]),
-    cell_width: 40,
+    cell_size: 40,
     columns: 0,
     show_mean_image: true,
     selected: -1,
@@ -102,7 +102,7 @@ describe("InfluenceGrid render", () => {
     const slider = el.querySelector<HTMLInputElement>("input.xw-slider")!;
     slider.value = "88";
     slider.dispatchEvent(new Event("input"));
-    expect(model.get("cell_width")).toBe(88);
+    expect(model.get("cell_size")).toBe(88);
     expect(maps(el)[0].style.width).toBe("88px");
     // with the underlay, a zero pixel of class 2 is tinted grey where the mean image is dark
     const withMean = pixels.get(maps(el)[2])!;

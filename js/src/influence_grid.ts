@@ -19,7 +19,7 @@ export interface InfluenceModel {
   class_names: string[];
   mean_image: SerializedArray | null;
   base_values: SerializedArray | null;
-  cell_width: number;
+  cell_size: number;
   columns: number;
   show_mean_image: boolean;
   selected: number;
@@ -61,7 +61,7 @@ const REDRAW_ON = [
   "class_names",
   "mean_image",
   "base_values",
-  "cell_width",
+  "cell_size",
   "columns",
   "show_mean_image",
   "selected",
@@ -171,7 +171,7 @@ function select(model: AnyModel<InfluenceModel>, i: number): void {
 
 function drawGrid(ctx: DrawContext, body: HTMLElement): void {
   const { model, d } = ctx;
-  const cell = Math.max(16, Math.round(Number(model.get("cell_width")) || 120));
+  const cell = Math.max(16, Math.round(Number(model.get("cell_size")) || 120));
   const cellH = Math.max(1, Math.round((cell * d.h) / d.w));
   const cols = gridColumns(d.k, Math.round(Number(model.get("columns")) || 0));
   const rows = Math.ceil(d.k / cols);
@@ -274,11 +274,11 @@ function draw(model: AnyModel<InfluenceModel>, body: HTMLElement, tooltip: Toolt
 
 function buildControls(model: AnyModel<InfluenceModel>): [HTMLElement, () => void] {
   const save = saver(model);
-  const width = slider("cell width", 40, 400, 4, model.get("cell_width"), (v) => save("cell_width", v), (v) => `${v}px`);
+  const width = slider("cell width", 40, 400, 4, model.get("cell_size"), (v) => save("cell_size", v), (v) => `${v}px`);
   const mean = checkbox("mean image under the maps", model.get("show_mean_image"), (v) => save("show_mean_image", v));
   const el = h("div", { className: "xw-controls" }, [width.el, mean.el]);
   const sync = () => {
-    width.set(model.get("cell_width"));
+    width.set(model.get("cell_size"));
     mean.set(model.get("show_mean_image"));
     el.style.display = model.get("show_controls") === false ? "none" : "";
   };

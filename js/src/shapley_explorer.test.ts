@@ -21,7 +21,7 @@ function state(extra: Record<string, unknown> = {}) {
   });
   return {
     masker: "blur(2,2)", compare: "inpaint_ns", algorithm: "partition", max_evals: 500, top_k: 2,
-    indices: [4, 9], deletion_masker: "", cell_size: 40, scale_mode: "shared",
+    indices: [4, 9], deletion_masker: "", cell_size: 40, scale_mode: "grid",
     candidates: f32([0, 1, 1, 0, 1, 0, 0, 1, 0.5, 0.5, 0.5, 0.5], [3, 2, 2, 1]),
     candidate_info: [info(4, true), info(9, false), info(11, true)],
     shown_images: f32([0, 1, 1, 0, 1, 0, 0, 1], [n, h, w, 1]),

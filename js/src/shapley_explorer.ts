@@ -123,7 +123,7 @@ function buildControls(model: AnyModel<ExplorerModel>): [HTMLElement, () => void
   const scale = segmented(
     "scale",
     [
-      { value: "shared", text: "shared", title: "one colour scale for every panel and row" },
+      { value: "grid", text: "grid", title: "one colour scale for every panel and row" },
       { value: "row", text: "per row", title: "one colour scale per image" },
     ],
     model.get("scale_mode"),
@@ -240,7 +240,7 @@ function drawPanels(model: AnyModel<ExplorerModel>, body: HTMLElement, tooltip: 
   }
   const cell = Math.max(16, Math.round(Number(model.get("cell_size")) || 64));
   const cellH = Math.max(1, Math.round((cell * d.h) / d.w));
-  const mode = model.get("scale_mode") === "row" ? "row" : "shared";
+  const mode = model.get("scale_mode") === "row" ? "row" : "grid";
   const panels = model.get("panels") ?? [];
   const labels = model.get("output_labels") ?? [];
   const rows = model.get("row_info") ?? [];
@@ -285,7 +285,7 @@ function drawPanels(model: AnyModel<ExplorerModel>, body: HTMLElement, tooltip: 
     }
     if (mode === "row") grid.appendChild(place(colorbar(maxes[i], cellH), i + 2, col0(d.p) - 1));
   }
-  if (mode === "shared") {
+  if (mode === "grid") {
     const length = d.n * cellH + (d.n - 1) * (ROW_GAP + LABEL_HEIGHT);
     grid.appendChild(place(colorbar(maxes[0], length, "attribution"), `2 / span ${d.n}`, col0(d.p) - 1));
   }

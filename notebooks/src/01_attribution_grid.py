@@ -90,7 +90,7 @@ grid
 
 # %%
 shap_style = [expl.values[..., k] for k in range(10)]
-xaiwidgets.show(shap_style, x, labels=MNIST_CLASSES, true_labels=labels[test][:6])
+xaiwidgets.show(shap_style, x, output_names=MNIST_CLASSES, true_labels=labels[test][:6])
 
 # %% [markdown]
 # ## Saving and the static picture

@@ -84,7 +84,7 @@ InfluenceGrid.from_result(influence)
 # here; a click on a class title does the same in the widget).
 
 # %%
-grid = InfluenceGrid.from_result(influence, cell_width=100)
+grid = InfluenceGrid.from_result(influence, cell_size=100)
 grid.open_class("7")
 grid
 
@@ -99,7 +99,7 @@ grid
 accuracy_map = explainer.performance(
     x_test, y_test.argmax(axis=1), y_pred.argmax(axis=1), metrics.accuracy_score
 )
-InfluenceGrid.from_result(accuracy_map, cell_width=220)
+InfluenceGrid.from_result(accuracy_map, cell_size=220)
 
 # %% [markdown]
 # `log_loss` takes the one-hot targets and the probabilities as they are. It is a loss:
@@ -110,7 +110,7 @@ InfluenceGrid.from_result(accuracy_map, cell_width=220)
 
 # %%
 log_loss_map = explainer.performance(x_test, y_test, y_pred, metrics.log_loss)
-InfluenceGrid.from_result(log_loss_map, cell_width=220)
+InfluenceGrid.from_result(log_loss_map, cell_size=220)
 
 # %% [markdown]
 # The numbers behind each map are plain arrays: `maps` (one per class), the mean of each

@@ -27,7 +27,7 @@ p = np.exp(-(d - d.min(1, keepdims=True)) / 8.0)
 p /= p.sum(1, keepdims=True)
 names = [str(c) for c in range(9)] + [{XSS!r}]
 result = influence_maps(x, p, class_names=names)
-grid = InfluenceGrid.from_result(result, cell_width=96)
+grid = InfluenceGrid.from_result(result, cell_size=96)
 grid
 """
 
@@ -138,7 +138,7 @@ def test_influence_grid_draws_maps_titles_hover_and_detail(run_notebook_in_lab, 
     big = page.evaluate(CANVAS_INK, ".xw-ig-detail canvas.xw-ig-canvas")
     assert len(big) == 2 and all(s["ink"] > 0.3 for s in big), big  # map + mean image
     view.screenshot(path=str(artifacts / "influence_grid_detail.png"))
-    _run_in_new_cell(page, "print('opened', grid.selected, grid.cell_width)")
+    _run_in_new_cell(page, "print('opened', grid.selected, grid.cell_size)")
     page.get_by_text("opened 3 72").wait_for()
 
 

@@ -366,8 +366,8 @@ def test_bad_input(seedlike):
         cem(x[:1] + 2.0)
     with pytest.raises(TypeError, match="unknown CEM parameter"):
         cem(x[:1], kapa=0.1)
-    with pytest.raises(ValueError, match="target"):
-        cem(x[:1], target=[12])
+    with pytest.raises(ValueError, match="outputs"):
+        cem(x[:1], outputs=[12])
     with pytest.raises(ValueError, match="one image"):
         cem.explain_settings(x[:2], [dict(mode="PN")])
     with pytest.raises(ValueError, match="settings"):

@@ -209,7 +209,7 @@ def test_performance_general_metric_and_label_targets():
     x = images.reshape(n, -1)[:, 3].astype(np.float64)
     w = _direct_weights(x, _direct_targets(x, 0.05)[1])
     assert res.plus[0, 1, 1] == pytest.approx(brier(y, probs, w), abs=1e-6)
-    ll_labels = performance_maps(images, y, probs, log_loss)  # labels y_test, probability y_pred
+    ll_labels = performance_maps(images, y, probs, log_loss)  # labels y_true, probability y_pred
     ll_onehot = performance_maps(images, np.eye(2)[y], probs, log_loss)
     np.testing.assert_allclose(ll_labels.maps, ll_onehot.maps, atol=1e-12)
 
@@ -248,7 +248,7 @@ def test_input_validation(continuous):
         influence_maps(images, probs[:, :, None])
     with pytest.raises(ValueError, match="class_names"):
         influence_maps(images, probs, class_names=["a"])
-    with pytest.raises(ValueError, match="y_test"):
+    with pytest.raises(ValueError, match="y_true"):
         performance_maps(images, probs.argmax(1)[:10], probs.argmax(1), accuracy_score)
     with pytest.raises(ValueError, match="model"):
         InfluenceExplainer()(images)
@@ -307,7 +307,7 @@ def test_progress_cancel_and_convergence_warning(continuous):
     with pytest.raises(Cancelled):
         influence_maps(images, probs, cancel=cancel)
     with pytest.warns(RuntimeWarning, match="did not reach"):
-        res = influence_maps(images, probs, max_iter=1)
+        res = influence_maps(images, probs, max_iterations=1)
     assert not res.converged.all()
 
 

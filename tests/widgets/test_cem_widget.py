@@ -159,13 +159,13 @@ class StubbornCEM(CEMExplainer):
         self.late_updates = 0
         self.switched = threading.Event()
 
-    def explain_settings(self, image, settings, target=None, *, on_update=None, cancel=None, **kw):
+    def explain_settings(self, image, settings, outputs=None, *, on_update=None, cancel=None, **kw):
         def counting(parts):
             if self.switched.is_set() and parts[0].params["kappa"] == 0.0:
                 self.late_updates += 1
             on_update(parts)
 
-        return super().explain_settings(image, settings, target, on_update=counting, **kw)
+        return super().explain_settings(image, settings, outputs, on_update=counting, **kw)
 
 
 def test_a_superseded_search_never_lands(setup, digits):
@@ -252,8 +252,8 @@ def test_construction_errors_and_options(setup):
         CEMWidget(model, x[:2])
     with pytest.raises(ValueError, match="beta"):
         CEMWidget(model, x4, beta=-1)
-    with pytest.raises(ValueError, match="target"):
-        CEMWidget(model, x4, target=12)
+    with pytest.raises(ValueError, match="outputs"):
+        CEMWidget(model, x4, outputs=12)
     with pytest.raises(TypeError, match="kapa"):
         CEMWidget(model, x4, kapa=0.1)
     with pytest.raises(TypeError, match="CEMExplainer"):

@@ -37,7 +37,7 @@ def test_from_result_carries_maps_names_mean_and_base(data):
     # the pixel that drives class 1 is where its map peaks (and class 0's map dips)
     assert np.unravel_index(np.argmax(g.maps[1]), (6, 5)) == (2, 3)
     assert np.unravel_index(np.argmin(g.maps[0]), (6, 5)) == (2, 3)
-    assert (g.selected, g.cell_width, g.columns, g.show_mean_image) == (-1, 120, 0, True)
+    assert (g.selected, g.cell_size, g.columns, g.show_mean_image) == (-1, 120, 0, True)
 
 
 def test_performance_map_is_one_map_named_by_the_metric(data):
@@ -46,11 +46,11 @@ def test_performance_map_is_one_map_named_by_the_metric(data):
     x, probs = data
     y = (x[:, 2, 3, 0] > 0.5).astype(int)
     result = performance_maps(x, y, probs.argmax(1), accuracy_score)
-    g = InfluenceGrid.from_result(result, cell_width=90)
+    g = InfluenceGrid.from_result(result, cell_size=90)
     assert g.maps.shape == (1, 6, 5) and g.class_names == ["accuracy_score"]
     assert g.colorbar_label == "Δ accuracy_score" and g.base_label == "accuracy_score"
     assert g.base_values[0] == pytest.approx(accuracy_score(y, probs.argmax(1)))
-    assert g.title.startswith("Performance map of accuracy_score") and g.cell_width == 90
+    assert g.title.startswith("Performance map of accuracy_score") and g.cell_size == 90
 
 
 def test_maps_shapes_channel_mean_and_single_map():
@@ -107,8 +107,8 @@ def test_state_is_binary_and_kwargs_are_checked(data):
         assert isinstance(state[name]["view"], memoryview) and state[name]["dtype"] == "float32"
     assert state["maps"]["shape"] == [2, 6, 5]
     assert "render" in str(g._esm)
-    with pytest.raises(TypeError, match="Did you mean 'cell_width'"):
-        InfluenceGrid(maps=np.zeros((1, 2, 2)), cell_widht=3)
+    with pytest.raises(TypeError, match="Did you mean 'cell_size'"):
+        InfluenceGrid(maps=np.zeros((1, 2, 2)), cell_sise=3)
     assert "InfluenceGrid(maps=(2, 6, 5)" in repr(g)
 
 

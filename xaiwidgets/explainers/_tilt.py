@@ -18,7 +18,7 @@ for ``lambda = -inf`` / ``+inf``.
 :func:`solve_tilts` finds ``lambda`` for many (feature, target) problems at once with a
 safeguarded Newton iteration: every step is vectorised over all unconverged problems, a
 bracket ``[lo, hi]`` of the root is kept and a step that leaves it is replaced by bisection
-(or by bracket expansion while one side is unbounded), for at most ``max_iter`` steps,
+(or by bracket expansion while one side is unbounded), for at most ``max_iterations`` steps,
 stopping each problem when ``|m(lambda) - tau| <= tol * std(x_j)``.
 
 Exponents are shifted so that they are never positive (``exp(lambda * (x - max))`` for
@@ -70,7 +70,7 @@ def solve_tilts(
     targets: np.ndarray,
     rows: np.ndarray | None = None,
     *,
-    max_iter: int = 30,
+    max_iterations: int = 30,
     tol: float = 1e-9,
 ) -> TiltSolution:
     """Solve ``E_{w(lambda_i)}[x[rows[i]]] = targets[i]`` for every problem ``i``.
@@ -81,7 +81,7 @@ def solve_tilts(
         samples (this layout keeps every reduction contiguous).
     targets : (q,) target means, clipped to ``[min, max]`` of their feature.
     rows : (q,) int feature of each problem; default ``arange(p)`` (then ``q == p``).
-    max_iter : maximum number of vectorised Newton steps (default 30; problems away from
+    max_iterations : maximum number of vectorised Newton steps (default 30; problems away from
         the boundary take 4 to 10).
     tol : convergence when ``|E_w[x_j] - tau| <= tol * std(x_j)`` (default 1e-9).
 
@@ -116,7 +116,7 @@ def solve_tilts(
     hi = np.full(q, np.inf)
     unit = 1.0 / np.where(std > 0, std, 1.0)  # a step of one standard deviation in lambda
     iterations = 0
-    while iterations < max_iter:
+    while iterations < max_iterations:
         act = np.flatnonzero(~converged)
         if act.size == 0:
             break
@@ -220,7 +220,7 @@ def tilt_features(
     n_out: int,
     reduce: Callable[[np.ndarray], np.ndarray],
     *,
-    max_iter: int = 30,
+    max_iterations: int = 30,
     tol: float = 1e-9,
     chunk_size: int | None = None,
     progress: Any = None,
@@ -264,7 +264,7 @@ def tilt_features(
                 lo, hi = q_lo[c0 : c0 + pc], q_hi[c0 : c0 + pc]
                 t = np.stack([mean - np.maximum(mean - lo, 0.0), mean + np.maximum(hi - mean, 0.0)])
                 rows = np.concatenate([np.arange(pc), np.arange(pc)])
-                sol = solve_tilts(x, t.reshape(-1), rows, max_iter=max_iter, tol=tol)
+                sol = solve_tilts(x, t.reshape(-1), rows, max_iterations=max_iterations, tol=tol)
                 out = reduce(tilt_weights(x, sol, rows))  # (2 * pc, n_out)
                 minus[:, j0:j1], plus[:, j0:j1] = out[:pc].T, out[pc:].T
                 taus[:, j0:j1] = t
@@ -276,8 +276,8 @@ def tilt_features(
     if not converged.all():
         warnings.warn(
             f"{desc}: {int((~converged).sum())} of {converged.size} tilts did not reach "
-            f"tol={tol} in max_iter={max_iter} Newton steps; raise max_iter",
+            f"tol={tol} in max_iterations={max_iterations} Newton steps; raise max_iterations",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,  # the caller of influence_maps / performance_maps (and its wrapper)
         )
     return maps, plus, minus, taus, lambdas, converged

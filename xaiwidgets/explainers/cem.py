@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .._arrays import as_images, as_labels, check_class_names
+from .._deprecation import renamed_kwargs, renamed_value
 from .._progress import RunControl
 from ..backends import wrap
 from ._cem_result import CEMResult, SearchBest
@@ -31,6 +32,7 @@ from ._fista import CEMProblem, ImageModel, fista
 _MODES = ("PN", "PP")
 _SEARCHES = ("batched", "sequential")
 _SETTING_KEYS = ("mode", "kappa", "beta", "gamma", "c_init")
+_OLD_SCORES = {"probabilities": "probability", "outputs": "output"}
 
 
 def _positive(name: str, value: Any, *, allow_zero: bool = True, integer: bool = False) -> Any:
@@ -96,13 +98,15 @@ class CEMExplainer:
     c_grid : multiples of ``c_init`` run side by side by the batched search; default 1 (the
         first round of the sequential search) and ``c_steps - 1`` values log-spaced from
         ``10**3`` down to ``10**-2``: large c finds a PN/PP in few steps, small c stays close.
-    scores : ``"probabilities"`` (default: softmax of logits, outputs of a softmax model as
-        they are) or ``"outputs"`` (raw outputs, as alibi) for the attack loss and kappa.
+    score : ``"probability"`` (default: softmax of logits, outputs of a softmax model as
+        they are) or ``"output"`` (raw outputs, as alibi) for the attack loss and kappa
+        (``scores="probabilities"|"outputs"``: the deprecated spelling).
     update_every : stream the best-so-far result to ``on_update`` every so many steps (10).
     """
 
     method = "cem"
 
+    @renamed_kwargs(scores="score")
     def __init__(
         self,
         model: Any,
@@ -121,7 +125,7 @@ class CEMExplainer:
         no_info_val: Any = None,
         search: str = "batched",
         c_grid: Any = None,
-        scores: str = "probabilities",
+        score: str = "probability",
         update_every: int = 10,
         class_names: Any = None,
         **backend_kwargs: Any,
@@ -129,9 +133,11 @@ class CEMExplainer:
         self.backend = wrap(model, **backend_kwargs)
         self.ae = None if ae_model is None else ImageModel(ae_model)
         self.class_names = check_class_names(class_names)
-        if scores not in ("probabilities", "outputs"):
-            raise ValueError(f"scores: expected 'probabilities' or 'outputs', got {scores!r}")
-        self.scores = scores
+        score = renamed_value("CEMExplainer(score=...)", score, _OLD_SCORES, stacklevel=5)
+        if score not in ("probability", "output"):
+            raise ValueError(f"score: expected 'probability' or 'output', got {score!r}")
+        self.score = score
+        self._fista_scores = {"probability": "probabilities", "output": "outputs"}[score]
         self.feature_range = (
             None if feature_range is None else _pair("feature_range", feature_range)
         )
@@ -189,7 +195,7 @@ class CEMExplainer:
         return self._jsonable(self._settings(overrides))
 
     def _jsonable(self, s: dict[str, Any]) -> dict[str, Any]:
-        return {**s, "c_grid": s["c_grid"].tolist(), "clip": list(s["clip"]), "scores": self.scores}
+        return {**s, "c_grid": s["c_grid"].tolist(), "clip": list(s["clip"]), "score": self.score}
 
     def _settings(self, overrides: dict[str, Any]) -> dict[str, Any]:
         unknown = set(overrides) - set(self.defaults)
@@ -220,10 +226,11 @@ class CEMExplainer:
         return lo, hi, ni
 
     # -- public entry points -----------------------------------------------------------
+    @renamed_kwargs(target="outputs")
     def __call__(
         self,
         images: Any,
-        target: Any = None,
+        outputs: Any = None,
         *,
         progress: Any = None,
         cancel: Any = None,
@@ -233,7 +240,8 @@ class CEMExplainer:
     ) -> CEMResult:
         """PN or PP of every image (``(n, h, w, c)`` or any form ``as_images`` accepts).
 
-        ``target``: the classes to explain (default: the predicted ones). ``progress``/
+        ``outputs``: the class to explain of each image (default: the predicted ones;
+        ``target=`` is the deprecated spelling). ``progress``/
         ``cancel``: see :class:`~xaiwidgets._progress.RunControl` (a set cancel raises
         :class:`~xaiwidgets._progress.Cancelled`). ``on_update(partial)`` receives the
         best-so-far :class:`CEMResult` every ``update_every`` steps and when a first solution
@@ -244,13 +252,14 @@ class CEMExplainer:
         x = as_images(images, layout=layout)
         groups = [{k: s[k] for k in _SETTING_KEYS} for _ in range(len(x))]
         emit = None if on_update is None else (lambda parts: on_update(parts[0]))
-        return self._run(x, np.arange(len(x)), groups, s, target, progress, cancel, emit)[0]
+        return self._run(x, np.arange(len(x)), groups, s, outputs, progress, cancel, emit)[0]
 
+    @renamed_kwargs(target="outputs")
     def explain_settings(
         self,
         image: Any,
         settings: Sequence[dict[str, Any]],
-        target: Any = None,
+        outputs: Any = None,
         *,
         progress: Any = None,
         cancel: Any = None,
@@ -275,7 +284,7 @@ class CEMExplainer:
                 )
             groups.append({k: self._check({**s, **g})[k] for k in _SETTING_KEYS})
         index = np.zeros(len(groups), np.int64)
-        return self._run(x, index, groups, s, target, progress, cancel, on_update)
+        return self._run(x, index, groups, s, outputs, progress, cancel, on_update)
 
     # -- the search ----------------------------------------------------------------
     def _run(
@@ -293,14 +302,14 @@ class CEMExplainer:
         if on_update is not None and not callable(on_update):
             raise TypeError(f"on_update: expected a callable, got {type(on_update).__name__}")
         RunControl(None, cancel)  # checks cancel before the model runs
-        t = None if target is None else as_labels(target, n=len(x), name="target")
+        t = None if target is None else as_labels(target, n=len(x), name="outputs")
         out = self.backend.predict(x)
         probs = self.backend.to_probabilities(out)
         check_class_names(self.class_names, probs.shape[1])
         t = probs.argmax(1) if t is None else t
         if t.min() < 0 or t.max() >= probs.shape[1]:
             raise ValueError(
-                f"target: expected classes in 0..{probs.shape[1] - 1}, got {t.tolist()}"
+                f"outputs: expected classes in 0..{probs.shape[1] - 1}, got {t.tolist()}"
             )
         batched = s["search"] == "batched"
         per = len(s["c_grid"]) if batched else 1
@@ -331,7 +340,7 @@ class CEMExplainer:
                     col("beta"),
                     col("gamma"),
                     is_pp,
-                    self.scores,
+                    self._fista_scores,
                 )
                 row_found = np.zeros(len(c), bool)
                 trace = np.full((len(c), T), np.nan, np.float32)

@@ -13,8 +13,8 @@ quantiles equal its mean (for instance a pixel that never changes) gets 0.
 
 - influence of pixel ``j`` on class ``k``: ``E_{w+}[p_k] - E_{w-}[p_k]`` (the change of the
   mean predicted probability of ``k`` between the two reweighted test sets);
-- performance of pixel ``j``: ``metric(y_test, y_pred, sample_weight=w+) -
-  metric(y_test, y_pred, sample_weight=w-)`` for any metric taking ``sample_weight``.
+- performance of pixel ``j``: ``metric(y_true, y_pred, sample_weight=w+) -
+  metric(y_true, y_pred, sample_weight=w-)`` for any metric taking ``sample_weight``.
 
 Only the images and the model's outputs are needed; a model is optional. The pixels are
 processed in chunks, so memory is ``O(n * chunk)`` beyond the inputs: no ``n x pixels x
@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from .._arrays import as_images, check_class_names, check_int, check_number, to_numpy
+from .._deprecation import renamed_kwargs, warn_renamed
 from .._progress import RunControl
 from ..backends import wrap
 from ._influence_result import InfluenceResult, pack_result
@@ -67,13 +68,13 @@ def _check_alpha(alpha: float) -> float:
     return alpha
 
 
-def _check_solver(max_iter: Any, tol: Any, chunk_size: Any) -> tuple[int, float, int | None]:
-    """``max_iter`` a positive int, ``tol`` a positive finite number, ``chunk_size`` ``None``
+def _check_solver(max_iterations: Any, tol: Any, chunk_size: Any) -> tuple[int, float, int | None]:
+    """``max_iterations`` a positive int, ``tol`` a positive finite number, ``chunk_size`` ``None``
     or a positive int; else ``TypeError`` / ``ValueError``."""
-    max_iter = check_int(max_iter, "max_iter", 1)
+    max_iterations = check_int(max_iterations, "max_iterations", 1)
     tol = check_number(tol, "tol", low=0.0, low_open=True)
     chunk_size = None if chunk_size is None else check_int(chunk_size, "chunk_size", 1)
-    return max_iter, tol, chunk_size
+    return max_iterations, tol, chunk_size
 
 
 def _as_outputs(probabilities: Any, n: int, k: int | None = None) -> np.ndarray:
@@ -123,6 +124,7 @@ def _as_targets(y: Any, n: int, name: str) -> np.ndarray:
 # -- public API --------------------------------------------------------------------------
 
 
+@renamed_kwargs(max_iter="max_iterations")
 def influence_maps(
     images: Any,
     probabilities: Any,
@@ -130,7 +132,7 @@ def influence_maps(
     alpha: float = 0.05,
     channels: str = "mean",
     class_names: Any = None,
-    max_iter: int = 30,
+    max_iterations: int = 30,
     tol: float = 1e-9,
     chunk_size: int | None = None,
     progress: Any = None,
@@ -148,7 +150,7 @@ def influence_maps(
     channels : ``"mean"`` (one feature per pixel, the channel mean; default) or ``"separate"``
         (one feature per channel value).
     class_names : k names for the maps (default ``"0"``, ``"1"``...).
-    max_iter, tol : Newton steps and tolerance of the tilts (see
+    max_iterations, tol : Newton steps and tolerance of the tilts (see
         :func:`~xaiwidgets.explainers._tilt.solve_tilts`).
     chunk_size : pixels per chunk (default: about 320,000 / n, bounding memory at ~2.5 MB per
         work array).
@@ -160,7 +162,7 @@ def influence_maps(
     :class:`InfluenceResult` with ``maps[k] = E_{w+}[p_k] - E_{w-}[p_k]`` of shape ``(k, *F)``.
     """
     alpha = _check_alpha(alpha)
-    max_iter, tol, chunk_size = _check_solver(max_iter, tol, chunk_size)
+    max_iterations, tol, chunk_size = _check_solver(max_iterations, tol, chunk_size)
     RunControl(None, cancel)  # checks cancel before the work
     class_names = check_class_names(class_names)
     x, feats, fshape = _features(images, channels, layout)
@@ -169,13 +171,13 @@ def influence_maps(
     probs = _as_outputs(probabilities, n, k_hint)
     k = probs.shape[1]
     names = _names(class_names, k)
-    params = {"alpha": alpha, "channels": channels, "max_iter": max_iter, "tol": tol}
+    params = {"alpha": alpha, "channels": channels, "max_iterations": max_iterations, "tol": tol}
     out = tilt_features(
         feats,
         alpha,
         k,
         lambda w: w @ probs,
-        max_iter=max_iter,
+        max_iterations=max_iterations,
         tol=tol,
         chunk_size=chunk_size,
         progress=progress,
@@ -185,15 +187,16 @@ def influence_maps(
     return pack_result(out, fshape, x, probs.mean(axis=0), names, "influence", params)
 
 
+@renamed_kwargs(max_iter="max_iterations", y_test="y_true")
 def performance_maps(
     images: Any,
-    y_test: Any,
+    y_true: Any,
     y_pred: Any,
     metric: Callable,
     *,
     alpha: float = 0.05,
     channels: str = "mean",
-    max_iter: int = 30,
+    max_iterations: int = 30,
     tol: float = 1e-9,
     chunk_size: int | None = None,
     fast: bool = True,
@@ -203,8 +206,8 @@ def performance_maps(
 ) -> InfluenceResult:
     """Change of a metric when each pixel is saturated (ethik's ``plot_performance``).
 
-    ``metric(y_test, y_pred, sample_weight=w)`` is evaluated under the two tilts of every pixel;
-    ``y_test`` and ``y_pred`` go to the metric as given, so they take whatever form it wants:
+    ``metric(y_true, y_pred, sample_weight=w)`` is evaluated under the two tilts of every pixel;
+    ``y_true`` and ``y_pred`` go to the metric as given, so they take whatever form it wants:
     labels for ``sklearn.metrics.accuracy_score``, one-hot (or labels) and probabilities for
     ``log_loss``. A metric without ``sample_weight`` raises ``TypeError``.
 
@@ -221,18 +224,18 @@ def performance_maps(
     """
     metric = check_metric(metric)
     alpha = _check_alpha(alpha)
-    max_iter, tol, chunk_size = _check_solver(max_iter, tol, chunk_size)
+    max_iterations, tol, chunk_size = _check_solver(max_iterations, tol, chunk_size)
     RunControl(None, cancel)  # checks cancel before the work
     x, feats, fshape = _features(images, channels, layout)
     n = x.shape[0]
-    yt = _as_targets(y_test, n, "y_test")
+    yt = _as_targets(y_true, n, "y_true")
     yp = _as_targets(y_pred, n, "y_pred")
     try:
         base = float(metric(yt, yp))
     except (TypeError, ValueError) as exc:
         raise ValueError(
-            f"metric: {metric_name(metric)}(y_test, y_pred) failed on the unweighted "
-            f"test set ({exc}); check that y_test / y_pred have the form it expects "
+            f"metric: {metric_name(metric)}(y_true, y_pred) failed on the unweighted "
+            f"test set ({exc}); check that y_true / y_pred have the form it expects "
             "(labels for accuracy_score, probabilities for log_loss)"
         ) from exc
 
@@ -243,13 +246,13 @@ def performance_maps(
             return (w @ scores)[:, None]
         return np.array([[metric(yt, yp, sample_weight=row)] for row in w], dtype=np.float64)
 
-    params = {"alpha": alpha, "channels": channels, "max_iter": max_iter, "tol": tol}
+    params = {"alpha": alpha, "channels": channels, "max_iterations": max_iterations, "tol": tol}
     out = tilt_features(
         feats,
         alpha,
         1,
         reduce,
-        max_iter=max_iter,
+        max_iterations=max_iterations,
         tol=tol,
         chunk_size=chunk_size,
         progress=progress,
@@ -268,7 +271,7 @@ class InfluenceExplainer:
     ----------
     model : optional; any model :func:`~xaiwidgets.backends.wrap` accepts (or a backend). Only
         needed when the predictions are not handed in.
-    alpha, channels, max_iter, tol, chunk_size : see :func:`influence_maps`.
+    alpha, channels, max_iterations, tol, chunk_size : see :func:`influence_maps`.
     class_names : names of the classes.
     backend_kwargs : passed to :func:`~xaiwidgets.backends.wrap` (``batch_size``...).
 
@@ -276,11 +279,12 @@ class InfluenceExplainer:
     -------
     >>> explainer = InfluenceExplainer()                      # doctest: +SKIP
     >>> result = explainer(x_test, y_pred)                    # (n, k) probabilities
-    >>> perf = explainer.performance(x_test, y_test.argmax(1), y_pred.argmax(1), accuracy_score)
+    >>> perf = explainer.performance(x_test, y_true.argmax(1), y_pred.argmax(1), accuracy_score)
     """
 
     method = "influence"
 
+    @renamed_kwargs(max_iter="max_iterations")
     def __init__(
         self,
         model: Any = None,
@@ -288,7 +292,7 @@ class InfluenceExplainer:
         alpha: float = 0.05,
         channels: str = "mean",
         class_names: Any = None,
-        max_iter: int = 30,
+        max_iterations: int = 30,
         tol: float = 1e-9,
         chunk_size: int | None = None,
         **backend_kwargs: Any,
@@ -298,7 +302,9 @@ class InfluenceExplainer:
             raise ValueError(f"channels: expected 'mean' or 'separate', got {channels!r}")
         self.channels = channels
         self.class_names = check_class_names(class_names)
-        self.max_iter, self.tol, self.chunk_size = _check_solver(max_iter, tol, chunk_size)
+        self.max_iterations, self.tol, self.chunk_size = _check_solver(
+            max_iterations, tol, chunk_size
+        )
         self.backend = None
         if model is not None:
             self.backend = wrap(model, **backend_kwargs)
@@ -307,11 +313,17 @@ class InfluenceExplainer:
                 f"unexpected keyword arguments without a model: {sorted(backend_kwargs)}"
             )
 
+    @property
+    def max_iter(self) -> int:
+        """Deprecated spelling of :attr:`max_iterations`."""
+        warn_renamed("InfluenceExplainer", "max_iter", "max_iterations")
+        return self.max_iterations
+
     def _kw(self) -> dict[str, Any]:
         return {
             "alpha": self.alpha,
             "channels": self.channels,
-            "max_iter": self.max_iter,
+            "max_iterations": self.max_iterations,
             "tol": self.tol,
             "chunk_size": self.chunk_size,
         }
@@ -350,10 +362,11 @@ class InfluenceExplainer:
 
     explain_influence = __call__
 
+    @renamed_kwargs(y_test="y_true")
     def performance(
         self,
         images: Any,
-        y_test: Any,
+        y_true: Any,
         y_pred: Any = None,
         metric: Callable | None = None,
         *,
@@ -375,13 +388,13 @@ class InfluenceExplainer:
         if y_pred is None:
             probs = self.predict_proba(images, layout)
             try:
-                metric(to_numpy(y_test), probs)
+                metric(to_numpy(y_true), probs)
                 y_pred = probs
             except (TypeError, ValueError):
                 y_pred = probs.argmax(axis=1)
         return performance_maps(
             images,
-            y_test,
+            y_true,
             y_pred,
             metric,
             progress=progress,

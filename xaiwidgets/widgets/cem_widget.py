@@ -35,6 +35,7 @@ import numpy as np
 import traitlets
 
 from .._arrays import as_images
+from .._deprecation import renamed_kwargs
 from ..explainers.cem import CEMExplainer, CEMResult
 from ._base import XaiWidget
 from ._live import LiveWidget
@@ -51,7 +52,7 @@ _EXPLAINER_OPTIONS = (
     "learning_rate_init",
     "search",
     "c_grid",
-    "scores",
+    "score",
     "update_every",
 )
 #: widget defaults where they differ from the explainer's (slider-sized searches)
@@ -83,14 +84,15 @@ class CEMWidget(LiveWidget, XaiWidget):
         :func:`~xaiwidgets.backends.wrap` accepts (with gradients); then the explainer is built
         with the options below.
     image : one image ``(h, w, c)`` (or ``(1, h, w, c)``, or anything ``as_images`` accepts).
-    target : the class to explain (default: the predicted one).
+    outputs : the class to explain (default: the predicted one; ``target=`` is the
+        deprecated spelling).
     modes : which panels to search and draw: ``("PN", "PP")`` (default), ``("PN",)`` or
         ``("PP",)``.
     kappa, beta, gamma, c_init, max_iterations : the starting settings (default: the
         explainer's; built from a model, ``max_iterations`` defaults to 300 and ``c_steps`` to
         4 so that a slider move re-runs in about a second).
     ae_model, feature_range, no_info_val, c_steps, clip, learning_rate_init, search, c_grid,
-        scores, update_every : passed to :class:`CEMExplainer` when it is built from a model.
+        score, update_every : passed to :class:`CEMExplainer` when it is built from a model.
     class_names : names of the classes (default: the explainer's, else "0", "1", ...).
     layout : the axes of ``image`` (``"hwc"``, ``"chw"``..., see
         :func:`~xaiwidgets._arrays.as_images`).
@@ -144,12 +146,13 @@ class CEMWidget(LiveWidget, XaiWidget):
     )
     title = traitlets.Unicode("", help="Title above the panels (text).").tag(sync=True)
 
+    @renamed_kwargs(target="outputs", scores="score")
     def __init__(
         self,
         explainer_or_model: Any,
         image: Any,
         *,
-        target: int | None = None,
+        outputs: int | None = None,
         modes: Any = ("PN", "PP"),
         class_names: Any = None,
         layout: str = "auto",
@@ -181,9 +184,9 @@ class CEMWidget(LiveWidget, XaiWidget):
         start.update(settings)
         explainer.params(**start)  # bad settings raise here, at construction
         probs = explainer.backend.probabilities(x)[0]
-        self._target = int(probs.argmax()) if target is None else int(target)
+        self._target = int(probs.argmax()) if outputs is None else int(outputs)
         if not 0 <= self._target < len(probs):
-            raise ValueError(f"target: expected a class in 0..{len(probs) - 1}, got {target!r}")
+            raise ValueError(f"outputs: expected a class in 0..{len(probs) - 1}, got {outputs!r}")
         names = class_names if class_names is not None else explainer.class_names
         self._names = [str(c) for c in names] if names is not None else None
         self._image = x
@@ -265,7 +268,7 @@ class CEMWidget(LiveWidget, XaiWidget):
             return self.explainer.explain_settings(
                 self._image,
                 groups,
-                target=[self._target],
+                outputs=[self._target],
                 layout="nhwc",
                 progress=progress,
                 cancel=cancel,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import traitlets
 
+from .._deprecation import renamed_kwargs, warn_renamed
 from ._base import XaiWidget
 from ._ndarray_trait import NDArray
 
@@ -43,7 +44,8 @@ class InfluenceGrid(XaiWidget):
     - ``base_values`` ``(k,)`` or ``None``: the unweighted value of each map's quantity (the
       mean predicted probability of the class, or the metric), shown on hover.
 
-    Display traits: ``cell_width`` (CSS pixels per map, default 120; ethik's ``cell_width``),
+    Display traits: ``cell_size`` (CSS pixels per map, default 120; ethik's ``cell_width``,
+    which is the deprecated spelling here),
     ``columns`` (maps per row; 0 = automatic: up to 5), ``show_mean_image`` (the faint mean
     image under the maps), ``selected`` (index of the class opened large, -1 for none;
     settable from Python), ``detail_width`` (width of the opened map), ``title``,
@@ -53,7 +55,7 @@ class InfluenceGrid(XaiWidget):
     Example::
 
         result = InfluenceExplainer()(x_test, y_pred)
-        InfluenceGrid.from_result(result, cell_width=100)
+        InfluenceGrid.from_result(result, cell_size=100)
     """
 
     _bundle = "influence_grid"
@@ -62,7 +64,7 @@ class InfluenceGrid(XaiWidget):
     class_names = traitlets.List(traitlets.Unicode(), help="k titles of the maps.").tag(sync=True)
     mean_image = NDArray(ndim=None, help="(h, w, c) mean image of the test set, or None.")
     base_values = NDArray(ndim=1, help="(k,) unweighted value of each map's quantity, or None.")
-    cell_width = traitlets.Int(120, min=16, max=1024, help="Width of a map in CSS pixels.").tag(
+    cell_size = traitlets.Int(120, min=16, max=1024, help="Width of a map in CSS pixels.").tag(
         sync=True
     )
     columns = traitlets.Int(0, min=0, help="Maps per row; 0 chooses (at most 5).").tag(sync=True)
@@ -87,11 +89,23 @@ class InfluenceGrid(XaiWidget):
     ).tag(sync=True)
     show_controls = traitlets.Bool(True, help="Show the toolbar above the grid.").tag(sync=True)
 
+    @renamed_kwargs(cell_width="cell_size")
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         problem = self._inconsistency()
         if problem:
             raise ValueError(problem)
+
+    @property
+    def cell_width(self) -> int:
+        """Deprecated spelling of :attr:`cell_size`."""
+        warn_renamed("InfluenceGrid", "cell_width", "cell_size")
+        return self.cell_size
+
+    @cell_width.setter
+    def cell_width(self, value: int) -> None:
+        warn_renamed("InfluenceGrid", "cell_width", "cell_size")
+        self.cell_size = value
 
     def __repr__(self) -> str:
         shape = None if self.maps is None else tuple(self.maps.shape)
@@ -175,9 +189,10 @@ class InfluenceGrid(XaiWidget):
         self.selected = -1
 
     @classmethod
+    @renamed_kwargs(cell_width="cell_size")
     def from_result(cls, result: InfluenceResult, **kwargs: Any) -> InfluenceGrid:
         """The grid of an :class:`~xaiwidgets.explainers.InfluenceResult` (influence maps or a
-        performance map). Other keyword arguments set traits (``cell_width=100``...)."""
+        performance map). Other keyword arguments set traits (``cell_size=100``...)."""
         n = int(getattr(result, "n_samples", 0) or 0)
         alpha = getattr(result, "alpha", None)
         where = f"{n:,} images" + (f", α = {alpha:g}" if alpha is not None else "")

@@ -43,6 +43,7 @@ import numpy as np
 import traitlets
 
 from .._arrays import check_int
+from .._deprecation import renamed_value
 from ..backends import wrap
 from ..explanation import Explanation
 from ..faithfulness import PerturbationCurve
@@ -85,8 +86,8 @@ class ShapleyExplorer(LiveWidget, XaiWidget):
     deletion_masker : masker of the deletion score; ``None`` (default): each panel's own.
     candidates : how many correct and how many wrong predictions the picker offers (default 8
         each; indices given explicitly are always offered).
-    cell_size, scale_mode : display (CSS pixels per cell; ``"shared"`` colour scale or one
-        per ``"row"``).
+    cell_size, scale_mode : display (CSS pixels per cell; one colour scale for the ``"grid"``
+        or one per ``"row"``; ``"shared"`` is the deprecated spelling of ``"grid"``).
 
     Traits (readable and settable from Python, synced with the widget): ``masker``,
     ``compare`` ("" = off), ``algorithm``, ``max_evals``, ``top_k``, ``indices``, ``page``,
@@ -127,7 +128,7 @@ class ShapleyExplorer(LiveWidget, XaiWidget):
     )
     cell_size = traitlets.Int(64, min=16, max=512, help="Cell width in CSS pixels.").tag(sync=True)
     scale_mode = traitlets.Enum(
-        ["shared", "row"], "shared", help="'shared': one colour scale; 'row': one per image."
+        ["grid", "row", "shared"], "grid", help="'grid': one colour scale; 'row': one per image."
     ).tag(sync=True)
 
     # ---- what the widget draws (Python -> JS)
@@ -274,6 +275,10 @@ class ShapleyExplorer(LiveWidget, XaiWidget):
         self._set_candidates(
             sorted(set(offered) | set(shown)), self._pool.has_page(self._per_group, page + 1)
         )
+
+    @traitlets.validate("scale_mode")
+    def _valid_scale_mode(self, proposal: dict[str, Any]) -> str:
+        return renamed_value("ShapleyExplorer.scale_mode", proposal["value"], {"shared": "grid"}, 6)
 
     # ------------------------------------------------------------------ requests (LiveWidget)
     def _live_key(self) -> tuple:
