@@ -68,6 +68,25 @@ class ResultCache(LiveCache):
         self.put(key, result)
         return result
 
+    def scores(self, key: tuple) -> list[dict[str, Any]]:
+        """Deletion areas of every cached setting that explains the same images and outputs
+        as the setting ``key`` (its panels marked ``current``), lowest area first."""
+        _, _, _, top_k, indices, scorer = key[0]
+        current = set(key)
+        rows = [
+            {
+                "masker": k[0],
+                "algorithm": k[1],
+                "max_evals": k[2],
+                "area": r.deletion.mean_area,
+                "area_masker": r.deletion.masker,
+                "current": k in current,
+            }
+            for k, r in self.items()
+            if k[3:] == (top_k, indices, scorer)
+        ]
+        return sorted(rows, key=lambda row: row["area"])
+
 
 def panels_job(
     backend: Any,

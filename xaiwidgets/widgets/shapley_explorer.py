@@ -373,27 +373,9 @@ class ShapleyExplorer(LiveWidget, XaiWidget):
             self.output_labels = [r.explanation.output_names for r in results]
             self.output_probabilities = None if any(p is None for p in probs) else np.stack(probs)
             self.panels = panels
-            self.scores = self._scores(key)
+            self.scores = self._cache.scores(key)  # type: ignore[attr-defined]
             self.values = values
             self.error = ""
             self.progress = -1.0
             self.stale = False
             self.message = self._same_note(how)
-
-    def _scores(self, key: tuple) -> list[dict[str, Any]]:
-        """Deletion areas of every cached setting that explains the same images and outputs."""
-        _, _, _, top_k, indices, scorer = key[0]
-        current = set(key)
-        rows = [
-            {
-                "masker": k[0],
-                "algorithm": k[1],
-                "max_evals": k[2],
-                "area": r.deletion.mean_area,
-                "area_masker": r.deletion.masker,
-                "current": k in current,
-            }
-            for k, r in self._cache.items()
-            if k[3:] == (top_k, indices, scorer)
-        ]
-        return sorted(rows, key=lambda row: row["area"])
