@@ -21,6 +21,8 @@ OLD_NAMES = {
     "scores": "score",
     "target": "outputs",
     "cell_width": "cell_size",
+    "scale": "scale_mode",
+    "invert": "invert_image",
 }
 
 RNG = np.random.default_rng(0)
@@ -117,6 +119,24 @@ def test_show_labels_means_output_names_for_one_more_release():
     assert grid.output_labels == [["cat", "dog"]] * 2
     with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
         to_explanation(values, X[:2], nope=1)
+
+
+def test_plot_scale_and_invert_still_work():
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from xaiwidgets.plotting import plot_grid
+
+    e = to_explanation(RNG.normal(size=(2, 4, 4, 1, 2)), X[:2])
+    with _warns("scale_mode="):
+        fig = plot_grid(e, scale="row", figure=Figure())
+    assert "scale of the last row" in " ".join(
+        t.get_text() for t in fig.findobj(lambda o: hasattr(o, "get_text"))
+    )
+    with _warns("invert_image="):
+        plot_grid(e, invert=True, figure=Figure())
+    with pytest.raises(ValueError, match="scale_mode: expected 'grid' or 'row'"):
+        plot_grid(e, scale_mode="shared", figure=Figure())
 
 
 def test_widget_cell_width_and_shared_scale_still_work():

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._deprecation import renamed_kwargs
+
 #: keyword arguments of every ``Text`` that shows a user string: drawn literally
 TEXT: dict[str, Any] = {"parse_math": False, "usetex": False}
 
@@ -54,12 +56,13 @@ def display_image(image: np.ndarray) -> np.ndarray:
     return img[..., 0] if img.shape[-1] == 1 else img[..., :3]
 
 
+@renamed_kwargs(scale="scale_mode", invert="invert_image")
 def plot_grid(
     expl: Explanation,
     *,
     max_images: int | None = 8,
-    scale: str = "grid",
-    invert: bool = False,
+    scale_mode: str = "grid",
+    invert_image: bool = False,
     cell_size: float = 1.6,
     show_labels: bool = True,
     figure: Any = None,
@@ -68,16 +71,17 @@ def plot_grid(
 
     The attribution (summed over channels) is drawn with a red/blue map symmetric around 0 over
     a faint grey copy of the image; each column has its label above it (class name and
-    probability); one colour bar is shared by the grid (``scale="grid"``) or each row has its
-    own scale (``scale="row"``). ``invert=True`` draws ``-x`` (white digits on black look
-    black on white). Names and labels are drawn as text (:data:`TEXT`), never as math.
+    probability); one colour bar is shared by the grid (``scale_mode="grid"``) or each row has
+    its own scale (``scale_mode="row"``), as in the widget. ``invert_image=True`` draws ``-x``
+    (white digits on black look black on white); ``scale=``/``invert=`` are the deprecated
+    spellings. Names and labels are drawn as text (:data:`TEXT`), never as math.
 
     ``figure``: a ``matplotlib.figure.Figure`` to draw into (its size is set here); by default
     a new pyplot figure, which the user's backend shows. ``Explanation.to_png`` passes a
     Figure on an Agg canvas so that no pyplot state or backend is touched. Returns the Figure.
     """
-    if scale not in ("grid", "row"):
-        raise ValueError(f"scale: expected 'grid' or 'row', got {scale!r}")
+    if scale_mode not in ("grid", "row"):
+        raise ValueError(f"scale_mode: expected 'grid' or 'row', got {scale_mode!r}")
     e = expl if max_images is None or len(expl) <= max_images else expl[:max_images]
     n, h, w, _, o = e.values.shape
     attr = e.values.sum(axis=3)  # (n, h, w, o)
@@ -101,14 +105,14 @@ def plot_grid(
     # titles get y=1.0: a fixed place above the (axis-less) cell, which spares matplotlib the
     # title-above-tick-labels layout pass that took most of a PNG's time
     for i in range(n):
-        data = -e.data[i] if invert else e.data[i]
+        data = -e.data[i] if invert_image else e.data[i]
         ax = axes[i, 0]
         ax.imshow(display_image(data), cmap="gray", interpolation=interp)
         title = ""
         if e.labels is not None:
             title = f"true: {_name(e, int(e.labels[i]))}"
         ax.set_title(title, fontsize=8, y=1.0, **TEXT)
-        vmax = grid_max if scale == "grid" else (float(np.abs(attr[i]).max()) or 1.0)
+        vmax = grid_max if scale_mode == "grid" else (float(np.abs(attr[i]).max()) or 1.0)
         g = grey(data)
         for j in range(o):
             ax = axes[i, j + 1]
@@ -131,7 +135,7 @@ def plot_grid(
             fraction=0.04,
         )
         cb.set_label(
-            "attribution" + (" (scale of the last row)" if scale == "row" else ""),
+            "attribution" + (" (scale of the last row)" if scale_mode == "row" else ""),
             fontsize=8,
             **TEXT,
         )
