@@ -15,10 +15,13 @@ from xaiwidgets import (
     Explanation,
     InfluenceResult,
     MetricsReport,
+    MuFidelity,
     PerturbationCurve,
+    RandomisationCheck,
     deletion_curve,
     influence_maps,
     metrics_report,
+    mufidelity,
 )
 from xaiwidgets._result import Result
 
@@ -74,12 +77,26 @@ def make_curve() -> PerturbationCurve:
     return deletion_curve(e, model, "constant(0)", steps=4)
 
 
+def make_mufidelity() -> MuFidelity:
+    return mufidelity(make_explanation(), model, runs=8, subset_size=5)
+
+
+def make_randomisation() -> RandomisationCheck:
+    # what randomisation_check returns for a 3-layer model (its run needs torch or Keras)
+    return RandomisationCheck(
+        layers=["conv", "fc1", "fc2"], randomised=np.array([1, 2, 3]),
+        similarity=RNG.uniform(-1, 1, (3, 6, 2)), threshold=0.5, passed=True,
+    )  # fmt: skip
+
+
 MAKERS = {
     Explanation: make_explanation,
     CEMResult: make_cem,
     InfluenceResult: make_influence,
     MetricsReport: make_report,
     PerturbationCurve: make_curve,
+    MuFidelity: make_mufidelity,
+    RandomisationCheck: make_randomisation,
 }
 
 
@@ -176,6 +193,8 @@ def _rewrite(path, name, arr):
         (PerturbationCurve, "scores.npy", np.zeros((6, 2, 3)), "scores: expected shape"),
         (MetricsReport, "y_pred.npy", np.array([1, 1, 1, 1, 1, 1]), "argmax of the scores"),
         (CEMResult, "loss.npy", np.array(["a"]), "expected numbers"),
+        (MuFidelity, "output_drops.npy", np.zeros((6, 2, 9)), "output_drops: expected shape"),
+        (RandomisationCheck, "similarity.npy", np.zeros((2, 6, 2)), "similarity: expected shape"),
     ],
 )
 def test_inconsistent_files_are_refused_with_what_was_wrong(tmp_path, cls, member, arr, match):

@@ -50,6 +50,11 @@ class Result:
     _meta: ClassVar[tuple[str, ...]] = ()
     #: accept a header that does not name its result (files written before it did)
     _legacy_header: ClassVar[bool] = False
+    #: shapes of the array fields with named sizes, e.g. ``{"area": ("n", "o")}``: checked
+    #: on loading, a size named twice must agree (``None``: any size)
+    _shapes: ClassVar[dict[str, tuple[str | None, ...]]] = {}
+    #: allowed values of JSON fields, e.g. ``{"kind": ("deletion", "insertion")}``
+    _choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
     params: dict[str, Any]
 
@@ -95,7 +100,21 @@ class Result:
         return cls(**{k: arrays.get(k) for k in cls._arrays}, **meta)
 
     def _check_loaded(self) -> None:
-        """Raise ``ValueError``/``TypeError`` when what was loaded is inconsistent."""
+        """Raise ``ValueError`` when what was loaded is inconsistent: a field outside its
+        ``_choices``, an array whose shape disagrees with ``_shapes``."""
+        for name, allowed in self._choices.items():
+            if getattr(self, name) not in allowed:
+                want = " or ".join(repr(a) for a in allowed)
+                raise ValueError(f"{name}: expected {want}, got {getattr(self, name)!r}")
+        sizes: dict[str, int] = {}
+        for name, dims in self._shapes.items():
+            arr = getattr(self, name)
+            if arr is None:
+                continue
+            shape = np.shape(arr)
+            bound = tuple(sizes.get(d) if d else None for d in dims)
+            check_shape(arr, bound, name)
+            sizes.update({d: s for d, s in zip(dims, shape) if d})
 
     # ------------------------------------------------------------------ display
     def widget(self, **kwargs: Any) -> Any:

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ._progress import RunControl
-from ._result import Result, check_shape
+from ._result import Result
 from .backends import wrap
 from .explanation import Explanation
 from .maskers import Masker
@@ -53,6 +53,9 @@ class PerturbationCurve(Result):
     _arrays: ClassVar[tuple[str, ...]] = ("fractions", "scores", "area", "output_indices")
     _required: ClassVar[tuple[str, ...]] = _arrays
     _meta: ClassVar[tuple[str, ...]] = ("masker", "score", "kind")
+    _shapes = {"fractions": ("s",), "scores": ("n", "o", "s"), "area": ("n", "o"),
+               "output_indices": ("n", "o")}  # fmt: skip
+    _choices = {"kind": ("deletion", "insertion"), "score": ("probability", "output")}
 
     fractions: np.ndarray
     scores: np.ndarray
@@ -79,16 +82,6 @@ class PerturbationCurve(Result):
         from .widgets.result_views import curve_figure
 
         return curve_figure(self, **kwargs)
-
-    def _check_loaded(self) -> None:
-        if self.kind not in ("deletion", "insertion"):
-            raise ValueError(f"kind: expected 'deletion' or 'insertion', got {self.kind!r}")
-        if self.score not in ("probability", "output"):
-            raise ValueError(f"score: expected 'probability' or 'output', got {self.score!r}")
-        steps = check_shape(self.fractions, (None,), "fractions").shape[0]
-        n, o = check_shape(self.area, (None, None), "area").shape
-        check_shape(self.scores, (n, o, steps), "scores")
-        check_shape(self.output_indices, (n, o), "output_indices")
 
 
 def deletion_curve(
@@ -209,7 +202,7 @@ def _curve(explanation, model, masker, steps, score, progress, cancel, kind):
 
 
 @dataclass(eq=False)
-class MuFidelity:
+class MuFidelity(Result):
     """Result of :func:`mufidelity` (``n`` images, ``o`` outputs, ``r`` random subsets).
 
     - ``correlation`` ``(n, o)`` Pearson correlation of attribution sums and output drops
@@ -217,6 +210,15 @@ class MuFidelity:
     - ``attribution_sums`` / ``output_drops`` ``(n, o, r)`` what was correlated
     - ``output_indices`` ``(n, o)``; ``subset_size``, ``baseline``, ``score`` as given
     """
+
+    _arrays: ClassVar[tuple[str, ...]] = (
+        "correlation", "attribution_sums", "output_drops", "output_indices"
+    )  # fmt: skip
+    _required: ClassVar[tuple[str, ...]] = _arrays
+    _meta: ClassVar[tuple[str, ...]] = ("subset_size", "baseline", "score")
+    _shapes = {"correlation": ("n", "o"), "attribution_sums": ("n", "o", "r"),
+               "output_drops": ("n", "o", "r"), "output_indices": ("n", "o")}  # fmt: skip
+    _choices = {"score": ("probability", "output")}
 
     correlation: np.ndarray
     attribution_sums: np.ndarray
@@ -230,6 +232,20 @@ class MuFidelity:
     def mean(self) -> float:
         """Correlation averaged over images and outputs (``nan`` entries left out)."""
         return float(np.nanmean(self.correlation))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """``runs`` (random subsets per image), ``subset_size``, ``baseline``, ``score``."""
+        runs = int(self.attribution_sums.shape[-1])
+        return {"runs": runs, "subset_size": self.subset_size, "baseline": self.baseline,
+                "score": self.score}  # fmt: skip
+
+    def widget(self, **kwargs: Any):
+        """A bqplot scatter of the output drops against the attribution sums (first explained
+        output), the mean correlation in the title."""
+        from .widgets.result_views import mufidelity_figure
+
+        return mufidelity_figure(self, **kwargs)
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -368,7 +384,7 @@ def sparseness(explanation: Explanation) -> np.ndarray:
 
 
 @dataclass(eq=False)
-class RandomisationCheck:
+class RandomisationCheck(Result):
     """Result of :func:`randomisation_check` (``s`` cascade stages, ``n`` images, ``o``
     outputs).
 
@@ -380,11 +396,28 @@ class RandomisationCheck:
       (the explanation depends on what the model learnt)
     """
 
+    _arrays: ClassVar[tuple[str, ...]] = ("randomised", "similarity")
+    _required: ClassVar[tuple[str, ...]] = _arrays
+    _meta: ClassVar[tuple[str, ...]] = ("layers", "threshold", "passed")
+    _shapes = {"randomised": ("s",), "similarity": ("s", None, None)}
+
     layers: list[str]
     randomised: np.ndarray
     similarity: np.ndarray
     threshold: float
     passed: bool
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """``threshold`` and the cascade's ``stages`` (how many layers each one redrew)."""
+        return {"threshold": self.threshold, "stages": [int(c) for c in self.randomised]}
+
+    def widget(self, **kwargs: Any):
+        """A bqplot figure: the mean similarity at each stage of the cascade and the
+        threshold, passed or failed in the title."""
+        from .widgets.result_views import randomisation_figure
+
+        return randomisation_figure(self, **kwargs)
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:

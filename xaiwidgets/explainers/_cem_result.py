@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._result import Result, check_shape
+from .._result import Result
 
 _CEM_ARRAYS = (
     "original", "image", "delta", "found", "original_class", "original_proba", "image_class",
@@ -39,6 +39,13 @@ class CEMResult(Result):
     _arrays: ClassVar[tuple[str, ...]] = _CEM_ARRAYS
     _required: ClassVar[tuple[str, ...]] = _CEM_ARRAYS
     _meta: ClassVar[tuple[str, ...]] = ("mode", "iterations", "complete", "class_names", "params")
+    _shapes = {
+        "original": ("n", "h", "w", "c"), "image": ("n", "h", "w", "c"),
+        "delta": ("n", "h", "w", "c"), "found": ("n",), "original_class": ("n",),
+        "original_proba": ("n", "k"), "image_class": ("n",), "image_proba": ("n", "k"),
+        "c": ("n",), "distance": ("n",), "loss": ("n", None),
+    }  # fmt: skip
+    _choices = {"mode": ("PN", "PP")}
 
     mode: str
     original: np.ndarray
@@ -78,21 +85,11 @@ class CEMResult(Result):
         return cem_result_grid(self, **kwargs)
 
     def _check_loaded(self) -> None:
-        if self.mode not in ("PN", "PP"):
-            raise ValueError(f"mode: expected 'PN' or 'PP', got {self.mode!r}")
-        n = len(self.original)
-        shape = check_shape(self.original, (n, None, None, None), "original").shape
-        for name in ("image", "delta"):
-            check_shape(getattr(self, name), shape, name)
-        for name in ("found", "original_class", "image_class", "c", "distance"):
-            check_shape(getattr(self, name), (n,), name)
-        k = check_shape(self.image_proba, (n, None), "image_proba").shape[1]
-        check_shape(self.original_proba, (n, k), "original_proba")
-        check_shape(self.loss, (n, None), "loss")
+        super()._check_loaded()
+        k = self.image_proba.shape[1]
         if self.class_names is not None and len(self.class_names) != k:
             raise ValueError(f"class_names: expected {k} names, got {len(self.class_names)}")
         self.found = self.found.astype(bool)
-        self.iterations, self.complete = int(self.iterations), bool(self.complete)
 
     def __repr__(self) -> str:
         state = "" if self.complete else f", partial after {self.iterations} steps"

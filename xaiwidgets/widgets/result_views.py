@@ -8,6 +8,11 @@
 - :func:`curve_figure`: a :class:`~xaiwidgets.faithfulness.PerturbationCurve` as a bqplot
   figure: the score of each explained output (mean over the images) against the share of
   pixels hidden (deletion) or revealed (insertion), with the mean area in the title.
+- :func:`mufidelity_figure`: a :class:`~xaiwidgets.faithfulness.MuFidelity` as a scatter of
+  the output drops against the attribution sums of the random subsets (first explained
+  output, every image), the mean correlation in the title.
+- :func:`randomisation_figure`: a :class:`~xaiwidgets.faithfulness.RandomisationCheck` as
+  the mean similarity at each stage of the cascade, with the threshold line.
 
 These are what ``result.widget()`` returns; the result modules import this module only when
 that is called.
@@ -23,7 +28,7 @@ from .attribution_grid import AttributionGrid
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..explainers._cem_result import CEMResult
-    from ..faithfulness import PerturbationCurve
+    from ..faithfulness import MuFidelity, PerturbationCurve, RandomisationCheck
 
 #: colours of the curves, one per explained output position (cycled)
 CURVE_COLORS = ["#2f6fdf", "#e8184a", "#2a9d4b", "#8a4fd0", "#e07b1a"]
@@ -67,7 +72,6 @@ def curve_figure(curve: PerturbationCurve, width: int = 420, height: int = 300) 
     """A bqplot figure of a deletion/insertion curve (mean over images, one line per explained
     output position)."""
     import bqplot
-    import ipywidgets as widgets
 
     sx = bqplot.LinearScale(min=0.0, max=1.0)
     sy = bqplot.LinearScale()
@@ -89,10 +93,62 @@ def curve_figure(curve: PerturbationCurve, width: int = 420, height: int = 300) 
         bqplot.Axis(scale=sx, label=f"share of pixels {hidden}", tick_format=".1f"),
         bqplot.Axis(scale=sy, label=curve.score, side="left", tick_format=".2f"),
     ]
+    title = f"{curve.kind} curve · {curve.masker} · mean area {curve.mean_area:.3f}"
+    return _figure(lines, axes, title, width, height)
+
+
+def _figure(marks: list[Any], axes: list[Any], title: str, width: int, height: int) -> Any:
+    import bqplot
+    import ipywidgets as widgets
+
     return bqplot.Figure(
-        marks=lines,
+        marks=marks,
         axes=axes,
-        title=f"{curve.kind} curve · {curve.masker} · mean area {curve.mean_area:.3f}",
+        title=title,
         fig_margin={"top": 40, "bottom": 44, "left": 60, "right": 14},
         layout=widgets.Layout(width=f"{width}px", height=f"{height}px"),
     )
+
+
+def mufidelity_figure(result: MuFidelity, width: int = 420, height: int = 320) -> Any:
+    """Output drop against attribution sum of every random subset (first explained output)."""
+    import bqplot
+
+    sx, sy = bqplot.LinearScale(), bqplot.LinearScale()
+    dots = bqplot.Scatter(
+        x=result.attribution_sums[:, 0].ravel(),
+        y=result.output_drops[:, 0].ravel(),
+        scales={"x": sx, "y": sy},
+        colors=[CURVE_COLORS[0]],
+        default_size=12,
+        opacities=[0.5],
+    )
+    axes = [
+        bqplot.Axis(scale=sx, label="attribution sum of the subset", tick_format=".2g"),
+        bqplot.Axis(scale=sy, label=f"{result.score} drop", side="left", tick_format=".2g"),
+    ]
+    title = f"MuFidelity · subsets of {result.subset_size} · mean correlation {result.mean:.3f}"
+    return _figure([dots], axes, title, width, height)
+
+
+def randomisation_figure(result: RandomisationCheck, width: int = 420, height: int = 300) -> Any:
+    """Mean similarity to the trained model's map at each stage, and the threshold."""
+    import bqplot
+
+    x = np.asarray(result.randomised, np.float64)
+    y = result.similarity.reshape(len(x), -1).mean(axis=1)
+    sx, sy = bqplot.LinearScale(), bqplot.LinearScale(min=-1.0, max=1.0)
+    line = bqplot.Lines(
+        x=x, y=y, scales={"x": sx, "y": sy}, colors=[CURVE_COLORS[0]], stroke_width=2.5,
+        marker="circle",
+    )  # fmt: skip
+    limit = bqplot.Lines(
+        x=[x.min(), x.max()], y=[result.threshold] * 2, scales={"x": sx, "y": sy},
+        colors=["#8a8f98"], line_style="dashed",
+    )  # fmt: skip
+    axes = [
+        bqplot.Axis(scale=sx, label="layers redrawn (from the output)", tick_format="d"),
+        bqplot.Axis(scale=sy, label="Spearman similarity", side="left", tick_format=".1f"),
+    ]
+    verdict = "passed" if result.passed else "failed"
+    return _figure([line, limit], axes, f"Randomisation check · {verdict}", width, height)
