@@ -3,6 +3,7 @@ name keeps working one release with a DeprecationWarning that names the new one.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 
 import numpy as np
@@ -65,8 +66,14 @@ def test_no_public_callable_takes_an_old_name():
     assert not found, found
 
 
+@contextlib.contextmanager
 def _warns(new):
-    return pytest.warns(DeprecationWarning, match=rf"use {new}")
+    """The DeprecationWarning naming ``new``, pointing at the line here that used the old name
+    (not at a line inside the package, where pyproject would make it an error)."""
+    with pytest.warns(DeprecationWarning, match=rf"use {new}") as record:
+        yield record
+    hits = [w for w in record if f"use {new}" in str(w.message)]
+    assert all(w.filename == __file__ for w in hits), [(w.filename, w.lineno) for w in hits]
 
 
 def test_influence_max_iter_and_y_test_still_work():
@@ -135,6 +142,8 @@ def test_plot_scale_and_invert_still_work():
     )
     with _warns("invert_image="):
         plot_grid(e, invert=True, figure=Figure())
+    with _warns("scale_mode="):  # through Explanation.plot: still points here
+        e.plot(scale="grid", figure=Figure())
     with pytest.raises(ValueError, match="scale_mode: expected 'grid' or 'row'"):
         plot_grid(e, scale_mode="shared", figure=Figure())
 

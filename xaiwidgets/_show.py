@@ -192,5 +192,5 @@ def _output_names_keyword(output_names: Any, deprecated: dict[str, Any], where: 
         return output_names
     if output_names is not None:
         raise TypeError(f"{where}: got both labels= (deprecated) and output_names=")
-    warn_renamed(where, "labels= (the names of the outputs)", "output_names=", stacklevel=4)
+    warn_renamed(where, "labels= (the names of the outputs)", "output_names=")
     return deprecated["labels"]

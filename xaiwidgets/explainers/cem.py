@@ -133,7 +133,7 @@ class CEMExplainer:
         self.backend = wrap(model, **backend_kwargs)
         self.ae = None if ae_model is None else ImageModel(ae_model)
         self.class_names = check_class_names(class_names)
-        score = renamed_value("CEMExplainer(score=...)", score, _OLD_SCORES, stacklevel=5)
+        score = renamed_value("CEMExplainer(score=...)", score, _OLD_SCORES)
         if score not in ("probability", "output"):
             raise ValueError(f"score: expected 'probability' or 'output', got {score!r}")
         self.score = score

@@ -278,7 +278,7 @@ class ShapleyExplorer(LiveWidget, XaiWidget):
 
     @traitlets.validate("scale_mode")
     def _valid_scale_mode(self, proposal: dict[str, Any]) -> str:
-        return renamed_value("ShapleyExplorer.scale_mode", proposal["value"], {"shared": "grid"}, 6)
+        return renamed_value("ShapleyExplorer.scale_mode", proposal["value"], {"shared": "grid"})
 
     # ------------------------------------------------------------------ requests (LiveWidget)
     def _live_key(self) -> tuple:
