@@ -503,12 +503,12 @@ def test_compiled_step_follows_the_numpy_step(seedlike, framework, mode, monkeyp
     cfg = dict(FAST, gamma=0.5, max_iterations=30)
     cem = CEMExplainer(cnn, mode, ae_model=auto, **cfg)
     fast = cem(x[:2])
-    assert cem.backend.__dict__.get("_cem_fista_steps")  # compiled and cached
+    assert cem.backend.__dict__.get("_compiled_steps")  # compiled and cached
     with monkeypatch.context() as m:
         m.setattr(_fista, "compiled_step", lambda *a, **k: None)
         plain = CEMExplainer(cnn, mode, ae_model=auto, **cfg)
         slow = plain(x[:2])
-    assert "_cem_fista_steps" not in plain.backend.__dict__  # the NumPy path ran
+    assert "_compiled_steps" not in plain.backend.__dict__  # the NumPy path ran
     assert fast.found.any()
     np.testing.assert_array_equal(fast.found, slow.found)
     np.testing.assert_array_equal(fast.image_class, slow.image_class)
