@@ -82,7 +82,8 @@ class NonFiniteOutputError(ValueError):
         self.rows = np.asarray(rows, np.int64)
 
 
-def _rows_text(rows: np.ndarray, limit: int = 10) -> str:
+def rows_text(rows: np.ndarray, limit: int = 10) -> str:
+    """Image indices for an error message: ``[3, 7, ... (12 in all)]``, at most ``limit``."""
     shown = ", ".join(str(int(r)) for r in rows[:limit])
     more = f", ... ({len(rows)} in all)" if len(rows) > limit else ""
     return f"[{shown}{more}]"
@@ -103,7 +104,7 @@ def check_finite(values: np.ndarray, what: str = "outputs", offset: int = 0) -> 
     if kind == "NaN" and np.isinf(arr).any():
         kind = "NaN and infinite"
     raise NonFiniteOutputError(
-        f"the model's {what} are {kind} for image(s) {_rows_text(rows)}: a NaN or infinity in "
+        f"the model's {what} are {kind} for image(s) {rows_text(rows)}: a NaN or infinity in "
         "the model (a division by zero, a log of 0, an overflow) or in these images would make "
         "every attribution NaN. Check the model on these images",
         rows,

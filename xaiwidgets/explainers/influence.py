@@ -108,10 +108,11 @@ class InfluenceResult:
         return self.maps[self.class_index(key)]
 
     def widget(self, **kwargs: Any):
-        """The interactive :class:`~xaiwidgets.widgets.InfluenceGrid` of these maps."""
-        from ..widgets.influence_grid import InfluenceGrid
+        """The interactive :class:`~xaiwidgets.widgets.InfluenceGrid` of these maps (the view
+        registered for this result, :func:`~xaiwidgets._views.view_of`)."""
+        from .._views import view_of
 
-        return InfluenceGrid.from_result(self, **kwargs)
+        return view_of(self, **kwargs)
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
         return self.widget()._repr_mimebundle_(include=include, exclude=exclude)

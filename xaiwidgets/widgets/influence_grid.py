@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import traitlets
 
+from .._views import register_view
 from ._base import XaiWidget
 from ._ndarray_trait import NDArray
 
@@ -212,3 +213,6 @@ def influence_widget(result: InfluenceResult, **kwargs: Any) -> InfluenceGrid:
 
 
 _SHAPE_ERRORS = ("class_names:", "mean_image:", "base_values:")
+
+
+register_view("InfluenceResult", influence_widget)  # InfluenceResult.widget()
