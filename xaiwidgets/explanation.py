@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ._arrays import as_labels, check_class_names, check_int, check_labels_range, to_numpy
+from ._npz import read_npz, write_npz
 
 _FORMAT_VERSION = 1
 _ARRAYS = (
@@ -40,8 +40,6 @@ _ARRAYS = (
     "probabilities",
     "labels",
 )
-#: deflate cannot shrink data by more than about 1032:1; a member claiming more is forged
-_MAX_DEFLATE_RATIO = 1100
 
 
 @dataclass(eq=False)
@@ -212,29 +210,14 @@ class Explanation:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write an ``.npz`` (arrays + a JSON header, no pickle). Returns the path written."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = (
-                path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
-            )
         meta = {
             "format": _FORMAT_VERSION,
             "class_names": self.class_names,
             "method": self.method,
             "params": self.params,
         }
-        arrays = {
-            "values": self.values,
-            "data": self.data,
-            "base_values": self.base_values,
-            "output_indices": self.output_indices,
-            "meta": np.array(json.dumps(meta, default=_json_default)),
-        }
-        for name in ("predictions", "probabilities", "labels"):
-            if getattr(self, name) is not None:
-                arrays[name] = getattr(self, name)
-        np.savez(path, **arrays)
-        return path
+        arrays = {name: getattr(self, name) for name in _ARRAYS}
+        return write_npz(path, arrays, meta)
 
     @classmethod
     def load(cls, path: str | Path) -> Explanation:
@@ -246,7 +229,14 @@ class Explanation:
         if not isinstance(path, (str, Path)):
             raise TypeError(f"path: expected a str or pathlib.Path, got {type(path).__name__}")
         path = Path(path)
-        arrays, meta = _read_npz(path)
+        arrays, meta = read_npz(
+            path,
+            "Explanation",
+            arrays=_ARRAYS,
+            required=("values", "data"),
+            meta_keys=("class_names", "method", "params"),
+            version=_FORMAT_VERSION,
+        )
         try:
             return cls(**arrays, **meta)
         except (TypeError, ValueError) as exc:
@@ -344,95 +334,6 @@ def _check_finite(arr: np.ndarray, name: str) -> None:
             )
 
 
-def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The arrays and the metadata (``class_names``, ``method``, ``params``) of a file
-    :meth:`Explanation.save` wrote; ``ValueError`` for anything else."""
-    import zipfile
-
-    def bad(why: str) -> ValueError:
-        return ValueError(f"{path}: not a valid Explanation file ({why})")
-
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if not path.is_file():
-        raise ValueError(f"{path}: not a file (expected an .npz that Explanation.save wrote)")
-    if not zipfile.is_zipfile(path):
-        raise bad("not an .npz (zip) archive")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            members = {}
-            for info in zf.infolist():
-                name = info.filename.removesuffix(".npy")
-                if name not in _ARRAYS and name != "meta":
-                    raise bad(f"unexpected member {info.filename!r}")
-                members[name] = info
-            missing = [m for m in ("meta", "values", "data") if m not in members]
-            if missing:
-                raise bad(f"missing {', '.join(missing)}")
-            size = path.stat().st_size
-            raw = {name: _read_member(zf, info, size, bad) for name, info in members.items()}
-    except zipfile.BadZipFile as exc:
-        raise bad(f"damaged zip archive: {exc}") from exc
-    meta_arr = raw.pop("meta")
-    if meta_arr.ndim != 0 or meta_arr.dtype.kind != "U":
-        raise bad("the header is not a JSON string")
-    try:
-        meta = json.loads(str(meta_arr))
-    except json.JSONDecodeError as exc:
-        raise bad(f"the header is not valid JSON: {exc}") from exc
-    if not isinstance(meta, dict):
-        raise bad(f"the header is a JSON {type(meta).__name__}, expected an object")
-    if meta.get("format") != _FORMAT_VERSION:
-        raise bad(f"unknown format {meta.get('format')!r}, expected {_FORMAT_VERSION}")
-    missing = [key for key in ("class_names", "method", "params") if key not in meta]
-    if missing:
-        raise bad(f"the header lacks {', '.join(missing)}")
-    for name, arr in raw.items():
-        if arr.dtype.kind not in "biuf":
-            raise bad(f"{name} holds {arr.dtype} data, expected numbers")
-    fields = {key: meta[key] for key in ("class_names", "method", "params")}
-    return raw, fields
-
-
-def _read_member(zf: Any, info: Any, archive_size: int, bad: Any) -> np.ndarray:
-    """One ``.npy`` member, its header checked against the member's size (and that against
-    the archive's size on disk) before the data is allocated."""
-    fmt = np.lib.format
-    if info.compress_size > archive_size:
-        raise bad(
-            f"{info.filename} claims {info.compress_size} bytes in a {archive_size}-byte file"
-        )
-    if info.file_size > info.compress_size * _MAX_DEFLATE_RATIO + 1024:
-        raise bad(f"{info.filename} claims {info.file_size} bytes from {info.compress_size}")
-    with zf.open(info) as f:
-        try:
-            version = fmt.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = fmt.read_array_header_1_0(f)
-            else:
-                shape, fortran, dtype = fmt.read_array_header_2_0(f)
-        except (ValueError, OSError, EOFError) as exc:
-            raise bad(f"{info.filename}: not a .npy array ({exc})") from exc
-        if dtype.hasobject:
-            raise bad(f"{info.filename} holds Python objects (pickles are never loaded)")
-        count = 1
-        for s in shape:
-            count *= int(s)
-        need = count * dtype.itemsize
-        have = info.file_size - f.tell()
-        if need != have:
-            raise bad(
-                f"{info.filename}: header says shape {shape} of {dtype} ({need} bytes), "
-                f"the archive holds {have} bytes"
-            )
-        data = f.read(need)
-    if len(data) != need:
-        raise bad(f"{info.filename} is truncated")
-    arr = np.frombuffer(data, dtype=dtype, count=count)
-    order = "F" if fortran else "C"
-    return arr.reshape(shape, order=order).copy() if shape else arr.reshape(())
-
-
 def _check(arr: Any, shape: tuple[int, ...], name: str, dtype: Any) -> np.ndarray:
     arr = np.asarray(arr)
     if arr.shape != shape:
@@ -456,11 +357,3 @@ def _as_index(k: Any, size: int) -> Any:
     if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
         raise IndexError(f"expected an int, slice, list of ints or boolean mask, got {k!r}")
     return arr
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
