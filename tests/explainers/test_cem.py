@@ -514,3 +514,18 @@ def test_compiled_step_follows_the_numpy_step(seedlike, framework, mode, monkeyp
     np.testing.assert_array_equal(fast.image_class, slow.image_class)
     np.testing.assert_allclose(fast.image, slow.image, atol=2e-3)
     np.testing.assert_allclose(fast.loss, slow.loss, rtol=2e-3, atol=1e-3)
+
+
+def test_an_autoencoder_without_gradients_is_named():
+    """A NumPy autoencoder without ``grad_fn`` is a ValueError about ``ae_model`` (not the
+    backend's NotImplementedError), and the image model keeps NHWC images."""
+    model, _, _ = _softmax_regression()
+    ae = ImageModel(xaiwidgets.wrap(lambda z: 0.5 * z))
+    z = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 4, 3, 1)).astype(np.float32)
+    np.testing.assert_allclose(ae.forward(z), 0.5 * z)
+    with pytest.raises(ValueError, match="ae_model: .*grad_fn"):
+        ae.vjp(z, lambda out: out)
+    x0 = z[:1]
+    cem = CEMExplainer(model, ae_model=lambda z: 0.5 * z, gamma=1.0, max_iterations=3)
+    with pytest.raises(ValueError, match="ae_model"):
+        cem(x0)
