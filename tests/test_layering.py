@@ -6,7 +6,8 @@ source (AST), every import counts, also one inside a function:
 - no ML framework (torch, tensorflow, keras, tf_keras, jax, jaxlib, flax);
 - no view (``xaiwidgets.widgets``): a result's widget comes from ``xaiwidgets._views``;
 - no private backend module (``xaiwidgets.backends._*``) and no private name from a backend
-  module; no ``importlib.import_module`` / ``__import__`` (a private module by its name).
+  module; no ``importlib.import_module`` / ``__import__`` (a private module by its name);
+- no private attribute of a backend (``self.backend._call``, ``backend._forward``).
 """
 
 from __future__ import annotations
@@ -84,6 +85,11 @@ def violations(source: str, importer: str, is_package: bool = False) -> list[str
                     )
                 elif module.startswith("xaiwidgets"):  # `from .. import widgets`
                     check(f"{module}.{alias.name}", node.lineno, f"{module}.{alias.name}")
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            owner = node.value
+            name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+            if "backend" in name and not node.attr.startswith("__"):
+                found.append(f"line {node.lineno}: reads {name}.{node.attr}, a backend's private")
         elif isinstance(node, ast.Call):
             f = node.func
             name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
@@ -117,6 +123,8 @@ def test_algorithms_use_the_backend_protocol_only(path):
         "from ..backends.base import _rows_text",
         "import xaiwidgets.backends._deeplift_torch",
         "import importlib\nimportlib.import_module('xaiwidgets.backends._deeplift_jax')",
+        "def f(self, z):\n    return self.backend._call(z)",
+        "out = backend._forward(z)",
     ],
 )
 def test_the_rules_catch_each_kind_of_violation(source):
@@ -133,6 +141,7 @@ def test_the_rules_catch_each_kind_of_violation(source):
         "from . import _fista",
         "import numpy as np\nfrom scipy.stats import rankdata",
         "from .._views import view_of",
+        "out = self.backend.predict(x)\nself._cache = {}",
     ],
 )
 def test_the_rules_let_the_protocol_through(source):
