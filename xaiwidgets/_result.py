@@ -118,8 +118,11 @@ class Result:
 
     # ------------------------------------------------------------------ display
     def widget(self, **kwargs: Any) -> Any:
-        """The interactive view of this result."""
-        raise NotImplementedError
+        """The interactive view of this result: the view registered for its class in
+        :mod:`xaiwidgets._views` (algorithms import no view; the views register themselves)."""
+        from ._views import view_of
+
+        return view_of(self, **kwargs)
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
         """The :meth:`widget` view, and a ``text/plain`` line (the text alone when the view

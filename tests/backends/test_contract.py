@@ -165,3 +165,41 @@ def test_callable_cotangents_where_offered(case):
     np.testing.assert_allclose(g, expected, rtol=1e-4, atol=1e-7)
     with pytest.raises(ValueError, match="cotangent"):
         case.small.vjp(x, lambda o: o[:, :3])
+
+
+def test_flat_outputs_of_a_classifier_are_its_outputs(case, x):
+    """``flat_outputs()`` (for image-to-image models) is the same model: on ``(n, k)`` outputs
+    flattening changes nothing, and its gradients are the model's."""
+    flat = case.backend.flat_outputs()
+    assert flat.framework == case.backend.framework
+    np.testing.assert_allclose(flat.predict(x), case.backend.predict(x), rtol=1e-5, atol=1e-6)
+    cot = np.random.default_rng(3).normal(size=(N, K)).astype(np.float32)
+    np.testing.assert_allclose(
+        flat.vjp(x, cot)[1], case.backend.vjp(x, cot)[1], rtol=1e-4, atol=1e-6
+    )
+
+
+def test_compiled_steps_compute_what_the_program_says(case, x):
+    """``compile_step``: a program on the array namespace, with the model's scores and its
+    gradient, compiled by JAX and TensorFlow (``None`` from the others); it gives what
+    ``predict`` and ``vjp`` give."""
+
+    def program(ops, scores, images, constants, y, w):
+        def total(y, w):
+            s = scores(y)
+            return ops.sum(ops.sum_rows(s * w), 0), s
+
+        (_, s), g = ops.value_and_grad(total)(y, w)
+        return s * constants["scale"], g
+
+    step = case.backend.compile_step(program, {"scale": np.float32(2.0)})
+    if case.backend.framework not in ("jax", "tensorflow"):
+        assert step is None
+        return
+    w = np.random.default_rng(4).normal(size=(N, K)).astype(np.float32)
+    s, g = (np.asarray(t) for t in step(x, w))
+    out, expected = case.backend.vjp(x, w)
+    np.testing.assert_allclose(s, 2.0 * out, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g, expected, rtol=1e-4, atol=1e-6)
+    assert case.backend.compile_step(program, {"scale": np.float32(1.0)}) is not None
+    assert len(case.backend.__dict__["_compiled_steps"]) == 1  # cached per program

@@ -26,3 +26,59 @@ def test_unknown_objects_are_a_type_error_listing_what_is_accepted(obj):
 def test_unknown_framework_names_are_a_value_error():
     with pytest.raises(ValueError, match="'torch', 'keras', 'tensorflow', 'jax' or 'numpy'"):
         wrap(lambda x: x, framework="mxnet")
+
+
+class _Delegating:
+    """A backend of its own class (not a BaseBackend): every protocol member, by delegation."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.framework = inner.framework
+        self.batch_size = inner.batch_size
+        self.memory_budget = inner.memory_budget
+
+    def __getattr__(self, name):
+        if name in (
+            "grad_rows",
+            "predict",
+            "probabilities",
+            "outputs_are_probabilities",
+            "to_probabilities",
+            "vjp",
+            "grad",
+            "deeplift",
+            "flat_outputs",
+            "compile_step",
+        ):
+            return getattr(self._inner, name)
+        raise AttributeError(name)
+
+
+def test_any_object_with_the_protocol_is_a_backend():
+    from xaiwidgets.backends import Backend
+
+    inner = wrap(lambda x: x.reshape(len(x), -1)[:, :3])
+    duck = _Delegating(inner)
+    assert isinstance(duck, Backend)
+    assert wrap(duck) is duck
+    with pytest.raises(TypeError, match="keyword arguments"):
+        wrap(duck, batch_size=3)
+
+
+def test_an_object_missing_part_of_the_protocol_is_not_a_backend():
+    from xaiwidgets.backends import Backend
+
+    class PredictOnly:  # e.g. a scikit-learn-like model: a callable, not a backend
+        framework = "numpy"
+        batch_size = 8
+
+        def predict(self, x):
+            return x.reshape(len(x), -1)[:, :3]
+
+        def __call__(self, x):
+            return self.predict(x)
+
+    model = PredictOnly()
+    assert not isinstance(model, Backend)
+    b = wrap(model)
+    assert isinstance(b, NumpyBackend) and b.fn is model

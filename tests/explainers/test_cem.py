@@ -503,14 +503,29 @@ def test_compiled_step_follows_the_numpy_step(seedlike, framework, mode, monkeyp
     cfg = dict(FAST, gamma=0.5, max_iterations=30)
     cem = CEMExplainer(cnn, mode, ae_model=auto, **cfg)
     fast = cem(x[:2])
-    assert cem.backend.__dict__.get("_cem_fista_steps")  # compiled and cached
+    assert cem.backend.__dict__.get("_compiled_steps")  # compiled and cached
     with monkeypatch.context() as m:
         m.setattr(_fista, "compiled_step", lambda *a, **k: None)
         plain = CEMExplainer(cnn, mode, ae_model=auto, **cfg)
         slow = plain(x[:2])
-    assert "_cem_fista_steps" not in plain.backend.__dict__  # the NumPy path ran
+    assert "_compiled_steps" not in plain.backend.__dict__  # the NumPy path ran
     assert fast.found.any()
     np.testing.assert_array_equal(fast.found, slow.found)
     np.testing.assert_array_equal(fast.image_class, slow.image_class)
     np.testing.assert_allclose(fast.image, slow.image, atol=2e-3)
     np.testing.assert_allclose(fast.loss, slow.loss, rtol=2e-3, atol=1e-3)
+
+
+def test_an_autoencoder_without_gradients_is_named():
+    """A NumPy autoencoder without ``grad_fn`` is a ValueError about ``ae_model`` (not the
+    backend's NotImplementedError), and the image model keeps NHWC images."""
+    model, _, _ = _softmax_regression()
+    ae = ImageModel(xaiwidgets.wrap(lambda z: 0.5 * z))
+    z = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 4, 3, 1)).astype(np.float32)
+    np.testing.assert_allclose(ae.forward(z), 0.5 * z)
+    with pytest.raises(ValueError, match="ae_model: .*grad_fn"):
+        ae.vjp(z, lambda out: out)
+    x0 = z[:1]
+    cem = CEMExplainer(model, ae_model=lambda z: 0.5 * z, gamma=1.0, max_iterations=3)
+    with pytest.raises(ValueError, match="ae_model"):
+        cem(x0)

@@ -8,16 +8,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Backend, BaseBackend, NonFiniteOutputError, check_finite, output_matrix
+from .base import (
+    Backend,
+    BaseBackend,
+    LayerAccess,
+    NonFiniteOutputError,
+    WeightRandomization,
+    check_finite,
+    output_matrix,
+)
 from .numpy_backend import NumpyBackend
 
 __all__ = [
     "Backend",
     "BaseBackend",
+    "LayerAccess",
     "NonFiniteOutputError",
     "NumpyBackend",
     "check_finite",
     "keras_backend_of",
+    "WeightRandomization",
     "output_matrix",
     "wrap",
 ]
@@ -59,7 +69,8 @@ def wrap(model: Any, **kwargs: Any) -> Backend:
     """Return the backend for ``model``.
 
     Dispatch, by type (no framework is imported that the model does not come from): an object
-    that already implements the protocol is returned as is; a Keras model → ``KerasBackend``
+    that already implements the protocol (:class:`~.base.Backend`: every method and attribute
+    of the contract, checked by name) is returned as is; a Keras model → ``KerasBackend``
     on the TensorFlow Keras backend, ``JaxBackend.from_keras`` on the JAX one, and
     ``TorchBackend(channels_first=False)`` on the torch one; torch ``nn.Module`` →
     ``TorchBackend``; ``tf.Module`` / ``tf.function`` → ``TensorFlowBackend``; Flax module
@@ -75,7 +86,7 @@ def wrap(model: Any, **kwargs: Any) -> Backend:
     ImportError
         when the model's framework is not installed (the message names the extra to install).
     """
-    if isinstance(model, BaseBackend):
+    if isinstance(model, Backend):  # the protocol's methods, whatever the class
         if kwargs:
             raise TypeError("wrap(): keyword arguments cannot be applied to an existing backend")
         return model

@@ -20,27 +20,9 @@ import jax.numpy as jnp
 from jax.extend.core import ClosedJaxpr, jaxpr_as_fun
 
 from . import _deeplift_rules as rules
+from .jax_backend import ARRAY_OPS
 
-
-class _Ops:
-    """The array namespace :mod:`._deeplift_rules` computes with."""
-
-    where = staticmethod(jnp.where)
-    abs = staticmethod(jnp.abs)
-    maximum = staticmethod(jnp.maximum)
-    exp = staticmethod(jnp.exp)
-    log = staticmethod(jnp.log)
-
-    @staticmethod
-    def sum_last(t: Any) -> Any:
-        return jnp.sum(t, axis=-1, keepdims=True)
-
-    @staticmethod
-    def max_last(t: Any) -> Any:
-        return jnp.max(t, axis=-1, keepdims=True)
-
-
-OPS = _Ops()
+OPS = ARRAY_OPS  # the array namespace :mod:`._deeplift_rules` computes with
 
 
 @jax.custom_vjp

@@ -34,30 +34,13 @@ from typing import Any
 import tensorflow as tf
 
 from . import _deeplift_rules as rules
+from .tensorflow_backend import ARRAY_OPS
 
 PREFIX = "XaiwidgetsDeepLift"
 STATE = threading.local()
 
 
-class Ops:
-    """The array namespace :mod:`._deeplift_rules` computes with."""
-
-    where = staticmethod(tf.where)
-    abs = staticmethod(tf.abs)
-    maximum = staticmethod(tf.maximum)
-    exp = staticmethod(tf.exp)
-    log = staticmethod(tf.math.log)
-
-    @staticmethod
-    def sum_last(t: Any) -> Any:
-        return tf.reduce_sum(t, axis=-1, keepdims=True)
-
-    @staticmethod
-    def max_last(t: Any) -> Any:
-        return tf.reduce_max(t, axis=-1, keepdims=True)
-
-
-OPS = Ops()
+OPS = ARRAY_OPS  # the array namespace :mod:`._deeplift_rules` computes with
 
 #: Elementwise one-input op types and how to evaluate them from an op's attributes.
 ELEMENTWISE = {

@@ -2,31 +2,52 @@
 
 A backend wraps one model of one framework. NumPy in, NumPy out; the work happens on the
 framework's own device, in batches. Images are ``float32`` ``(n, h, w, c)``; a backend converts
-to the layout its model needs.
+to the layout its model needs. Explainers (``xaiwidgets/explainers/``, ``faithfulness.py``)
+use a backend through these methods only, never a framework or a backend's private module
+(``tests/test_layering.py`` enforces it).
 
+:class:`Backend` (every backend):
+
+- ``framework``: ``"numpy"``, ``"torch"``, ``"tensorflow"`` or ``"jax"``.
+- ``batch_size``, ``memory_budget``, ``grad_rows(image_shape, outputs)``: rows per model call
+  and the working-memory budget the explainers chunk their own arrays within.
 - ``predict(x) -> (n, k)``: the model's own outputs (logits or probabilities), batched.
+- ``probabilities(x) -> (n, k)``: softmax probabilities (the model's outputs when it already
+  ends in a softmax, detected from its outputs); ``outputs_are_probabilities(outputs)`` (that
+  detection) and ``to_probabilities(outputs)`` (the same conversion of outputs in hand).
 - ``vjp(x, cotangent) -> (outputs (n, k), x_grad (n, h, w, c))``: outputs and the gradient of
-  ``sum(outputs * cotangent)`` with respect to ``x``.
+  ``sum(outputs * cotangent)`` with respect to ``x``. ``cotangent`` is ``(n, k)``, or a
+  callable ``outputs (m, k) -> (m, k)`` applied to each batch's outputs between the forward
+  and the backward pass (losses whose weights depend on the outputs, as CEM's attack loss).
 - ``grad(x, outputs) -> (n, h, w, c, o)``: gradient of output ``outputs[i, j]`` of image ``i``
   for every requested output; ``outputs`` is ``(o,)`` (same for all images) or ``(n, o)``.
-- ``deeplift(x, baselines, outputs) -> (n, h, w, c, o)``: DeepLIFT (rescale rule)
+- ``deeplift(x, baselines, outputs, **options) -> (n, h, w, c, o)``: DeepLIFT (rescale rule)
   attributions of ``x`` against every baseline in ``baselines`` ``(b, h, w, c)``, averaged over
   the baselines (DeepSHAP). For each image and output they sum to
-  ``f(x) - mean_b f(baseline_b)``.
+  ``f(x) - mean_b f(baseline_b)``. Options: ``softmax`` (the softmax rule), ``max_rows``.
+- ``flat_outputs() -> Backend``: the same model with its outputs flattened to ``(n, d)`` in
+  NHWC order, so that an image-to-image model (CEM's autoencoder) fits ``predict``/``vjp``.
+- ``compile_step(program, constants, image_model=None)``: ``program`` (framework-free code on
+  an :class:`~._array_ops.ArrayOps` namespace, e.g. one FISTA step of CEM) as one compiled
+  call of the framework, or ``None`` where the backend does not compile (torch, NumPy).
+
+Optional capabilities (a backend without them lacks the attribute):
+
+- :class:`LayerAccess` ``layer(x, layer, outputs, reshape=None)``: a layer's activations and
+  their gradients (torch, Keras, Flax/JAX): the CAM family.
+- :class:`WeightRandomization` ``parameter_layers()``, ``randomized(layers, seed)``: redraw
+  weights within a block (torch, Keras): the model-randomisation check.
 
 Every backend checks what the model gives back: NaN or infinite outputs (of
 ``predict``, ``vjp``) or gradients (``vjp``, ``grad``, ``deeplift``) raise
 :class:`NonFiniteOutputError` (a ``ValueError``) naming the images concerned, instead of
 attributions that are silently all NaN.
-
-``probabilities(x)`` gives softmax probabilities (the model's outputs when it already ends in a
-softmax, detected from its outputs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -61,7 +82,8 @@ class NonFiniteOutputError(ValueError):
         self.rows = np.asarray(rows, np.int64)
 
 
-def _rows_text(rows: np.ndarray, limit: int = 10) -> str:
+def rows_text(rows: np.ndarray, limit: int = 10) -> str:
+    """Image indices for an error message: ``[3, 7, ... (12 in all)]``, at most ``limit``."""
     shown = ", ".join(str(int(r)) for r in rows[:limit])
     more = f", ... ({len(rows)} in all)" if len(rows) > limit else ""
     return f"[{shown}{more}]"
@@ -82,7 +104,7 @@ def check_finite(values: np.ndarray, what: str = "outputs", offset: int = 0) -> 
     if kind == "NaN" and np.isinf(arr).any():
         kind = "NaN and infinite"
     raise NonFiniteOutputError(
-        f"the model's {what} are {kind} for image(s) {_rows_text(rows)}: a NaN or infinity in "
+        f"the model's {what} are {kind} for image(s) {rows_text(rows)}: a NaN or infinity in "
         "the model (a division by zero, a log of 0, an overflow) or in these images would make "
         "every attribution NaN. Check the model on these images",
         rows,
@@ -100,16 +122,51 @@ class Backend(Protocol):
 
     framework: str
     batch_size: int
+    memory_budget: int
+
+    def grad_rows(self, image_shape: tuple[int, ...], outputs: int = 1) -> int: ...
 
     def predict(self, x: np.ndarray) -> np.ndarray: ...
 
-    def vjp(self, x: np.ndarray, cotangent: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def probabilities(self, x: np.ndarray) -> np.ndarray: ...
+
+    def outputs_are_probabilities(self, outputs: np.ndarray | None = None) -> bool: ...
+
+    def to_probabilities(self, outputs: np.ndarray) -> np.ndarray: ...
+
+    def vjp(self, x: np.ndarray, cotangent: Any) -> tuple[np.ndarray, np.ndarray]: ...
 
     def grad(self, x: np.ndarray, outputs: Any) -> np.ndarray: ...
 
-    def deeplift(self, x: np.ndarray, baselines: np.ndarray, outputs: Any) -> np.ndarray: ...
+    def deeplift(
+        self, x: np.ndarray, baselines: np.ndarray, outputs: Any, **options: Any
+    ) -> np.ndarray: ...
 
-    def probabilities(self, x: np.ndarray) -> np.ndarray: ...
+    def flat_outputs(self) -> Backend: ...
+
+    def compile_step(
+        self, program: Callable, constants: Any, image_model: Backend | None = None
+    ) -> Callable | None: ...
+
+
+@runtime_checkable
+class LayerAccess(Protocol):
+    """A backend that reads a layer: ``layer(x, layer, outputs, reshape=None)`` gives the
+    layer's activations ``(n, h', w', d)``, the gradients of ``outputs`` with respect to them
+    ``(n, h', w', d, o)`` and the layer's name."""
+
+    def layer(self, x: np.ndarray, layer: Any, outputs: Any, *, reshape: Any = None) -> Any: ...
+
+
+@runtime_checkable
+class WeightRandomization(Protocol):
+    """A backend that can redraw its model's weights: ``parameter_layers()`` names the layers
+    with weights of their own (forward order); within ``randomized(layers, seed)`` those
+    layers' weights are redrawn, restored on exit."""
+
+    def parameter_layers(self) -> list[str]: ...
+
+    def randomized(self, layers: list[str], seed: int = 0) -> AbstractContextManager[None]: ...
 
 
 class BaseBackend:
@@ -264,8 +321,35 @@ class BaseBackend:
     def grad(self, x: np.ndarray, outputs: Any) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} has no gradients")
 
-    def deeplift(self, x: np.ndarray, baselines: np.ndarray, outputs: Any) -> np.ndarray:
+    def deeplift(
+        self, x: np.ndarray, baselines: np.ndarray, outputs: Any, **options: Any
+    ) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} has no DeepLIFT")
+
+    #: :meth:`vjp` takes ``cotangent`` as a callable of the outputs (every backend does).
+    vjp_accepts_callable = True
+
+    def flat_outputs(self) -> BaseBackend:
+        """The same model with its outputs flattened to ``(n, d)`` in NHWC order (for an
+        image-to-image model, whose outputs ``predict``/``vjp`` would reject otherwise)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot flatten its model's outputs")
+
+    def compile_step(
+        self, program: Callable, constants: Any, image_model: Backend | None = None
+    ) -> Callable | None:
+        """``program`` as one compiled call of the framework, or ``None`` (here: this backend
+        does not compile; the JAX and TensorFlow backends do).
+
+        ``program(ops, scores, images, constants, *args)`` is framework-free code on ``ops``
+        (an :class:`~._array_ops.ArrayOps`, with ``value_and_grad``): ``scores(z)`` is this
+        backend's model on NHWC images ``z`` (``(n, k)``), ``images(z)`` the ``image_model``
+        backend's (NHWC images out; ``None`` without one). The returned ``step(*args)`` runs
+        it with ``constants`` (a dict of arrays, moved to the framework once) and ``args``
+        (NumPy or framework arrays; Python floats as float32); it returns framework arrays
+        (``np.asarray`` reads them). Compiled once per ``(program, image_model)`` and input
+        shapes, cached on the backend: pass the same ``program`` object to reuse it. ``None``
+        also when ``image_model`` is not a backend of the same framework."""
+        return None
 
     def outputs_are_probabilities(self, outputs: np.ndarray | None = None) -> bool:
         """Whether the model ends in a softmax, detected (once) from its outputs: every row

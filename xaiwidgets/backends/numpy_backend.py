@@ -50,19 +50,51 @@ class NumpyBackend(BaseBackend):
         return to_numpy(self.fn(x))
 
     def vjp(self, x: Any, cotangent: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(outputs (n, k), d sum(outputs * cotangent) / dx (n, h, w, c))``, batched, by
+        ``grad_fn``; ``cotangent`` ``(n, k)`` or a callable of each batch's outputs."""
         if self.grad_fn is None:
             raise NotImplementedError(
                 "this NumPy model has no gradients: pass grad_fn=... to wrap(), or use a "
                 "torch / Keras / JAX model"
             )
         x = as_image_batch(x)
-        cot = check_cotangent(cotangent, len(x))
+        cot_fn = cotangent if callable(cotangent) else None
+        cot = None if cot_fn is not None else check_cotangent(cotangent, len(x))
         outs, grads = [], []
         for s in batches(len(x), self.rows_for(x.shape[1:])):
-            outs.append(np.asarray(to_numpy(self.fn(x[s])), np.float32))
-            check_cotangent(cot[s], s.stop - s.start, outs[-1].shape[-1])
-            grads.append(np.asarray(to_numpy(self.grad_fn(x[s], cot[s])), np.float32))
+            out = np.asarray(to_numpy(self.fn(x[s])), np.float32)
+            m = s.stop - s.start
+            if out.ndim != 2 or len(out) != m:
+                raise ValueError(
+                    f"the model returned shape {out.shape} for {m} images; expected (n, k): "
+                    "one row of class scores per image"
+                )
+            c = cot_fn(out.copy()) if cot_fn is not None else cot[s]
+            c = check_cotangent(c, m, out.shape[-1])
+            outs.append(out)
+            grads.append(np.asarray(to_numpy(self.grad_fn(x[s], c)), np.float32))
         return checked_vjp(np.concatenate(outs), np.concatenate(grads).reshape(x.shape))
+
+    def flat_outputs(self) -> NumpyBackend:
+        """``fn`` with its outputs flattened to ``(n, d)`` (an autoencoder's images, NHWC), and
+        ``grad_fn`` given the cotangent back in the outputs' shape."""
+        fn, grad_fn = self.fn, self.grad_fn
+        shape: dict[str, tuple[int, ...]] = {}
+
+        def flat_fn(x: np.ndarray) -> np.ndarray:
+            out = np.asarray(to_numpy(fn(x)))
+            shape["out"] = out.shape[1:]  # the vjp calls fn on a batch before grad_fn
+            return out.reshape(len(out), -1)
+
+        def flat_grad(x: np.ndarray, cot: np.ndarray) -> Any:
+            return grad_fn(x, np.reshape(cot, (len(cot),) + shape["out"]))
+
+        return NumpyBackend(
+            flat_fn,
+            None if grad_fn is None else flat_grad,
+            batch_size=self._batch_size,
+            memory_budget=self._memory_budget,
+        )
 
     def grad(self, x: Any, outputs: Any) -> np.ndarray:
         x = as_image_batch(x)

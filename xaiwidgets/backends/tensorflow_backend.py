@@ -34,6 +34,50 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         "pip install 'xaiwidgets[tensorflow]'"
     ) from exc
 
+from ._array_ops import ArrayOps, FlatOutputs  # noqa: E402
+
+
+def _tape_value_and_grad(f: Callable) -> Callable:
+    """``(y, *args) -> ((total, aux), d total / d y)`` for ``f(y, *args) -> (total, aux)``,
+    by ``tf.GradientTape``."""
+
+    def value_and_grad(y: Any, *args: Any) -> Any:
+        with tf.GradientTape() as tape:
+            tape.watch(y)
+            total, aux = f(y, *args)
+        return (total, aux), tape.gradient(total, y)
+
+    return value_and_grad
+
+
+#: TensorFlow's array functions under the shared names (:mod:`._array_ops`).
+ARRAY_OPS = ArrayOps(
+    "tensorflow",
+    where=tf.where,
+    abs=tf.abs,
+    square=tf.square,
+    exp=tf.exp,
+    log=tf.math.log,
+    minimum=tf.minimum,
+    maximum=tf.maximum,
+    clip=tf.clip_by_value,
+    reshape=tf.reshape,
+    transpose=tf.transpose,
+    sum=lambda t, axis, keepdims: tf.reduce_sum(t, axis=axis, keepdims=keepdims),
+    max=lambda t, axis, keepdims: tf.reduce_max(t, axis=axis, keepdims=keepdims),
+    softmax=lambda t: tf.nn.softmax(t, axis=-1),
+    one_hot=lambda idx, k: tf.equal(idx[:, None], tf.range(k, dtype=idx.dtype)[None]),
+    value_and_grad=_tape_value_and_grad,
+)
+
+
+def _as_tensor(value: Any) -> Any:
+    """A tf tensor as it is; anything else as a constant (float64 as float32)."""
+    if tf.is_tensor(value):
+        return value
+    arr = np.asarray(value)
+    return tf.constant(arr.astype(np.float32) if arr.dtype == np.float64 else arr)
+
 
 def _output_tensor(out: Any) -> Any:
     """The class-score tensor of a model output (a tensor, the first of a list/tuple, or the
@@ -210,15 +254,27 @@ class TensorFlowBackend(BaseBackend):
         return self._functions(shape)["vjp"](x, tf.cast(cot, tf.float32))
 
     def vjp(self, x: Any, cotangent: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``(outputs (n, k), d sum(outputs * cotangent) / dx (n, h, w, c))``, batched."""
+        """``(outputs (n, k), d sum(outputs * cotangent) / dx (n, h, w, c))``, batched.
+
+        ``cotangent`` is an ``(n, k)`` array, or a callable ``outputs (m, k) -> (m, k)``
+        applied to each batch's outputs (so it must act row by row): a compiled forward pass
+        gives the outputs, the compiled VJP the gradient (two forward passes per batch)."""
         x = as_image_batch(x)
-        cot = check_cotangent(cotangent, len(x), self._n_outputs(x))
-        fn = self._fns_for(x)["vjp"]
+        cot_fn = cotangent if callable(cotangent) else None
+        k = self._n_outputs(x)
+        cot = None if cot_fn is not None else check_cotangent(cotangent, len(x), k)
+        fns = self._fns_for(x)
         outs, grads = [], []
         rows = self.rows_for(x.shape[1:])
         with self.memory_hint(rows, x.shape[1:]):
             for s in batches(len(x), rows):
-                out, g = fn(self.to_framework(x[s]), tf.convert_to_tensor(cot[s]))
+                xt = self.to_framework(x[s])
+                if cot_fn is not None:
+                    c = cot_fn(fns["fwd"](xt).numpy().astype(np.float32))
+                    c = check_cotangent(c, s.stop - s.start, k)
+                else:
+                    c = cot[s]
+                out, g = fns["vjp"](xt, tf.convert_to_tensor(c))
                 outs.append(out.numpy().astype(np.float32))
                 grads.append(self.from_framework_grad(g))
         return checked_vjp(np.concatenate(outs), np.concatenate(grads))
@@ -264,6 +320,50 @@ class TensorFlowBackend(BaseBackend):
 
         values = deeplift_keras(self, x, baselines, outputs, **options)
         return check_finite(values, "DeepLIFT attributions")
+
+    def flat_outputs(self) -> TensorFlowBackend:
+        """The model with its outputs flattened to ``(n, d)`` in NHWC order (an autoencoder's
+        images), same class, layout and batch settings."""
+        return type(self)(
+            FlatOutputs(self.model, ARRAY_OPS, self.channels_first),
+            batch_size=self._batch_size,
+            memory_budget=self._memory_budget,
+            channels_first=self.channels_first,
+        )
+
+    def _on_nhwc(self, fn: Callable, images_out: bool) -> Callable:
+        """``fn`` (a call of the model) on NHWC tensors, whatever the model's layout; image
+        outputs back in NHWC."""
+        if not self.channels_first:
+            return fn
+        if images_out:
+            return lambda z: tf.transpose(fn(tf.transpose(z, [0, 3, 1, 2])), [0, 2, 3, 1])
+        return lambda z: fn(tf.transpose(z, [0, 3, 1, 2]))
+
+    def compile_step(
+        self, program: Callable, constants: Any, image_model: Any = None
+    ) -> Callable | None:
+        """``program`` as one ``tf.function`` (see
+        :meth:`~xaiwidgets.backends.base.BaseBackend.compile_step`); ``None`` when
+        ``image_model`` is not a TensorFlow backend."""
+        if image_model is not None and not isinstance(image_model, TensorFlowBackend):
+            return None
+        steps = self.__dict__.setdefault("_compiled_steps", {})
+        key = (program, image_model)  # the backends themselves: no id reuse
+        if key not in steps:
+            scores = self._on_nhwc(self._call, False)
+            images = (
+                None if image_model is None else image_model._on_nhwc(image_model._forward, True)
+            )
+
+            @tf.function(reduce_retracing=True)
+            def run(constants: Any, *args: Any) -> Any:
+                return program(ARRAY_OPS, scores, images, constants, *args)
+
+            steps[key] = run
+        run = steps[key]
+        held = tf.nest.map_structure(_as_tensor, constants)
+        return lambda *args: run(held, *(_as_tensor(a) for a in args))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({type(self.model).__name__}, batch_size={self.batch_size})"

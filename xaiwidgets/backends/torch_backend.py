@@ -28,7 +28,27 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         "TorchBackend needs PyTorch; install it with: pip install 'xaiwidgets[torch]'"
     ) from exc
 
+from ._array_ops import ArrayOps, FlatOutputs  # noqa: E402
 from ._torch_conv_grad import ThinConvInputGrad  # noqa: E402 (needs torch)
+
+#: torch's array functions under the shared names (:mod:`._array_ops`).
+ARRAY_OPS = ArrayOps(
+    "torch",
+    where=torch.where,
+    abs=torch.abs,
+    square=torch.square,
+    exp=torch.exp,
+    log=torch.log,
+    minimum=torch.minimum,
+    maximum=torch.maximum,
+    clip=torch.clamp,
+    reshape=torch.reshape,
+    transpose=torch.permute,
+    sum=lambda t, axis, keepdims: t.sum(axis, keepdim=keepdims),
+    max=lambda t, axis, keepdims: t.amax(axis, keepdim=keepdims),
+    softmax=lambda t: torch.softmax(t, -1),
+    one_hot=lambda idx, k: torch.nn.functional.one_hot(idx.long(), k).bool(),
+)
 
 
 def _module_device(model: Any) -> torch.device:
@@ -316,6 +336,17 @@ class TorchBackend(BaseBackend):
             self, x, baselines, outputs, softmax=softmax, max_rows=max_rows, fallbacks=fallbacks
         )
         return check_finite(values, "DeepLIFT attributions")
+
+    def flat_outputs(self) -> TorchBackend:
+        """The model with its outputs flattened to ``(n, d)`` in NHWC order (an autoencoder's
+        images), on the same device, layout and batch settings."""
+        return TorchBackend(
+            FlatOutputs(self.model, ARRAY_OPS, self.channels_first),
+            batch_size=self._batch_size,
+            memory_budget=self._memory_budget,
+            channels_first=self.channels_first,
+            device=self.device,
+        )
 
     def __repr__(self) -> str:
         return (

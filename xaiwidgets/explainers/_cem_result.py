@@ -77,13 +77,6 @@ class CEMResult(Result):
     def __len__(self) -> int:
         return len(self.original)
 
-    def widget(self, **kwargs: Any):
-        """The originals and their deltas as an :class:`~xaiwidgets.widgets.AttributionGrid`
-        (for live sliders: :class:`~xaiwidgets.widgets.CEMWidget`)."""
-        from ..widgets.result_views import cem_result_grid
-
-        return cem_result_grid(self, **kwargs)
-
     def _check_loaded(self) -> None:
         super()._check_loaded()
         k = self.image_proba.shape[1]

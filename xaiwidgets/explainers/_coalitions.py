@@ -180,7 +180,7 @@ class CoalitionEvaluator:
         about half a second after its first call); fast calls grow back to ``max_rows``."""
         import time
 
-        from ..backends.base import NonFiniteOutputError, _rows_text
+        from ..backends.base import NonFiniteOutputError, rows_text
 
         pending, self._pending = self._pending, []
         start = 0
@@ -197,7 +197,7 @@ class CoalitionEvaluator:
                 images = np.unique(index[exc.rows])
                 raise NonFiniteOutputError(
                     f"the model's outputs are NaN or infinite on masked versions of image(s) "
-                    f"{_rows_text(images)} (the images with part of them hidden by the "
+                    f"{rows_text(images)} (the images with part of them hidden by the "
                     "masker): every attribution would be NaN. Check the model on such inputs",
                     images,
                 ) from exc

@@ -25,14 +25,13 @@ attack weights ``c`` (and the clip) matter.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from .._arrays import softmax, to_numpy
-from ..backends import NumpyBackend, wrap
+from .._arrays import softmax
+from ..backends import wrap
 from ._fista_compiled import compiled_step
 
 
@@ -71,74 +70,32 @@ def vjp_with(
     ``<outputs, cot_fn(outputs)>``.
 
     The cotangent depends on the outputs (hinge and argmax of the attack loss), so it is made
-    between the forward and the backward pass: in one pass where the backend takes a callable
-    cotangent (``backend.vjp_accepts_callable``) and ``x`` fits one of its batches (the
-    callable sees all rows at once), or is a :class:`NumpyBackend` with ``grad_fn``; else
-    ``predict`` first and ``vjp`` after.
+    between the forward and the backward pass: by the backend's ``vjp`` with the callable when
+    ``x`` fits one of its batches (the callable sees all rows at once); else ``predict`` first
+    and ``vjp`` after.
     """
-    if getattr(backend, "vjp_accepts_callable", False) and len(x) <= backend.batch_size:
+    if len(x) <= backend.batch_size:
         out, g = backend.vjp(x, cot_fn)
         return np.asarray(out, np.float32), np.asarray(g, np.float32)
-    if isinstance(backend, NumpyBackend) and backend.grad_fn is not None:
-        out = np.asarray(to_numpy(backend.fn(x)), np.float32)
-        g = np.asarray(to_numpy(backend.grad_fn(x, cot_fn(out))), np.float32)
-        return out, g.reshape(x.shape)
     out = backend.predict(x)
     return out, np.asarray(backend.vjp(x, cot_fn(out))[1], np.float32)
-
-
-class _FlatOutputs:
-    """A model whose image outputs are flattened to ``(n, d)``, the shape the backends'
-    ``predict``/``vjp`` accept. Attribute access goes to the model (``parameters()``,
-    ``modules()``, ``built``, ... for the torch and Keras backends)."""
-
-    def __init__(self, model: Any):
-        self._model = model
-
-    def __call__(self, x: Any, **kwargs: Any) -> Any:
-        out = self._model(x, **kwargs)
-        d = int(np.prod([int(v) for v in out.shape[1:]]))
-        if hasattr(out, "reshape"):  # torch tensors, jax arrays
-            return out.reshape((-1, d))
-        return sys.modules["tensorflow"].reshape(out, (-1, d))  # tf tensors: tf is loaded
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name == "_model":
-            raise AttributeError(name)
-        return getattr(self._model, name)
 
 
 class ImageModel:
     """An image-to-image model (the autoencoder) seen through a backend: ``forward(z)`` and
     ``vjp(z, cot_fn)`` on NHWC images ``(rows, h, w, c)``.
 
-    A :class:`NumpyBackend` (``f`` + ``grad_fn`` on images) is used as it is. Any other model
-    is wrapped as the backends know it, then re-wrapped by the same backend class with its
-    outputs flattened (:class:`_FlatOutputs`), because the protocol's ``predict``/``vjp`` want
-    ``(n, k)`` outputs; a backend with ``image_outputs = True`` (a proposed protocol extension)
-    is used directly.
+    The model is wrapped as the backends know it (``backend``); its backend's
+    ``flat_outputs()`` (``flat``) gives the same model with its images flattened to ``(n, d)``
+    in NHWC order, the shape the protocol's ``predict``/``vjp`` accept.
     """
 
     def __init__(self, model: Any):
-        b = wrap(model)
-        self.backend, self.flat, self.channels_first = (
-            b,
-            None,
-            bool(getattr(b, "channels_first", False)),
-        )
-        if isinstance(b, NumpyBackend) or getattr(b, "image_outputs", False):
-            return
-        kw = {"batch_size": b.batch_size}
-        if b.framework == "jax":
-            apply = b.apply_with_params
-            self.flat = type(b)(lambda p, x: _FlatOutputs(lambda z: apply(p, z))(x), b.params, **kw)
-        elif b.framework in ("torch", "tensorflow"):
-            kw["channels_first"] = self.channels_first
-            if b.framework == "torch":
-                kw["device"] = b.device
-            self.flat = type(b)(_FlatOutputs(b.model), **kw)
-        else:
-            raise TypeError(f"ae_model: cannot take gradients through a {type(b).__name__}")
+        self.backend = wrap(model)
+        try:
+            self.flat = self.backend.flat_outputs()
+        except NotImplementedError as exc:
+            raise TypeError(f"ae_model: cannot take gradients through it: {exc}") from None
 
     def _to_nhwc(self, out: np.ndarray, z: np.ndarray) -> np.ndarray:
         if out.size != z.size:
@@ -146,22 +103,11 @@ class ImageModel:
                 f"ae_model: expected an autoencoder that returns images of the input's "
                 f"shape {z.shape[1:]}, got outputs of shape {out.shape[1:]}"
             )
-        if self.channels_first:
-            n, h, w, c = z.shape
-            return np.ascontiguousarray(out.reshape(n, c, h, w).transpose(0, 2, 3, 1))
         return out.reshape(z.shape)
 
-    def _to_flat(self, cot: np.ndarray) -> np.ndarray:
-        if self.channels_first:
-            cot = cot.transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(cot.reshape(len(cot), -1), np.float32)
-
     def forward(self, z: np.ndarray) -> np.ndarray:
-        if self.flat is not None:
-            return self._to_nhwc(self.flat.predict(z), z)
-        if isinstance(self.backend, NumpyBackend):
-            return self._to_nhwc(np.asarray(to_numpy(self.backend.fn(z)), np.float32), z)
-        return self._to_nhwc(np.asarray(self.backend.predict(z), np.float32), z)
+        """The autoencoder's images ``AE(z)``, ``(rows, h, w, c)``."""
+        return self._to_nhwc(np.asarray(self.flat.predict(z), np.float32), z)
 
     def vjp(
         self,
@@ -169,24 +115,18 @@ class ImageModel:
         cot_fn: Callable[[np.ndarray], np.ndarray],
     ) -> tuple[np.ndarray, np.ndarray]:
         """Images ``AE(z)`` and the gradient of ``<AE(z), cot_fn(AE(z))>`` with respect to
-        ``z``: one forward and one backward pass where the backend takes callables."""
-        b = self.backend
-        if isinstance(b, NumpyBackend):
-            if b.grad_fn is None:
-                raise ValueError(
-                    "ae_model: this NumPy autoencoder has no gradients: pass grad_fn=... to wrap()"
-                )
-            out = self._to_nhwc(np.asarray(to_numpy(b.fn(z)), np.float32), z)
-            return out, np.asarray(to_numpy(b.grad_fn(z, cot_fn(out))), np.float32).reshape(z.shape)
-        if self.flat is None:
-            return vjp_with(b, z, cot_fn)
+        ``z``: one forward and one backward pass where ``z`` fits a batch."""
         held: dict[str, np.ndarray] = {}
 
         def flat_cot(flat_out: np.ndarray) -> np.ndarray:
             held["out"] = self._to_nhwc(flat_out, z)
-            return self._to_flat(cot_fn(held["out"]))
+            cot = cot_fn(held["out"])
+            return np.ascontiguousarray(cot.reshape(len(cot), -1), np.float32)
 
-        _, g = vjp_with(self.flat, z, flat_cot)
+        try:
+            _, g = vjp_with(self.flat, z, flat_cot)
+        except NotImplementedError as exc:
+            raise ValueError(f"ae_model: {exc}") from None
         return held["out"], g
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._arrays import check_int
-from .._budget import DEFAULT_MEMORY_BUDGET, chunk_rows
+from .._budget import chunk_rows
 from .._progress import RunControl
 from .base import Explainer
 
@@ -33,18 +33,14 @@ def plan(backend: Any, image_shape: tuple[int, ...], n_outputs: int) -> tuple[in
     """``(rows, width)``: rows per model call and outputs per call.
 
     ``width = min(n_outputs, OUTPUTS_PER_CALL)``; ``rows`` is the backend's ``grad_rows`` for
-    that width (its model memory; ``batch_size`` for a backend without it), capped so that the
+    that width (its model memory), capped so that the
     explainer's own arrays of a call (the points, the gradients and one weighted copy, about
     ``(1 + 2 width)`` images per row) take at most half the budget.
     """
     img = 4 * int(np.prod(image_shape))
     width = max(1, min(int(n_outputs), OUTPUTS_PER_CALL))
-    budget = int(getattr(backend, "memory_budget", DEFAULT_MEMORY_BUDGET))
-    grad_rows = getattr(backend, "grad_rows", None)
-    if callable(grad_rows):
-        rows = int(grad_rows(tuple(image_shape), width))
-    else:
-        rows = int(getattr(backend, "batch_size", 256))
+    budget = int(backend.memory_budget)
+    rows = int(backend.grad_rows(tuple(image_shape), width))
     return chunk_rows((1 + 2 * width) * img, budget // 2, max(1, rows)), width
 
 

@@ -90,12 +90,6 @@ class InfluenceResult(Result):
         """The map ``(*F)`` of one class (by index or name)."""
         return self.maps[self.class_index(key)]
 
-    def widget(self, **kwargs: Any):
-        """The interactive :class:`~xaiwidgets.widgets.InfluenceGrid` of these maps."""
-        from ..widgets.influence_grid import InfluenceGrid
-
-        return InfluenceGrid.from_result(self, **kwargs)
-
     def _check_loaded(self) -> None:
         if self.channels not in ("mean", "separate"):
             raise ValueError(f"channels: expected 'mean' or 'separate', got {self.channels!r}")

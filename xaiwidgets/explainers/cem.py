@@ -27,52 +27,11 @@ from .._deprecation import renamed_kwargs, renamed_value
 from .._progress import RunControl
 from ..backends import wrap
 from ._cem_result import CEMResult, SearchBest
+from ._cem_settings import check_settings, finite_array, pair
 from ._fista import CEMProblem, ImageModel, fista
 
-_MODES = ("PN", "PP")
-_SEARCHES = ("batched", "sequential")
 _SETTING_KEYS = ("mode", "kappa", "beta", "gamma", "c_init")
 _OLD_SCORES = {"probabilities": "probability", "outputs": "output"}
-
-
-def _positive(name: str, value: Any, *, allow_zero: bool = True, integer: bool = False) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
-    if not np.isfinite(float(value)) or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(
-            f"{name}: expected a {'non-negative' if allow_zero else 'positive'} "
-            f"finite number, got {value!r}"
-        )
-    if integer:
-        if int(value) != value:
-            raise ValueError(f"{name}: expected a whole number, got {value!r}")
-        return int(value)
-    return float(value)
-
-
-def _finite_array(name: str, value: Any) -> np.ndarray:
-    """``value`` (a number or an array of them) as float32, finite, else a ``TypeError`` /
-    ``ValueError`` saying so."""
-    try:
-        arr = np.asarray(value, np.float32)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name}: expected numbers, got {value!r}") from exc
-    if arr.size == 0 or not np.isfinite(arr).all():
-        raise ValueError(f"{name}: expected finite numbers, got {value!r}")
-    return arr
-
-
-def _pair(name: str, value: Any) -> tuple[Any, Any]:
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ValueError(f"{name}: expected a (low, high) pair, got {value!r}")
-    lo, hi = (_finite_array(name, v) for v in value)
-    try:
-        ordered = not np.any(lo >= hi)
-    except ValueError as exc:  # shapes that do not broadcast
-        raise ValueError(f"{name}: low and high do not fit together: {exc}") from None
-    if not ordered:
-        raise ValueError(f"{name}: expected low < high, got {value!r}")
-    return lo, hi
 
 
 class CEMExplainer:
@@ -138,12 +97,8 @@ class CEMExplainer:
             raise ValueError(f"score: expected 'probability' or 'output', got {score!r}")
         self.score = score
         self._fista_scores = {"probability": "probabilities", "output": "outputs"}[score]
-        self.feature_range = (
-            None if feature_range is None else _pair("feature_range", feature_range)
-        )
-        self.no_info_val = (
-            None if no_info_val is None else _finite_array("no_info_val", no_info_val)
-        )
+        self.feature_range = None if feature_range is None else pair("feature_range", feature_range)
+        self.no_info_val = None if no_info_val is None else finite_array("no_info_val", no_info_val)
         self.defaults = self._check(
             dict(
                 mode=mode,
@@ -163,32 +118,7 @@ class CEMExplainer:
 
     # -- parameters -----------------------------------------------------------------
     def _check(self, s: dict[str, Any]) -> dict[str, Any]:
-        if s["mode"] not in _MODES:
-            raise ValueError(f"mode: expected 'PN' or 'PP', got {s['mode']!r}")
-        if s["search"] not in _SEARCHES:
-            raise ValueError(f"search: expected 'batched' or 'sequential', got {s['search']!r}")
-        for name in ("kappa", "beta", "gamma"):
-            s[name] = _positive(name, s[name])
-        for name in ("c_init", "learning_rate_init"):
-            s[name] = _positive(name, s[name], allow_zero=False)
-        for name in ("c_steps", "max_iterations", "update_every"):
-            s[name] = _positive(name, s[name], allow_zero=False, integer=True)
-        lo, hi = _pair("clip", s["clip"])
-        s["clip"] = (float(lo), float(hi))
-        if s["gamma"] > 0 and self.ae is None:
-            raise ValueError("gamma > 0 needs an autoencoder: pass ae_model=...")
-        if s["c_grid"] is None:
-            s["c_grid"] = np.unique(np.r_[1.0, np.geomspace(1e3, 1e-2, s["c_steps"] - 1)])
-        try:
-            grid = np.asarray(s["c_grid"], np.float64).ravel()
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"c_grid: expected positive multiples of c_init (numbers), got {s['c_grid']!r}"
-            ) from None
-        if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid <= 0):
-            raise ValueError(f"c_grid: expected positive multiples of c_init, got {s['c_grid']!r}")
-        s["c_grid"] = grid
-        return s
+        return check_settings(s, has_ae=self.ae is not None)
 
     def params(self, **overrides: Any) -> dict[str, Any]:
         """The settings a call with ``overrides`` would use (JSON-serialisable)."""

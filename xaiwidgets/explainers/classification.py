@@ -96,13 +96,6 @@ class MetricsReport(Result):
             raise ValueError("y_pred: the predicted labels are not the argmax of the scores")
         return report
 
-    def widget(self, **kwargs: Any):
-        """The interactive :class:`~xaiwidgets.widgets.MetricsView` of this report (without
-        images; ``MetricsView.from_report(report, images, explainer)`` links explanations)."""
-        from ..widgets.metrics_view import MetricsView
-
-        return MetricsView.from_report(self, **kwargs)
-
     @property
     def accuracy(self) -> float:
         return float(self.summary["accuracy"])

@@ -1,5 +1,7 @@
 """The anywidget views of xaiwidgets (one Python class + one ``js/src/<name>.ts`` each)."""
 
+from .._views import register_view
+from . import result_views  # noqa: F401 - registers the views of CEM results and curves
 from ._base import MissingBundleError, XaiWidget
 from .attribution_grid import AttributionGrid
 from .cem_widget import CEMWidget
@@ -15,6 +17,15 @@ __all__ = [
     "ShapleyExplorer",
     "XaiWidget",
 ]
+
+
+def _metrics_view(report, **kwargs):
+    from .metrics_view import MetricsView
+
+    return MetricsView.from_report(report, **kwargs)
+
+
+register_view("MetricsReport", _metrics_view)  # MetricsReport.widget(); bqplot on first use
 
 
 def __getattr__(name: str):

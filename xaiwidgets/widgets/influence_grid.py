@@ -23,6 +23,7 @@ import numpy as np
 import traitlets
 
 from .._deprecation import renamed_kwargs, warn_renamed
+from .._views import register_view
 from ._base import XaiWidget
 from ._ndarray_trait import NDArray
 
@@ -227,3 +228,6 @@ def influence_widget(result: InfluenceResult, **kwargs: Any) -> InfluenceGrid:
 
 
 _SHAPE_ERRORS = ("class_names:", "mean_image:", "base_values:")
+
+
+register_view("InfluenceResult", influence_widget)  # InfluenceResult.widget()

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._views import register_view
 from .attribution_grid import AttributionGrid
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -152,3 +153,9 @@ def randomisation_figure(result: RandomisationCheck, width: int = 420, height: i
     ]
     verdict = "passed" if result.passed else "failed"
     return _figure([line, limit], axes, f"Randomisation check · {verdict}", width, height)
+
+
+register_view("CEMResult", cem_result_grid)
+register_view("PerturbationCurve", curve_figure)
+register_view("MuFidelity", mufidelity_figure)
+register_view("RandomisationCheck", randomisation_figure)
