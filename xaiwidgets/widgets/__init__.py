@@ -3,6 +3,7 @@
 from .._views import register_view
 from . import result_views  # noqa: F401 - registers the views of CEM results and curves
 from ._base import MissingBundleError, XaiWidget
+from ._live import LiveWidget
 from .attribution_grid import AttributionGrid
 from .cem_widget import CEMWidget
 from .influence_grid import InfluenceGrid
@@ -12,6 +13,7 @@ __all__ = [
     "AttributionGrid",
     "CEMWidget",
     "InfluenceGrid",
+    "LiveWidget",
     "MetricsView",
     "MissingBundleError",
     "ShapleyExplorer",
