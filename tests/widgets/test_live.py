@@ -91,6 +91,22 @@ def test_the_same_key_starts_nothing_and_an_earlier_key_comes_from_the_cache():
     w.close()
 
 
+def test_the_key_on_its_way_is_not_started_again():
+    """A browser message setting several traits fires one observer per trait: the requests
+    after the first have the same key while it runs and must not restart it."""
+    gate = threading.Event()
+    w = Squares(n=1).wait(5)
+    w.gates[6] = gate
+    w.n = 6
+    assert w.started.wait(5)
+    w.update(n=6)  # the same key while it runs
+    w._request()
+    gate.set()
+    w.wait(5)
+    assert w.calls.count((6, 0)) == 1 and w.drawn == 36
+    w.close()
+
+
 def test_a_newer_request_supersedes_and_the_stale_result_is_never_drawn():
     gate = threading.Event()
     w = Squares(n=1).wait(5)
