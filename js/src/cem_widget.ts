@@ -5,10 +5,15 @@
 // one and its settings are the ones on the sliders: a superseded search never draws.
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import { type NDArray, type SerializedArray, decodeArray } from "./lib/arrays";
-import { createColorbar } from "./lib/colorbar";
-import { diverging } from "./lib/colormap";
+import {
+  attributionColorbar,
+  bindPixelTooltip,
+  cellHeight,
+  drawAttributionCell,
+  drawImageCell,
+} from "./lib/attribution_cells";
 import { clear, h } from "./lib/dom";
-import { type ImageRef, drawRGBA, greyLevels, imageRGBA, overlayRGBA, pixelAt } from "./lib/image";
+import { type ImageRef, greyLevels } from "./lib/image";
 import { cellLabel } from "./lib/labels";
 import { type LiveSlider, liveSlider } from "./lib/live_slider";
 import { formatNumber, formatSigned, symmetricMax } from "./lib/scale";
@@ -250,7 +255,7 @@ function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () 
         if (!d) return;
         const stale = !current;
         const cell = Math.max(16, Math.round(Number(model.get("cell_size")) || 112));
-        const cellH = Math.max(1, Math.round((cell * d.h) / d.w));
+        const cellH = cellHeight(cell, d.h, d.w);
         const modes = (model.get("modes") ?? []) as string[];
         const panels = (shown?.panels ?? []) as Panel[];
         const byMode = new Map(panels.map((p, i) => [p.mode as string, i]));
@@ -293,10 +298,7 @@ function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () 
           grid.appendChild(node);
         };
         const hover = (canvas: HTMLCanvasElement, shownCol: Shown | null, kind: string) => {
-          canvas.addEventListener("mousemove", (ev) => {
-            const px = pixelAt(canvas, ev.clientX, ev.clientY, d.w, d.h);
-            if (!px) return tooltip.hide();
-            const [x, y] = px;
+          bindPixelTooltip(canvas, tooltip, d.w, d.h, (x, y) => {
             const p = (y * d.w + x) * d.c;
             const rows: TooltipRow[] = [
               ["pixel (x, y)", `(${x}, ${y})`],
@@ -308,9 +310,8 @@ function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () 
               rows.push([mode, formatNumber(shownCol.image[p])], ["delta", formatSigned(shownCol.sum[y * d.w + x])]);
               heading = kind === "delta" ? DELTA_TITLE[mode] : MODE_TITLE[mode];
             }
-            tooltip.show(ev.clientX, ev.clientY, rows, heading);
+            return { rows, title: heading };
           });
-          canvas.addEventListener("mouseleave", () => tooltip.hide());
         };
         const canvas = (panel: string, kind: string) =>
           h("canvas", { className: "xw-cem-canvas", attrs: { "data-panel": panel, "data-kind": kind } });
@@ -326,7 +327,7 @@ function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () 
         put(h("div", { className: "xw-cem-heading", text: "original" }), 1, 1);
         put(cellLabel(model.get("original_label") ?? "", model.get("original_proba")), 1, 2);
         const oc = canvas("original", "image");
-        drawRGBA(oc, imageRGBA(orig), d.w, d.h, cell, cellH);
+        drawImageCell(oc, orig, cell, cellH);
         hover(oc, null, "image");
         put(oc, 1, 3);
         put(h("div", { className: "xw-cem-caption", text: "" }), 1, 4);
@@ -347,10 +348,10 @@ function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () 
           let delta: HTMLElement;
           if (shownCol.image && shownCol.sum) {
             const c1 = canvas(mode, "image");
-            drawRGBA(c1, imageRGBA({ data: shownCol.image, offset: 0, h: d.h, w: d.w, c: d.c }), d.w, d.h, cell, cellH);
+            drawImageCell(c1, { data: shownCol.image, offset: 0, h: d.h, w: d.w, c: d.c }, cell, cellH);
             hover(c1, shownCol, "image");
             const c2 = canvas(mode, "delta");
-            drawRGBA(c2, overlayRGBA({ data: shownCol.sum, offset: 0, stride: 1 }, grey, maxAbs), d.w, d.h, cell, cellH);
+            drawAttributionCell(c2, { data: shownCol.sum, offset: 0, stride: 1 }, grey, maxAbs, d.w, d.h, cell, cellH);
             hover(c2, shownCol, "delta");
             img = c1;
             delta = c2;
@@ -381,13 +382,7 @@ function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () 
         });
 
         // the colour bar beside the deltas (one scale for both)
-        const bar = createColorbar({
-          lo: -maxAbs,
-          hi: maxAbs,
-          colorOf: (v) => diverging(v / maxAbs),
-          length: cellH,
-          caption: "delta",
-        });
+        const bar = attributionColorbar(maxAbs, cellH, "delta");
         bar.style.paddingLeft = "4px";
         bar.style.justifySelf = "start";
         if ([...columns.values()].some((col) => col.sum)) put(bar, modes.length + 2, 7);

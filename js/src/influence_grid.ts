@@ -3,11 +3,18 @@
 // opens its map large with the mean image beside it. Every string is set as text.
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import { type NDArray, type SerializedArray, decodeArray } from "./lib/arrays";
-import { createColorbar } from "./lib/colorbar";
-import { diverging } from "./lib/colormap";
+import {
+  attributionColorbar,
+  bindPixelTooltip,
+  cellHeight,
+  cellSizes,
+  drawAttributionCell,
+  drawImageCell,
+  stackLength,
+} from "./lib/attribution_cells";
 import { checkbox, slider } from "./lib/controls";
 import { clear, h } from "./lib/dom";
-import { type ImageRef, drawRGBA, greyLevels, imageRGBA, overlayRGBA, pixelAt } from "./lib/image";
+import { type ImageRef, greyLevels } from "./lib/image";
 import { cellLabel } from "./lib/labels";
 import { formatNumber, formatSigned, symmetricMax } from "./lib/scale";
 import type { Tooltip, TooltipRow } from "./lib/tooltip";
@@ -33,11 +40,14 @@ export interface InfluenceModel {
   progress: number;
 }
 
+/** padding of a map's cell (its selection frame): the label band above a map is the label plus 2 x this */
+const CELL_PAD = 2;
+
 const CSS = `
 .xw-ig-body { display: flex; flex-direction: column; gap: 12px; }
 .xw-ig-top { display: flex; align-items: flex-start; gap: 8px; }
-.xw-ig-grid { display: grid; column-gap: 6px; row-gap: 8px; align-items: start; }
-.xw-ig-cell { display: flex; flex-direction: column; cursor: pointer; border-radius: 3px; padding: 2px; }
+.xw-ig-grid { display: grid; column-gap: 6px; row-gap: var(--xw-row-gap); align-items: start; }
+.xw-ig-cell { display: flex; flex-direction: column; cursor: pointer; border-radius: 3px; padding: ${CELL_PAD}px; }
 .xw-ig-cell:hover { background: rgba(47,111,223,.08); }
 .xw-ig-cell.xw-ig-selected { box-shadow: 0 0 0 2px #2f6fdf; }
 .xw-ig-cell .xw-label { font-size: 12px; font-weight: 600; }
@@ -54,8 +64,6 @@ const CSS = `
 .xw-ig-caption { font-size: 11px; color: var(--jp-ui-font-color2, #59636e); text-align: center; }
 `;
 
-const LABEL_HEIGHT = 20; // .xw-label height (16) + cell padding (2 + 2)
-const ROW_GAP = 8; // .xw-ig-grid row-gap
 const REDRAW_ON = [
   "maps",
   "class_names",
@@ -134,13 +142,10 @@ interface DrawContext {
 
 function drawMap(ctx: DrawContext, canvas: HTMLCanvasElement, i: number, width: number): void {
   const { d } = ctx;
-  const height = Math.max(1, Math.round((width * d.h) / d.w));
-  const rgba = overlayRGBA({ data: d.maps.data, offset: i * d.h * d.w, stride: 1 }, ctx.grey, ctx.maxAbs, ctx.faint);
-  drawRGBA(canvas, rgba, d.w, d.h, width, height);
-  canvas.addEventListener("mousemove", (ev) => {
-    const p = pixelAt(canvas, ev.clientX, ev.clientY, d.w, d.h);
-    if (!p) return ctx.tooltip.hide();
-    const [x, y] = p;
+  const height = cellHeight(width, d.h, d.w);
+  const values = { data: d.maps.data, offset: i * d.h * d.w, stride: 1 };
+  drawAttributionCell(canvas, values, ctx.grey, ctx.maxAbs, d.w, d.h, width, height, ctx.faint);
+  bindPixelTooltip(canvas, ctx.tooltip, d.w, d.h, (x, y) => {
     const v = d.maps.data[(i * d.h + y) * d.w + x];
     const rows: TooltipRow[] = [
       ["pixel (x, y)", `(${x}, ${y})`],
@@ -149,18 +154,7 @@ function drawMap(ctx: DrawContext, canvas: HTMLCanvasElement, i: number, width: 
     const m = meanPixel(d, x, y);
     if (m != null) rows.push(["mean pixel", formatNumber(m)]);
     if (d.base) rows.push([ctx.model.get("base_label") || "base", formatNumber(d.base.data[i])]);
-    ctx.tooltip.show(ev.clientX, ev.clientY, rows, ctx.names[i] ?? `class ${i}`);
-  });
-  canvas.addEventListener("mouseleave", () => ctx.tooltip.hide());
-}
-
-function colorbar(maxAbs: number, length: number, caption: string): HTMLElement {
-  return createColorbar({
-    lo: -maxAbs,
-    hi: maxAbs,
-    colorOf: (v) => diverging(v / maxAbs),
-    length,
-    caption,
+    return { rows, title: ctx.names[i] ?? `class ${i}` };
   });
 }
 
@@ -172,7 +166,7 @@ function select(model: AnyModel<InfluenceModel>, i: number): void {
 function drawGrid(ctx: DrawContext, body: HTMLElement): void {
   const { model, d } = ctx;
   const cell = Math.max(16, Math.round(Number(model.get("cell_size")) || 120));
-  const cellH = Math.max(1, Math.round((cell * d.h) / d.w));
+  const cellH = cellHeight(cell, d.h, d.w);
   const cols = gridColumns(d.k, Math.round(Number(model.get("columns")) || 0));
   const rows = Math.ceil(d.k / cols);
   const selected = Number(model.get("selected"));
@@ -195,9 +189,11 @@ function drawGrid(ctx: DrawContext, body: HTMLElement): void {
     wrapper.addEventListener("click", () => select(model, i === Number(model.get("selected")) ? -1 : i));
     grid.appendChild(wrapper);
   }
-  const length = rows * cellH + (rows - 1) * (ROW_GAP + LABEL_HEIGHT);
-  const bar = colorbar(ctx.maxAbs, length, model.get("colorbar_label") ?? "");
-  bar.style.paddingTop = `${LABEL_HEIGHT}px`;
+  const sizes = cellSizes(body);
+  const length = stackLength(rows, cellH, sizes, 2 * CELL_PAD);
+  const bar = attributionColorbar(ctx.maxAbs, length, model.get("colorbar_label") ?? "", {
+    top: sizes.labelHeight + 2 * CELL_PAD,
+  });
   body.appendChild(h("div", { className: "xw-ig-top" }, [grid, bar]));
 
   if (selected >= 0 && selected < d.k) body.appendChild(detailPanel(ctx, selected));
@@ -206,7 +202,7 @@ function drawGrid(ctx: DrawContext, body: HTMLElement): void {
 function detailPanel(ctx: DrawContext, i: number): HTMLElement {
   const { model, d } = ctx;
   const width = Math.max(32, Math.round(Number(model.get("detail_width")) || 280));
-  const height = Math.max(1, Math.round((width * d.h) / d.w));
+  const height = cellHeight(width, d.h, d.w);
   const name = ctx.names[i] ?? String(i);
   const close = h("button", { className: "xw-ig-detail-close", text: "×", title: "close" });
   close.addEventListener("click", () => select(model, -1));
@@ -217,22 +213,22 @@ function detailPanel(ctx: DrawContext, i: number): HTMLElement {
       map,
       h("div", { className: "xw-ig-caption", text: model.get("value_label") || "influence" }),
     ]),
-    colorbar(ctx.maxAbs, height, ""),
+    attributionColorbar(ctx.maxAbs, height),
   ];
   const ref = meanRef(d);
   if (ref) {
     const mean = h("canvas", { className: "xw-ig-canvas xw-ig-detail-mean" });
-    drawRGBA(mean, imageRGBA(ref), d.w, d.h, width, height);
-    mean.addEventListener("mousemove", (ev) => {
-      const p = pixelAt(mean, ev.clientX, ev.clientY, d.w, d.h);
-      if (!p) return ctx.tooltip.hide();
-      const m = meanPixel(d, p[0], p[1]);
-      ctx.tooltip.show(ev.clientX, ev.clientY, [
-        ["pixel (x, y)", `(${p[0]}, ${p[1]})`],
-        ["mean pixel", m == null ? "" : formatNumber(m)],
-      ], "mean image");
+    drawImageCell(mean, ref, width, height);
+    bindPixelTooltip(mean, ctx.tooltip, d.w, d.h, (x, y) => {
+      const m = meanPixel(d, x, y);
+      return {
+        rows: [
+          ["pixel (x, y)", `(${x}, ${y})`],
+          ["mean pixel", m == null ? "" : formatNumber(m)],
+        ],
+        title: "mean image",
+      };
     });
-    mean.addEventListener("mouseleave", () => ctx.tooltip.hide());
     panels.push(
       h("div", { className: "xw-ig-detail-panel" }, [mean, h("div", { className: "xw-ig-caption", text: "mean image" })]),
     );

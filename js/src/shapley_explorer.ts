@@ -4,11 +4,19 @@
 // Everything drawn comes from traits, so a static export shows the last result.
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import { type NDArray, type SerializedArray, decodeArray } from "./lib/arrays";
-import { createColorbar } from "./lib/colorbar";
-import { diverging } from "./lib/colormap";
+import {
+  attributionColorbar,
+  bindPixelTooltip,
+  cellHeight,
+  cellSizes,
+  drawAttributionCell,
+  drawImageCell,
+  pixelRows,
+  stackLength,
+} from "./lib/attribution_cells";
 import { checkbox, segmented } from "./lib/controls";
 import { clear, h } from "./lib/dom";
-import { type ImageRef, drawRGBA, greyLevels, imageRGBA, overlayRGBA, pixelAt } from "./lib/image";
+import { type ImageRef, greyLevels } from "./lib/image";
 import { numberField } from "./lib/inputs";
 import { maskerControl, parseMasker } from "./lib/masker_control";
 import { cellLabel, labelText } from "./lib/labels";
@@ -62,8 +70,6 @@ export interface ExplorerModel {
 }
 
 const DEFAULT_EVALS: Record<string, number> = { partition: 500, permutation: 1600 };
-const LABEL_HEIGHT = 16; // .xw-label height
-const ROW_GAP = 8; // .xw-se-grid row-gap
 
 const CSS = `
 .xw-se-controls { display: flex; flex-direction: column; gap: 6px; margin: 0 0 8px; }
@@ -72,7 +78,7 @@ const CSS = `
 .xw-se-message { min-height: 14px; margin: 0 0 4px; font-size: 11px; color: var(--jp-ui-font-color2, #59636e); }
 .xw-se-body { transition: opacity .15s; }
 .xw-se-body.xw-se-stale { opacity: .38; }
-.xw-se-grid { display: grid; column-gap: 4px; row-gap: ${ROW_GAP}px; align-items: start; }
+.xw-se-grid { display: grid; column-gap: 4px; row-gap: var(--xw-row-gap); align-items: start; }
 .xw-se-cell { display: flex; flex-direction: column; }
 .xw-se-canvas { display: block; image-rendering: pixelated; cursor: crosshair; background: #fff;
   box-shadow: 0 0 0 1px rgba(127,127,127,.25); }
@@ -239,7 +245,8 @@ function drawPanels(model: AnyModel<ExplorerModel>, body: HTMLElement, tooltip: 
     return;
   }
   const cell = Math.max(16, Math.round(Number(model.get("cell_size")) || 64));
-  const cellH = Math.max(1, Math.round((cell * d.h) / d.w));
+  const cellH = cellHeight(cell, d.h, d.w);
+  const sizes = cellSizes(body);
   const mode = model.get("scale_mode") === "row" ? "row" : "grid";
   const panels = model.get("panels") ?? [];
   const labels = model.get("output_labels") ?? [];
@@ -248,6 +255,8 @@ function drawPanels(model: AnyModel<ExplorerModel>, body: HTMLElement, tooltip: 
   const areas = panels.map((p) => p.area);
   const bestArea = d.p > 1 ? Math.min(...areas) : NaN;
   const tied = areas.filter((a) => a === bestArea).length > 1;
+  const colorbar = (max: number, length: number, caption = "") =>
+    attributionColorbar(max, length, caption, { top: sizes.labelHeight, className: "xw-se-cbar" });
 
   const grid = h("div", { className: "xw-se-grid" });
   const panelCols = Array.from({ length: d.p }, () => `10px repeat(${d.o}, ${cell}px)`).join(" ");
@@ -262,7 +271,7 @@ function drawPanels(model: AnyModel<ExplorerModel>, body: HTMLElement, tooltip: 
     const img: ImageRef = { data: d.images.data, offset: i * cellSize * d.c, h: d.h, w: d.w, c: d.c };
     const info = rows[i];
     const canvas = h("canvas", { className: "xw-se-canvas", attrs: { "data-row": String(i), "data-col": "image" } });
-    drawRGBA(canvas, imageRGBA(img), d.w, d.h, cell, cellH);
+    drawImageCell(canvas, img, cell, cellH);
     const name = info ? `#${info.index} ${info.label ?? ""}`.trim() : `image ${i}`;
     const label = cellLabel(info?.correct === false ? `✗ ${name}` : name, null, `xw-label xw-se-image-label${info?.correct === false ? " xw-se-wrong" : ""}`);
     if (info) label.title = pickTitle(info);
@@ -276,7 +285,7 @@ function drawPanels(model: AnyModel<ExplorerModel>, body: HTMLElement, tooltip: 
           attrs: { "data-panel": String(q), "data-row": String(i), "data-col": String(j) },
         });
         const offset = (q * d.n + i) * cellSize * d.o + j;
-        drawRGBA(cv, overlayRGBA({ data: d.values.data, offset, stride: d.o }, grey, maxes[i]), d.w, d.h, cell, cellH);
+        drawAttributionCell(cv, { data: d.values.data, offset, stride: d.o }, grey, maxes[i], d.w, d.h, cell, cellH);
         hover(cv, i, q, j);
         const out = labels[q]?.[i]?.[j] ?? String(j);
         const prob = d.probs ? d.probs.data[(q * d.n + i) * d.o + j] : null;
@@ -286,20 +295,15 @@ function drawPanels(model: AnyModel<ExplorerModel>, body: HTMLElement, tooltip: 
     if (mode === "row") grid.appendChild(place(colorbar(maxes[i], cellH), i + 2, col0(d.p) - 1));
   }
   if (mode === "grid") {
-    const length = d.n * cellH + (d.n - 1) * (ROW_GAP + LABEL_HEIGHT);
+    const length = stackLength(d.n, cellH, sizes);
     grid.appendChild(place(colorbar(maxes[0], length, "attribution"), `2 / span ${d.n}`, col0(d.p) - 1));
   }
   body.appendChild(grid);
 
   function hover(canvas: HTMLCanvasElement, i: number, q: number, j: number) {
     const img: ImageRef = { data: d!.images.data, offset: i * cellSize * d!.c, h: d!.h, w: d!.w, c: d!.c };
-    canvas.addEventListener("mousemove", (ev) => {
-      const p = pixelAt(canvas, ev.clientX, ev.clientY, d!.w, d!.h);
-      if (!p) return tooltip.hide();
-      const [x, y] = p;
-      const k = img.offset + (y * d!.w + x) * d!.c;
-      const pixel = Array.from({ length: Math.min(d!.c, 3) }, (_, ch) => formatNumber(img.data[k + ch])).join(", ");
-      const tip: [string, string][] = [["pixel (x, y)", `(${x}, ${y})`], ["pixel value", pixel]];
+    bindPixelTooltip(canvas, tooltip, d!.w, d!.h, (x, y) => {
+      const tip = pixelRows(img, x, y);
       let title = rows[i] ? pickTitle(rows[i]) : `image ${i}`;
       if (q >= 0) {
         const v = d!.values.data[((q * d!.n + i) * cellSize + y * d!.w + x) * d!.o + j];
@@ -308,17 +312,9 @@ function drawPanels(model: AnyModel<ExplorerModel>, body: HTMLElement, tooltip: 
         if (panels[q]) tip.push(["masker", panels[q].masker]);
         title = out;
       }
-      tooltip.show(ev.clientX, ev.clientY, tip, title);
+      return { rows: tip, title };
     });
-    canvas.addEventListener("mouseleave", () => tooltip.hide());
   }
-}
-
-function colorbar(max: number, length: number, caption = ""): HTMLElement {
-  const bar = createColorbar({ lo: -max, hi: max, colorOf: (v) => diverging(v / max), length, caption });
-  bar.classList.add("xw-se-cbar");
-  bar.style.paddingTop = `${LABEL_HEIGHT}px`;
-  return bar;
 }
 
 /** The deletion areas of every setting computed for these images; a click re-selects one. */

@@ -4,14 +4,13 @@
 // drawn rows in place.
 import type { AnyModel } from "@anywidget/types";
 import { type NDArray, type SerializedArray, decodeArray } from "./arrays";
-import { createColorbar } from "./colorbar";
-import { diverging } from "./colormap";
+import { attributionColorbar, pixelRows } from "./attribution_cells";
 import { clear, h } from "./dom";
 import { type GridLayout, LABEL_HEIGHT, type Rect, cellAt, cellRect, gridLayout } from "./grid_layout";
 import { CellPainter, type ImageRef, greyLevels, imageRGBA, overlayRGBA } from "./image";
 import { cellLabel, labelText } from "./labels";
 import { LazyRows } from "./lazy_rows";
-import { formatNumber, formatSigned, symmetricMax } from "./scale";
+import { formatSigned, symmetricMax } from "./scale";
 import type { Tooltip, TooltipRow } from "./tooltip";
 
 export interface GridModel {
@@ -44,7 +43,7 @@ export const GRID_CSS = `
 .xw-ag-row .xw-label-name { display: inline-block; max-width: 100%; overflow: hidden; text-overflow: ellipsis;
   vertical-align: top; }
 .xw-ag-row .xw-label-name:not(:last-child) { max-width: calc(100% - 34px); }
-.xw-ag-row .xw-label.xw-ag-label-2 { height: 28px; line-height: 14px; }
+.xw-ag-row .xw-label.xw-ag-label-2 { line-height: 14px; }
 .xw-ag-label-2 .xw-label-name, .xw-ag-row .xw-ag-label-2 .xw-label-name:not(:last-child) { display: block; max-width: 100%; }
 .xw-ag-label-2 .xw-label-prob { display: block; }
 .xw-ag-label-2.xw-ag-image-label { white-space: normal; overflow: hidden; overflow-wrap: anywhere; }
@@ -97,14 +96,6 @@ export function decodeGrid(model: AnyModel<GridModel>): Decoded | null {
     throw new Error(`output_probabilities: expected shape (${n}, ${o}), got [${probs.shape.join(", ")}]`);
   }
   return { n, h: hh, w, c, o, images, values, probs };
-}
-
-function pixelValue(img: ImageRef, x: number, y: number): string {
-  const k = img.offset + (y * img.w + x) * img.c;
-  if (img.c === 1) return formatNumber(img.data[k]);
-  const parts: string[] = [];
-  for (let ch = 0; ch < Math.min(img.c, 4); ch++) parts.push(formatNumber(img.data[k + ch]));
-  return parts.join(", ");
 }
 
 /**
@@ -275,6 +266,7 @@ export class Grid {
       // the label sits in the cell's frame element, in the band above the cell
       label.style.left = "0px";
       label.style.top = `${-layout.labelH}px`;
+      label.style.height = `${layout.labelH}px`; // the band the layout reserved, whatever the CSS
       if (layout.labelH !== LABEL_HEIGHT) label.classList.add("xw-ag-label-2");
       label.style.width = `${r.w}px`;
       const frame = h(
@@ -318,10 +310,7 @@ export class Grid {
       const r = padded(layout, col);
       const px = Math.min(d.w - 1, Math.floor(((x - r.x) / r.w) * d.w));
       const py = Math.min(d.h - 1, Math.floor(((y - r.y) / r.h) * d.h));
-      const rows: TooltipRow[] = [
-        ["pixel (x, y)", `(${px}, ${py})`],
-        ["pixel value", pixelValue(img, px, py)],
-      ];
+      const rows: TooltipRow[] = pixelRows(img, px, py);
       const titles = this.model.get("row_titles") ?? [];
       let heading = titles[i] || `image ${i}`;
       const j = col - 1;
@@ -353,15 +342,7 @@ export function sameLayout(a: GridLayout, b: GridLayout): boolean {
 }
 
 function colorbar(maxAbs: number, length: number, caption: string, top: number): HTMLElement {
-  const bar = createColorbar({
-    lo: -maxAbs,
-    hi: maxAbs,
-    colorOf: (v) => diverging(v / maxAbs),
-    length,
-    caption,
-  });
-  bar.classList.add("xw-ag-cbar");
-  bar.style.paddingTop = `${top}px`;
+  const bar = attributionColorbar(maxAbs, length, caption, { top, className: "xw-ag-cbar" });
   bar.style.paddingLeft = "8px";
   return bar;
 }

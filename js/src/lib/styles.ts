@@ -1,5 +1,8 @@
 // CSS shared by every view (status, tooltip, labels, colour bar, controls). Scoped by `xw-`.
+import { CELL_SIZE_CSS } from "./attribution_cells";
+
 export const BASE_CSS = `
+${CELL_SIZE_CSS}
 .xw-root { position: relative; display: inline-block; max-width: 100%; box-sizing: border-box;
   font-family: var(--jp-ui-font-family, system-ui, -apple-system, "Segoe UI", sans-serif);
   font-size: 12px; color: var(--jp-ui-font-color1, #1f2328); padding: 4px 2px; }
@@ -17,7 +20,7 @@ export const BASE_CSS = `
 .xw-tooltip-title { font-weight: 600; margin-bottom: 2px; }
 .xw-tooltip-row { display: flex; justify-content: space-between; gap: 10px; }
 .xw-tooltip-label { opacity: .72; }
-.xw-label { height: 16px; line-height: 16px; font-size: 11px; text-align: center; white-space: nowrap;
+.xw-label { height: var(--xw-label-height); line-height: var(--xw-label-height); font-size: 11px; text-align: center; white-space: nowrap;
   overflow: hidden; text-overflow: ellipsis; }
 .xw-label-prob { color: var(--jp-ui-font-color2, #59636e); font-variant-numeric: tabular-nums; }
 .xw-cbar { display: flex; flex-direction: column; }
