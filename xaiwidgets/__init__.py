@@ -51,7 +51,14 @@ _LAZY = {
         "xaiwidgets.explainers",
     ),
     **dict.fromkeys(
-        ["AttributionGrid", "CEMWidget", "InfluenceGrid", "MetricsView", "ShapleyExplorer"],
+        [
+            "AttributionGrid",
+            "CEMWidget",
+            "ExplainerComparison",
+            "InfluenceGrid",
+            "MetricsView",
+            "ShapleyExplorer",
+        ],
         "xaiwidgets.widgets",
     ),
     "Masker": "xaiwidgets.maskers",

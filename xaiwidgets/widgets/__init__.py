@@ -6,12 +6,14 @@ from ._base import MissingBundleError, XaiWidget
 from ._live import LiveWidget
 from .attribution_grid import AttributionGrid
 from .cem_widget import CEMWidget
+from .explainer_comparison import ExplainerComparison
 from .influence_grid import InfluenceGrid
 from .shapley_explorer import ShapleyExplorer
 
 __all__ = [
     "AttributionGrid",
     "CEMWidget",
+    "ExplainerComparison",
     "InfluenceGrid",
     "LiveWidget",
     "MetricsView",
