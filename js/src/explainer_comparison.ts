@@ -96,6 +96,7 @@ const CSS = `
 .xw-cmp-head { font-weight: 600; font-size: 12px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
   border-bottom: 2px solid rgba(127,127,127,.3); padding-bottom: 2px; }
 .xw-cmp-cell { display: flex; flex-direction: column; }
+.xw-cmp-row-title { text-align: left; overflow: visible; font-weight: 600; }
 .xw-cmp-canvas { display: block; image-rendering: pixelated; cursor: crosshair; background: #fff;
   box-shadow: 0 0 0 1px rgba(127,127,127,.25); }
 .xw-cmp-placeholder { box-sizing: border-box; display: flex; align-items: center; justify-content: center; text-align: center;
@@ -188,7 +189,8 @@ function drawCells(model: AnyModel<ComparisonModel>, body: HTMLElement, tooltip:
   const sizes = cellSizes(body);
   const e = Math.min(d.e, columns.length);
   const grid = h("div", { className: "xw-cmp-grid", attrs: { "data-overlay": mode } });
-  grid.style.gridTemplateColumns = `repeat(${1 + e}, ${cell}px) auto`;
+  // the image column is as wide as its row titles ("true 4 · 8 0.93 ✗"), never cut
+  grid.style.gridTemplateColumns = `minmax(${cell}px, max-content) repeat(${e}, ${cell}px) auto`;
   const put = (node: HTMLElement, row: number | string, col: number | string) => {
     node.style.gridRow = String(row);
     node.style.gridColumn = String(col);
@@ -206,7 +208,7 @@ function drawCells(model: AnyModel<ComparisonModel>, body: HTMLElement, tooltip:
     const canvas = h("canvas", { className: "xw-cmp-canvas", attrs: { "data-row": String(i), "data-col": "image" } });
     drawImageCell(canvas, img, cell, cellH);
     bindPixelTooltip(canvas, tooltip, d.w, d.h, (x, y) => ({ rows: pixelRows(img, x, y), title }));
-    put(h("div", { className: "xw-cmp-cell" }, [cellLabel(title, null), canvas]), i + 2, 1);
+    put(h("div", { className: "xw-cmp-cell" }, [cellLabel(title, null, "xw-label xw-cmp-row-title"), canvas]), i + 2, 1);
     const grey = greyLevels(img);
     const rgba = mode === "heatmap" ? null : imageRGBA(img);
     for (let k = 0; k < e; k++) {

@@ -184,7 +184,7 @@ def curve_arrays(result: ColumnResult, metric: str) -> tuple[np.ndarray, np.ndar
         verb = "hidden" if metric == "deletion" else "revealed"
         info = {
             "x_label": f"share of pixels {verb} ({curve.masker})",
-            "y_label": f"{curve.score} of the explained class",
+            "y_label": curve.score,  # "probability" or "output" of the explained class
             "area": float(curve.mean_area),
             "better": "lower" if metric == "deletion" else "higher",
         }
@@ -196,7 +196,7 @@ def curve_arrays(result: ColumnResult, metric: str) -> tuple[np.ndarray, np.ndar
         per_image = check.similarity[:, :, 0].T  # (n, stages)
         info = {
             "x_label": f"layers redrawn from the output (of {len(check.layers)})",
-            "y_label": "Spearman similarity of |attribution|",
+            "y_label": "similarity (Spearman)",
             "area": float(np.nanmean(check.similarity[-1])),
             "better": "lower",
             "threshold": check.threshold,
