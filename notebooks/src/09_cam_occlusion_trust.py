@@ -246,6 +246,38 @@ for name, d, i, mu, sp, sim, ok, secs in rows:
           f"{'passed' if ok else 'FAILED':>7s} {secs:5.1f}s")
 
 # %% [markdown]
+# ## The comparison widget: the same digits, five explainers, the scores beside them
+# `ExplainerComparison` puts Grad-CAM and occlusion next to DeepSHAP, integrated gradients and
+# Partition: one column per explainer, one row per digit, and a table of the same scores as
+# above (deletion, insertion, MuFidelity, sparseness, the sanity check), computed by the same
+# functions. In the widget: tick explainers on or off (each runs in the background, with a
+# progress bar; a newer choice cancels the older run), switch the overlay (heat map, blended,
+# or the digit masked to its top-attributed pixels), click a header to sort, and click a
+# deletion, insertion or sanity score to see its curves (the mean and each digit).
+
+# %%
+from xaiwidgets import ExplainerComparison
+
+comparison = ExplainerComparison(
+    {name: explainers[name] for name in
+     ["Grad-CAM", "occlusion", "DeepSHAP", "integrated gradients", "Partition"]},
+    x[:3], labels=y[:3], class_names=MNIST_CLASSES, masker="blur(28,28)",
+    runs=50, sanity_stages=3, cell_size=84, title="which explanation to trust (torch)",
+).wait()
+for row in sorted(comparison.scores, key=lambda r: r["deletion"]):
+    sanity = {True: "passed", False: "FAILED", None: "n/a"}[row["sanity"]]
+    print(f"{row['name']:22s} deletion {row['deletion']:.3f}  insertion {row['insertion']:.3f}  "
+          f"MuFidelity {row['mufidelity']:.2f}  sanity {sanity} "
+          f"(similarity {row['sanity_similarity']:.2f})")
+comparison
+
+# %% [markdown]
+# The sanity column reads the same way as the table above: a method whose maps keep their rank
+# order after every layer was redrawn (similarity at or above 0.5) is marked FAILED: what it
+# shows is the digit, not the model. Click that score to see the similarity fall (or not) as
+# more layers are redrawn from the output down; the dashed line is the pass threshold.
+
+# %% [markdown]
 # How to read it: a method high on insertion and low on deletion ranks the pixels the model
 # uses first; MuFidelity says whether its *amounts* are right, not only its order (CAMs, which
 # are non-negative and coarse, usually score lower there than DeepSHAP or IG); a failed sanity
