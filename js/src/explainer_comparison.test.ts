@@ -31,7 +31,7 @@ function state(extra: Record<string, unknown> = {}) {
   for (let k = 0; k < e; k++) for (let p = 0; p < n * hw; p++) keep.push(p % 4 === 0 ? 1 : 0);
   return {
     names: [XSS, "IG", "broken"], shown: [XSS, "IG", "broken"], overlay: "heatmap", keep_fraction: 0.25, scale_mode: "column",
-    sort_by: "", sort_descending: false, curve: {}, cell_size: 40, title: "",
+    masker: "blur(2,2)", steps: 20, sanity_stages: 3, sort_by: "", sort_descending: false, curve: {}, cell_size: 40, title: "",
     images: f32([0, 1, 1, 0, 1, 0, 0, 1], [n, 2, 2, 1]),
     row_titles: ["true 7 · 7 0.98", "true 1 · 7 0.60 ✗"],
     columns: [

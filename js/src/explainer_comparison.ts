@@ -22,6 +22,7 @@ import { curveChart } from "./lib/curve_chart";
 import { clear, h } from "./lib/dom";
 import { type ImageRef, drawRGBA, greyLevels, imageRGBA } from "./lib/image";
 import { cellLabel } from "./lib/labels";
+import { batchSaver, saver } from "./lib/model";
 import { formatNumber, formatSigned } from "./lib/scale";
 import type { Tooltip } from "./lib/tooltip";
 import { mountView } from "./lib/view";
@@ -58,9 +59,12 @@ export interface CurveInfo {
 export interface ComparisonModel {
   names: string[];
   shown: string[];
-  overlay: OverlayMode;
+  overlay: string; // "heatmap" | "blend" | "mask" (OverlayMode)
   keep_fraction: number;
-  scale_mode: "column" | "cell";
+  scale_mode: string; // "column" | "cell"
+  masker: string; // deletion / insertion masker, steps and sanity-check stages: set from Python
+  steps: number;
+  sanity_stages: number;
   sort_by: string;
   sort_descending: boolean;
   curve: { explainer?: string; metric?: string };
@@ -103,7 +107,8 @@ const CSS = `
   padding: 4px; border: 1px dashed rgba(127,127,127,.6); border-radius: 3px; font-size: 10px; line-height: 1.3;
   color: var(--jp-ui-font-color2, #59636e); overflow: hidden; overflow-wrap: anywhere; }
 .xw-cmp-placeholder[data-status="error"] { color: #86181d; border-color: #e3a5a5; background: #fdf3f3; }
-.xw-cmp-scores { margin-top: 10px; border-collapse: collapse; font-size: 11px; font-variant-numeric: tabular-nums; }
+.xw-cmp-scores-caption { margin-top: 10px; font-size: 11px; color: var(--jp-ui-font-color2, #59636e); }
+.xw-cmp-scores { margin-top: 3px; border-collapse: collapse; font-size: 11px; font-variant-numeric: tabular-nums; }
 .xw-cmp-scores th, .xw-cmp-scores td { padding: 2px 10px 2px 0; text-align: left; white-space: nowrap; }
 .xw-cmp-scores th { font-weight: 500; color: var(--jp-ui-font-color2, #59636e); border-bottom: 1px solid rgba(127,127,127,.35); cursor: pointer; user-select: none; }
 .xw-cmp-scores th[aria-sort="ascending"]::after { content: " ▲"; }
@@ -281,10 +286,7 @@ function drawScores(model: AnyModel<ComparisonModel>, holder: HTMLElement): void
   const desc = Boolean(model.get("sort_descending"));
   const curve = model.get("curve") ?? {};
   const best = bestValues(rows);
-  const save = (changes: Record<string, unknown>) => {
-    for (const [k, v] of Object.entries(changes)) model.set(k as never, v as never);
-    model.save_changes();
-  };
+  const save = batchSaver(model);
   const head = h("tr", {}, [h("th", { text: "explainer", attrs: { "data-key": "name" } })]);
   for (const col of SCORE_COLUMNS) {
     const th = h("th", { text: col.text, title: `${col.title}. Click to sort.`, attrs: { "data-key": col.key } });
@@ -327,6 +329,12 @@ function drawScores(model: AnyModel<ComparisonModel>, holder: HTMLElement): void
     tr.appendChild(h("td", { text: `${row.seconds.toFixed(1)} s` }));
     tbody.appendChild(tr);
   }
+  const stages = Number(model.get("sanity_stages")) || 0;
+  const caption =
+    `Means over the images. Deletion and insertion hide pixels with ${model.get("masker")} in ${model.get("steps")} steps; ` +
+    (stages > 0 ? `the sanity check redraws the layers in ${stages} stages.` : "no sanity check (sanity_stages=0).") +
+    " Click a header to sort, a score to see its curves.";
+  holder.appendChild(h("div", { className: "xw-cmp-scores-caption", text: caption }));
   holder.appendChild(h("table", { className: "xw-cmp-scores" }, [h("thead", {}, [head]), tbody]));
 }
 
@@ -363,10 +371,7 @@ function drawCurve(model: AnyModel<ComparisonModel>, holder: HTMLElement): void 
 
 // ---------------------------------------------------------------------------- controls
 function buildControls(model: AnyModel<ComparisonModel>): [HTMLElement, () => void] {
-  const save = (key: string, value: unknown) => {
-    model.set(key as never, value as never);
-    model.save_changes();
-  };
+  const save = saver(model);
   const chooser = h("div", { className: "xw-cmp-chooser", attrs: { role: "group", "aria-label": "explainers shown" } });
   const overlay = segmented(
     "overlay",
@@ -376,7 +381,7 @@ function buildControls(model: AnyModel<ComparisonModel>): [HTMLElement, () => vo
       { value: "mask", text: "masked", title: "the image keeping only its top-attributed pixels" },
     ],
     model.get("overlay"),
-    (v) => save("overlay", v),
+    (v) => save("overlay", v as string),
   );
   const keep = slider("keep", 0.05, 1, 0.05, model.get("keep_fraction"), (v) => save("keep_fraction", v), (v) => `${Math.round(v * 100)}%`, true);
   const scale = segmented(
@@ -386,7 +391,7 @@ function buildControls(model: AnyModel<ComparisonModel>): [HTMLElement, () => vo
       { value: "cell", text: "per cell", title: "one colour scale per cell" },
     ],
     model.get("scale_mode"),
-    (v) => save("scale_mode", v),
+    (v) => save("scale_mode", v as string),
   );
   const row = h("div", { className: "xw-controls" }, [overlay.el, keep.el, scale.el]);
   const sync = () => {
@@ -417,7 +422,7 @@ function buildControls(model: AnyModel<ComparisonModel>): [HTMLElement, () => vo
 // ---------------------------------------------------------------------------- render
 const CONTROLS = ["names", "shown", "overlay", "keep_fraction", "scale_mode"];
 const CELLS = ["images", "row_titles", "columns", "values", "scales", "keep", "overlay", "scale_mode", "cell_size"];
-const SCORES = ["scores", "sort_by", "sort_descending", "curve"];
+const SCORES = ["scores", "sort_by", "sort_descending", "curve", "masker", "steps", "sanity_stages"];
 const CURVE = ["curve_x", "curve_y", "curve_info"];
 
 function render({ model, el }: Pick<RenderProps<ComparisonModel>, "model" | "el">): () => void {

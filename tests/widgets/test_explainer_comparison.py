@@ -219,7 +219,7 @@ def test_a_newer_request_supersedes_the_older(net, digits):
         assert time.perf_counter() - t0 < 1.5  # the slow one stopped within a check, not 2 s
         assert [c["name"] for c in w.columns] == ["saliency"] and w.error == ""
         assert list(w.results) == ["saliency"]
-        assert not any(k[0] == "slow" for k in w._cache)  # cancelled: never cached or drawn
+        assert not any(k[0] == "slow" for k, _ in w._cache.items())  # cancelled: never kept
         # back to the slow one: it runs again (nothing stale was kept), then both are cached
         w.shown = ["slow", "saliency"]
         assert [c["status"] for c in w.columns] == ["running", "done"]

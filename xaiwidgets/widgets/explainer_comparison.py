@@ -19,11 +19,12 @@ Clicking a deletion, insertion or sanity score draws its curves (the mean and ea
 Every number comes from :mod:`xaiwidgets.faithfulness` (see
 :mod:`~xaiwidgets.widgets._comparison_scores`); JS only draws.
 
-The explainers run **in a worker thread** (:class:`~xaiwidgets.widgets._runner.LatestRunner`),
-one column after the other, each drawn as soon as it is scored; the bar shows progress; a newer
-request (another choice of ``shown`` explainers, another masker...) cancels the older one and
-a superseded result is never drawn. Results are cached per explainer and scoring setting, so
-showing an explainer again is instant. An explainer that fails shows its error in its column
+The explainers run **in a worker thread** (a :class:`~xaiwidgets.widgets._live.LiveWidget`:
+settings keys, cache, progress, errors in place, supersede, ``wait``/``close``), one column
+after the other, each drawn as soon as it is scored; the bar shows progress; a newer request
+(another choice of ``shown`` explainers, another masker...) cancels the older one and a
+superseded result is never drawn. Results are cached per explainer and scoring setting, so
+showing an explainer again is instant (no model call). An explainer that fails shows its error in its column
 (and in the banner); the others and the widget stay usable.
 
 Note: the sanity check redraws the model's weights for a moment (restored after each stage,
@@ -63,15 +64,15 @@ from ._comparison_scores import (
     keep_masks,
     score_explainer,
 )
+from ._live import MISS, LiveCache, LiveWidget
 from ._ndarray_trait import NDArray
-from ._runner import LatestRunner
 
 OVERLAYS = ("heatmap", "blend", "mask")
 SCALE_MODES = ("column", "cell")
 METRICS = ("deletion", "insertion", "sanity")
 
 
-class ExplainerComparison(XaiWidget):
+class ExplainerComparison(LiveWidget, XaiWidget):
     """Several explainers on the same images: one column each, overlays, a sortable score
     table and the curves behind the scores.
 
@@ -100,6 +101,7 @@ class ExplainerComparison(XaiWidget):
     """
 
     _bundle = "explainer_comparison"
+    live_settings = ("shown", "masker", "steps", "sanity_stages")
 
     shown = traitlets.List(traitlets.Unicode(), help="Names of the explainers shown").tag(sync=True)
     overlay = traitlets.Unicode("heatmap", help="heatmap | blend | mask").tag(sync=True)
@@ -168,12 +170,8 @@ class ExplainerComparison(XaiWidget):
         self._seed = check_int(seed, "seed", 0)
         names = list(class_names) if class_names is not None else None
         self._lock = threading.RLock()
-        self._cache: dict[Hashable, ColumnResult] = {}
-        self._failed: dict[Hashable, str] = {}
-        self._current: tuple | None = None  # (keys, request number) drawn or on its way
-        self._requests = 0
-        self._suppress = False
-        self._runner = LatestRunner(self._on_result, self._on_error, self._on_progress, 4)
+        self._failed: dict[Hashable, str] = {}  # the current request's failed columns
+        self._drawn: tuple = ()  # the key of the columns drawn now
         state: dict[str, Any] = {
             "names": list(self._explainers),
             "shown": list(self._explainers),
@@ -182,11 +180,7 @@ class ExplainerComparison(XaiWidget):
             "row_titles": [row_title(i, idx[i], probs[i], self._labels, names) for i in range(n)],
         }
         state.update(kwargs)
-        self._suppress = True
-        try:
-            super().__init__(**state)
-        finally:
-            self._suppress = False
+        super().__init__(cache=LiveCache(64), **state)
         self._request()
 
     def __repr__(self) -> str:
@@ -197,49 +191,27 @@ class ExplainerComparison(XaiWidget):
     def results(self) -> dict[str, ColumnResult]:
         """The scored columns drawn now, by explainer name."""
         with self._lock:
-            settings = self._settings_or_none()
-            if settings is None:
-                return {}
-            return {
-                name: self._cache[(name, settings)]
-                for name in self.shown
-                if (name, settings) in self._cache
-            }
-
-    def wait(self, timeout: float | None = None) -> ExplainerComparison:
-        """Block until the latest request is computed and drawn; returns the widget (a
-        failure shows in :attr:`error`)."""
-        self._runner.wait(timeout)
-        return self
-
-    def clear_cache(self) -> None:
-        """Forget the scored columns (the next request computes them again)."""
-        with self._lock:
-            self._cache.clear()
-
-    def close(self) -> None:
-        """Cancel the run in progress, stop the worker thread and close the widget."""
-        runner = getattr(self, "_runner", None)
-        if runner is not None:
-            runner.close()
-        super().close()
+            found = {k: self._cache.get(k) for k in self._drawn}
+            return {k[0]: r for k, r in found.items() if r is not None}
 
     # ------------------------------------------------------------------ requests
-    @traitlets.observe("shown", "masker", "steps", "sanity_stages")
-    def _on_setting(self, change: dict[str, Any]) -> None:
-        if not self._suppress:
-            self._request()
-
     @traitlets.observe("overlay", "keep_fraction", "scale_mode")
     def _on_look(self, change: dict[str, Any]) -> None:
-        if not self._suppress:
-            with self._lock, self.report_errors():
+        """A new look (no model call): drawn again at once; a bad value is named in place."""
+        if self._hold:
+            return
+        with self._lock:
+            try:
                 self._check_look()
-                self._publish()
+            except (ValueError, TypeError) as exc:
+                self.error = f"{type(exc).__name__}: {exc}"
+                return
+            self._publish(self._drawn)
+            self.error = self._failures()
 
     @traitlets.observe("curve")
     def _on_curve(self, change: dict[str, Any]) -> None:
-        if not self._suppress:
+        if not self._hold:
             with self._lock, self.report_errors():
                 self._send_curve(strict=True)
 
@@ -267,48 +239,44 @@ class ExplainerComparison(XaiWidget):
             seed=self._seed,
         )
 
-    def _settings_or_none(self) -> ScoreSettings | None:
-        try:
-            return self._settings()
-        except (ValueError, TypeError):
-            return None
+    def _live_key(self) -> tuple:
+        """One ``(name, settings)`` per shown explainer: each is cached on its own."""
+        self._check_look()
+        settings = self._settings()
+        return tuple((name, settings) for name in self.shown)
 
-    def _request(self) -> None:
-        try:
-            self._check_look()
-            settings = self._settings()
-        except (ValueError, TypeError) as exc:
-            with self._lock:
-                self._current = None
-                self._runner.cancel()
-                self.error = f"{type(exc).__name__}: {exc}"
-                self.progress = -1.0
-            return
-        keys = tuple((name, settings) for name in self.shown)
+    def _live_lookup(self, lane: str, key: Hashable) -> Any:
+        """Every shown column scored already: drawn at once, no model call."""
+        found = {k: self._cache.get(k) for k in key}  # type: ignore[union-attr]
+        return MISS if any(r is None for r in found.values()) else found
+
+    def _live_store(self, lane: str, key: Hashable, result: Any) -> None:
+        for k, r in result.items():
+            if isinstance(r, ColumnResult):  # failures are not kept: the next request retries
+                self._cache.put(k, r)
+
+    def _live_begin(self, lane: str, key: Hashable) -> None:
+        self._failed = {}
+        todo = [k for k in key if k not in self._cache]  # type: ignore[union-attr]
+        if todo:  # draw what is cached now, mark the others
+            self._publish(key, running=todo[:1], waiting=todo[1:])  # type: ignore[arg-type]
+
+    def _live_job(self, lane: str, key: Hashable) -> Callable[..., Any]:
+        keys = tuple(key)  # type: ignore[arg-type]
         with self._lock:
-            self._requests += 1
-            current = self._current = (keys, self._requests)  # never served from the runner's cache
-            self._failed.clear()
-            todo = [k for k in keys if k not in self._cache]
-            self.error = ""
-            self._publish(running=todo[:1], waiting=todo[1:])
-            if not todo:
-                self._runner.cancel()
-                self.progress = -1.0
-                return
-            self.progress = 0.0
-        self._runner.submit(current, self._job(current, todo))
+            done = {k: self._cache.get(k) for k in keys if k in self._cache}
+        todo = [k for k in keys if k not in done]
 
-    def _job(self, current: tuple, todo: list) -> Callable[..., Any]:
-        def job(progress: Callable[[float], None], cancel: Any) -> tuple:
-            for step, key in enumerate(todo):
-                name, settings = key
+        def job(progress: Callable[[float], None], cancel: Any) -> dict:
+            results: dict[Hashable, Any] = dict(done)
+            for step, k in enumerate(todo):
+                name, settings = k
 
                 def part(f: float, step: int = step) -> None:
                     progress((step + f) / len(todo))
 
                 try:
-                    result = score_explainer(
+                    results[k] = score_explainer(
                         self._explainers[name], self._model, self._x, self._outputs,
                         self._labels, settings, part, cancel,
                     )  # fmt: skip
@@ -317,60 +285,47 @@ class ExplainerComparison(XaiWidget):
                 except Exception as exc:  # shown in its column; the other columns go on
                     if cancel.is_set():
                         raise Cancelled() from exc
-                    with self._lock:
-                        self._failed[key] = f"{type(exc).__name__}: {exc}"
-                        if current == self._current:
-                            self._publish(running=todo[step + 1 : step + 2],
-                                          waiting=todo[step + 2 :])  # fmt: skip
-                    continue
-                with self._lock:
-                    self._cache[key] = result
-                    if current == self._current and not cancel.is_set():
-                        self._publish(running=todo[step + 1 : step + 2],
-                                      waiting=todo[step + 2 :])  # fmt: skip
-            return current[0]
+                    results[k] = f"{type(exc).__name__}: {exc}"
+                with self._lock:  # this column now, while the next one computes
+                    if self._lanes[lane].current == key and not cancel.is_set():
+                        if isinstance(results[k], ColumnResult):
+                            self._cache.put(k, results[k])
+                        else:
+                            self._failed[k] = results[k]
+                        nxt = todo[step + 1 :]
+                        self._publish(keys, running=nxt[:1], waiting=nxt[1:])
+            return results
 
         return job
 
-    # ------------------------------------------------------------------ runner callbacks
-    def _on_result(self, key: Hashable, keys: tuple) -> None:
-        with self._lock:
-            if key != self._current:
-                return  # superseded between the runner's check and now: never drawn
-            self._publish()
-            failed = [f"{k[0]}: {self._failed[k]}" for k in keys if k in self._failed]
-            with self.hold_sync():
-                self.error = "\n".join(failed)
-                self.progress = -1.0
+    def _live_draw(self, lane: str, key: Hashable, result: Any, cached: bool) -> None:
+        self._failed = {k: r for k, r in result.items() if isinstance(r, str)}
+        self._publish(key, results=result)  # type: ignore[arg-type]
 
-    def _on_error(self, key: Hashable, exc: BaseException) -> None:
-        with self._lock:
-            if key != self._current:
-                return
-            self._current = None
-            with self.hold_sync():
-                self.error = f"{type(exc).__name__}: {exc}"
-                self.progress = -1.0
+    def _live_done(self, name: str) -> None:
+        """Drawn: the failed columns (if any) are named in the banner too."""
+        self.progress = -1.0
+        self.error = self._failures()
 
-    def _on_progress(self, fraction: float) -> None:
-        with self._lock:
-            if self._current is not None and fraction - max(self.progress, 0.0) >= 0.02:
-                self.progress = min(float(fraction), 0.99)
+    def _failures(self) -> str:
+        return "\n".join(f"{k[0]}: {m}" for k, m in self._failed.items())
 
     # ------------------------------------------------------------------ drawing
-    def _publish(self, running: Any = (), waiting: Any = ()) -> None:
-        """Send the shown columns (scored ones drawn, the others marked) to the widget;
-        the caller holds the lock."""
-        settings = self._settings_or_none()
-        if settings is None:
-            return
+    def _publish(
+        self, keys: tuple, running: Any = (), waiting: Any = (), results: Any = None
+    ) -> None:
+        """Send the columns of ``keys`` (scored ones drawn, the others marked) to the widget;
+        ``results`` (key -> result) come first, then the cache. The caller holds the lock."""
+        self._drawn = tuple(keys)
         n, h, w, _ = self._x.shape
-        maps = np.full((len(self.shown), n, h, w), np.nan, np.float32)
+        maps = np.full((len(keys), n, h, w), np.nan, np.float32)
         columns, scores = [], []
         running, waiting = set(running), set(waiting)
-        for e, name in enumerate(self.shown):
-            key = (name, settings)
-            result = self._cache.get(key)
+        for e, key in enumerate(keys):
+            name = key[0]
+            result = (results or {}).get(key)
+            if not isinstance(result, ColumnResult):
+                result = self._cache.get(key)
             method = getattr(
                 self._explainers[name], "method", type(self._explainers[name]).__name__
             )
@@ -405,8 +360,7 @@ class ExplainerComparison(XaiWidget):
         """The curves of the clicked score (``curve``), or none; the caller holds the lock.
         ``strict``: a bad ``curve`` raises ``ValueError`` (else it just shows no curve)."""
         name, metric = self.curve.get("explainer"), self.curve.get("metric")
-        settings = self._settings_or_none()
-        result = self._cache.get((name, settings)) if name and settings else None
+        result = next((self._cache.get(k) for k in self._drawn if k[0] == name), None)
         arrays, problem = None, None
         try:
             if self.curve and metric not in METRICS:
@@ -415,7 +369,7 @@ class ExplainerComparison(XaiWidget):
                 raise ValueError(
                     f"curve: unknown explainer {name!r}; expected one of {list(self._explainers)}"
                 )
-            if result is not None and name in self.shown:
+            if result is not None:
                 arrays = curve_arrays(result, metric)
         except ValueError as exc:
             problem = exc
