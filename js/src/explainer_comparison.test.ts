@@ -96,6 +96,29 @@ describe("ExplainerComparison cells", () => {
     expect((mask.el.querySelector(".xw-slider") as HTMLElement).closest("label")!.style.display).toBe("");
   });
 
+  it("columns still computing or queued say so in place; nothing shown draws the images alone", () => {
+    const { el, model } = mount({
+      columns: [
+        { name: XSS, method: "gradcam", status: "done" },
+        { name: "IG", method: "integrated_gradients", status: "running" },
+        { name: "broken", method: "x", status: "waiting" },
+      ],
+    });
+    const text = (col: number) => el.querySelector(`.xw-cmp-placeholder[data-col="${col}"][data-row="0"]`)!.textContent;
+    expect(text(1)).toBe("computing…");
+    expect(text(2)).toBe("queued");
+    expect(el.querySelectorAll('canvas.xw-cmp-canvas[data-col="0"]')).toHaveLength(2);
+    model.set("columns", []);
+    model.set("values", null);
+    model.set("scales", null);
+    model.set("keep", null);
+    return Promise.resolve().then(() => {
+      expect(el.querySelectorAll("canvas.xw-cmp-canvas")).toHaveLength(2);
+      expect(el.querySelectorAll(".xw-cmp-placeholder")).toHaveLength(0);
+      expect(el.querySelector(".xw-error")!.getAttribute("style")).toContain("none");
+    });
+  });
+
   it("the chooser edits `shown` in the order of `names`", () => {
     const { el, state: s } = mount();
     const box = el.querySelector('input[data-explainer="IG"]') as HTMLInputElement;

@@ -213,6 +213,8 @@ def test_a_newer_request_supersedes_the_older(net, digits):
         while Slow.started == 0 and time.time() < deadline:
             time.sleep(0.01)
         assert w.columns[0]["status"] == "running" and w.progress >= 0
+        w.overlay = "mask"  # a new look while it runs: drawn again, still marked as running
+        assert w.columns[0]["status"] == "running" and w.error == ""
         t0 = time.perf_counter()
         w.shown = ["saliency"]  # supersedes the slow run
         w.wait(60)
@@ -227,5 +229,7 @@ def test_a_newer_request_supersedes_the_older(net, digits):
         assert [c["status"] for c in w.columns] == ["done", "done"]
         w.shown = ["saliency", "slow"]  # both cached: drawn at once, no run
         assert [c["status"] for c in w.columns] == ["done", "done"] and w.progress == -1.0
+        w.shown = []  # nothing shown: the images alone
+        assert w.columns == [] and w.values is None and w.scores == [] and w.error == ""
     finally:
         w.close()

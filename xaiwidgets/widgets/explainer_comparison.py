@@ -172,6 +172,7 @@ class ExplainerComparison(LiveWidget, XaiWidget):
         self._lock = threading.RLock()
         self._failed: dict[Hashable, str] = {}  # the current request's failed columns
         self._drawn: tuple = ()  # the key of the columns drawn now
+        self._marks: tuple = ((), ())  # its columns being computed now, and queued
         state: dict[str, Any] = {
             "names": list(self._explainers),
             "shown": list(self._explainers),
@@ -206,7 +207,7 @@ class ExplainerComparison(LiveWidget, XaiWidget):
             except (ValueError, TypeError) as exc:
                 self.error = f"{type(exc).__name__}: {exc}"
                 return
-            self._publish(self._drawn)
+            self._publish(self._drawn, *self._marks)
             self.error = self._failures()
 
     @traitlets.observe("curve")
@@ -302,6 +303,10 @@ class ExplainerComparison(LiveWidget, XaiWidget):
         self._failed = {k: r for k, r in result.items() if isinstance(r, str)}
         self._publish(key, results=result)  # type: ignore[arg-type]
 
+    def _live_invalid(self, exc: BaseException) -> None:
+        """Bad settings: nothing runs, so no column is marked as computing any more."""
+        self._publish(self._drawn)
+
     def _live_done(self, name: str) -> None:
         """Drawn: the failed columns (if any) are named in the banner too."""
         self.progress = -1.0
@@ -317,6 +322,7 @@ class ExplainerComparison(LiveWidget, XaiWidget):
         """Send the columns of ``keys`` (scored ones drawn, the others marked) to the widget;
         ``results`` (key -> result) come first, then the cache. The caller holds the lock."""
         self._drawn = tuple(keys)
+        self._marks = (tuple(running), tuple(waiting))
         n, h, w, _ = self._x.shape
         maps = np.full((len(keys), n, h, w), np.nan, np.float32)
         columns, scores = [], []
@@ -344,16 +350,14 @@ class ExplainerComparison(LiveWidget, XaiWidget):
                 column["message"] = self._failed.get(key, "")
             columns.append(column)
         fraction = float(self.keep_fraction) if 0 < self.keep_fraction <= 1 else 0.2
-        keep = np.stack([keep_masks(np.nan_to_num(m, nan=-np.inf), fraction) for m in maps]) if (
-            len(maps)
-        ) else np.zeros((0, n, h, w), np.uint8)  # fmt: skip
         mode = self.scale_mode if self.scale_mode in SCALE_MODES else "column"
+        empty = not len(keys)  # nothing shown: no arrays (a zero-size buffer cannot be sent)
         with self.hold_sync():
             self.columns = columns
             self.scores = scores
-            self.scales = colour_scales(maps, mode) if len(maps) else np.zeros((0, n), np.float32)
-            self.keep = keep
-            self.values = maps
+            self.scales = None if empty else colour_scales(maps, mode)
+            self.keep = None if empty else np.stack([keep_masks(m, fraction) for m in maps])
+            self.values = None if empty else maps
             self._send_curve()
 
     def _send_curve(self, strict: bool = False) -> None:
