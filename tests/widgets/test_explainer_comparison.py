@@ -160,6 +160,10 @@ def test_bad_input_names_what_was_expected(net, digits):
         ExplainerComparison([Saliency(net)], x, outputs=[1, 2])
     with pytest.raises(ValueError, match=r"outputs: class indices must be in 0..9"):
         ExplainerComparison([Saliency(net)], x, outputs=[1, 2, 10])
+    with pytest.raises(ValueError, match=r"subset_size: expected 1..64, got 65"):
+        ExplainerComparison([Saliency(net)], x, subset_size=65)
+    with pytest.raises(ValueError, match=r"class_names: expected 10 names"):
+        ExplainerComparison([Saliency(net)], x, class_names=["a", "b"])
     with pytest.raises(TypeError, match="Did you mean 'overlay'"):
         ExplainerComparison([Saliency(net)], x, overlays="mask")
 
@@ -189,6 +193,8 @@ def test_errors_show_in_place_and_the_widget_stays_usable(net, digits):
         # a bad setting from the widget: named, nothing runs, the drawing stays
         w.shown = ["saliency", "nope"]
         assert "unknown explainer 'nope'" in w.error and "'saliency'" in w.error
+        w.shown = ["saliency", "saliency"]
+        assert "shown: expected each explainer once" in w.error
         w.overlay = "sepia"
         assert "overlay: expected one of" in w.error
         w.overlay = "blend"

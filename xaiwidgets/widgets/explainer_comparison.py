@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import traitlets
 
-from .._arrays import as_images, as_labels, check_int, check_number
+from .._arrays import as_images, as_labels, check_class_names, check_int, check_number
 from .._progress import Cancelled
 from ..backends import wrap
 from ..maskers import Masker
@@ -166,9 +166,11 @@ class ExplainerComparison(LiveWidget, XaiWidget):
         idx = outputs_of(outputs, probs)
         self._outputs = idx.astype(np.int64)[:, None]
         self._runs = check_int(runs, "runs", 2)
-        self._subset = None if subset_size is None else check_int(subset_size, "subset_size")
+        self._subset = (
+            None if subset_size is None else check_int(subset_size, "subset_size", 1, h * w)
+        )
         self._seed = check_int(seed, "seed", 0)
-        names = list(class_names) if class_names is not None else None
+        names = check_class_names(class_names, probs.shape[1])
         self._lock = threading.RLock()
         self._failed: dict[Hashable, str] = {}  # the current request's failed columns
         self._drawn: tuple = ()  # the key of the columns drawn now
@@ -231,6 +233,8 @@ class ExplainerComparison(LiveWidget, XaiWidget):
                 f"shown: unknown explainer {unknown[0]!r}; expected names among "
                 f"{list(self._explainers)}"
             )
+        if len(set(self.shown)) != len(self.shown):
+            raise ValueError(f"shown: expected each explainer once, got {list(self.shown)}")
         return ScoreSettings(
             masker=Masker.parse(self.masker).spec,
             steps=check_int(self.steps, "steps", 1),
