@@ -161,12 +161,27 @@ describe("ExplainerComparison score table", () => {
     // best values bold, sanity as words
     expect(el.querySelector('tr[data-explainer="IG"] td[data-key="deletion"] .xw-cmp-best')).not.toBeNull();
     expect(el.querySelector('tr[data-explainer="IG"] td[data-key="sanity"]')!.textContent).toBe("FAILED");
-    // MuFidelity has no curve: plain text; deletion is a button
-    expect(el.querySelector('td[data-key="mufidelity"] button')).toBeNull();
+    // sparseness has no curve: plain text; deletion and MuFidelity are buttons
+    expect(el.querySelector('td[data-key="sparseness"] button')).toBeNull();
+    expect(el.querySelector('td[data-key="mufidelity"] button')).not.toBeNull();
     (el.querySelector('tr[data-explainer="IG"] button[data-metric="deletion"]') as HTMLElement).click();
     expect(s.curve).toEqual({ explainer: "IG", metric: "deletion" });
     await tick();
     expect(el.querySelector('tr[data-explainer="IG"] button[data-metric="deletion"]')!.getAttribute("aria-pressed")).toBe("true");
+  });
+
+  it("draws MuFidelity's scatter: one dot per subset", () => {
+    const { el, model } = mount();
+    model.set("curve_info", { explainer: "IG", metric: "mufidelity", kind: "scatter", area: 0.5, better: "higher" });
+    model.set("curve_x", f32([0, 1, 2, 3], [4]));
+    model.set("curve_y", f32([0.1, 0.3, 0.2, 0.4], [1, 4]));
+    return Promise.resolve().then(() => {
+      expect(el.querySelectorAll(".xw-cmp-curve circle.xw-curve-dot")).toHaveLength(4);
+      expect(el.querySelectorAll(".xw-cmp-curve polyline")).toHaveLength(0);
+      const ys = Array.from(el.querySelectorAll(".xw-cmp-curve circle")).map((c) => Number(c.getAttribute("cy")));
+      expect(ys[3]).toBeLessThan(ys[0]); // 0.4 drawn above 0.1
+      expect(el.querySelector(".xw-cmp-curve-title")!.textContent).toContain("correlation 0.5");
+    });
   });
 
   it("draws the curves Python sent: the mean thick, one thin line per image", () => {

@@ -54,6 +54,7 @@ export interface CurveInfo {
   area?: number;
   better?: string;
   threshold?: number;
+  kind?: string;
 }
 
 export interface ComparisonModel {
@@ -88,7 +89,7 @@ export interface ComparisonModel {
 export const SCORE_COLUMNS: { key: keyof ScoreRow; text: string; title: string; better: "low" | "high" | ""; curve: boolean }[] = [
   { key: "deletion", text: "deletion ↓", title: "area under the deletion curve: lower = more faithful", better: "low", curve: true },
   { key: "insertion", text: "insertion ↑", title: "area under the insertion curve: higher = more faithful", better: "high", curve: true },
-  { key: "mufidelity", text: "MuFidelity ↑", title: "correlation of attribution sums with output drops: 1 is best", better: "high", curve: false },
+  { key: "mufidelity", text: "MuFidelity ↑", title: "correlation of attribution sums with output drops: 1 is best", better: "high", curve: true },
   { key: "sparseness", text: "sparseness", title: "Gini index of |attribution|: 1 = one pixel holds all of it", better: "", curve: false },
   { key: "sanity", text: "sanity check", title: "model randomisation (Adebayo et al. 2018): passed = the explanation changes when the weights are redrawn", better: "", curve: true },
 ];
@@ -338,7 +339,12 @@ function drawScores(model: AnyModel<ComparisonModel>, holder: HTMLElement): void
   holder.appendChild(h("table", { className: "xw-cmp-scores" }, [h("thead", {}, [head]), tbody]));
 }
 
-const METRIC_TEXT: Record<string, string> = { deletion: "deletion curve", insertion: "insertion curve", sanity: "sanity check" };
+const METRIC_TEXT: Record<string, string> = {
+  deletion: "deletion curve",
+  insertion: "insertion curve",
+  sanity: "sanity check",
+  mufidelity: "MuFidelity",
+};
 
 function drawCurve(model: AnyModel<ComparisonModel>, holder: HTMLElement): void {
   clear(holder);
@@ -346,11 +352,15 @@ function drawCurve(model: AnyModel<ComparisonModel>, holder: HTMLElement): void 
   const y = decodeArray(model.get("curve_y"));
   const info = model.get("curve_info") ?? {};
   if (!x || !y || y.shape.length !== 2 || y.shape[1] !== x.shape[0]) return;
+  // a scatter's x is not sorted: the chart spans its extent, dots need no order
   const s = x.shape[0];
   const curves = Array.from({ length: y.shape[0] }, (_, k) => y.data.subarray(k * s, (k + 1) * s));
   const what = METRIC_TEXT[info.metric ?? ""] ?? info.metric ?? "";
-  const summary = info.metric === "sanity" ? "similarity with every layer redrawn" : "area";
-  const title = `${info.explainer ?? ""} · ${what} · ${summary} ${formatNumber(info.area ?? NaN)} (${info.better ?? ""} is better) · mean (thick) and each image`;
+  const scatter = info.kind === "scatter";
+  const summary = info.metric === "sanity" ? "similarity with every layer redrawn" : scatter ? "correlation" : "area";
+  const shows = scatter ? "each dot a random pixel subset of an image" : "mean (thick) and each image";
+  const value = info.area == null ? "—" : formatNumber(info.area);
+  const title = `${info.explainer ?? ""} · ${what} · ${summary} ${value} (${info.better ?? ""} is better) · ${shows}`;
   const chart = curveChart({
     x: x.data,
     curves,
@@ -360,6 +370,7 @@ function drawCurve(model: AnyModel<ComparisonModel>, holder: HTMLElement): void 
     yLabel: info.y_label,
     yRange: info.metric === "sanity" ? [-1, 1] : undefined,
     threshold: info.metric === "sanity" ? (info.threshold ?? null) : null,
+    scatter,
   });
   holder.appendChild(
     h("div", { className: "xw-cmp-curve", attrs: { "data-metric": info.metric ?? "", "data-explainer": info.explainer ?? "" } }, [

@@ -142,6 +142,11 @@ def test_a_clicked_score_sends_its_curves(compared):
     check = w.results["Grad-CAM"].sanity
     np.testing.assert_array_equal(w.curve_x, check.randomised)
     np.testing.assert_allclose(w.curve_y[1:], check.similarity[:, :, 0].T, rtol=1e-6)
+    w.curve = {"explainer": "saliency", "metric": "mufidelity"}
+    mu = w.results["saliency"].mufidelity
+    np.testing.assert_allclose(w.curve_x, mu.attribution_sums[:, 0].reshape(-1), rtol=1e-6)
+    np.testing.assert_allclose(w.curve_y[0], mu.output_drops[:, 0].reshape(-1), rtol=1e-5)
+    assert w.curve_info["kind"] == "scatter" and w.curve_info["area"] == pytest.approx(mu.mean)
     w.curve = {"explainer": "Grad-CAM", "metric": "speed"}
     assert "metric" in w.error and "deletion" in w.error and w.curve_y is None
     w.curve = {}

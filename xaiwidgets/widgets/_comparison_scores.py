@@ -177,7 +177,9 @@ def colour_scales(maps: np.ndarray, mode: str) -> np.ndarray:
 
 def curve_arrays(result: ColumnResult, metric: str) -> tuple[np.ndarray, np.ndarray, dict]:
     """What the widget draws for a clicked score: ``x`` ``(s,)``, ``y`` ``(n + 1, s)`` (row 0
-    the mean over the images, then one row per image) and a description."""
+    the mean over the images, then one row per image) and a description. For
+    ``"mufidelity"`` a scatter: ``x`` ``(n * r,)`` the attribution sums of the ``r`` random
+    subsets of every image, ``y`` ``(1, n * r)`` the output drops they caused."""
     if metric in ("deletion", "insertion"):
         curve = result.deletion if metric == "deletion" else result.insertion
         per_image = curve.scores[:, 0, :]
@@ -202,7 +204,20 @@ def curve_arrays(result: ColumnResult, metric: str) -> tuple[np.ndarray, np.ndar
             "threshold": check.threshold,
         }
         return check.randomised.astype(np.float32), _with_mean(per_image), info
-    raise ValueError(f"metric: expected 'deletion', 'insertion' or 'sanity', got {metric!r}")
+    if metric == "mufidelity":
+        mu = result.mufidelity
+        info = {
+            "kind": "scatter",
+            "x_label": f"sum of attributions over {mu.subset_size} random pixels",
+            "y_label": f"drop of the {mu.score}",
+            "area": _finite(mu.mean),
+            "better": "higher",
+        }
+        x = mu.attribution_sums[:, 0, :].reshape(-1).astype(np.float32)
+        return x, mu.output_drops[:, 0, :].reshape(1, -1).astype(np.float32), info
+    raise ValueError(
+        f"metric: expected 'deletion', 'insertion', 'mufidelity' or 'sanity', got {metric!r}"
+    )
 
 
 def _with_mean(per_image: np.ndarray) -> np.ndarray:

@@ -15,7 +15,8 @@ that sorts by a click on a column header:
 - **sparseness** (Gini index of ``|phi|``);
 - **sanity**: the cascading model-randomisation check (Adebayo et al. 2018) passed or not.
 
-Clicking a deletion, insertion or sanity score draws its curves (the mean and each image).
+Clicking a deletion, insertion or sanity score draws its curves (the mean and each image),
+clicking a MuFidelity score the scatter of attribution sums against output drops it correlates.
 Every number comes from :mod:`xaiwidgets.faithfulness` (see
 :mod:`~xaiwidgets.widgets._comparison_scores`); JS only draws.
 
@@ -69,7 +70,7 @@ from ._ndarray_trait import NDArray
 
 OVERLAYS = ("heatmap", "blend", "mask")
 SCALE_MODES = ("column", "cell")
-METRICS = ("deletion", "insertion", "sanity")
+METRICS = ("deletion", "insertion", "mufidelity", "sanity")
 
 
 class ExplainerComparison(LiveWidget, XaiWidget):

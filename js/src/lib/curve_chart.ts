@@ -16,15 +16,17 @@ export interface CurveChartOptions {
   yRange?: [number, number];
   /** a dashed horizontal line (e.g. a pass threshold) */
   threshold?: number | null;
+  /** draw curve 0 as dots (a scatter of y against x) instead of a line */
+  scatter?: boolean;
 }
 
 /** Margins inside the SVG: left (y ticks), right, top, bottom (x ticks and caption). */
 export const MARGIN = { left: 46, right: 8, top: 6, bottom: 30 };
 
-/** The y range of a chart: [min(0, data), max(1, data)] over the finite values. */
-export function yRangeOf(curves: ArrayLike<number>[]): [number, number] {
-  let lo = 0;
-  let hi = 1;
+/** The y range of a chart: [min(0, data), max(1, data)] over the finite values ("tight": [min, max]). */
+export function yRangeOf(curves: ArrayLike<number>[], tight = false): [number, number] {
+  let lo = tight ? Infinity : 0;
+  let hi = tight ? -Infinity : 1;
   for (const c of curves) {
     for (let j = 0; j < c.length; j++) {
       const v = c[j];
@@ -34,7 +36,8 @@ export function yRangeOf(curves: ArrayLike<number>[]): [number, number] {
       }
     }
   }
-  return [lo, hi];
+  if (!(hi >= lo)) return [0, 1];
+  return hi > lo ? [lo, hi] : [lo - 0.5, hi + 0.5];
 }
 
 /** SVG "x,y" points of a curve in a chart of the given size (non-finite points skipped). */
@@ -84,7 +87,7 @@ export function curveChart(opts: CurveChartOptions): SVGSVGElement {
     xMax = Math.max(xMax, x[j]);
   }
   const xr: [number, number] = [xMin, xMax];
-  const yr = opts.yRange ?? yRangeOf(curves);
+  const yr = opts.yRange ?? yRangeOf(curves, Boolean(opts.scatter));
   const left = MARGIN.left;
   const right = width - MARGIN.right;
   const top = MARGIN.top;
@@ -107,8 +110,15 @@ export function curveChart(opts: CurveChartOptions): SVGSVGElement {
     const [, py] = at(xr[0], opts.threshold);
     svg.appendChild(el("line", { x1: left, y1: py, x2: right, y2: py, stroke: "#c4122f", "stroke-dasharray": "4 3", "stroke-width": 1, class: "xw-curve-threshold" }));
   }
+  if (opts.scatter) {
+    const pts = curvePoints(x, curves[0] ?? [], width, height, xr, yr);
+    for (const p of pts ? pts.split(" ") : []) {
+      const [cx, cy] = p.split(",");
+      svg.appendChild(el("circle", { cx, cy, r: 2, fill: "#2f6fdf", "fill-opacity": 0.55, class: "xw-curve-dot" }));
+    }
+  }
   // thin curves first, the thick one (curve 0) on top
-  for (let k = curves.length - 1; k >= 0; k--) {
+  for (let k = opts.scatter ? -1 : curves.length - 1; k >= 0; k--) {
     const thick = k === 0;
     svg.appendChild(
       el("polyline", {
