@@ -1,7 +1,8 @@
 """ExplainerComparison in a real JupyterLab (Chromium): the columns are drawn where the kernel
 says the attribution is (red at its largest value, blue at its most negative), a click on a
 score header sorts the table as the kernel's numbers say, a click on a deletion score draws its
-curves (computed in the kernel), and the masked overlay redraws. One notebook for all of it."""
+curves and one on a MuFidelity score its scatter (computed in the kernel), and the masked
+overlay redraws. One notebook for all of it."""
 
 from __future__ import annotations
 
@@ -117,6 +118,12 @@ def test_columns_sorting_and_curves(run_notebook_in_lab, artifacts):
     assert curve.locator("polyline").count() == 1 + 4
     assert first in curve.locator(".xw-cmp-curve-title").inner_text()
     view.screenshot(path=str(artifacts / "explainer_comparison_curve.png"))
+
+    # a click on a MuFidelity score: its scatter, one dot per random subset of each image
+    view.locator(f'tr[data-explainer="{first}"] button[data-metric="mufidelity"]').click()
+    scatter = view.locator(f'.xw-cmp-curve[data-explainer="{first}"][data-metric="mufidelity"]')
+    scatter.wait_for(timeout=30_000)
+    assert scatter.locator("circle.xw-curve-dot").count() == 4 * 20  # images x runs
 
     # the masked overlay redraws every column
     cells_sel = '.xw-explainer-comparison canvas.xw-cmp-canvas:not([data-col="image"])'
