@@ -4,8 +4,8 @@
 computes with: the DeepLIFT rules (:mod:`._deeplift_rules`) and the CEM step
 (:mod:`xaiwidgets.explainers._fista_compiled`, run by a backend's
 :meth:`~xaiwidgets.backends.base.BaseBackend.compile_step`). Each framework backend module
-builds its instance (``ARRAY_OPS`` in ``torch_backend``, ``tensorflow_backend``,
-``jax_backend``) from its own functions; nothing here imports a framework. :data:`NUMPY_OPS` is
+builds its instance (``ARRAY_OPS`` in ``torch_backend``, ``_compiled_tensorflow``,
+``_compiled_jax``) from its own functions; nothing here imports a framework. :data:`NUMPY_OPS` is
 NumPy's.
 
 The names follow the array API (``where``, ``abs``, ``square``, ``exp``, ``log``, ``minimum``,

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jax.extend.core import ClosedJaxpr, jaxpr_as_fun
 
 from . import _deeplift_rules as rules
-from .jax_backend import ARRAY_OPS
+from ._compiled_jax import ARRAY_OPS
 
 OPS = ARRAY_OPS  # the array namespace :mod:`._deeplift_rules` computes with
 

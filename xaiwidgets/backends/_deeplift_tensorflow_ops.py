@@ -34,7 +34,7 @@ from typing import Any
 import tensorflow as tf
 
 from . import _deeplift_rules as rules
-from .tensorflow_backend import ARRAY_OPS
+from ._compiled_tensorflow import ARRAY_OPS
 
 PREFIX = "XaiwidgetsDeepLift"
 STATE = threading.local()

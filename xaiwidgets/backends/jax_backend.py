@@ -32,27 +32,6 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         "JaxBackend needs JAX; install it with: pip install 'xaiwidgets[jax]'"
     ) from exc
 
-from ._array_ops import ArrayOps, FlatOutputs  # noqa: E402
-
-#: jax's array functions under the shared names (:mod:`._array_ops`).
-ARRAY_OPS = ArrayOps(
-    "jax",
-    where=jnp.where,
-    abs=jnp.abs,
-    square=jnp.square,
-    exp=jnp.exp,
-    log=jnp.log,
-    minimum=jnp.minimum,
-    maximum=jnp.maximum,
-    clip=jnp.clip,
-    reshape=jnp.reshape,
-    transpose=jnp.transpose,
-    sum=lambda t, axis, keepdims: jnp.sum(t, axis=axis, keepdims=keepdims),
-    max=lambda t, axis, keepdims: jnp.max(t, axis=axis, keepdims=keepdims),
-    softmax=lambda t: jax.nn.softmax(t, axis=-1),
-    one_hot=lambda idx, k: jax.nn.one_hot(idx, k, dtype=bool),
-    value_and_grad=lambda f: jax.value_and_grad(f, has_aux=True),
-)
 
 _NOT_TRACEABLE = (
     jax.errors.ConcretizationTypeError,
@@ -400,47 +379,21 @@ class JaxBackend(BaseBackend):
 
     def flat_outputs(self) -> JaxBackend:
         """The model with its outputs flattened to ``(n, d)`` (an autoencoder's NHWC images),
-        same parameters and batch settings."""
-        apply = self.apply_with_params
-        flat = JaxBackend(
-            lambda p, x: FlatOutputs(functools.partial(apply, p), ARRAY_OPS)(x),
-            self.params,
-            batch_size=self._batch_size,
-            memory_budget=self._memory_budget,
-            buckets=self.buckets,
-        )
-        flat.module = self.module
-        return flat
+        same parameters and batch settings (:func:`._compiled_jax.flat_outputs`)."""
+        from ._compiled_jax import flat_outputs
+
+        return flat_outputs(self)
 
     def compile_step(
         self, program: Callable, constants: Any, image_model: Any = None
     ) -> Callable | None:
-        """``program`` as one ``jax.jit`` call, the parameters of both models passed as
-        arguments (see :meth:`~xaiwidgets.backends.base.BaseBackend.compile_step`); ``None``
-        when ``image_model`` is not a JAX backend."""
-        if image_model is not None and not isinstance(image_model, JaxBackend):
-            return None
-        steps = self.__dict__.setdefault("_compiled_steps", {})
-        key = (program, image_model)  # the backends themselves: no id reuse
-        if key not in steps:
-            apply = self.apply_with_params
-            ae_apply = None if image_model is None else image_model.apply_with_params
+        """``program`` as one ``jax.jit`` call (see
+        :meth:`~xaiwidgets.backends.base.BaseBackend.compile_step` and
+        :func:`._compiled_jax.compile_step`); ``None`` when ``image_model`` is not a JAX
+        backend."""
+        from ._compiled_jax import compile_step
 
-            def run(params: Any, ae_params: Any, constants: Any, *args: Any) -> Any:
-                scores = functools.partial(apply, params)
-                images = None if ae_apply is None else functools.partial(ae_apply, ae_params)
-                return program(ARRAY_OPS, scores, images, constants, *args)
-
-            steps[key] = jax.jit(run)
-        run = steps[key]
-        held = jax.tree_util.tree_map(jnp.asarray, constants)
-        ae_params = None if image_model is None else image_model.params
-
-        def step(*args: Any) -> Any:
-            args = tuple(jnp.float32(a) if isinstance(a, float) else a for a in args)
-            return run(self.params, ae_params, held, *args)
-
-        return step
+        return compile_step(self, program, constants, image_model)
 
     def __repr__(self) -> str:
         what = type(self.module).__name__ if self.module is not None else "function"

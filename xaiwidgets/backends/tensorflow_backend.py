@@ -34,49 +34,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         "pip install 'xaiwidgets[tensorflow]'"
     ) from exc
 
-from ._array_ops import ArrayOps, FlatOutputs  # noqa: E402
-
-
-def _tape_value_and_grad(f: Callable) -> Callable:
-    """``(y, *args) -> ((total, aux), d total / d y)`` for ``f(y, *args) -> (total, aux)``,
-    by ``tf.GradientTape``."""
-
-    def value_and_grad(y: Any, *args: Any) -> Any:
-        with tf.GradientTape() as tape:
-            tape.watch(y)
-            total, aux = f(y, *args)
-        return (total, aux), tape.gradient(total, y)
-
-    return value_and_grad
-
-
-#: TensorFlow's array functions under the shared names (:mod:`._array_ops`).
-ARRAY_OPS = ArrayOps(
-    "tensorflow",
-    where=tf.where,
-    abs=tf.abs,
-    square=tf.square,
-    exp=tf.exp,
-    log=tf.math.log,
-    minimum=tf.minimum,
-    maximum=tf.maximum,
-    clip=tf.clip_by_value,
-    reshape=tf.reshape,
-    transpose=tf.transpose,
-    sum=lambda t, axis, keepdims: tf.reduce_sum(t, axis=axis, keepdims=keepdims),
-    max=lambda t, axis, keepdims: tf.reduce_max(t, axis=axis, keepdims=keepdims),
-    softmax=lambda t: tf.nn.softmax(t, axis=-1),
-    one_hot=lambda idx, k: tf.equal(idx[:, None], tf.range(k, dtype=idx.dtype)[None]),
-    value_and_grad=_tape_value_and_grad,
-)
-
-
-def _as_tensor(value: Any) -> Any:
-    """A tf tensor as it is; anything else as a constant (float64 as float32)."""
-    if tf.is_tensor(value):
-        return value
-    arr = np.asarray(value)
-    return tf.constant(arr.astype(np.float32) if arr.dtype == np.float64 else arr)
+from ._array_ops import FlatOutputs  # noqa: E402
+from ._compiled_tensorflow import ARRAY_OPS  # noqa: E402
 
 
 def _output_tensor(out: Any) -> Any:
@@ -331,39 +290,16 @@ class TensorFlowBackend(BaseBackend):
             channels_first=self.channels_first,
         )
 
-    def _on_nhwc(self, fn: Callable, images_out: bool) -> Callable:
-        """``fn`` (a call of the model) on NHWC tensors, whatever the model's layout; image
-        outputs back in NHWC."""
-        if not self.channels_first:
-            return fn
-        if images_out:
-            return lambda z: tf.transpose(fn(tf.transpose(z, [0, 3, 1, 2])), [0, 2, 3, 1])
-        return lambda z: fn(tf.transpose(z, [0, 3, 1, 2]))
-
     def compile_step(
         self, program: Callable, constants: Any, image_model: Any = None
     ) -> Callable | None:
         """``program`` as one ``tf.function`` (see
-        :meth:`~xaiwidgets.backends.base.BaseBackend.compile_step`); ``None`` when
-        ``image_model`` is not a TensorFlow backend."""
-        if image_model is not None and not isinstance(image_model, TensorFlowBackend):
-            return None
-        steps = self.__dict__.setdefault("_compiled_steps", {})
-        key = (program, image_model)  # the backends themselves: no id reuse
-        if key not in steps:
-            scores = self._on_nhwc(self._call, False)
-            images = (
-                None if image_model is None else image_model._on_nhwc(image_model._forward, True)
-            )
+        :meth:`~xaiwidgets.backends.base.BaseBackend.compile_step` and
+        :func:`._compiled_tensorflow.compile_step`); ``None`` when ``image_model`` is not a
+        TensorFlow backend."""
+        from ._compiled_tensorflow import compile_step
 
-            @tf.function(reduce_retracing=True)
-            def run(constants: Any, *args: Any) -> Any:
-                return program(ARRAY_OPS, scores, images, constants, *args)
-
-            steps[key] = run
-        run = steps[key]
-        held = tf.nest.map_structure(_as_tensor, constants)
-        return lambda *args: run(held, *(_as_tensor(a) for a in args))
+        return compile_step(self, program, constants, image_model)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({type(self.model).__name__}, batch_size={self.batch_size})"
