@@ -4,7 +4,7 @@
 computes with: the DeepLIFT rules (:mod:`._deeplift_rules`) and the CEM step
 (:mod:`xaiwidgets.explainers._fista_compiled`, run by a backend's
 :meth:`~xaiwidgets.backends.base.BaseBackend.compile_step`). Each framework backend module
-builds its instance (``ARRAY_OPS`` in ``torch_backend``, ``_compiled_tensorflow``,
+builds its instance (``ARRAY_OPS`` in ``_array_ops_torch``, ``_compiled_tensorflow``,
 ``_compiled_jax``) from its own functions; nothing here imports a framework. :data:`NUMPY_OPS` is
 NumPy's.
 

@@ -28,27 +28,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         "TorchBackend needs PyTorch; install it with: pip install 'xaiwidgets[torch]'"
     ) from exc
 
-from ._array_ops import ArrayOps, FlatOutputs  # noqa: E402
+from ._array_ops import FlatOutputs  # noqa: E402
+from ._array_ops_torch import ARRAY_OPS  # noqa: E402
 from ._torch_conv_grad import ThinConvInputGrad  # noqa: E402 (needs torch)
-
-#: torch's array functions under the shared names (:mod:`._array_ops`).
-ARRAY_OPS = ArrayOps(
-    "torch",
-    where=torch.where,
-    abs=torch.abs,
-    square=torch.square,
-    exp=torch.exp,
-    log=torch.log,
-    minimum=torch.minimum,
-    maximum=torch.maximum,
-    clip=torch.clamp,
-    reshape=torch.reshape,
-    transpose=torch.permute,
-    sum=lambda t, axis, keepdims: t.sum(axis, keepdim=keepdims),
-    max=lambda t, axis, keepdims: t.amax(axis, keepdim=keepdims),
-    softmax=lambda t: torch.softmax(t, -1),
-    one_hot=lambda idx, k: torch.nn.functional.one_hot(idx.long(), k).bool(),
-)
 
 
 def _module_device(model: Any) -> torch.device:
