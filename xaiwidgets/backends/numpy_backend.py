@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -79,15 +80,15 @@ class NumpyBackend(BaseBackend):
         """``fn`` with its outputs flattened to ``(n, d)`` (an autoencoder's images, NHWC), and
         ``grad_fn`` given the cotangent back in the outputs' shape."""
         fn, grad_fn = self.fn, self.grad_fn
-        shape: dict[str, tuple[int, ...]] = {}
+        last = threading.local()  # the output shape of this thread's last batch
 
         def flat_fn(x: np.ndarray) -> np.ndarray:
             out = np.asarray(to_numpy(fn(x)))
-            shape["out"] = out.shape[1:]  # the vjp calls fn on a batch before grad_fn
+            last.shape = out.shape[1:]  # the vjp calls fn on a batch before grad_fn
             return out.reshape(len(out), -1)
 
         def flat_grad(x: np.ndarray, cot: np.ndarray) -> Any:
-            return grad_fn(x, np.reshape(cot, (len(cot),) + shape["out"]))
+            return grad_fn(x, np.reshape(cot, (len(cot),) + last.shape))
 
         return NumpyBackend(
             flat_fn,
