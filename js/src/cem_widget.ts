@@ -2,41 +2,23 @@
 // by side with their predicted class and probability, each delta below as a diverging map with
 // one shared colour bar, and sliders that re-run the search in the kernel. A frame (one search
 // update: panels + images + deltas) is drawn only while its generation is the model's current
-// one and its settings are the ones on the sliders: a superseded search never draws.
+// one and its settings are the ones on the sliders: a superseded search never draws. This
+// module: the model, the sliders, which frame and picture each column shows; the drawing of
+// the columns is cem/panel_grid.ts.
 import type { AnyModel, RenderProps } from "@anywidget/types";
+import { type Column, type Decoded, type Panel, drawGrid, stepsText } from "./cem/panel_grid";
 import { type NDArray, type SerializedArray, decodeArray } from "./lib/arrays";
-import {
-  attributionColorbar,
-  bindPixelTooltip,
-  cellHeight,
-  drawAttributionCell,
-  drawImageCell,
-} from "./lib/attribution_cells";
 import { clear, h } from "./lib/dom";
-import { type ImageRef, greyLevels } from "./lib/image";
-import { cellLabel } from "./lib/labels";
 import { type LiveSlider, liveSlider } from "./lib/live_slider";
-import { formatNumber, formatSigned, symmetricMax } from "./lib/scale";
-import type { TooltipRow } from "./lib/tooltip";
-import { mountView } from "./lib/view";
 import { saver } from "./lib/model";
+import { formatNumber } from "./lib/scale";
+import { mountView } from "./lib/view";
+
+export type { Panel } from "./cem/panel_grid";
+export { stepsText, stepsTitle } from "./cem/panel_grid";
 
 export const SETTINGS = ["kappa", "beta", "gamma", "c_init", "max_iterations"] as const;
 type Setting = (typeof SETTINGS)[number];
-
-export interface Panel {
-  mode: "PN" | "PP";
-  status: "searching" | "found" | "not_found";
-  complete: boolean;
-  class: number;
-  label: string;
-  probability: number | null;
-  steps: number;
-  total_steps: number;
-  c: number | null;
-  distance: number | null;
-  message: string;
-}
 
 export interface Frame {
   generation: number;
@@ -90,12 +72,6 @@ const CSS = `
 .xw-control-disabled { opacity: .5; }
 `;
 
-const MODE_TITLE: Record<string, string> = { PN: "pertinent negative", PP: "pertinent positive" };
-const DELTA_TITLE: Record<string, string> = { PN: "added by the PN", PP: "kept by the PP" };
-const DELTA_HELP: Record<string, string> = {
-  PN: "PN − original: what the PN adds to the image (red: brighter, blue: darker)",
-  PP: "the part of the original that the PP keeps (the PP itself)",
-};
 const FORMATS: Record<Setting, (v: number) => string> = {
   kappa: (v) => v.toFixed(2),
   beta: (v) => v.toFixed(2),
@@ -119,15 +95,6 @@ export function isCurrent(model: AnyModel<CEMModel>, frame: Partial<Frame> | nul
     const b = Number(model.get(k));
     return a === b || Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b));
   });
-}
-
-interface Decoded {
-  h: number;
-  w: number;
-  c: number;
-  original: NDArray;
-  images: NDArray | null;
-  deltas: NDArray | null;
 }
 
 function decode(model: AnyModel<CEMModel>, frame: Partial<Frame> | null): Decoded | null {
@@ -163,24 +130,6 @@ function summedDelta(d: Decoded, i: number): Float32Array {
   return out;
 }
 
-/** The caption under a panel: what the search found (its c and distance) or how far it is. */
-export function stepsText(p: Panel): string {
-  if (p.status === "not_found") return `searched ${p.steps} steps`;
-  if (p.status === "searching") return `searching · step ${p.steps} of ${p.total_steps}`;
-  if (!p.complete) return `best so far · step ${p.steps} of ${p.total_steps}`;
-  const parts = [p.c != null ? `c ${formatNumber(p.c)}` : "", p.distance != null ? `distance ${formatNumber(p.distance)}` : ""];
-  return parts.filter(Boolean).join(" · ") || "found";
-}
-
-/** The caption's hover text: the same in words. */
-export function stepsTitle(p: Panel): string {
-  if (p.status !== "found") return stepsText(p);
-  const what = p.complete ? "found" : `best so far after ${p.steps} of ${p.total_steps} steps`;
-  const c = p.c != null ? ` with attack weight c = ${formatNumber(p.c)}` : "";
-  const dist = p.distance != null ? `; elastic-net distance to the original ${formatNumber(p.distance)}` : "";
-  return `${what}${c}${dist}`;
-}
-
 /** A found panel kept per mode: drawn (faded) while a newer search has not found one yet. */
 interface Kept {
   panel: Panel;
@@ -188,62 +137,97 @@ interface Kept {
   sum: Float32Array;
 }
 
+// ---------------------------------------------------------------------------- controls
+/** The sliders (kappa, beta; gamma, c_init, iterations behind "advanced"), the toggle, the run state. */
+function buildControls(model: AnyModel<CEMModel>): { rows: HTMLElement[]; sync: () => void } {
+  const save = saver(model);
+  const ranges = () => model.get("ranges") ?? {};
+  const sliders = {} as Record<Setting, LiveSlider>;
+  for (const k of SETTINGS) {
+    const [lo, hi, step] = ranges()[k] ?? [0, 1, 0.01];
+    const label = k === "max_iterations" ? "iterations" : k;
+    sliders[k] = liveSlider(label, Number(model.get(k)), (v) => save(k, k === "max_iterations" ? Math.round(v) : v), {
+      min: lo,
+      max: hi,
+      step: k === "c_init" ? 0.01 : step,
+      log: k === "c_init",
+      format: FORMATS[k],
+      title: HELP[k],
+    });
+    sliders[k].el.setAttribute("data-setting", k);
+  }
+  const more = h("button", {
+    className: "xw-cem-more",
+    text: "advanced",
+    title: "gamma, c_init and the number of iterations",
+    attrs: { type: "button" },
+  });
+  more.addEventListener("click", () => save("show_advanced", !model.get("show_advanced")));
+  const state = h("span", { className: "xw-cem-state", attrs: { "aria-live": "polite" } });
+  const row1 = h("div", { className: "xw-controls" }, [sliders.kappa.el, sliders.beta.el, more, state]);
+  const row2 = h("div", { className: "xw-controls xw-cem-advanced" }, [
+    sliders.gamma.el,
+    sliders.c_init.el,
+    sliders.max_iterations.el,
+  ]);
+  const sync = () => {
+    for (const k of SETTINGS) sliders[k].set(Number(model.get(k)));
+    sliders.gamma.setDisabled(!model.get("has_autoencoder"), "gamma needs an autoencoder (ae_model=...)");
+    const open = Boolean(model.get("show_advanced"));
+    row2.style.display = open ? "" : "none";
+    more.setAttribute("aria-expanded", String(open));
+    more.textContent = open ? "advanced ▴" : "advanced ▾";
+    state.textContent = model.get("running") ? "searching…" : "";
+  };
+  return { rows: [row1, row2], sync };
+}
+
+// ---------------------------------------------------------------------------- frame update
+/**
+ * Each mode's column for the shown frame. A found panel is drawn (and, from a current frame,
+ * kept); a panel still searching, or missing, shows the kept picture faded; else nothing.
+ */
+function frameColumns(d: Decoded, modes: string[], panels: Panel[], current: boolean, kept: Map<string, Kept>): Map<string, Column> {
+  const stale = !current;
+  const byMode = new Map(panels.map((p, i) => [p.mode as string, i]));
+  const sums = panels.map((_, i) => summedDelta(d, i));
+  const size = d.h * d.w * d.c;
+  const columns = new Map<string, Column>();
+  for (const mode of modes) {
+    const i = byMode.get(mode);
+    const p = i === undefined ? null : panels[i];
+    if (p && p.status === "found" && d.images && i !== undefined) {
+      const image = d.images.data.subarray(i * size, (i + 1) * size) as Float32Array;
+      if (current) kept.set(mode, { panel: p, image: Float32Array.from(image), sum: sums[i] });
+      columns.set(mode, { p, image, sum: sums[i], faded: stale, caption: stale ? "updating…" : stepsText(p) });
+      continue;
+    }
+    const k = kept.get(mode);
+    if ((!p || p.status === "searching") && k && k.image.length === size) {
+      const caption = stale || !p ? "updating…" : stepsText(p);
+      columns.set(mode, { p: k.panel, image: k.image, sum: k.sum, faded: true, caption });
+      continue;
+    }
+    columns.set(mode, { p, image: null, sum: null, faded: stale, caption: stale ? "updating…" : p ? stepsText(p) : "" });
+  }
+  return columns;
+}
+
+// ---------------------------------------------------------------------------- view
 function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () => void {
   return mountView(model as AnyModel, el, {
     className: "xw-cem",
     styles: [["cem", CSS]],
     build: (view) => {
-      const { tooltip } = view;
-      const save = saver(model);
-
-      // -- controls: kappa, beta, the advanced toggle, the run state; the advanced row below
-      const ranges = () => model.get("ranges") ?? {};
-      const sliders = {} as Record<Setting, LiveSlider>;
-      for (const k of SETTINGS) {
-        const [lo, hi, step] = ranges()[k] ?? [0, 1, 0.01];
-        const label = k === "max_iterations" ? "iterations" : k;
-        sliders[k] = liveSlider(label, Number(model.get(k)), (v) => save(k, k === "max_iterations" ? Math.round(v) : v), {
-          min: lo,
-          max: hi,
-          step: k === "c_init" ? 0.01 : step,
-          log: k === "c_init",
-          format: FORMATS[k],
-          title: HELP[k],
-        });
-        sliders[k].el.setAttribute("data-setting", k);
-      }
-      const more = h("button", {
-        className: "xw-cem-more",
-        text: "advanced",
-        title: "gamma, c_init and the number of iterations",
-        attrs: { type: "button" },
-      });
-      more.addEventListener("click", () => save("show_advanced", !model.get("show_advanced")));
-      const state = h("span", { className: "xw-cem-state", attrs: { "aria-live": "polite" } });
-      const row1 = h("div", { className: "xw-controls" }, [sliders.kappa.el, sliders.beta.el, more, state]);
-      const row2 = h("div", { className: "xw-controls xw-cem-advanced" }, [
-        sliders.gamma.el,
-        sliders.c_init.el,
-        sliders.max_iterations.el,
-      ]);
-      const syncControls = () => {
-        for (const k of SETTINGS) sliders[k].set(Number(model.get(k)));
-        sliders.gamma.setDisabled(!model.get("has_autoencoder"), "gamma needs an autoencoder (ae_model=...)");
-        const open = Boolean(model.get("show_advanced"));
-        row2.style.display = open ? "" : "none";
-        more.setAttribute("aria-expanded", String(open));
-        more.textContent = open ? "advanced ▴" : "advanced ▾";
-        state.textContent = model.get("running") ? "searching…" : "";
-      };
-
+      const controls = buildControls(model);
       const body = h("div", { className: "xw-cem-body" });
-
       // the last frame drawn, kept (faded) while a newer search has nothing to show yet
       let drawn: Partial<Frame> | null = null;
       // per mode, the last found picture of a current frame: a new search starts with nothing
       // found, and its panel keeps this picture (faded) until it finds one, never a blank
       const kept = new Map<string, Kept>();
 
+      // draw the model's frame if current, else the last one drawn (faded)
       const draw = () => {
         const frame = model.get("frame") ?? null;
         const current = isCurrent(model, frame);
@@ -253,140 +237,15 @@ function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () 
         clear(body);
         body.removeAttribute("data-generation");
         if (!d) return;
-        const stale = !current;
-        const cell = Math.max(16, Math.round(Number(model.get("cell_size")) || 112));
-        const cellH = cellHeight(cell, d.h, d.w);
         const modes = (model.get("modes") ?? []) as string[];
-        const panels = (shown?.panels ?? []) as Panel[];
-        const byMode = new Map(panels.map((p, i) => [p.mode as string, i]));
-        const orig: ImageRef = { data: d.original.data, offset: 0, h: d.h, w: d.w, c: d.c };
-        // the faint copy under the deltas: dark strokes on white (light-on-dark images inverted)
-        const levels = greyLevels(orig);
-        const grey = greyLevels(orig, levels.reduce((a, b) => a + b, 0) / levels.length < 0.5);
-        const sums = panels.map((_, i) => summedDelta(d, i));
-        const size = d.h * d.w * d.c;
-        // what each mode's column shows: this frame's panel, or the kept picture while searching
-        type Shown = { p: Panel | null; image: Float32Array | null; sum: Float32Array | null; faded: boolean; caption: string };
-        const columns = new Map<string, Shown>();
-        for (const mode of modes) {
-          const i = byMode.get(mode);
-          const p = i === undefined ? null : panels[i];
-          if (p && p.status === "found" && d.images && i !== undefined) {
-            const image = d.images.data.subarray(i * size, (i + 1) * size) as Float32Array;
-            if (current) kept.set(mode, { panel: p, image: Float32Array.from(image), sum: sums[i] });
-            columns.set(mode, { p, image, sum: sums[i], faded: stale, caption: stale ? "updating…" : stepsText(p) });
-            continue;
-          }
-          const k = kept.get(mode);
-          if ((!p || p.status === "searching") && k && k.image.length === size) {
-            const caption = stale || !p ? "updating…" : stepsText(p);
-            columns.set(mode, { p: k.panel, image: k.image, sum: k.sum, faded: true, caption });
-            continue;
-          }
-          columns.set(mode, { p, image: null, sum: null, faded: stale, caption: stale ? "updating…" : p ? stepsText(p) : "" });
-        }
-        let maxAbs = 0;
-        for (const col of columns.values()) if (col.sum) maxAbs = Math.max(maxAbs, symmetricMax(col.sum));
-        if (!(maxAbs > 0)) maxAbs = 1;
-
-        const grid = h("div", { className: "xw-cem-grid" });
-        // columns as wide as a picture, or as their heading where that is wider (never cut)
-        grid.style.gridTemplateColumns = `repeat(${1 + modes.length}, minmax(${cell}px, max-content)) auto`;
-        const put = (node: HTMLElement, col: number, row: number) => {
-          node.style.gridColumn = String(col);
-          node.style.gridRow = String(row);
-          grid.appendChild(node);
+        const columns = frameColumns(d, modes, (shown?.panels ?? []) as Panel[], current, kept);
+        const opts = {
+          cellSize: model.get("cell_size"),
+          originalLabel: model.get("original_label") ?? "",
+          originalProba: model.get("original_proba"),
+          tooltip: view.tooltip,
         };
-        const hover = (canvas: HTMLCanvasElement, shownCol: Shown | null, kind: string) => {
-          bindPixelTooltip(canvas, tooltip, d.w, d.h, (x, y) => {
-            const p = (y * d.w + x) * d.c;
-            const rows: TooltipRow[] = [
-              ["pixel (x, y)", `(${x}, ${y})`],
-              ["original", formatNumber(d.original.data[p])],
-            ];
-            let heading = "original";
-            if (shownCol && shownCol.p && shownCol.image && shownCol.sum) {
-              const mode = shownCol.p.mode;
-              rows.push([mode, formatNumber(shownCol.image[p])], ["delta", formatSigned(shownCol.sum[y * d.w + x])]);
-              heading = kind === "delta" ? DELTA_TITLE[mode] : MODE_TITLE[mode];
-            }
-            return { rows, title: heading };
-          });
-        };
-        const canvas = (panel: string, kind: string) =>
-          h("canvas", { className: "xw-cem-canvas", attrs: { "data-panel": panel, "data-kind": kind } });
-        const empty = (text: string, st: string, panel: string, kind: string) =>
-          h("div", {
-            className: "xw-cem-empty",
-            text,
-            style: { width: `${cell}px`, height: `${cellH}px` },
-            attrs: { "data-status": st, "data-panel": panel, "data-kind": kind },
-          });
-
-        // column 1: the original
-        put(h("div", { className: "xw-cem-heading", text: "original" }), 1, 1);
-        put(cellLabel(model.get("original_label") ?? "", model.get("original_proba")), 1, 2);
-        const oc = canvas("original", "image");
-        drawImageCell(oc, orig, cell, cellH);
-        hover(oc, null, "image");
-        put(oc, 1, 3);
-        put(h("div", { className: "xw-cem-caption", text: "" }), 1, 4);
-
-        // one column per mode: heading, class label, image (or why not), steps; then the delta
-        modes.forEach((mode, j) => {
-          const col = j + 2;
-          const shownCol = columns.get(mode)!;
-          const p = shownCol.p;
-          const column = [] as HTMLElement[];
-          const heading = h("div", { className: "xw-cem-heading", text: MODE_TITLE[mode] ?? mode, title: mode });
-          column.push(heading);
-          const label = p && p.status === "found" ? cellLabel(p.label, p.probability) : cellLabel("—", null);
-          label.setAttribute("data-panel", mode);
-          label.classList.add("xw-cem-class");
-          column.push(label);
-          let img: HTMLElement;
-          let delta: HTMLElement;
-          if (shownCol.image && shownCol.sum) {
-            const c1 = canvas(mode, "image");
-            drawImageCell(c1, { data: shownCol.image, offset: 0, h: d.h, w: d.w, c: d.c }, cell, cellH);
-            hover(c1, shownCol, "image");
-            const c2 = canvas(mode, "delta");
-            drawAttributionCell(c2, { data: shownCol.sum, offset: 0, stride: 1 }, grey, maxAbs, d.w, d.h, cell, cellH);
-            hover(c2, shownCol, "delta");
-            img = c1;
-            delta = c2;
-          } else if (p && p.status === "not_found") {
-            img = empty(p.message || `no ${mode} found`, "not_found", mode, "image");
-            delta = empty("—", "not_found", mode, "delta");
-          } else {
-            img = empty("searching…", "searching", mode, "image");
-            delta = empty("", "searching", mode, "delta");
-          }
-          column.push(img);
-          const caption = h("div", {
-            className: "xw-cem-caption",
-            text: shownCol.caption,
-            title: p && !shownCol.faded ? stepsTitle(p) : shownCol.caption,
-            attrs: { "data-panel": mode },
-          });
-          column.push(caption);
-          column.push(h("div", { className: "xw-cem-gap" }));
-          column.push(h("div", { className: "xw-cem-heading", text: DELTA_TITLE[mode] ?? "delta", title: DELTA_HELP[mode] ?? "" }));
-          column.push(delta);
-          column.forEach((node, r) => {
-            node.setAttribute("data-col", mode);
-            if (shownCol.faded) node.classList.add("xw-cem-stale");
-            put(node, col, r + 1);
-          });
-          if (p) img.setAttribute("data-status", shownCol.faded && shownCol.image ? "kept" : p.status);
-        });
-
-        // the colour bar beside the deltas (one scale for both)
-        const bar = attributionColorbar(maxAbs, cellH, "delta");
-        bar.style.paddingLeft = "4px";
-        bar.style.justifySelf = "start";
-        if ([...columns.values()].some((col) => col.sum)) put(bar, modes.length + 2, 7);
-        body.appendChild(grid);
+        body.appendChild(drawGrid(d, modes, columns, opts));
         if (shown?.generation != null) body.setAttribute("data-generation", String(shown.generation));
         body.setAttribute("data-current", String(current));
       };
@@ -394,9 +253,9 @@ function render({ model, el }: Pick<RenderProps<CEMModel>, "model" | "el">): () 
       const keys = [...SETTINGS, "frame", "generation", "original", "original_label", "original_proba", "modes", "running",
         "has_autoencoder", "show_advanced", "cell_size", "title"];
       return {
-        children: [view.title, view.status!.el, row1, row2, body],
+        children: [view.title, view.status!.el, ...controls.rows, body],
         body,
-        before: syncControls,
+        before: controls.sync,
         draw,
         // several changes of one message (a frame and its generation) draw once
         bindings: [[keys, view.redraw, true]],

@@ -1,6 +1,6 @@
 // Render tests of the InfluenceGrid ESM with a mock model (happy-dom + mocked canvas).
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import widget, { gridColumns, underlay } from "./influence_grid";
+import widget, { gridColumns } from "./influence_grid";
 import { f32, fakeBox, installCanvasMock, mountWidget, pixels } from "./lib/testing";
 
 const XSS = '<img src=x onerror="window.__xss=1">';
@@ -134,12 +134,5 @@ describe("InfluenceGrid render", () => {
     expect([1, 3, 5, 6, 7, 10, 11].map((k) => gridColumns(k, 0))).toEqual([1, 3, 5, 3, 4, 5, 4]);
     expect(gridColumns(10, 2)).toBe(2);
     expect(gridColumns(3, 8)).toBe(3);
-  });
-
-  it("inverts a dark mean image for the underlay, keeps a light one", () => {
-    const dark = underlay({ data: new Float32Array([0, 0, 0, 1]), offset: 0, h: 2, w: 2, c: 1 });
-    expect(Array.from(dark)).toEqual([1, 1, 1, 0]);
-    const light = underlay({ data: new Float32Array([1, 1, 1, 0]), offset: 0, h: 2, w: 2, c: 1 });
-    expect(Array.from(light)).toEqual([1, 1, 1, 0]);
   });
 });

@@ -14,7 +14,7 @@ import {
 } from "./lib/attribution_cells";
 import { checkbox, slider } from "./lib/controls";
 import { clear, h } from "./lib/dom";
-import { type ImageRef, greyLevels } from "./lib/image";
+import { type ImageRef, underlay } from "./lib/image";
 import { cellLabel } from "./lib/labels";
 import { formatNumber, formatSigned, symmetricMax } from "./lib/scale";
 import type { Tooltip, TooltipRow } from "./lib/tooltip";
@@ -237,17 +237,6 @@ function detailPanel(ctx: DrawContext, i: number): HTMLElement {
     h("div", { className: "xw-ig-detail-head" }, [h("div", { className: "xw-ig-detail-title", text: name }), close]),
     h("div", { className: "xw-ig-detail-row" }, panels),
   ]);
-}
-
-/**
- * Grey levels of the mean image for the faint underlay: light strokes on a dark background
- * (MNIST) are inverted so that the background stays white and the strokes show faintly dark.
- */
-export function underlay(ref: ImageRef): Float32Array {
-  const grey = greyLevels(ref);
-  let sum = 0;
-  for (let i = 0; i < grey.length; i++) sum += grey[i];
-  return sum / Math.max(1, grey.length) < 0.5 ? greyLevels(ref, true) : grey;
 }
 
 function draw(model: AnyModel<InfluenceModel>, body: HTMLElement, tooltip: Tooltip): void {

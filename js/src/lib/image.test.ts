@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { diverging } from "./colormap";
-import { greyLevels, imageRGBA, overlayRGBA } from "./image";
+import { greyLevels, imageRGBA, overlayRGBA, underlay } from "./image";
 
 describe("imageRGBA", () => {
   it("normalises a grey image of any range to 0..255", () => {
@@ -56,5 +56,14 @@ describe("overlayRGBA fast path", () => {
     const fast = overlayRGBA({ data, offset: 0, stride: 1 }, grey, 2.5);
     const general = overlayRGBA({ data, offset: 0, stride: 1 }, grey, 2.5, 0.18, (t) => diverging(t));
     expect(Array.from(fast)).toEqual(Array.from(general));
+  });
+});
+
+describe("underlay", () => {
+  it("inverts a dark image for the underlay, keeps a light one", () => {
+    const dark = underlay({ data: new Float32Array([0, 0, 0, 1]), offset: 0, h: 2, w: 2, c: 1 });
+    expect(Array.from(dark)).toEqual([1, 1, 1, 0]);
+    const light = underlay({ data: new Float32Array([1, 1, 1, 0]), offset: 0, h: 2, w: 2, c: 1 });
+    expect(Array.from(light)).toEqual([1, 1, 1, 0]);
   });
 });

@@ -63,6 +63,17 @@ export function greyLevels(img: ImageRef, invert = false): Float32Array {
   return out;
 }
 
+/**
+ * Grey levels of an image for a faint underlay: light strokes on a dark background (MNIST) are
+ * inverted so that the background stays white and the strokes show faintly dark.
+ */
+export function underlay(ref: ImageRef): Float32Array {
+  const grey = greyLevels(ref);
+  let sum = 0;
+  for (let i = 0; i < grey.length; i++) sum += grey[i];
+  return sum / Math.max(1, grey.length) < 0.5 ? greyLevels(ref, true) : grey;
+}
+
 /** Attribution values of one cell: value p is data[offset + p * stride], p = y * w + x. */
 export interface ValuesRef {
   data: NumericArray;
