@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .._deprecation import _user_stacklevel
 from .._progress import RunControl
 
 #: Elements of one (chunk, n) float64 work array (about 2.5 MB: cache-friendly).
@@ -63,6 +64,107 @@ class TiltSolution:
 
 def _shift(lam: np.ndarray, xmin: np.ndarray, xmax: np.ndarray) -> np.ndarray:
     return np.where(lam >= 0, xmax, xmin)
+
+
+def tilt_moments(
+    x: np.ndarray, lam: np.ndarray, shifts: np.ndarray, counts: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shifted moments ``s_m = sum_i c_i exp(lambda (x_i - s)) (x_i - s)^m``, ``m = 0, 1, 2``.
+
+    ``x`` (a, n) float64 (one problem per row, overwritten), ``lam`` / ``shifts`` (a,),
+    ``counts`` (a, n) the multiplicity ``c_i`` of each value (default 1: samples; a histogram
+    gives its bin counts).
+    Sums over samples add: the moments of a dataset are the sums of its chunks' moments, which
+    is how :mod:`._tilt_stream` takes a Newton step over data that does not fit in memory.
+    """
+    x -= shifts[:, None]  # <= 0 where lam >= 0, >= 0 where lam < 0
+    e = np.exp(x * lam[:, None])
+    if counts is not None:
+        e *= counts
+    s0 = e.sum(axis=1)
+    e *= x
+    s1 = e.sum(axis=1)
+    e *= x
+    s2 = e.sum(axis=1)
+    return s0, s1, s2
+
+
+class TiltNewton:
+    """The safeguarded Newton iteration of ``q`` tilt problems, one step per call of
+    :meth:`step` with the moments of the active problems (however they were summed).
+
+    Parameters: per problem its target ``targets``, its feature's ``xmin``, ``xmax``, ``mean``
+    and ``std`` (all (q,) float64), and the tolerance ``tol`` (see :func:`solve_tilts`).
+    """
+
+    def __init__(self, targets, xmin, xmax, mean, std, tol: float):
+        self.xmin, self.xmax, self.std, self.tol = xmin, xmax, std, tol
+        span = xmax - xmin
+        self.targets = t = np.clip(targets, xmin, xmax)
+        q = t.shape[0]
+        self.lam = np.zeros(q)
+        at_low = t <= xmin + BOUNDARY_RTOL * span
+        at_high = t >= xmax - BOUNDARY_RTOL * span
+        at_mean = (np.abs(t - mean) <= tol * std) | (span == 0)
+        self.lam[at_low & ~at_mean] = -np.inf
+        self.lam[at_high & ~at_mean] = np.inf
+        self.converged = at_low | at_high | at_mean
+        self.lo = np.full(q, -np.inf)
+        self.hi = np.full(q, np.inf)
+        self.unit = 1.0 / np.where(std > 0, std, 1.0)  # a step of one std in lambda
+        self.iterations = 0
+
+    def warm_start(self, lam: np.ndarray) -> None:
+        """Start the unconverged problems from ``lam`` (q,) where it is finite (an
+        approximate solution, e.g. of a histogram of the data) instead of 0."""
+        use = ~self.converged & np.isfinite(lam)
+        self.lam[use] = lam[use]
+
+    def active(self) -> np.ndarray:
+        """Indices of the problems not yet converged."""
+        return np.flatnonzero(~self.converged)
+
+    def shifts(self, act: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The extreme each problem's exponent is shifted by (max for lambda >= 0, else min)."""
+        return _shift(self.lam[act], self.xmin[act], self.xmax[act])
+
+    def step(self, act: np.ndarray, s0: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:
+        """One Newton step of the problems ``act`` from their moments (:func:`tilt_moments`
+        at the current ``lam[act]`` and ``shifts(act)``)."""
+        self.iterations += 1
+        la, a_min, a_max, t = self.lam[act], self.xmin[act], self.xmax[act], self.targets[act]
+        s = _shift(la, a_min, a_max)
+        m1 = s1 / s0
+        var = s2 / s0 - m1 * m1
+        m = s + m1
+        f = m - t
+        done = np.abs(f) <= self.tol * self.std[act]
+        self.converged[act[done]] = True
+        a_lo = self.lo[act] = np.where(f < 0, la, self.lo[act])
+        a_hi = self.hi[act] = np.where(f > 0, la, self.hi[act])
+        # Newton on the log-odds h = log(m - min) - log(max - m) of the mean rather than on m:
+        # h is exactly linear in lambda for a two-point feature and nearly so for skewed ones
+        # (a pixel that is mostly 0), where Newton on m itself crawls.
+        up, down = m - a_min, a_max - m
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h = np.log(up / down) - np.log((t - a_min) / (a_max - t))
+            step = la - h / (var * (1.0 / up + 1.0 / down))
+            ok = np.isfinite(step) & (step > a_lo) & (step < a_hi)
+            grow = np.maximum(np.abs(la), self.unit[act])
+            fallback = np.where(  # (a problem with f == 0 exactly has both ends infinite)
+                np.isfinite(a_lo) & np.isfinite(a_hi),
+                0.5 * (a_lo + a_hi),
+                np.where(np.isfinite(a_lo), la + grow, la - grow),
+            )
+        self.lam[act] = np.where(done, la, np.where(ok, step, fallback))
+
+    def solution(self) -> TiltSolution:
+        return TiltSolution(
+            lambdas=self.lam,
+            shifts=self.shifts(),
+            converged=self.converged,
+            iterations=self.iterations,
+        )
 
 
 def solve_tilts(
@@ -96,67 +198,20 @@ def solve_tilts(
     targets = np.asarray(targets, dtype=np.float64).reshape(-1)
     if targets.shape != rows.shape:
         raise ValueError(f"targets: expected {rows.shape[0]} values, got {targets.shape[0]}")
-    xmin = x.min(axis=1)[rows]
-    xmax = x.max(axis=1)[rows]
-    mean = x.mean(axis=1)[rows]
-    std = x.std(axis=1)[rows]
-    span = xmax - xmin
-    targets = np.clip(targets, xmin, xmax)
-
-    q = rows.shape[0]
-    lam = np.zeros(q)
-    at_low = targets <= xmin + BOUNDARY_RTOL * span
-    at_high = targets >= xmax - BOUNDARY_RTOL * span
-    at_mean = (np.abs(targets - mean) <= tol * std) | (span == 0)
-    lam[at_low & ~at_mean] = -np.inf
-    lam[at_high & ~at_mean] = np.inf
-    converged = at_low | at_high | at_mean
-
-    lo = np.full(q, -np.inf)
-    hi = np.full(q, np.inf)
-    unit = 1.0 / np.where(std > 0, std, 1.0)  # a step of one standard deviation in lambda
-    iterations = 0
-    while iterations < max_iterations:
-        act = np.flatnonzero(~converged)
+    newton = TiltNewton(
+        targets,
+        x.min(axis=1)[rows],
+        x.max(axis=1)[rows],
+        x.mean(axis=1)[rows],
+        x.std(axis=1)[rows],
+        tol,
+    )
+    while newton.iterations < max_iterations:
+        act = newton.active()
         if act.size == 0:
             break
-        iterations += 1
-        la, a_min, a_max, t = lam[act], xmin[act], xmax[act], targets[act]
-        s = _shift(la, a_min, a_max)
-        d = x[rows[act]]
-        d -= s[:, None]  # <= 0 where la >= 0, >= 0 where la < 0
-        e = np.exp(d * la[:, None])
-        s0 = e.sum(axis=1)
-        e *= d
-        s1 = e.sum(axis=1)
-        e *= d
-        s2 = e.sum(axis=1)
-        m1 = s1 / s0
-        var = s2 / s0 - m1 * m1
-        m = s + m1
-        f = m - t
-        done = np.abs(f) <= tol * std[act]
-        converged[act[done]] = True
-        a_lo = lo[act] = np.where(f < 0, la, lo[act])
-        a_hi = hi[act] = np.where(f > 0, la, hi[act])
-        # Newton on the log-odds h = log(m - min) - log(max - m) of the mean rather than on m:
-        # h is exactly linear in lambda for a two-point feature and nearly so for skewed ones
-        # (a pixel that is mostly 0), where Newton on m itself crawls.
-        up, down = m - a_min, a_max - m
-        with np.errstate(divide="ignore", invalid="ignore"):
-            h = np.log(up / down) - np.log((t - a_min) / (a_max - t))
-            step = la - h / (var * (1.0 / up + 1.0 / down))
-        ok = np.isfinite(step) & (step > a_lo) & (step < a_hi)
-        grow = np.maximum(np.abs(la), unit[act])
-        fallback = np.where(
-            np.isfinite(a_lo) & np.isfinite(a_hi),
-            0.5 * (a_lo + a_hi),
-            np.where(np.isfinite(a_lo), la + grow, la - grow),
-        )
-        lam[act] = np.where(done, la, np.where(ok, step, fallback))
-    return TiltSolution(
-        lambdas=lam, shifts=_shift(lam, xmin, xmax), converged=converged, iterations=iterations
-    )
+        newton.step(act, *tilt_moments(x[rows[act]], newton.lam[act], newton.shifts(act)))
+    return newton.solution()
 
 
 def tilt_weights(
@@ -170,35 +225,50 @@ def tilt_weights(
     """
     x = np.asarray(x, dtype=np.float64)
     rows = np.arange(x.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
-    lam = solution.lambdas
-    inf = np.isinf(lam)
-    w = x[rows]
-    w -= solution.shifts[:, None]
-    edge = w[inf] == 0.0 if inf.any() else None
-    w *= np.where(inf, 0.0, lam)[:, None]
-    np.exp(w, out=w)
-    if edge is not None:
-        w[inf] = edge
+    w = raw_tilt_weights(x[rows], solution.lambdas, solution.shifts)
     if normalise:
         w /= w.sum(axis=1, keepdims=True)
     return w
+
+
+def raw_tilt_weights(x: np.ndarray, lam: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Unnormalised weights ``exp(lambda (x - s))`` of the rows of ``x`` (q, n) float64
+    (overwritten and returned); a row with ``lambda = ±inf`` gets 1 where ``x`` equals its
+    shift (the extreme) and 0 elsewhere. Sums over samples add across chunks."""
+    inf = np.isinf(lam)
+    x -= shifts[:, None]
+    edge = x[inf] == 0.0 if inf.any() else None
+    x *= np.where(inf, 0.0, lam)[:, None]
+    np.exp(x, out=x)
+    if edge is not None:
+        x[inf] = edge
+    return x
 
 
 def quantiles(x: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """The ``alpha`` and ``1 - alpha`` quantiles of every row of ``x`` (p, n), in float64,
     exactly as ``np.quantile(x.astype(float64), [alpha, 1 - alpha], axis=1)`` (its default
     "linear" method) but from one partial sort of ``x`` in its own dtype."""
-    n = x.shape[1]
+    lo, hi, g = quantile_ranks(x.shape[1], alpha)
+    part = np.partition(x, np.unique(np.concatenate([lo, hi])), axis=1)
+    q = lerp_order_statistics(part[:, lo], part[:, hi], g)
+    return q[:, 0], q[:, 1]
+
+
+def quantile_ranks(n: int, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The order statistics behind the ``alpha`` and ``1 - alpha`` quantiles of ``n`` values:
+    ranks ``lo`` and ``hi`` (2,) (0-based) and the fractions ``g`` (2,) between them."""
     pos = (n - 1) * np.array([alpha, 1.0 - alpha])
     lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, n - 1)
-    g = pos - lo
-    part = np.partition(x, np.unique(np.concatenate([lo, hi])), axis=1)
-    a = part[:, lo].astype(np.float64)
-    b = part[:, hi].astype(np.float64)
+    return lo, np.minimum(lo + 1, n - 1), pos - lo
+
+
+def lerp_order_statistics(a: np.ndarray, b: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """NumPy's "linear" quantile between order statistics ``a`` and ``b`` (..., 2), float64."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
     diff = b - a
-    q = np.where(g >= 0.5, b - diff * (1.0 - g), a + diff * g)  # numpy's _lerp
-    return q[:, 0], q[:, 1]
+    return np.where(g >= 0.5, b - diff * (1.0 - g), a + diff * g)  # numpy's _lerp
 
 
 @contextmanager
@@ -262,7 +332,7 @@ def tilt_features(
                 x = xb[c0 : c0 + pc].astype(np.float64)  # (pc, n)
                 mean = x.mean(axis=1)
                 lo, hi = q_lo[c0 : c0 + pc], q_hi[c0 : c0 + pc]
-                t = np.stack([mean - np.maximum(mean - lo, 0.0), mean + np.maximum(hi - mean, 0.0)])
+                t = tilt_targets(mean, lo, hi)
                 rows = np.concatenate([np.arange(pc), np.arange(pc)])
                 sol = solve_tilts(x, t.reshape(-1), rows, max_iterations=max_iterations, tol=tol)
                 out = reduce(tilt_weights(x, sol, rows))  # (2 * pc, n_out)
@@ -271,6 +341,27 @@ def tilt_features(
                 lambdas[:, j0:j1] = sol.lambdas.reshape(2, pc)
                 converged[:, j0:j1] = sol.converged.reshape(2, pc)
                 ctl.step(j1 / p)
+    return finish_maps(plus, minus, taus, lambdas, converged, desc, tol, max_iterations)
+
+
+def tilt_targets(mean: np.ndarray, q_lo: np.ndarray, q_hi: np.ndarray) -> np.ndarray:
+    """The targets ``[tau-, tau+]`` (2, p): ``mean - max(mean - q_lo, 0)`` and
+    ``mean + max(q_hi - mean, 0)``."""
+    return np.stack([mean - np.maximum(mean - q_lo, 0.0), mean + np.maximum(q_hi - mean, 0.0)])
+
+
+def finish_maps(
+    plus: np.ndarray,
+    minus: np.ndarray,
+    taus: np.ndarray,
+    lambdas: np.ndarray,
+    converged: np.ndarray,
+    desc: str,
+    tol: float,
+    max_iterations: int,
+) -> tuple[np.ndarray, ...]:
+    """``(maps, plus, minus, taus, lambdas, converged)`` with ``maps = plus - minus`` (0 where
+    ``tau- == tau+``); warns (RuntimeWarning) when a tilt did not converge."""
     maps = plus - minus
     maps[:, taus[0] == taus[1]] = 0.0  # quantiles equal to the mean: no tilt either way
     if not converged.all():
@@ -278,6 +369,6 @@ def tilt_features(
             f"{desc}: {int((~converged).sum())} of {converged.size} tilts did not reach "
             f"tol={tol} in max_iterations={max_iterations} Newton steps; raise max_iterations",
             RuntimeWarning,
-            stacklevel=4,  # the caller of influence_maps / performance_maps (and its wrapper)
+            stacklevel=_user_stacklevel(),  # the user's call, however deep the path
         )
     return maps, plus, minus, taus, lambdas, converged
