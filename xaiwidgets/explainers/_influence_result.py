@@ -127,8 +127,13 @@ def pack_result(
     kind: str,
     params: dict[str, Any],
     metric: str | None = None,
+    *,
+    mean_image: np.ndarray | None = None,
+    n_samples: int | None = None,
 ) -> InfluenceResult:
-    """InfluenceResult from :func:`tilt_features`'s output, reshaped to the feature shape."""
+    """InfluenceResult from :func:`tilt_features`'s output, reshaped to the feature shape.
+    ``x`` the images (for their mean and count), or ``None`` with ``mean_image`` and
+    ``n_samples`` given (a streamed run never holds them all)."""
     maps, plus, minus, taus, lambdas, conv = (a.reshape(len(a), *fshape) for a in out)
     return InfluenceResult(
         maps=maps.astype(np.float32),
@@ -136,7 +141,7 @@ def pack_result(
         minus=minus,
         base=base,
         class_names=names,
-        mean_image=x.mean(axis=0),
+        mean_image=x.mean(axis=0) if mean_image is None else mean_image,
         taus=taus,
         lambdas=lambdas,
         converged=conv,
@@ -144,6 +149,6 @@ def pack_result(
         channels=params["channels"],
         kind=kind,
         metric=metric,
-        n_samples=len(x),
+        n_samples=len(x) if n_samples is None else n_samples,
         params=params,
     )

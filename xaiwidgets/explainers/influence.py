@@ -39,6 +39,7 @@ from .._progress import RunControl
 from ..backends import wrap
 from ._influence_result import InfluenceResult, pack_result
 from ._tilt import tilt_features
+from ._tilt_chunks import image_features, is_streamed
 from .classification import check_metric, metric_name, per_sample_scores
 
 _CHANNELS = ("mean", "separate")
@@ -55,10 +56,7 @@ def _features(
         raise ValueError(f"channels: expected 'mean' or 'separate', got {channels!r}")
     x = as_images(images, layout=layout)
     n, h, w, c = x.shape
-    if channels == "mean":
-        feats = x[..., 0] if c == 1 else x.mean(axis=-1)
-        return x, feats.reshape(n, h * w), (h, w)
-    return x, x.reshape(n, h * w * c), (h, w, c)
+    return x, image_features(x, channels), ((h, w) if channels == "mean" else (h, w, c))
 
 
 def _check_alpha(alpha: float) -> float:
@@ -138,6 +136,8 @@ def influence_maps(
     progress: Any = None,
     cancel: Any = None,
     layout: str = "auto",
+    batch_size: int | None = None,
+    executor: Any = None,
 ) -> InfluenceResult:
     """Influence of every pixel on every class over a test set (ethik's ``plot_influence``).
 
@@ -156,6 +156,14 @@ def influence_maps(
         work array).
     progress, cancel : as in :class:`~xaiwidgets._progress.RunControl`.
     layout : the axes of ``images`` (see :func:`~xaiwidgets._arrays.as_images`).
+    batch_size, executor : a zarr or dask ``images`` array (``probabilities`` may be one too)
+        is streamed in chunks of ``batch_size`` samples (default: about 2 million values, in
+        whole chunks of the array's own chunking), in passes whose partial sums add (see
+        :mod:`~xaiwidgets.explainers._tilt_stream`): memory does not grow with ``n``.
+        ``executor`` (any ``concurrent.futures.Executor``: a process pool, a Dask
+        ``Client.get_executor()``) computes the chunks there, NumPy input included, and gives
+        the local result bitwise. Streamed maps equal the in-memory ones within 1e-8 (both
+        stop within ``tol`` of the same tilts; sums run in another order).
 
     Returns
     -------
@@ -165,6 +173,13 @@ def influence_maps(
     max_iterations, tol, chunk_size = _check_solver(max_iterations, tol, chunk_size)
     RunControl(None, cancel)  # checks cancel before the work
     class_names = check_class_names(class_names)
+    if is_streamed(images) or executor is not None:
+        from ._influence_stream import streamed_influence
+
+        return streamed_influence(
+            images, probabilities, alpha, channels, class_names, max_iterations, tol,
+            progress, cancel, layout, batch_size, executor,
+        )  # fmt: skip
     x, feats, fshape = _features(images, channels, layout)
     n = x.shape[0]
     k_hint = None if class_names is None else len(class_names)
@@ -203,6 +218,8 @@ def performance_maps(
     progress: Any = None,
     cancel: Any = None,
     layout: str = "auto",
+    batch_size: int | None = None,
+    executor: Any = None,
 ) -> InfluenceResult:
     """Change of a metric when each pixel is saturated (ethik's ``plot_performance``).
 
@@ -220,12 +237,20 @@ def performance_maps(
     -------
     :class:`InfluenceResult` with ``kind="performance"``, one map ``(1, *F)`` =
     ``metric(w+) - metric(w-)``, ``base`` the unweighted metric and ``class_names`` /
-    ``metric`` its name. Other parameters as in :func:`influence_maps`.
+    ``metric`` its name. Other parameters as in :func:`influence_maps`; streamed (zarr,
+    dask or ``executor``) runs need a metric with per-sample scores (``fast``).
     """
     metric = check_metric(metric)
     alpha = _check_alpha(alpha)
     max_iterations, tol, chunk_size = _check_solver(max_iterations, tol, chunk_size)
     RunControl(None, cancel)  # checks cancel before the work
+    if is_streamed(images) or executor is not None:
+        from ._influence_stream import streamed_performance
+
+        return streamed_performance(
+            images, y_true, y_pred, metric, alpha, channels, max_iterations, tol, fast,
+            progress, cancel, layout, batch_size, executor,
+        )  # fmt: skip
     x, feats, fshape = _features(images, channels, layout)
     n = x.shape[0]
     yt = _as_targets(y_true, n, "y_true")
