@@ -15,6 +15,8 @@ the same function on NumPy arrays; streamed and in-memory maps are compared.
     python bench/scale.py                      # 20k from zarr vs in memory: a few minutes
     python bench/scale.py --influence-sizes 100000 1000000 --memory-limit 200000
     python bench/scale.py --workers 2          # the chunks on a 2-process pool as well
+    python bench/scale.py --workers 2 --executor dask   # ... on a 2-worker Dask LocalCluster
+    python bench/scale.py --dtype float32      # images stored as float32 in 0..1
 
 ``--memory-limit N``: sizes above N are not run in memory (1M images are 3.1 GB as float32).
 Prints one JSON object.
@@ -60,18 +62,18 @@ def _augment(base: np.ndarray, rng: np.random.Generator, m: int) -> np.ndarray:
     return np.round(out).astype(np.uint8)
 
 
-def make_data(directory: Path, n: int, seed: int = 0) -> Path:
-    """Write (once) ``images`` uint8 (n, 28, 28) and ``probs`` float32 (n, 10) under
-    ``directory / f"mnist-{n}.zarr"``."""
+def make_data(directory: Path, n: int, dtype: str = "uint8", seed: int = 0) -> Path:
+    """Write (once) ``images`` (n, 28, 28) uint8 in 0..255 (or float32 in 0..1) and ``probs``
+    float32 (n, 10) under ``directory / f"mnist-{n}[-float32].zarr"``."""
     import zarr
 
-    path = directory / f"mnist-{n}.zarr"
+    path = directory / (f"mnist-{n}.zarr" if dtype == "uint8" else f"mnist-{n}-{dtype}.zarr")
     if (path / "done").exists():
         return path
     base, labels = _digits()
     means = np.stack([base[labels == k].mean(axis=0).reshape(-1) for k in range(K)]) / 255
     group = zarr.open_group(str(path), mode="w")
-    images = group.create_array("images", shape=(n, 28, 28), chunks=(CHUNK, 28, 28), dtype="u1")
+    images = group.create_array("images", shape=(n, 28, 28), chunks=(CHUNK, 28, 28), dtype=dtype)
     probs = group.create_array("probs", shape=(n, K), chunks=(CHUNK, K), dtype="f4")
     rng = np.random.default_rng(seed)
     for s in range(0, n, CHUNK):
@@ -80,7 +82,7 @@ def make_data(directory: Path, n: int, seed: int = 0) -> Path:
         flat = img.reshape(m, -1).astype(np.float32) / 255
         logits = 8.0 * (flat @ means.T - 0.5 * (means**2).sum(axis=1))
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        images[s : s + m] = img
+        images[s : s + m] = img if dtype == "uint8" else (img / np.float32(255)).astype(dtype)
         probs[s : s + m] = e / e.sum(axis=1, keepdims=True)
     (path / "done").write_text("")
     return path
@@ -97,8 +99,14 @@ def _child(args: argparse.Namespace) -> dict:
     kw: dict = {}
     if args.mode == "memory":
         images, probs = images[:], probs[:]  # not timed
-    pool = None
-    if args.workers:
+    pool = client = cluster = None
+    if args.workers and args.executor == "dask":
+        from distributed import Client, LocalCluster
+
+        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=":0")
+        client = Client(cluster)
+        kw["executor"] = client.get_executor()
+    elif args.workers:
         from concurrent.futures import ProcessPoolExecutor
 
         pool = ProcessPoolExecutor(args.workers)
@@ -111,10 +119,14 @@ def _child(args: argparse.Namespace) -> dict:
     tracemalloc.stop()
     if pool is not None:
         pool.shutdown()
+    if client is not None:
+        client.close()
+        cluster.close()
     np.save(args.out, res.maps)
     n = images.shape[0]
     return {
-        "mode": args.mode + (f"+{args.workers}proc" if args.workers else ""),
+        "mode": args.mode + (f"+{args.workers}{args.executor}" if args.workers else ""),
+        "dtype": str(images.dtype),
         "n": n,
         "seconds": round(seconds, 2),
         "images_per_s": round(n / seconds),
@@ -124,10 +136,12 @@ def _child(args: argparse.Namespace) -> dict:
     }
 
 
-def _measure(path: Path, mode: str, workers: int, directory: Path) -> tuple[dict, np.ndarray]:
+def _measure(
+    path: Path, mode: str, workers: int, directory: Path, executor: str = "process"
+) -> tuple[dict, np.ndarray]:
     out = directory / f"maps-{mode}-{workers}.npy"
     cmd = [sys.executable, __file__, "--_child", str(path), "--mode", mode, "--out", str(out)]
-    cmd += ["--workers", str(workers)]
+    cmd += ["--workers", str(workers), "--executor", executor]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr)
@@ -139,7 +153,19 @@ def main() -> None:
     parser.add_argument("--dir", default="/tmp/xaiwidgets-scale", help="where the zarr data go")
     parser.add_argument("--influence-sizes", type=int, nargs="+", default=[20_000])
     parser.add_argument("--memory-limit", type=int, default=200_000)
-    parser.add_argument("--workers", type=int, default=0, help="also run on a process pool")
+    parser.add_argument("--workers", type=int, default=0, help="also run on an executor")
+    parser.add_argument(
+        "--executor",
+        choices=["process", "dask"],
+        default="process",
+        help="the executor of --workers: a process pool or a Dask LocalCluster",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=["uint8", "float32"],
+        default="uint8",
+        help="the images on disk: uint8 0..255 or float32 0..1",
+    )
     parser.add_argument("--_child", dest="child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="zarr", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -153,13 +179,13 @@ def main() -> None:
     rows = []
     for n in args.influence_sizes:
         t0 = time.perf_counter()
-        path = make_data(directory, n)
+        path = make_data(directory, n, args.dtype)
         made = time.perf_counter() - t0
         row, maps = _measure(path, "zarr", 0, directory)
         row["data_seconds"] = round(made, 1)
         rows.append(row)
         if args.workers:
-            prow, pmaps = _measure(path, "zarr", args.workers, directory)
+            prow, pmaps = _measure(path, "zarr", args.workers, directory, args.executor)
             prow["max_abs_diff_vs_local"] = float(np.abs(pmaps - maps).max())
             rows.append(prow)
         if n <= args.memory_limit:
