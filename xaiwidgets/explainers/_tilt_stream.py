@@ -253,10 +253,14 @@ def stream_tilt_features(
     shapes as in :func:`~._tilt.tilt_features`, ``mean_image`` (h, w, c) float32 and
     ``output_means`` (k,) float64.
     """
-    if executor is not None and not isinstance(executor, Executor):
+    if not (
+        executor is None
+        or isinstance(executor, Executor)
+        or callable(getattr(executor, "submit", None))  # explain_dataset's convention too
+    ):
         raise TypeError(
             "executor: expected a concurrent.futures.Executor (ProcessPoolExecutor, "
-            f"dask's Client.get_executor()), got {type(executor).__name__}"
+            f"dask's Client.get_executor()) or None, got {type(executor).__name__}"
         )
     x0, f0 = src.features(0, 1)
     p, c = f0.shape[1], x0.shape[-1]
