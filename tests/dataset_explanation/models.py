@@ -62,3 +62,20 @@ try:  # the classes exist only where torch is installed
 
 except ImportError:  # pragma: no cover - torch missing
     TinyNet = WideNet = None
+
+
+try:  # a Flax linen module at module level: it travels by its class and fields
+    from flax import linen as _linen
+
+    class FlaxMLP(_linen.Module):
+        """Flatten, ``hidden`` ReLU units, 10 logits."""
+
+        hidden: int = 16
+
+        @_linen.compact
+        def __call__(self, x):
+            x = x.reshape((x.shape[0], -1))
+            return _linen.Dense(10)(_linen.relu(_linen.Dense(self.hidden)(x)))
+
+except ImportError:  # pragma: no cover - flax missing
+    FlaxMLP = None
