@@ -84,13 +84,13 @@ function buildControls(model: AnyModel<GridModel>, effectiveCell: () => number):
  *  every row on one page). Python reads the page's rows and sends them as the data traits. */
 export function buildPager(model: AnyModel<GridModel>): [HTMLElement, () => void] {
   const pages = () => {
-    const size = Number(model.get("page_size")) || 0;
-    const count = Number(model.get("row_count")) || 0;
+    const size = model.get("page_size") || 0;
+    const count = model.get("row_count") || 0;
     return size > 0 ? Math.max(1, Math.ceil(count / size)) : 1;
   };
   const go = (delta: number) => {
-    const page = Math.min(Math.max(0, (Number(model.get("page")) || 0) + delta), pages() - 1);
-    model.set("page", page as never);
+    const page = Math.min(Math.max(0, (model.get("page") || 0) + delta), pages() - 1);
+    model.set("page", page);
     model.save_changes();
   };
   const button = (text: string, title: string, delta: number) => {
@@ -103,9 +103,9 @@ export function buildPager(model: AnyModel<GridModel>): [HTMLElement, () => void
   const label = h("span", { className: "xw-ag-page-label" });
   const el = h("div", { className: "xw-controls xw-ag-pager" }, [prev, label, next]);
   const sync = () => {
-    const size = Number(model.get("page_size")) || 0;
-    const count = Number(model.get("row_count")) || 0;
-    const page = Number(model.get("page")) || 0;
+    const size = model.get("page_size") || 0;
+    const count = model.get("row_count") || 0;
+    const page = model.get("page") || 0;
     el.style.display = size > 0 && count > size ? "" : "none";
     const first = Math.min(count, page * size + 1);
     const last = Math.min(count, (page + 1) * size);
