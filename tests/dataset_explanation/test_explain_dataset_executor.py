@@ -95,7 +95,12 @@ def test_a_model_that_cannot_travel_is_named(tmp_path, data, pool):
     from xaiwidgets import wrap
 
     x, _ = data
-    w = np.ones((64, 3), np.float32)
-    explainer = Saliency(wrap(lambda v: v.reshape(len(v), -1) @ w, grad_fn=lambda v, c: v))
+    lock = threading.Lock()  # a model holding a lock cannot be pickled
+
+    def model(v):
+        with lock:
+            return v.reshape(len(v), -1)[:, :3]
+
+    explainer = Saliency(wrap(model, grad_fn=lambda v, c: v))
     with pytest.raises(TypeError, match="cannot send this NumpyBackend model"):
         explain_dataset(explainer, x, store=tmp_path / "s.zarr", executor=pool)

@@ -88,3 +88,36 @@ def test_flax_linen_module_travels_as_msgpack_variables():
     assert recipe.transport == "flax-msgpack"
     assert built.backend.module.hidden == 8
     np.testing.assert_array_equal(built(X).values, explainer(X).values)
+
+
+def test_a_class_defined_in_a_notebook_travels_by_value():
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    class NotebookNet(nn.Module):  # like a class defined in a notebook: not importable
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(64, 4)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1))
+
+    torch.manual_seed(0)
+    explainer = Saliency(NotebookNet().eval())
+    recipe, built = _travel(explainer)
+    assert recipe.transport == "pickle" and recipe.payload["kind"] == "model"
+    np.testing.assert_array_equal(built(X).values, explainer(X).values)
+
+    w = np.random.default_rng(1).normal(size=(64, 3)).astype(np.float32)
+    local = Saliency(
+        _wrap(lambda v: v.reshape(len(v), -1) @ w, lambda v, c: (c @ w.T).reshape(v.shape))
+    )
+    recipe, built = _travel(local)
+    assert recipe.payload["kind"] == "numpy"
+    np.testing.assert_array_equal(built(X).values, local(X).values)
+
+
+def _wrap(fn, grad_fn):
+    from xaiwidgets import wrap
+
+    return wrap(fn, grad_fn=grad_fn)

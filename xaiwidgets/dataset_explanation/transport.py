@@ -14,7 +14,9 @@ model in its framework's own format, chosen by the model's type:
   dataclass fields;
 - anything else (a NumPy callable, a torch module whose class needs constructor arguments or
   lives in ``__main__``, a Flax NNX module, a tf.Module): ``"pickle"``, the fallback: the
-  backend pickled as it is. Its model must then be importable on the workers.
+  model (or the NumPy function) pickled, by ``cloudpickle`` where it is installed (it comes
+  with dask), so that a class or function defined in a notebook travels too; the backend is
+  made again on the worker by :func:`~xaiwidgets.wrap` with the same settings.
 
 On a worker, :meth:`ExplainerRecipe.build` rebuilds the explainer once per process (cached by
 the recipe's ``token``, a hash of what it carries).
@@ -63,7 +65,7 @@ def pack_backend(backend: Any) -> tuple[str, dict[str, Any]]:
         if packed is not None:
             return "flax-msgpack", {"model": packed, "settings": _settings(backend)}
     try:
-        return "pickle", {"backend": pickle.dumps(_picklable_backend(backend))}
+        return "pickle", _pickled(backend, model)
     except Exception as exc:  # noqa: BLE001 - said in the message
         raise TypeError(
             f"cannot send this {type(backend).__name__} model to the executor's workers: it has "
@@ -71,6 +73,27 @@ def pack_backend(backend: Any) -> tuple[str, dict[str, Any]]:
             f"model, a Flax linen module) and pickling it failed ({type(exc).__name__}: {exc}). "
             "Define the model's function or class at module level, or run without executor="
         ) from exc
+
+
+def _dumps(obj: Any) -> bytes:
+    """``obj`` pickled by cloudpickle where installed (notebook classes by value), else pickle."""
+    try:
+        import cloudpickle
+    except ImportError:  # pragma: no cover - dask brings it
+        return pickle.dumps(obj)
+    return cloudpickle.dumps(obj)
+
+
+def _pickled(backend: Any, model: Any) -> dict[str, Any]:
+    """The pickle fallback: the model (NumPy: its functions) and the backend's settings, or
+    the backend itself where there is neither."""
+    fn = getattr(backend, "fn", None)
+    if backend.framework == "numpy" and callable(fn):
+        return {"kind": "numpy", "fn": _dumps(fn), "grad_fn": _dumps(backend.grad_fn),
+                "settings": _settings(backend)}  # fmt: skip
+    if model is not None and backend.framework in ("torch", "tensorflow"):
+        return {"kind": "model", "model": _dumps(model), "settings": _settings(backend)}
+    return {"kind": "backend", "backend": _dumps(_picklable_backend(backend))}
 
 
 def _picklable_backend(backend: Any) -> Any:
@@ -86,9 +109,15 @@ def unpack_backend(transport: str, payload: dict[str, Any]) -> Any:
     """The backend :func:`pack_backend` described."""
     from ..backends import wrap
 
-    if transport == "pickle":
+    if transport == "pickle" and payload["kind"] == "backend":
         return pickle.loads(payload["backend"])
     settings = dict(payload["settings"])
+    if transport == "pickle" and payload["kind"] == "numpy":
+        settings.pop("channels_first", None)
+        grad_fn = pickle.loads(payload["grad_fn"])
+        return wrap(pickle.loads(payload["fn"]), grad_fn=grad_fn, framework="numpy", **settings)
+    if transport == "pickle":
+        return wrap(pickle.loads(payload["model"]), **settings)
     if transport == "keras-file":
         from ..backends._transport_keras import unpack_keras
 
@@ -121,7 +150,7 @@ class ExplainerRecipe:
         shell = copy.copy(explainer)
         shell.backend = None
         try:
-            self.explainer = pickle.dumps(shell)
+            self.explainer = _dumps(shell)
         except Exception as exc:  # noqa: BLE001 - said in the message
             raise TypeError(
                 f"cannot send this {type(explainer).__name__} to the executor's workers: its "
