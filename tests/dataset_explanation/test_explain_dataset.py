@@ -80,7 +80,9 @@ def _kinds(x, y):
 
     z = zarr.create_array(store={}, shape=x.shape, chunks=(BS, 8, 8, 1), dtype="float32")
     z[:] = x
-    yield "zarr", z, {"labels": y}
+    zy = zarr.create_array(store={}, shape=y.shape, chunks=(BS,), dtype="int64")
+    zy[:] = y
+    yield "zarr", z, {"labels": zy}
     yield "dask", da.from_array(x, chunks=(BS, 8, 8, 1)), {"labels": da.from_array(y)}
     yield "generator", (x[i : i + BS] for i in range(0, N, BS)), {}
     yield "pairs", [(x[i : i + 10], y[i : i + 10]) for i in range(0, N, 10)], {}

@@ -35,7 +35,7 @@ def pool():
 
 def _torch_explainer():
     torch.manual_seed(0)
-    return IntegratedGradients(TinyNet().eval(), steps=8, tolerance=None)
+    return IntegratedGradients(TinyNet().eval(), steps=8, tolerance=1.0)
 
 
 def _same(a: DatasetExplanation, b: DatasetExplanation) -> None:

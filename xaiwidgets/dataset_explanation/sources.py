@@ -163,7 +163,8 @@ class ImageSource:
         else:
             raise TypeError(f"images: expected {_ACCEPTED}, got {type(images).__name__}")
         if labels is not None:
-            n_labels = labels.shape[0] if _is_array(labels) else len(labels)
+            shape = getattr(labels, "shape", None)
+            n_labels = shape[0] if isinstance(shape, tuple) and shape else len(labels)
             if n_labels != self.n:
                 raise ValueError(
                     f"labels: expected {self.n} labels (one per image), got {n_labels}"
