@@ -291,3 +291,14 @@ def test_bad_arguments_say_what_was_expected(tmp_path, data, explainer):
         explain_dataset(explainer, loader, store=s)
     with pytest.raises(FileNotFoundError):
         DatasetExplanation.open(tmp_path / "nothing.zarr")
+
+
+def test_save_copies_the_store_and_load_opens_it(tmp_path, data, explainer):
+    x, y = data
+    result = explain_dataset(explainer, x, store=tmp_path / "s.zarr", batch_size=BS, labels=y)
+    copy = DatasetExplanation.load(result.save(tmp_path / "copy.zarr"))
+    _assert_same_store(copy, result)
+    assert copy.meta == result.meta and copy.complete
+    with pytest.raises(FileExistsError):
+        result.save(tmp_path / "copy.zarr")
+    assert "DatasetExplanation(method='saliency', images=100" in repr(copy)

@@ -40,6 +40,30 @@ class DatasetExplanation:
             raise FileNotFoundError(f"{store}: no such store")
         return cls(open_group(store, "r"))
 
+    #: the result protocol's name for :meth:`open` (a DatasetExplanation lives in zarr)
+    load = open
+
+    def save(self, path: str | Path) -> Path:
+        """Copy the store to a new zarr group at ``path`` (array by array, one stored chunk
+        of rows at a time: bounded memory). Returns the path written."""
+        import zarr
+
+        path = Path(path)
+        if path.exists():
+            raise FileExistsError(f"{path}: exists already (save writes a new store)")
+        out = zarr.open_group(str(path), mode="w-")
+        for name in self.group.keys():
+            src = self.group[name]
+            dst = out.create_array(
+                name, shape=src.shape, chunks=src.chunks, dtype=src.dtype,
+                fill_value=src.fill_value,
+            )  # fmt: skip
+            step = max(1, int(src.chunks[0]))
+            for start in range(0, src.shape[0], step):
+                dst[start : start + step] = src[start : start + step]
+        out.attrs.update(self.group.attrs.asdict())
+        return path
+
     # ------------------------------------------------------------------ description
     @property
     def meta(self) -> dict[str, Any]:
@@ -194,9 +218,9 @@ class DatasetExplanation:
     def widget(self, *, page_size: int = 20, **kwargs: Any):
         """An :class:`~xaiwidgets.widgets.AttributionGrid` paging through the rows,
         ``page_size`` at a time (other keywords set the grid's traits)."""
-        from ..widgets.attribution_grid import AttributionGrid
+        from .._views import view_of
 
-        return AttributionGrid.paging(self, page_size=page_size, **kwargs)
+        return view_of(self, page_size=page_size, **kwargs)
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
         bundle: dict[str, Any] = {}
