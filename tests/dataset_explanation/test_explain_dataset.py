@@ -216,6 +216,10 @@ def test_another_run_in_the_same_store_is_refused(tmp_path, data, explainer):
         explain_dataset(explainer, x, store=store, batch_size=BS + 1, labels=y)
     with pytest.raises(ValueError, match="call"):
         explain_dataset(explainer, x, store=store, batch_size=BS, labels=y, outputs=[1, 2])
+    changed = x.copy()
+    changed[1] += 1
+    with pytest.raises(ValueError, match="first_images"):
+        explain_dataset(explainer, changed, store=store, batch_size=BS, labels=y)
     other = Saliency(_other_model())
     with pytest.raises(ValueError, match="model"):
         explain_dataset(other, x, store=store, batch_size=BS, labels=y)

@@ -41,7 +41,8 @@ The store (zarr v3 group; row ``i`` of every array is image ``i`` of the input, 
 
 Running again on the same store resumes: finished chunks are kept and not recomputed; a store
 written with another explainer, other parameters, another model or other data raises
-``ValueError`` naming what differs. With ``executor=``, chunks are explained on its workers;
+``ValueError`` naming what differs (other data: a hash of the first images of an array or
+Dataset source, its length and chunk rows; an iterable's chunk bounds as they come). With ``executor=``, chunks are explained on its workers;
 the explainer travels to them once per task as an :class:`~.transport.ExplainerRecipe`: its
 model in the framework's own format (a torch state dict with the module's importable class
 when it can be built without arguments, a Keras ``.keras`` file, Flax variables by

@@ -161,7 +161,12 @@ def explain_dataset(
         "call": call_kwargs,
         "model": model_fingerprint(explainer.backend),
         "labels": labels is not None,
-        "source": {"kind": source.kind, "n": source.n, "batch_size": source.batch_size},
+        "source": {
+            "kind": source.kind,
+            "n": source.n,
+            "batch_size": source.batch_size,
+            "first_images": source.head_digest(),
+        },
     }
     st = ExplanationStore.begin(store, identity, {"n": source.n, "params": identity["params"]})
     recipe = ExplainerRecipe(explainer) if executor is not None else None

@@ -195,6 +195,22 @@ class ImageSource:
         fw = framework_of(batch)
         return _framework_layout(fw, shape) if fw is not None else _numpy_layout(shape, "images")
 
+    def head_digest(self, rows: int = 4) -> str | None:
+        """A hash of the first ``rows`` images as explained (``None`` for an iterable, which
+        cannot be read twice): a resumed run checks that the data are the same."""
+        if self.kind == "iterable":
+            return None
+        stop = min(rows, self.n)
+        if self.kind == "array":
+            x = self._to_images(_read(self.images, 0, stop))
+        else:
+            x = self._to_images(
+                np.stack([_one_image(_split_item(self.images[j])[0]) for j in range(stop)])
+            )
+        import hashlib
+
+        return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:32]
+
     # ------------------------------------------------------------------ chunks
     def chunks(self, skip: Any = ()) -> Iterator[Chunk]:
         """Every chunk in order; those whose index is in ``skip`` come with ``images=None``
