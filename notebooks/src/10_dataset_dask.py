@@ -96,7 +96,8 @@ with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                   dashboard_address=None) as cluster, Client(cluster) as client:
     start = time.perf_counter()
     result = explain_dataset(explainer, digits, labels=digit_labels, store=store,
-                             batch_size=250, top_k=3, executor=client.get_executor())
+                             batch_size=250, top_k=3, executor=client.get_executor(),
+                             progress=True)
     seconds = time.perf_counter() - start
 print(f"{len(result)} images in {seconds:.1f} s ({len(result) / seconds:.0f} images/s)")
 print(result)
@@ -110,7 +111,7 @@ print(result)
 # %%
 start = time.perf_counter()
 again = explain_dataset(explainer, digits, labels=digit_labels, store=store, batch_size=250,
-                        top_k=3, progress=None)
+                        top_k=3)
 print(f"resumed a finished store in {time.perf_counter() - start:.2f} s")
 print(sorted(zarr.open_group(store, mode="r").keys()))
 

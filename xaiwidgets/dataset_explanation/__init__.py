@@ -15,7 +15,7 @@ API (stable; other modules build on it)::
         executor=None,        # a concurrent.futures.Executor: ProcessPoolExecutor,
                               # dask.distributed Client.get_executor(), Ray's...
         labels=None,          # (n,) true labels for array inputs (iterables give pairs)
-        progress=True,        # one tqdm bar (or a callable progress(fraction))
+        progress=None,        # True: one tqdm bar (or a callable progress(fraction))
         cancel=None,          # a threading.Event: stops after the chunk being written
         **call_kwargs,        # passed to every explainer call: outputs=, top_k=, layout=...
     )                         # -> DatasetExplanation (lazily opened)

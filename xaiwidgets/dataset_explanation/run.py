@@ -92,7 +92,7 @@ def explain_dataset(
     batch_size: int | None = None,
     executor: Executor | None = None,
     labels: Any = None,
-    progress: Any = True,
+    progress: Any = None,
     cancel: Any = None,
     max_in_flight: int | None = None,
     **call_kwargs: Any,
@@ -115,8 +115,8 @@ def explain_dataset(
         ``Client.get_executor()``...): chunks are explained on its workers (the explainer
         travels as an :class:`~.transport.ExplainerRecipe`), written here. Default: here.
     labels : ``(n,)`` true labels (or one-hot rows) of an array / Dataset source, stored.
-    progress : ``True`` (default) one tqdm bar over the images, ``None``/``False`` none, or a
-        callable ``progress(fraction)``.
+    progress : ``True``: one tqdm bar over the images; a callable ``progress(fraction)``; or
+        ``None`` (default) / ``False``: none (as the explainers' ``progress=``).
     cancel : a :class:`threading.Event`: when set the run stops (locally within the chunk
         being explained; with an executor, chunks not started are cancelled) and raises
         :class:`~xaiwidgets._progress.Cancelled`; every chunk written stays valid and a later
