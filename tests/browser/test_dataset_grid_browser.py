@@ -40,3 +40,44 @@ def test_pager_moves_through_the_rows_on_disk(run_notebook_in_lab):
     assert label.inner_text() == "rows 10–10 of 10 · page 4 of 4"
     assert page.locator("canvas.xw-ag-row-canvas").count() == 1
     assert grid.get_by_role("button", name="next ›").is_disabled()
+
+
+METRICS = """
+import tempfile
+import numpy as np
+import xaiwidgets as xw
+from xaiwidgets.widgets import MetricsView
+rng = np.random.default_rng(1)
+W = rng.normal(size=(64, 3)).astype(np.float32)
+x = rng.random((30, 8, 8, 1), dtype=np.float32)
+backend = xw.wrap(lambda v: v.reshape(len(v), -1) @ W,
+                  grad_fn=lambda v, c: (c @ W.T).reshape(v.shape))
+pred = backend.predict(x).argmax(1)
+result = xw.explain_dataset(xw.Saliency(backend), x, labels=pred,
+                            store=tempfile.mkdtemp() + "/s.zarr", batch_size=8)
+view = MetricsView.from_dataset(result, max_images=3)
+c = int(np.bincount(pred).argmax())
+want = np.flatnonzero(pred == c)
+view.select(c, c)
+print("second page", ",".join(f"#{i}" for i in want[3:6]))
+view
+"""
+
+
+def test_metrics_view_pages_through_a_cell_on_disk(run_notebook_in_lab):
+    page = run_notebook_in_lab([METRICS])
+    page.set_viewport_size({"width": 1500, "height": 1900})
+    out = page.locator(".jp-OutputArea-output").filter(has=page.locator(".xw-report-table"))
+    out.wait_for()
+    text = page.locator(".jp-OutputArea-output", has_text="second page").inner_text()
+    second = text.split("second page", 1)[1].split()[0].split(",")
+    grid = out.locator(".xw-attribution-grid")
+    grid.locator(".xw-ag-page-label").wait_for()
+    assert grid.locator(".xw-ag-page-label").inner_text().startswith("rows 1–3 of ")
+    grid.get_by_role("button", name="next ›").click()
+    page.wait_for_function(
+        "want => [...document.querySelectorAll('.xw-ag-image-label')]"
+        ".map(e => e.textContent.split(' ')[0]).join(',') === want",
+        arg=",".join(second),
+    )
+    assert grid.locator(".xw-ag-page-label").inner_text().startswith("rows 4–6 of ")
