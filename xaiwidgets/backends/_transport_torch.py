@@ -52,14 +52,15 @@ def pack_torch(model: Any) -> dict[str, Any] | None:
     }
 
 
-def unpack_torch(packed: dict[str, Any]) -> Any:
-    """The module :func:`pack_torch` described, on the CPU, in the train/eval mode it had."""
+def unpack_torch(packed: dict[str, Any], device: str | None = None) -> Any:
+    """The module :func:`pack_torch` described, on ``device`` (default the CPU), in the
+    train/eval mode it had."""
     model = _load_class(packed["class"])()
     state = torch.load(io.BytesIO(packed["state"]), map_location="cpu", weights_only=True)
     model.to(getattr(torch, packed["dtype"]))
     model.load_state_dict(state, strict=True)
     model.train(packed["training"])
-    return model
+    return model.to(torch.device(device)) if device is not None else model
 
 
 def torch_weights(model: Any) -> list[np.ndarray]:

@@ -40,6 +40,8 @@ def _settings(backend: Any) -> dict[str, Any]:
     out = {"batch_size": backend._batch_size, "memory_budget": backend._memory_budget}
     if hasattr(backend, "channels_first"):
         out["channels_first"] = bool(backend.channels_first)
+    if backend.framework == "torch" and getattr(backend, "device", None) is not None:
+        out["device"] = str(backend.device)  # the worker computes where the caller does
     return out
 
 
@@ -128,7 +130,7 @@ def unpack_backend(transport: str, payload: dict[str, Any]) -> Any:
     if transport == "torch-state-dict":
         from ..backends._transport_torch import unpack_torch
 
-        return wrap(unpack_torch(payload["model"]), **settings)
+        return wrap(unpack_torch(payload["model"], settings.get("device")), **settings)
     if transport == "flax-msgpack":
         from ..backends._transport_flax import unpack_flax
 
