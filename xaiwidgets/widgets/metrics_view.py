@@ -47,12 +47,13 @@ from ..explanation import Explanation
 from ._explainer_calls import accepted_keywords, as_explainers, explain_job
 from ._image_rows import LazyImages, image_rows
 from ._live import LiveWidget
+from ._metrics_pages import CellPages, dataset_metrics
 from ._metrics_parts import CurvesPanel, confusion_figure, set_confusion_mode
 from .attribution_grid import AttributionGrid
 from .report_table import ReportTable
 
 
-class MetricsView(LiveWidget, widgets.VBox):
+class MetricsView(CellPages, LiveWidget, widgets.VBox):
     """Metrics of a classifier's predictions, linked to attribution grids of chosen images.
 
     Parameters
@@ -125,7 +126,7 @@ class MetricsView(LiveWidget, widgets.VBox):
 
         self.dataset = images if isinstance(images, DatasetExplanation) else None
         if self.dataset is not None and report is None and y_true is None and y_pred is None:
-            y_true, y_pred = _dataset_metrics(self.dataset)
+            y_true, y_pred = dataset_metrics(self.dataset)
             class_names = class_names if class_names is not None else self.dataset.class_names
         self.report = report if report is not None else metrics_report(y_true, y_pred, class_names)
         n = len(self.report.y_true)
@@ -336,60 +337,11 @@ class MetricsView(LiveWidget, widgets.VBox):
             self._show_cell_page(cell, 0)
 
     # ------------------------------------------------------------------ paging a cell
-    def _on_grid_page(self, change: dict[str, Any]) -> None:
-        """A grid's pager moved: every grid shows that page (``cell_page``)."""
-        if not self._syncing:
-            self.cell_page = int(change["new"])
-
     @traitlets.observe("cell_page")
     def _on_cell_page(self, change: dict[str, Any]) -> None:
         if self.selected_cell is not None:
             self._live_supersede()
             self._show_cell_page(tuple(self.selected_cell), int(change["new"]))
-
-    def _page_of(self, cell: tuple[int, int], page: int) -> np.ndarray:
-        idx = self.report.indices(true=cell[0], pred=cell[1])
-        return idx[page * self.max_images : (page + 1) * self.max_images]
-
-    def _show_cell_page(self, cell: tuple[int, int], page: int) -> None:
-        idx = np.asarray(self.selected_indices, dtype=np.int64)
-        pages = max(1, -(-len(idx) // self.max_images))
-        if page >= pages:
-            self.cell_page = pages - 1  # observed: shows that page
-            return
-        shown = self._page_of(cell, page)
-        self.shown_indices = [int(i) for i in shown]
-        if self.images is None:
-            return
-        self._syncing = True
-        try:
-            self._page_grids(idx, shown, page)
-        finally:
-            self._syncing = False
-        if not len(shown):
-            return
-        if not self.explainers:
-            if "images" in self.grids:
-                self._show_images(self.grids["images"], cell, shown)
-            return
-        self._live_start((cell, page))
-
-    def _page_grids(self, idx: np.ndarray, shown: np.ndarray, page: int) -> None:
-        """Every grid on page ``page`` of the cell's rows ``idx`` (``shown`` on it): the
-        stored grid reads it from disk; the others are cleared for their explainers."""
-        size = self.max_images
-        for name, grid in self.grids.items():
-            grid.layout.display = "" if len(shown) else "none"
-            if name == self._stored_name:
-                if len(shown):
-                    if grid._pager is None or not np.array_equal(grid._pager[1], idx):
-                        grid.show_rows(self.dataset, idx, page_size=size)
-                    grid.page = page
-                continue
-            self._clear_grid(grid)
-            with grid.hold_trait_notifications():
-                grid.row_count, grid.page_size = len(idx), size
-                grid.page = page
 
     # ------------------------------------------------------------------ background work
     # (LiveWidget: one lane per explainer, the selected cell is the key)
@@ -451,21 +403,3 @@ class MetricsView(LiveWidget, widgets.VBox):
             grid.output_probabilities = None if probs is None else probs[shown, cell[1]][:, None]
             grid.show_colorbar = False
             grid.values = np.zeros((*x.shape[:3], 1), np.float32)
-
-
-def _dataset_metrics(result: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``(y_true, y_pred)`` of a DatasetExplanation: its labels and probabilities."""
-    y_pred = result.probabilities if result.probabilities is not None else result.predictions
-    if result.labels is None or y_pred is None:
-        raise ValueError(
-            "MetricsView needs the true labels and the predictions of the data set: this "
-            "DatasetExplanation has no labels (explain_dataset(..., labels=...) or "
-            "(images, labels) batches store them)"
-        )
-    done = result.done_rows
-    if not done.all():
-        raise ValueError(
-            f"the DatasetExplanation is not finished ({int(done.sum())} of {len(done)} rows): "
-            "run explain_dataset again on its store to finish it"
-        )
-    return result.labels, y_pred
