@@ -344,7 +344,7 @@ class MetricsView(CellPages, LiveWidget, widgets.VBox):
             self._show_cell_page(tuple(self.selected_cell), int(change["new"]))
 
     # ------------------------------------------------------------------ background work
-    # (LiveWidget: one lane per explainer, the selected cell is the key)
+    # (LiveWidget: one lane per explainer, the selected cell and its page are the key)
     def _live_status(self, lane: str) -> AttributionGrid:
         return self.grids[lane]
 
