@@ -62,6 +62,7 @@ _LAZY = {
         "xaiwidgets.widgets",
     ),
     "Masker": "xaiwidgets.maskers",
+    **dict.fromkeys(["DatasetExplanation", "explain_dataset"], "xaiwidgets.dataset_explanation"),
     "export_html": "xaiwidgets.export",
     **dict.fromkeys(
         [

@@ -393,3 +393,29 @@ describe("grid layout", () => {
     expect(cellAt(l, 2 * (50 + CELL_GAP) + 1, r.y + 1)).toBe(-1); // no 6th cell
   });
 });
+
+describe("AttributionGrid paging", () => {
+  it("hides the pager without paging and moves the page trait with its buttons", () => {
+    const { el, model, saved } = render(gridState({ page: 0, page_size: 0, row_count: 0 }));
+    const pager = el.querySelector<HTMLElement>(".xw-ag-pager")!;
+    expect(pager.style.display).toBe("none");
+    model.set("page_size", 2);
+    model.set("row_count", 5);
+    expect(pager.style.display).toBe("");
+    const label = pager.querySelector(".xw-ag-page-label")!;
+    expect(label.textContent).toBe("rows 1–2 of 5 · page 1 of 3");
+    const [prev, next] = Array.from(pager.querySelectorAll<HTMLButtonElement>("button"));
+    expect(prev.disabled).toBe(true);
+    next.click();
+    expect(model.get("page")).toBe(1);
+    expect(saved.length).toBe(1);
+    expect(label.textContent).toBe("rows 3–4 of 5 · page 2 of 3");
+    next.click();
+    expect(label.textContent).toBe("rows 5–5 of 5 · page 3 of 3");
+    expect(next.disabled).toBe(true);
+    next.click(); // past the last page: stays
+    expect(model.get("page")).toBe(2);
+    prev.click();
+    expect(model.get("page")).toBe(1);
+  });
+});

@@ -80,6 +80,43 @@ function buildControls(model: AnyModel<GridModel>, effectiveCell: () => number):
   return [el, sync];
 }
 
+/** "‹ rows 21–40 of 312 ›": moves the `page` trait; hidden without paging (page_size 0 or
+ *  every row on one page). Python reads the page's rows and sends them as the data traits. */
+export function buildPager(model: AnyModel<GridModel>): [HTMLElement, () => void] {
+  const pages = () => {
+    const size = model.get("page_size") || 0;
+    const count = model.get("row_count") || 0;
+    return size > 0 ? Math.max(1, Math.ceil(count / size)) : 1;
+  };
+  const go = (delta: number) => {
+    const page = Math.min(Math.max(0, (model.get("page") || 0) + delta), pages() - 1);
+    model.set("page", page);
+    model.save_changes();
+  };
+  const button = (text: string, title: string, delta: number) => {
+    const b = h("button", { className: "xw-seg-button", text, title, attrs: { type: "button" } });
+    b.addEventListener("click", () => go(delta));
+    return b;
+  };
+  const prev = button("‹ prev", "previous page", -1);
+  const next = button("next ›", "next page", +1);
+  const label = h("span", { className: "xw-ag-page-label" });
+  const el = h("div", { className: "xw-controls xw-ag-pager" }, [prev, label, next]);
+  const sync = () => {
+    const size = model.get("page_size") || 0;
+    const count = model.get("row_count") || 0;
+    const page = model.get("page") || 0;
+    el.style.display = size > 0 && count > size ? "" : "none";
+    const first = Math.min(count, page * size + 1);
+    const last = Math.min(count, (page + 1) * size);
+    label.textContent = `rows ${first}–${last} of ${count} · page ${page + 1} of ${pages()}`;
+    prev.disabled = page <= 0;
+    next.disabled = page >= pages() - 1;
+  };
+  sync();
+  return [el, sync];
+}
+
 const nextFrame: (f: () => void) => unknown =
   typeof requestAnimationFrame === "function" ? (f) => requestAnimationFrame(f) : (f) => setTimeout(f, 16);
 
@@ -132,15 +169,17 @@ function render({ model, el }: Pick<RenderProps<GridModel>, "model" | "el">): ()
     build: (v) => {
       view = v;
       const [controls, sync] = buildControls(model, () => grid?.layout.cell ?? 84);
+      const [pager, syncPager] = buildPager(model);
       syncControls = sync;
       body = h("div", { className: "xw-ag-body" });
       return {
-        children: [v.title, v.status!.el, controls, body],
+        children: [v.title, v.status!.el, controls, pager, body],
         body,
         before: sync,
         draw,
         bindings: [
           [[], () => v.redraw()], // the first draw, synchronous
+          [["page", "page_size", "row_count"], syncPager],
           ...[...DATA_KEYS, ...COLOUR_KEYS].map((k): [string[], () => void] => [[k], () => schedule(k)]),
         ],
       };

@@ -89,7 +89,7 @@ def test_click_selects_exactly_the_cell_and_the_explanation_lands(data):
     assert grid.output_labels == [["3", "4"]] * 3
     assert grid.row_titles == [f"#{i}" for i in want[:3]]
     assert grid.progress == -1.0 and grid.error == "" and grid.layout.display == ""
-    assert "true 3, predicted 4: 4 images, explaining the first 3" == view.caption.value
+    assert "true 3, predicted 4: 4 images, 3 a page" == view.caption.value
     assert view.table.highlight == 3 and view.curves.dropdown.value == 3
 
 

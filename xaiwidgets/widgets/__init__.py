@@ -30,6 +30,8 @@ def _metrics_view(report, **kwargs):
 
 
 register_view("MetricsReport", _metrics_view)  # MetricsReport.widget(); bqplot on first use
+# DatasetExplanation.widget(): a grid paging through the rows on disk
+register_view("DatasetExplanation", AttributionGrid.paging)
 
 
 def __getattr__(name: str):

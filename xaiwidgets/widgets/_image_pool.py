@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_images, as_labels, check_class_names, check_int, check_labels_range
+from .._arrays import as_labels, check_class_names, check_int, check_labels_range
+from ._image_rows import image_rows
 
 _CHUNK = 256  # images predicted per call while looking for correct / wrong predictions
 
@@ -25,7 +26,8 @@ class ImagePool:
     Parameters
     ----------
     backend : a :class:`~xaiwidgets.backends.Backend` (``probabilities`` is used).
-    images : ``(N, h, w, c)`` images (any form ``as_images`` accepts).
+    images : ``(N, h, w, c)`` images (any form ``as_images`` accepts), or on disk (a zarr or
+        dask array, a :class:`~xaiwidgets.DatasetExplanation`'s images): read by the rows used.
     labels : ``(N,)`` true classes, or ``None``.
     class_names : names of the ``k`` model outputs, or ``None`` (the index is the name).
     layout : the axes of ``images`` (see :func:`~xaiwidgets._arrays.as_images`).
@@ -40,7 +42,7 @@ class ImagePool:
         layout: str = "auto",
     ):
         self.backend = backend
-        self.images = as_images(images, layout=layout)
+        self.images = image_rows(images, layout=layout)
         n = len(self.images)
         self.labels = None if labels is None else as_labels(labels, n=n, name="labels")
         self._predicted: dict[int, tuple[int, float]] = {}
@@ -162,4 +164,4 @@ class ImagePool:
         """The images ``indices``, strided down to at most about ``side`` pixels a side."""
         h, w = self.images.shape[1:3]
         step = max(1, -(-max(h, w) // side))
-        return self.images[indices, ::step, ::step]
+        return self.images[np.asarray(indices, dtype=np.int64)][:, ::step, ::step]

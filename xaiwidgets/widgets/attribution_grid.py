@@ -56,6 +56,11 @@ class AttributionGrid(XaiWidget):
     abbreviated with "…" and shown in full on hover; narrow cells put the probability on a
     second line. Each row is drawn on one canvas, only while it is near the viewport.
 
+    Paging (:meth:`paging`, :meth:`show_rows`: a :class:`~xaiwidgets.DatasetExplanation` or
+    the images of a confusion cell): ``page`` (from 0), ``page_size`` (rows per page; 0: no
+    paging) and ``row_count`` (rows of all pages); the page shows "‹ rows 21–40 of 312 ›"
+    buttons that move ``page``, and Python reads only the page shown into the data traits.
+
     Example::
 
         grid = AttributionGrid(images=x, values=sv.sum(axis=3), output_labels=names)
@@ -97,6 +102,17 @@ class AttributionGrid(XaiWidget):
     colorbar_label = traitlets.Unicode("attribution", help="Caption of the colour bar.").tag(
         sync=True
     )
+    page = traitlets.Int(0, min=0, help="Page shown when paging (rows page*page_size...).").tag(
+        sync=True
+    )
+    page_size = traitlets.Int(0, min=0, help="Rows per page when paging; 0: no paging.").tag(
+        sync=True
+    )
+    row_count = traitlets.Int(0, min=0, help="Rows of all pages together (0: no paging).").tag(
+        sync=True
+    )
+
+    _pager: tuple[Any, np.ndarray, int | None, Any] | None = None
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -189,6 +205,98 @@ class AttributionGrid(XaiWidget):
         elif self.error.startswith(_SHAPE_ERRORS):
             self.error = ""
 
+    # ------------------------------------------------------------------ paging
+    @classmethod
+    def paging(
+        cls, source: Any, rows: Any = None, *, page_size: int = 20, top_k: int | None = None,
+        **kwargs: Any,
+    ) -> AttributionGrid:  # fmt: skip
+        """A grid paging through ``source`` (a :class:`~xaiwidgets.DatasetExplanation`, or
+        anything whose ``source[int_array]`` is an :class:`~xaiwidgets.Explanation`),
+        ``page_size`` rows at a time; ``rows`` chooses which (default all, in order). The
+        ``page`` trait (and the paging buttons in the page) moves; only the page shown is
+        read. Other keywords as :meth:`from_explanation`."""
+        grid = cls(**kwargs)
+        grid.show_rows(source, rows, page_size=page_size, top_k=top_k)
+        return grid
+
+    def show_rows(
+        self, source: Any, rows: Any = None, *, page_size: int | None = None,
+        top_k: int | None = None, titles: Any = None,
+    ) -> None:  # fmt: skip
+        """Page through ``rows`` of ``source`` (see :meth:`paging`) from the first page.
+        ``titles(rows) -> list[str]`` makes the row titles (default ``"#i"`` and the label).
+        ``source=None`` stops paging (the data traits are left as they are)."""
+        if source is None:
+            self._pager = None
+            with self.hold_sync():
+                self.row_count, self.page_size, self.page = 0, 0, 0
+            return
+        idx = np.arange(len(source)) if rows is None else np.asarray(rows, dtype=np.int64)
+        if idx.ndim != 1:
+            raise ValueError(f"rows: expected a 1-D list of row indices, got shape {idx.shape}")
+        size = self.page_size or 20 if page_size is None else int(page_size)
+        if size < 1:
+            raise ValueError(f"page_size: expected a positive int, got {page_size}")
+        self._pager = (source, idx, top_k, titles)
+        with self.hold_sync():
+            self.page_size, self.row_count, self.page = size, len(idx), 0
+        self._load_page()
+
+    @property
+    def page_count(self) -> int:
+        """Pages of the rows being paged through (1 without paging)."""
+        if not self.page_size or not self.row_count:
+            return 1
+        return -(-self.row_count // self.page_size)
+
+    @property
+    def page_rows(self) -> np.ndarray:
+        """Indices (in the source) of the rows on the page shown; empty without paging."""
+        pager = getattr(self, "_pager", None)
+        if pager is None:
+            return np.zeros(0, np.int64)
+        start = self.page * self.page_size
+        return pager[1][start : start + self.page_size]
+
+    @traitlets.validate("page")
+    def _valid_page(self, proposal: dict[str, Any]) -> int:
+        return int(min(max(0, proposal["value"]), self.page_count - 1))
+
+    @traitlets.observe("page", "page_size")
+    def _on_page(self, change: dict[str, Any]) -> None:
+        if getattr(self, "_pager", None) is not None:
+            if change["name"] == "page_size" and self.page != 0:
+                self.page = 0  # observed again: loads page 0
+                return
+            self._load_page()
+
+    def _load_page(self) -> None:
+        source, idx, top_k, titles = self._pager
+        rows = self.page_rows
+        if len(rows) == 0:
+            with self.hold_sync():
+                self.values, self.images = None, None
+            return
+        try:
+            e = source[rows]
+            state = _grid_state(e if top_k is None else e.top_k(top_k))
+        except Exception as exc:  # noqa: BLE001 - shown in the widget, which stays usable
+            self.error = f"page {self.page + 1}: {type(exc).__name__}: {exc}"
+            return
+        made = titles(rows) if titles is not None else None
+        label_titles = state["row_titles"]
+        state["row_titles"] = made if made is not None else [
+            f"#{int(i)}" + (f" · {t}" if label_titles else "")
+            for i, t in zip(rows, label_titles or [""] * len(rows))
+        ]  # fmt: skip
+        with self.hold_sync():
+            self.values = None  # so that no mix of two pages is ever checked or drawn
+            for name in _DATA_ORDER:
+                setattr(self, name, state[name])
+            if self.error.startswith("page "):
+                self.error = ""
+
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_explanation(
@@ -202,38 +310,56 @@ class AttributionGrid(XaiWidget):
         predicted wrong say so. Other keyword arguments set traits (``cell_size=100``,
         ``invert_image=True``)."""
         e = explanation if top_k is None else explanation.top_k(top_k)
-        probs = e.output_probabilities
-        names = e.class_names
-
-        def name(j: int) -> str:
-            return names[j] if names is not None and 0 <= j < len(names) else str(j)
-
-        titles: list[str] = []
-        true_columns: list[int] = []
-        wrong: list[bool] = []
-        predicted_names: list[str] = []
-        predicted = e.predicted
-        if predicted is not None:
-            predicted_names = [name(int(p)) for p in predicted]
-        if e.labels is not None:
-            titles = [f"label: {name(int(y))}" for y in e.labels]
-            hit = e.output_indices == e.labels[:, None]
-            true_columns = np.where(hit.any(axis=1), hit.argmax(axis=1), -1).tolist()
-            if predicted is not None:
-                wrong = (predicted != e.labels).tolist()
-        state: dict[str, Any] = {
-            "images": e.data,
-            "values": e.values.sum(axis=3, dtype=np.float32),
-            "output_labels": e.output_names,
-            "output_probabilities": probs,
-            "row_titles": titles,
-            "true_columns": true_columns,
-            "wrong_rows": wrong,
-            "predicted_names": predicted_names,
-        }
+        state = _grid_state(e)
         state.update(kwargs)
         return cls(**state)
 
+
+def _grid_state(e: Explanation) -> dict[str, Any]:
+    """The grid's data traits for explanation ``e`` (see :meth:`AttributionGrid.from_explanation`)."""
+    probs = e.output_probabilities
+    names = e.class_names
+
+    def name(j: int) -> str:
+        return names[j] if names is not None and 0 <= j < len(names) else str(j)
+
+    titles: list[str] = []
+    true_columns: list[int] = []
+    wrong: list[bool] = []
+    predicted_names: list[str] = []
+    predicted = e.predicted
+    if predicted is not None:
+        predicted_names = [name(int(p)) for p in predicted]
+    if e.labels is not None:
+        titles = [f"label: {name(int(y))}" for y in e.labels]
+        hit = e.output_indices == e.labels[:, None]
+        true_columns = np.where(hit.any(axis=1), hit.argmax(axis=1), -1).tolist()
+        if predicted is not None:
+            wrong = (predicted != e.labels).tolist()
+    state: dict[str, Any] = {
+        "images": e.data,
+        "values": e.values.sum(axis=3, dtype=np.float32),
+        "output_labels": e.output_names,
+        "output_probabilities": probs,
+        "row_titles": titles,
+        "true_columns": true_columns,
+        "wrong_rows": wrong,
+        "predicted_names": predicted_names,
+    }
+    return state
+
+
+#: the order data traits are set in (images before values: their shapes are checked together)
+_DATA_ORDER = (
+    "images",
+    "output_labels",
+    "output_probabilities",
+    "row_titles",
+    "true_columns",
+    "wrong_rows",
+    "predicted_names",
+    "values",
+)
 
 _SHAPE_ERRORS = (
     "values:",

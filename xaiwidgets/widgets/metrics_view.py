@@ -10,12 +10,20 @@ The view is where a user finds what to explain. It shows, from
   average precision and AUC (with probabilities only).
 
 Clicking a confusion cell (true 4, predicted 9) selects its images: ``selected_cell`` becomes
-``(4, 9)`` and ``selected_indices`` their indices in the data set. The first ``max_images`` of
-them are explained in the background by each explainer handed to the view (any callable
-``explainer(images, **kw) -> Explanation``: Deep, Gradient, Partition explainers...), each
-drawn in its own :class:`~xaiwidgets.widgets.AttributionGrid` with a progress bar. A click on
-another cell supersedes the running job; a stale result is never drawn. Results are cached
-per cell, so going back to a cell is instant. Errors of an explainer show in its grid.
+``(4, 9)`` and ``selected_indices`` their indices in the data set. The grids page through all
+of them, ``max_images`` at a time (``cell_page``; the "‹ prev · next ›" buttons of each
+grid): the rows of the page are explained in the background by each explainer handed to the
+view (any callable ``explainer(images, **kw) -> Explanation``: Deep, Gradient, Partition
+explainers...), each drawn in its own :class:`~xaiwidgets.widgets.AttributionGrid` with a
+progress bar. A click on another cell or page supersedes the running job; a stale result is
+never drawn. Results are cached per cell and page, so going back is instant. Errors of an
+explainer show in its grid.
+
+Whole data sets: :meth:`MetricsView.from_dataset` takes a
+:class:`~xaiwidgets.DatasetExplanation` (what :func:`~xaiwidgets.explain_dataset` wrote):
+its labels and probabilities make the metrics, and a cell's stored explanations are read from
+disk page by page (nothing is recomputed). ``images`` may also be an on-disk zarr or dask
+array: only the rows of the page shown are read.
 
 Layout: the matrix with the grids of the selected cell beside it (side by side, one per
 explainer; below the matrix where the output is narrower), the report and the curves under
@@ -34,17 +42,18 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
-from .._arrays import as_images
 from ..explainers.classification import MetricsReport, metrics_report
 from ..explanation import Explanation
 from ._explainer_calls import accepted_keywords, as_explainers, explain_job
+from ._image_rows import LazyImages, image_rows
 from ._live import LiveWidget
+from ._metrics_pages import CellPages, dataset_metrics
 from ._metrics_parts import CurvesPanel, confusion_figure, set_confusion_mode
 from .attribution_grid import AttributionGrid
 from .report_table import ReportTable
 
 
-class MetricsView(LiveWidget, widgets.VBox):
+class MetricsView(CellPages, LiveWidget, widgets.VBox):
     """Metrics of a classifier's predictions, linked to attribution grids of chosen images.
 
     Parameters
@@ -52,13 +61,14 @@ class MetricsView(LiveWidget, widgets.VBox):
     y_true : (n,) labels or (n, k) one-hot rows.
     y_pred : (n, k) predicted probabilities (curves and AUCs shown) or (n,) predicted labels.
     images : (n, h, w[, c]) the images the predictions are of (any form
-        :func:`~xaiwidgets._arrays.as_images` accepts), or ``None`` (selection only);
+        :func:`~xaiwidgets._arrays.as_images` accepts, a zarr or dask array read page by page,
+        or a :class:`~xaiwidgets.DatasetExplanation`), or ``None`` (selection only);
         ``layout=`` names their axes when their shape leaves it open (``"nchw"``, ``"nhwc"``).
     explainer : ``None``, a callable ``explainer(images, **kw) -> Explanation``, a list of them,
         or a dict ``{title: explainer}`` (one grid each, side by side). The keywords
         ``outputs``, ``labels``, ``progress`` and ``cancel`` are passed when it takes them.
     class_names : k names (default ``"0"``, ``"1"``...).
-    max_images : how many images of a selected cell are explained (default 6, the first ones).
+    max_images : images of a selected cell per page (default 6); the grids page through all.
     outputs : what to explain: ``"cell"`` (default: the true and the predicted class of the
         cell, once on the diagonal), ``None`` (the explainer's default), or anything the
         explainer's ``outputs=`` takes (``"top3"``, a list of classes).
@@ -70,8 +80,9 @@ class MetricsView(LiveWidget, widgets.VBox):
 
     Traits (read from Python; observe them with ``view.observe``): ``selected_cell``
     (``(true, predicted)`` or ``None``), ``selected_indices`` (every image index of the
-    selected cell, sorted), ``shown_indices`` (the ones explained), ``normalized`` (cells
-    coloured and labelled by row share instead of counts).
+    selected cell, sorted), ``shown_indices`` (the ones on the page shown), ``cell_page``
+    (the page of the cell shown, from 0), ``normalized`` (cells coloured and labelled by row
+    share instead of counts).
 
     Example::
 
@@ -88,8 +99,9 @@ class MetricsView(LiveWidget, widgets.VBox):
         traitlets.Int(), help="Indices of every image of the selected cell (sorted)."
     )
     shown_indices = traitlets.List(
-        traitlets.Int(), help="Indices of the images explained (the first max_images)."
+        traitlets.Int(), help="Indices of the images on the page shown (max_images at most)."
     )
+    cell_page = traitlets.Int(0, min=0, help="Page of the selected cell's images shown.")
     normalized = traitlets.Bool(False, help="Show row shares instead of counts in the cells.")
 
     _live_progress_step = 0.0  # every step of an explainer shows in its grid
@@ -110,9 +122,16 @@ class MetricsView(LiveWidget, widgets.VBox):
         report: MetricsReport | None = None,
         layout: str = "auto",
     ):
+        from ..dataset_explanation import DatasetExplanation
+
+        self.dataset = images if isinstance(images, DatasetExplanation) else None
+        if self.dataset is not None and report is None and y_true is None and y_pred is None:
+            y_true, y_pred = dataset_metrics(self.dataset)
+            class_names = class_names if class_names is not None else self.dataset.class_names
         self.report = report if report is not None else metrics_report(y_true, y_pred, class_names)
         n = len(self.report.y_true)
-        self.images = None if images is None else as_images(images, layout=layout)
+        self.images = None if images is None else image_rows(images, layout=layout)
+        self._syncing = False
         if self.images is not None and len(self.images) != n:
             raise ValueError(
                 f"images: expected {n} images (one per prediction), got {len(self.images)}"
@@ -146,7 +165,9 @@ class MetricsView(LiveWidget, widgets.VBox):
         self.caption = widgets.Label("Click a confusion cell to see (and explain) its images.")
         self.grids: dict[str, AttributionGrid] = {}
         if self.images is not None:
-            names = list(self.explainers) or ["images"]
+            names = list(self.explainers) or ([] if self.dataset is not None else ["images"])
+            if self.dataset is not None:
+                names.insert(0, self._stored_name)
             for name in names:
                 grid = AttributionGrid(
                     cell_size=int(cell_size), title=name, invert_image=self._invert(invert_image)
@@ -154,6 +175,7 @@ class MetricsView(LiveWidget, widgets.VBox):
                 grid.layout.margin = "0 16px 0 0"
                 grid.layout.flex = "0 0 auto"
                 grid.layout.display = "none"
+                grid.observe(self._on_grid_page, "page")
                 self.grids[name] = grid
 
         # the matrix with the selected cell's grids beside it (below it where the output is too
@@ -192,6 +214,30 @@ class MetricsView(LiveWidget, widgets.VBox):
         """A view of an existing :class:`~xaiwidgets.explainers.MetricsReport`."""
         return cls(None, None, images, explainer, report=report, **kwargs)
 
+    @classmethod
+    def from_dataset(cls, result: Any, explainer: Any = None, **kwargs: Any) -> MetricsView:
+        """The metrics of a :class:`~xaiwidgets.DatasetExplanation` (its labels, its
+        probabilities, its class names); a cell shows its stored explanations, read from disk
+        a page at a time, beside the grids of any ``explainer`` given. The run must have
+        stored labels (``explain_dataset(..., labels=...)`` or ``(images, labels)`` batches)."""
+        from ..dataset_explanation import DatasetExplanation
+
+        if not isinstance(result, DatasetExplanation):
+            raise TypeError(
+                f"result: expected a DatasetExplanation (explain_dataset's result), got "
+                f"{type(result).__name__}"
+            )
+        return cls(None, None, result, explainer, **kwargs)
+
+    @property
+    def _stored_name(self) -> str | None:
+        """Title of the grid of the stored explanations (``None`` without a data set)."""
+        return None if self.dataset is None else f"{self.dataset.method or 'stored'} (stored)"
+
+    def show_page(self, page: int) -> None:
+        """Show page ``page`` (from 0) of the selected cell's images, as the grids' buttons do."""
+        self.cell_page = int(page)
+
     def select(self, true: int | str, pred: int | str) -> np.ndarray:
         """Select the confusion cell (true class, predicted class), as a click on it does;
         returns the indices of its images. Classes by index or name."""
@@ -219,8 +265,9 @@ class MetricsView(LiveWidget, widgets.VBox):
     def _invert(self, invert_image: bool | None) -> bool:
         if invert_image is not None:
             return bool(invert_image)
-        lo, hi = float(self.images.min()), float(self.images.max())
-        return bool(hi > lo and self.images.mean() < (lo + hi) / 2)
+        x = self.images.sample() if isinstance(self.images, LazyImages) else self.images
+        lo, hi = float(x.min()), float(x.max())
+        return bool(hi > lo and x.mean() < (lo + hi) / 2)
 
     def _reserved_size(self, cell_size: int) -> tuple[int, int]:
         """``(width, height)`` in CSS pixels of the grids of a full selection (max_images rows
@@ -275,31 +322,29 @@ class MetricsView(LiveWidget, widgets.VBox):
             return
         t, p = cell
         idx = rep.indices(true=t, pred=p)
-        shown = idx[: self.max_images]
         self.selected_cell = cell
         self.selected_indices = [int(i) for i in idx]
-        self.shown_indices = [int(i) for i in shown]
         names = rep.class_names
         what = f"true {names[t]}, predicted {names[p]}: {len(idx)} image{'s' * (len(idx) != 1)}"
-        if len(idx) > len(shown):
-            what += f", explaining the first {len(shown)}"
+        if len(idx) > self.max_images:
+            what += f", {self.max_images} a page"
         self.caption.value = what
         self.curves.show(t)
         self.table.highlight = t
-        if self.images is None:
-            return
-        for grid in self.grids.values():
-            self._clear_grid(grid)
-            grid.layout.display = "" if len(shown) else "none"
-        if not len(shown):
-            return
-        if not self.explainers:
-            self._show_images(self.grids["images"], cell, shown)
-            return
-        self._live_start(cell)
+        if self.cell_page != 0:
+            self.cell_page = 0  # observed: shows the first page
+        else:
+            self._show_cell_page(cell, 0)
+
+    # ------------------------------------------------------------------ paging a cell
+    @traitlets.observe("cell_page")
+    def _on_cell_page(self, change: dict[str, Any]) -> None:
+        if self.selected_cell is not None:
+            self._live_supersede()
+            self._show_cell_page(tuple(self.selected_cell), int(change["new"]))
 
     # ------------------------------------------------------------------ background work
-    # (LiveWidget: one lane per explainer, the selected cell is the key)
+    # (LiveWidget: one lane per explainer, the selected cell and its page are the key)
     def _live_status(self, lane: str) -> AttributionGrid:
         return self.grids[lane]
 
@@ -307,8 +352,8 @@ class MetricsView(LiveWidget, widgets.VBox):
         return f"{lane}: {type(exc).__name__}: {exc}"
 
     def _live_job(self, lane: str, key: Hashable) -> Callable[..., Any]:
-        t, p = key  # type: ignore[misc]
-        shown = self.report.indices(true=t, pred=p)[: self.max_images]
+        (t, p), page = key  # type: ignore[misc]
+        shown = self._page_of((t, p), page)
         labels = self.report.y_true[shown]
         return explain_job(
             self.explainers[lane], self._accepts[lane], self.images[shown], labels, (t, p),
@@ -321,6 +366,8 @@ class MetricsView(LiveWidget, widgets.VBox):
     # ------------------------------------------------------------------ drawing
     @staticmethod
     def _clear_grid(grid: AttributionGrid) -> None:
+        if grid._pager is not None or grid.page_size:
+            grid.show_rows(None)
         with grid.hold_sync():
             grid.values = None
             grid.output_labels, grid.output_probabilities, grid.row_titles = [], None, []

@@ -72,7 +72,9 @@ class ShapleyExplorer(LiveWidget, XaiWidget):
     model : any model :func:`xaiwidgets.wrap` accepts, or a backend (wrap it once and pass
         the backend around: a new JAX backend compiles again).
     images : ``(N, h, w, c)`` pool of images to pick from (any form ``as_images`` accepts;
-        ``layout=`` names their axes when their shape leaves it open, e.g. ``"nchw"``).
+        ``layout=`` names their axes when their shape leaves it open, e.g. ``"nchw"``), or on
+        disk: a zarr or dask array, or a :class:`~xaiwidgets.DatasetExplanation` (its images,
+        and its labels and class names unless given), read only for the images used.
     labels : ``(N,)`` true classes, optional: the picker then offers correct and wrong
         predictions, and wrong ones are marked.
     class_names : names of the model's ``k`` outputs (label rows), optional.
@@ -184,6 +186,11 @@ class ShapleyExplorer(LiveWidget, XaiWidget):
         self._ensure_bundle()
         self._check_kwargs(kwargs)
         self.backend = wrap(model)
+        from ..dataset_explanation import DatasetExplanation
+
+        if isinstance(images, DatasetExplanation):
+            labels = images.labels if labels is None else labels
+            class_names = images.class_names if class_names is None else class_names
         self._pool = ImagePool(self.backend, images, labels, class_names, layout)
         h, w = self._pool.images.shape[1:3]
         self._drawn: list[_Result] = []
@@ -241,8 +248,9 @@ class ShapleyExplorer(LiveWidget, XaiWidget):
 
     # ------------------------------------------------------------------ pool and picker
     @property
-    def pool(self) -> np.ndarray:
-        """``(N, h, w, c)`` float32 images the picker chooses from."""
+    def pool(self) -> Any:
+        """``(N, h, w, c)`` float32 images the picker chooses from (a NumPy array, or a
+        :class:`~xaiwidgets.widgets._image_rows.LazyImages` reading on-disk rows)."""
         return self._pool.images
 
     @property

@@ -29,6 +29,9 @@ export interface GridModel {
   show_controls: boolean;
   title: string;
   colorbar_label: string;
+  page: number; // paging: the page shown (AttributionGrid.paging / show_rows)
+  page_size: number; // rows per page; 0: no paging
+  row_count: number; // rows of all pages
   error: string;
   progress: number;
 }
