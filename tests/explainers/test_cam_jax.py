@@ -1,6 +1,6 @@
 """Grad-CAM family on JAX models: a Flax linen CNN against an independent computation
 (the same network split at the layer by hand), the default layer, a Flax ViT-style token
-layer, and NNX saying plainly that it has no layer access yet."""
+layer, and NNX modules by path or submodule."""
 
 from __future__ import annotations
 
@@ -92,16 +92,40 @@ def test_tokens_become_a_grid():
     assert res.gradients.shape == (2, 4, 4, 5, 1)
 
 
-def test_nnx_says_it_has_no_layer_access_yet():
+def test_nnx_layer_by_path_or_submodule_equals_the_split_network():
     nnx = pytest.importorskip("flax.nnx")
 
     class Net(nnx.Module):
         def __init__(self, rngs):
             self.conv = nnx.Conv(3, 4, (3, 3), rngs=rngs)
-            self.dense = nnx.Linear(4, 2, rngs=rngs)
+            self.blocks = nnx.List([nnx.Conv(4, 5, (3, 3), strides=2, rngs=rngs)])
+            self.dense = nnx.Linear(5, 2, rngs=rngs)
+
+        def head(self, a):
+            return self.dense((a**2).mean(axis=(1, 2)))
 
         def __call__(self, x):
-            return self.dense(self.conv(x).mean(axis=(1, 2)))
+            return self.head(self.blocks[0](nnx.relu(self.conv(x))))
 
+    net = Net(nnx.Rngs(0))
+    before = nnx.state(net)
+    x = np.random.default_rng(3).random((3, 8, 8, 3), dtype=np.float32)
+    got = cam.GradCAM(net, "blocks.0")(x, outputs=[0, 1])
+    assert got.params["layer"] == "blocks/0"
+    a = net.blocks[0](nnx.relu(net.conv(x)))  # the split network, no taps
+    for j in range(2):
+        g = jax.grad(lambda a, j=j: net.head(a)[:, j].sum())(a)
+        small = np.maximum((np.asarray(g).mean(axis=(1, 2), keepdims=True) * a).sum(-1), 0)
+        expected = cam.upsample(np.asarray(small, np.float32)[..., None], (8, 8))[..., 0]
+        np.testing.assert_allclose(got.values[..., 0, j], expected, rtol=1e-4, atol=1e-6)
+    # the submodule object names the same layer; the default is that layer too
+    by_object = cam.GradCAM(net, net.blocks[0])(x, outputs=[0, 1])
+    np.testing.assert_array_equal(by_object.values, got.values)
+    assert cam.GradCAM(net)(x, outputs=[0, 1]).params["layer"] == "blocks/0"
+    # the user's module is unchanged: same classes, same state
+    assert type(net.blocks[0]) is nnx.Conv and type(net.conv) is nnx.Conv
+    jax.tree_util.tree_map(np.testing.assert_array_equal, nnx.state(net), before)
+    with pytest.raises(ValueError, match="no layer 'nope'"):
+        cam.GradCAM(net, "nope")(x)
     with pytest.raises(TypeError, match="NNX"):
-        cam.GradCAM(Net(nnx.Rngs(0)), "conv")(np.zeros((1, 8, 8, 3), np.float32))
+        cam.GradCAM(net, 3)(x)

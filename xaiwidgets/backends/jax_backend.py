@@ -95,6 +95,7 @@ class JaxBackend(BaseBackend):
     params : the parameter pytree passed to the compiled functions (linen variables, NNX
         state, Keras ``(trainable, non_trainable)`` values); ``None`` for ``f(x)``.
     is_nnx : bool, whether ``module`` is a Flax NNX module.
+    nnx_graphdef : the NNX module's graph definition (``nnx.split``), for NNX modules.
     apply_with_params : ``(params, x) -> (n, k)``, the same function with explicit params.
     native_vjp(x, cot) : compiled VJP on jax arrays (see there).
     vjp_accepts_callable : ``True``: :meth:`vjp` takes a callable cotangent.
@@ -142,6 +143,7 @@ class JaxBackend(BaseBackend):
                     raise TypeError("JaxBackend: an NNX module carries its state; drop params=")
                 graphdef, state = nnx.split(model)
                 self.module, self.is_nnx, self.params = model, True, state
+                self.nnx_graphdef = graphdef
 
                 def apply_nnx(state: Any, x: Any) -> Any:
                     m = nnx.merge(graphdef, state)
