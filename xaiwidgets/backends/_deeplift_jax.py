@@ -383,10 +383,13 @@ class _Interpreter:
         _, z_p, z_r = z
         zl_p = jnp.moveaxis(z_p, axis, -1)
         zl_r = jnp.moveaxis(self.tile(z_r, z_p), axis, -1)
-        coef = rules.softmax_coefficients(OPS, zl_p, zl_r, self.softmax)
+        # the exact shift: where a logit does not move (a ViT's class token: constant query
+        # and key), the change of the row maximum reaches the argmaxes through the max rule
+        exact = self.softmax == "shapley"
+        coef = rules.softmax_coefficients(OPS, zl_p, zl_r, self.softmax, exact_shift=exact)
         coef = tuple(lax.stop_gradient(jnp.broadcast_to(t, zl_p.shape)) for t in coef)
         y = lax.stop_gradient(jax.nn.softmax(z_p, axis=axis))
-        return softmax_rule(self.softmax, axis, z_p, y, *coef)
+        return softmax_rule(self.softmax, axis, z_p, y, coef)
 
 
 # -- entry point -------------------------------------------------------------------------

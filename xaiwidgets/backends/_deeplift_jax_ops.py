@@ -115,19 +115,18 @@ def first_max(u_windows: Any, y: Any) -> Any:
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def softmax_rule(rule: str, axis: int, z: Any, y: Any, a: Any, b: Any, c: Any) -> Any:
-    """Value ``y``; the softmax rule along ``axis`` with coefficients ``(a, b, c)``."""
+def softmax_rule(rule: str, axis: int, z: Any, y: Any, coef: tuple) -> Any:
+    """Value ``y``; the softmax rule along ``axis`` with the coefficients ``coef`` of
+    :func:`~._deeplift_rules.softmax_coefficients` (3, or 5 with the exact shift)."""
     return y
 
 
 softmax_rule.defvjp(
-    lambda rule, axis, z, y, a, b, c: (y, (a, b, c)),
+    lambda rule, axis, z, y, coef: (y, coef),
     lambda rule, axis, res, g: (
         jnp.moveaxis(rules.softmax_apply(OPS, res, jnp.moveaxis(g, axis, -1), rule), -1, axis),
         None,
-        None,
-        None,
-        None,
+        tuple(jnp.zeros_like(t) for t in res),
     ),
 )
 
