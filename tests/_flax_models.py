@@ -197,11 +197,11 @@ def nnx_resnet_from_linen(model: ResNet, variables: dict[str, Any]) -> NnxResNet
     p, s = variables["params"], variables["batch_stats"]
 
     def conv(dst: Any, src: dict) -> None:
-        dst.kernel.value = src["kernel"]
+        dst.kernel.set_value(src["kernel"])
 
     def norm(dst: Any, src_p: dict, src_s: dict) -> None:
-        dst.scale.value, dst.bias.value = src_p["scale"], src_p["bias"]
-        dst.mean.value, dst.var.value = src_s["mean"], src_s["var"]
+        for name, value in (*src_p.items(), *src_s.items()):
+            getattr(dst, name).set_value(value)
 
     conv(net.stem_conv, p["stem"]["Conv_0"])
     norm(net.stem_norm, p["stem"]["BatchNorm_0"], s["stem"]["BatchNorm_0"])
@@ -214,7 +214,8 @@ def nnx_resnet_from_linen(model: ResNet, variables: dict[str, Any]) -> NnxResNet
         if block.projected:
             conv(block.proj, bp["conv_proj"])
             norm(block.proj_norm, bp["norm_proj"], bs["norm_proj"])
-    net.head.kernel.value, net.head.bias.value = p["head"]["kernel"], p["head"]["bias"]
+    net.head.kernel.set_value(p["head"]["kernel"])
+    net.head.bias.set_value(p["head"]["bias"])
     net.eval()
     return net
 
@@ -330,8 +331,8 @@ class NnxViT(nnx.Module):
         x = self.patch(x)
         n, h, w, d = x.shape
         x = x.reshape(n, h * w, d)
-        cls = jnp.broadcast_to(self.cls.value, (n, 1, d))
-        return jnp.concatenate([cls, x], axis=1) + self.pos.value
+        cls = jnp.broadcast_to(self.cls[...], (n, 1, d))
+        return jnp.concatenate([cls, x], axis=1) + self.pos[...]
 
     def __call__(self, x: Any) -> Any:
         x = self.tokens(x)
@@ -358,10 +359,11 @@ def nnx_vit_from_linen(model: ViT, variables: dict[str, Any], size: int) -> NnxV
 
     def copy(dst: Any, src: dict) -> None:
         for name, value in src.items():
-            getattr(dst, name).value = value
+            getattr(dst, name).set_value(value)
 
     copy(net.patch, p["embed"]["conv"])
-    net.cls.value, net.pos.value = p["embed"]["cls"], p["embed"]["pos_embedding"]
+    net.cls.set_value(p["embed"]["cls"])
+    net.pos.set_value(p["embed"]["pos_embedding"])
     for i, block in enumerate(net.blocks):
         bp = p[f"block{i}"]
         copy(block.norm1, bp["norm1"])

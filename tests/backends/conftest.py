@@ -1,4 +1,4 @@
-"""The backend contract suite's fixtures: one :class:`Case` per framework, built once per
+"""The backend contract suite's fixtures: one :class:`Case` per framework (and Flax NNX beside linen), built once per
 session (TensorFlow alone takes seconds to import), on the seed architectures of
 :mod:`tests.backends.models`.
 
@@ -123,7 +123,39 @@ def _jax_case() -> Case:
     )
 
 
-_BUILDERS = {"numpy": _numpy_case, "torch": _torch_case, "keras": _keras_case, "jax": _jax_case}
+def _nnx_case() -> Case:
+    jax = pytest.importorskip("jax")
+    nnx = pytest.importorskip("flax.nnx")
+    import jax.numpy as jnp
+
+    from xaiwidgets.backends.jax_backend import JaxBackend
+
+    model = models.flax_nnx_cnn()
+    graphdef, state = nnx.split(model)
+
+    def reference64(x: np.ndarray) -> np.ndarray:
+        with jax.enable_x64(True):
+            s64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), state)
+            return np.asarray(nnx.merge(graphdef, s64)(jnp.asarray(x, jnp.float64)))
+
+    return Case(
+        name="nnx",
+        backend=JaxBackend(model),
+        small=JaxBackend(model, batch_size=SMALL_BATCH),
+        reference=lambda x: np.asarray(model(jnp.asarray(x))),
+        reference64=reference64,
+        native=jnp.asarray,
+        probabilities=False,
+    )
+
+
+_BUILDERS = {
+    "numpy": _numpy_case,
+    "torch": _torch_case,
+    "keras": _keras_case,
+    "jax": _jax_case,
+    "nnx": _nnx_case,
+}
 _CASES: dict[str, Case] = {}
 
 

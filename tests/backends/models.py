@@ -10,6 +10,7 @@ weights (seeded); train it in your fixture if your test needs a meaningful model
   blocks with Dropout, two Linear layers, ending in ``nn.Softmax(dim=1)``.
 - :func:`flax_cnn` — the Flax linen CNN of seed 001 (Fashion-MNIST): Conv(32) and Conv(16)
   3x3 SAME with ReLU, Dense(10), logits; returns ``(module, variables)``.
+- :func:`flax_nnx_cnn` — the same CNN and weights as a Flax NNX module.
 - :func:`numpy_softmax_regression` — ``x.reshape(n, -1) @ W + b`` (logits, or probabilities),
   with its analytic VJP for ``NumpyBackend(grad_fn=...)``.
 
@@ -171,6 +172,31 @@ def flax_cnn(seed: int = 0) -> tuple[Any, Any]:
         module.init, jax.ShapeDtypeStruct((2,), jnp.uint32), jnp.zeros((1,) + IMAGE_SHAPE)
     )
     return module, random_like(shapes, seed)
+
+
+def flax_nnx_cnn(seed: int = 0) -> Any:
+    """The seed-001 CNN as a Flax NNX module, holding the weights of :func:`flax_cnn` (same
+    ``seed``): the same function, so both give the same outputs."""
+    from flax import linen, nnx
+
+    class CNN(nnx.Module):
+        def __init__(self, rngs: Any) -> None:
+            self.conv1 = nnx.Conv(IMAGE_SHAPE[-1], 32, (3, 3), padding="SAME", rngs=rngs)
+            self.conv2 = nnx.Conv(32, 16, (3, 3), padding="SAME", rngs=rngs)
+            self.dense = nnx.Linear(16 * IMAGE_SHAPE[0] * IMAGE_SHAPE[1], NUM_CLASSES, rngs=rngs)
+
+        def __call__(self, x: Any) -> Any:
+            x = linen.relu(self.conv2(linen.relu(self.conv1(x))))
+            return self.dense(x.reshape((x.shape[0], -1)))
+
+    import jax
+
+    model = nnx.eval_shape(lambda: CNN(nnx.Rngs(0)))  # abstract: every value is set below
+    params = flax_cnn(seed)[1]["params"]
+    for name, src in (("conv1", "CONV1"), ("conv2", "CONV2"), ("dense", "DENSE")):
+        for leaf in ("kernel", "bias"):
+            getattr(getattr(model, name), leaf).set_value(jax.numpy.asarray(params[src][leaf]))
+    return model
 
 
 # -- NumPy ----------------------------------------------------------------------------------

@@ -139,3 +139,26 @@ def test_more_outputs_than_one_group(x):
     g = b.grad(x, outputs)
     np.testing.assert_allclose(g[3].reshape(784, 20), w[:, outputs], rtol=1e-6)
     assert b.trace_count == 1  # both groups use the same compiled width
+
+
+def test_nnx_twin_of_the_linen_cnn_has_the_same_deeplift_and_layer(jax_case, x):
+    """The NNX module holding the linen CNN's weights: the same DeepLIFT attributions and the
+    same layer activations and gradients (by path, by submodule), 20 outputs (two groups of
+    the vectorised pullback) in batches of 2 images; the user's module keeps its classes."""
+    twin = models.flax_nnx_cnn()
+    b = wrap(twin, batch_size=2)
+    assert b.is_nnx
+    refs = models.random_images(3, seed=4)
+    np.testing.assert_allclose(
+        b.deeplift(x, refs, [1, 4]), jax_case.backend.deeplift(x, refs, [1, 4]), atol=1e-5
+    )
+    outputs = np.tile(np.arange(10), 2)
+    got = b.layer(x, "conv2", outputs)
+    want = jax_case.backend.layer(x, "CONV2", outputs)
+    assert got.name == "conv2" and got.activations.shape == (5, 28, 28, 16)
+    np.testing.assert_allclose(got.activations, want.activations, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.gradients, want.gradients, rtol=1e-5, atol=1e-7)
+    assert np.abs(got.gradients).max() > 0
+    by_object = b.layer(x[:2], twin.conv2, [3])
+    np.testing.assert_array_equal(by_object.gradients[..., 0], got.gradients[:2, ..., 3])
+    assert type(twin.conv2) is nnx.Conv
