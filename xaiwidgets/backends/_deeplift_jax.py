@@ -172,6 +172,7 @@ class _Interpreter:
         self.centered: dict = {}  # var -> z for z - max z
         self.exps: dict = {}  # var -> z for exp(z - max z)
         self.sums: dict = {}  # var -> (z, exp var, axes) for sum(exp(z - max z))
+        self.transposed: dict = {}  # var -> (z, permutation) for transpose(z)
         self.unhandled: set[str] = set()
 
     def tile(self, r: Any, like: Any) -> Any:
@@ -253,9 +254,19 @@ class _Interpreter:
             for a in v:
                 if not isinstance(a, Literal) and a in self.maxes:
                     self.maxes[out] = self.maxes[a]
+        elif name == "transpose" and key is not None:  # NNX attention transposes z and max z
+            if key in self.maxes:
+                self.maxes[out] = self.maxes[key]
+            else:
+                self.transposed[out] = (key, tuple(ep.params["permutation"]))
         elif name == "sub" and len(v) == 2 and not isinstance(v[1], Literal):
             if v[1] in self.maxes and self.maxes[v[1]][0] is v[0]:
                 self.centered[out] = self.maxes[v[1]]
+            elif v[1] in self.maxes and self.transposed.get(v[0], (None,))[0] is not None:
+                source, axis, _ = self.maxes[v[1]]
+                of, perm = self.transposed[v[0]]
+                if of is source:  # z transposed, then centred: the axis moves with it
+                    self.centered[out] = (v[0], perm.index(axis), ins[0])
         elif name == "exp" and key in self.centered:
             self.exps[out] = self.centered[key]
         elif name == "reduce_sum" and key in self.exps:

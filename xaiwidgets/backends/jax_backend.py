@@ -126,6 +126,7 @@ class JaxBackend(BaseBackend):
             model, params = model
         self.module: Any = None
         self.is_nnx = False
+        self._keras_model: Any = None
         self.params = params
         apply = self._resolve(model, params)
         self._init_compiled(apply)
@@ -173,7 +174,10 @@ class JaxBackend(BaseBackend):
     @classmethod
     def from_keras(cls, model: Any, **kwargs: Any) -> JaxBackend:
         """A Keras 3 model on the JAX Keras backend, called statelessly
-        (``model.stateless_call(trainable, non_trainable, x, training=False)``)."""
+        (``model.stateless_call(trainable, non_trainable, x, training=False)``) on the
+        variables' values read at each call: Keras' own ``fit``/``predict`` donate the
+        buffers of the values they replace, so values read once at wrap time would be deleted
+        arrays after the user's next ``model.predict`` (and stale after training)."""
         if not getattr(model, "built", True):
             raise ValueError(
                 "the Keras model is not built yet: call it once on a batch (or give it an "
@@ -188,8 +192,24 @@ class JaxBackend(BaseBackend):
             return model.stateless_call(p[0], p[1], x, training=False)[0]
 
         backend = cls(apply_keras, params, **kwargs)
-        backend.module = model
+        backend.module = backend._keras_model = model
         return backend
+
+    @property
+    def params(self) -> Any:
+        """The parameter pytree passed to the compiled functions (see the class docstring);
+        for a Keras model, its variables' current values."""
+        model = self._keras_model
+        if model is not None:
+            return (
+                [v.value for v in model.trainable_variables],
+                [v.value for v in model.non_trainable_variables],
+            )
+        return self._params
+
+    @params.setter
+    def params(self, value: Any) -> None:
+        self._params = value
 
     def _init_compiled(self, apply: Callable[[Any, Any], Any]) -> None:
         self.trace_count = 0
