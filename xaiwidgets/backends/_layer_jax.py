@@ -8,7 +8,7 @@ the gradient with respect to ``a``. The tap is
 - linen: a method interceptor (:func:`flax.linen.intercept_methods`);
 - NNX: the module is merged afresh from its state for every call (the user's module is never
   touched), and the tapped submodules of that copy get a subclass whose ``__call__`` adds
-  ``δ`` (see :mod:`._layer_nnx`);
+  ``δ`` (see :mod:`._layer_flax_nnx`);
 - Keras: the layer's ``call`` wrapped on the instance for the duration of the call.
 
 One ``jax.jit``-compiled function per layer and output-group width does the forward pass (which
@@ -106,7 +106,7 @@ class _Taps:
 
             self.layers = {p: lyr for p, lyr in walk_layers(module)}
         elif self.kind == "nnx":
-            from ._layer_nnx import module_paths
+            from ._layer_flax_nnx import module_paths
 
             self.layers = module_paths(module)
 
@@ -149,7 +149,7 @@ class _Taps:
             with _keras_taps({k: self.layers[k] for k in keys}, deltas, record):
                 return b.apply_with_params(params, x)
         if self.kind == "nnx":
-            from ._layer_nnx import nnx_taps
+            from ._layer_flax_nnx import nnx_taps
 
             targets = set(keys) if keys is not None else set(self.candidates() or ())
             with nnx_taps(b, params, targets, deltas, record) as model:
