@@ -9,10 +9,10 @@ gradients, layer taps on the Keras layers' ``call``):
 - DeepExplainer complete to 1e-3 relative with ``strict=True`` and no op without a rule
   (ConvNeXtTiny once returned all-NaN values here: LayerNorm's rsqrt stepped out of its domain);
 - IntegratedGradients complete within its tolerance (1e-2) at 64 steps;
-- Grad-CAM on the default layer equals its formula on the layer's activations (a functional
-  sub-model, no taps) and the analytic gradient ``W[:, c] / (h' w')`` where the layer feeds
-  global average pooling and the dense classifier directly (ResNet50, EfficientNetB0);
-  otherwise finite and non-negative;
+- Grad-CAM on the default layer (the last one that is still a grid at 32 x 32) finite,
+  non-negative and not all zero; where that layer feeds global average pooling and the dense
+  classifier directly, equal to its formula on the layer's activations (a functional
+  sub-model, no taps) and the analytic gradient ``W[:, c] / (h' w')``;
 - Occlusion equal to ``f(x) - f(x with the window hidden)`` by ``model.predict``.
 """
 
@@ -31,11 +31,12 @@ pytest.importorskip("keras")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZE = 32
 
-#: the layer ``layer=None`` picks, and whether it feeds GAP + Dense directly
+#: the layer ``layer=None`` picks, and whether it feeds GAP + Dense directly (at 32 x 32 the
+#: last stages are 1 x 1, not a grid: ResNet50's default is then conv4_block6_out, 2 x 2)
 DEFAULT_LAYER = {
-    "ResNet50": ("conv5_block3_out", True),
+    "ResNet50": ("conv4_block6_out", False),
     "MobileNetV3Small": (None, False),
-    "EfficientNetB0": ("top_activation", True),
+    "EfficientNetB0": (None, False),
     "ConvNeXtTiny": (None, False),
 }
 
