@@ -303,3 +303,42 @@ def test_untraceable_model_falls_back_to_eager_rules_and_says_so():
         values = deeplift_torch(backend, x, refs, [0, 2], fallbacks=found)
     assert len(found) == 1 and "not traceable" in found[0]
     assert _relative_gap(backend, x, refs, values, [0, 2]) <= 1e-4
+
+
+def test_passes_are_planned_within_the_memory_budget():
+    """The backend plans the passes itself: with a budget that holds two pair rows, each pass
+    has one image and at most two references (the references in equal chunks, their
+    attributions the weighted mean), giving what one pass gives; ``progress`` is called before
+    every pass, so it moves within one image."""
+    torch.manual_seed(0)
+    model = CASES["silu"]().eval()
+    whole = wrap(model)
+    x, refs = _data()
+    one_pass = deeplift_torch(whole, x, refs, [0, 3])
+    row = whole.row_bytes(x.shape[1:])
+    small = wrap(model, memory_budget=2 * 2 * row)  # ROW_COPIES x row bytes x 2 rows
+    seen: list = []
+    values = small.deeplift(x, refs, [0, 3], progress=seen.append)
+    np.testing.assert_allclose(values, one_pass, rtol=1e-5, atol=1e-6)
+    assert seen == [0.0, 0.25, 0.5, 0.75]  # 2 images x 2 chunks of references (2 + 1)
+
+
+def test_progress_can_stop_the_passes():
+    """``progress`` raising stops DeepLIFT before the next pass (how a cancel is seen)."""
+    model = CASES["silu"]().eval()
+    backend = wrap(model, memory_budget=1)  # one image and one reference a pass
+
+    class Stop(Exception):
+        pass
+
+    calls: list = []
+
+    def progress(fraction):
+        calls.append(fraction)
+        if len(calls) == 2:
+            raise Stop
+
+    x, refs = _data()
+    with pytest.raises(Stop):
+        backend.deeplift(x, refs, [0], progress=progress)
+    assert len(calls) == 2

@@ -258,8 +258,74 @@ def test_bad_input(torch_net, digits):
     with pytest.raises(ValueError, match="background's shape"):
         DeepExplainer(torch_net, np.pad(bg, ((0, 0), (0, 2), (0, 2), (0, 0))))(x)
     model = models.numpy_softmax_regression()
-    with pytest.raises(NotImplementedError, match="DeepLIFT"):
+    with pytest.raises(NotImplementedError, match="differentiable framework model"):
         DeepExplainer(model, bg)(x)
+
+
+def test_explainer_goes_through_the_backend_contract():
+    """DeepExplainer calls ``backend.deeplift`` with its options and nothing else: no
+    private backend module, no chunking or padding of its own (issue #13)."""
+    import ast
+    import inspect
+
+    from xaiwidgets.explainers import deep
+
+    tree = ast.parse(inspect.getsource(deep))
+    imported = [
+        (getattr(node, "module", None) or "") + ":" + ",".join(a.name for a in node.names)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+    ]
+    assert not [m for m in imported if "backends" in m or "importlib" in m], imported
+
+    from xaiwidgets.backends.base import BaseBackend
+
+    class Recording(BaseBackend):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def _predict_batch(self, x):
+            return np.stack([x.reshape(len(x), -1).sum(1), -x.reshape(len(x), -1).sum(1)], 1)
+
+        def deeplift(self, x, baselines, outputs, **options):
+            self.calls.append((len(x), len(baselines), options))
+            options["progress"](0.5)
+            delta = x - baselines.mean(0)
+            sign = np.where(np.asarray(outputs) == 0, 1.0, -1.0)
+            return (delta[..., None] * sign[:, None, None, None, :]).astype(np.float32)
+
+    backend = Recording()
+    rng = np.random.default_rng(0)
+    seen = []
+    ex = DeepExplainer(backend, rng.random((3, 4, 4, 1)), softmax="diagonal", max_rows=7)(
+        rng.random((5, 4, 4, 1)), outputs=[0, 1], progress=seen.append
+    )
+    assert [c[:2] for c in backend.calls] == [(5, 3)]  # one call: the backend plans passes
+    options = backend.calls[0][2]
+    assert options["softmax"] == "diagonal" and options["max_rows"] == 7
+    assert options["fallbacks"] == [] and callable(options["progress"])
+    assert seen == [0.5, 1.0]
+    assert ex.params["relative_completeness_error"] < 1e-6
+
+
+def test_progress_moves_within_one_image(torch_net, digits):
+    """One image, its background in several passes (a small memory budget): progress reports
+    between the passes, and a cancel set during the run stops it at the next pass."""
+    bg, x = digits
+    explainer = DeepExplainer(torch_net, bg, memory_budget=1)  # one reference a pass
+    seen = []
+    explainer(x[:1], progress=seen.append)
+    inner = [f for f in seen if 0 < f < 1]
+    assert len(inner) >= N_BG - 2 and seen == sorted(seen)
+    cancel = threading.Event()
+
+    def progress(fraction):
+        if fraction > 0.2:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        explainer(x[:1], progress=progress, cancel=cancel)
 
 
 def test_completeness_other_layers_torch(digits):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -450,6 +451,7 @@ def deeplift_jax(
     *,
     softmax: str = "shapley",
     max_rows: int | None = None,
+    progress: Callable[[float], Any] | None = None,
 ) -> np.ndarray:
     """DeepLIFT rescale attributions of ``x`` averaged over ``baselines`` (DeepSHAP).
 
@@ -464,7 +466,10 @@ def deeplift_jax(
         that a pass keeps about :data:`~._deeplift_rules.MEMORY_BUDGET` (1 GiB) of activations
         (:func:`~._deeplift_rules.plan_passes`; references split into chunks when one image's
         ``b`` rows do not fit). The last chunk of images is padded, so each shape compiles
-        once (twice with a shorter last chunk of references).
+        once (twice with a shorter last chunk of references). The budget is
+        ``backend.memory_budget`` (1 GiB by default).
+    progress : ``progress(fraction)`` is called before every pass with the fraction of passes
+        done, and may raise (a cancelled run stops there).
 
     Returns
     -------
@@ -482,9 +487,10 @@ def deeplift_jax(
             cache["row_bytes", image_shape] = _row_bytes(backend, image_shape)
         row_bytes = cache["row_bytes", image_shape]
     images, refs_per = rules.plan_passes(
-        n_ref, max_rows or max(backend.batch_size, n_ref), row_bytes
+        n_ref, max_rows or max(backend.batch_size, n_ref), row_bytes, backend.memory_budget
     )
     per_pass = min(n, images)
+    passes, done = -(-n // per_pass) * -(-n_ref // refs_per), 0
     rt = jnp.asarray(refs)
     res = np.empty(x.shape + (o,), np.float32)
     for s in _arrays.batches(n, per_pass):
@@ -492,6 +498,9 @@ def deeplift_jax(
         xs, ids = jnp.asarray(pad_rows(x[s], per_pass)), jnp.asarray(pad_rows(idx[s], per_pass))
         total = None
         for r in _arrays.batches(n_ref, refs_per):
+            if progress is not None:
+                progress(done / passes)
+            done += 1
             k = r.stop - r.start
             key = (per_pass, k, o, image_shape, softmax)
             if key not in cache:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -223,6 +224,8 @@ def deeplift_keras(
     *,
     softmax: str = "shapley",
     max_rows: int | None = None,
+    fallbacks: list | None = None,
+    progress: Callable[[float], Any] | None = None,
 ) -> np.ndarray:
     """DeepLIFT rescale attributions of ``x`` averaged over ``baselines`` (DeepSHAP).
 
@@ -236,9 +239,14 @@ def deeplift_keras(
     softmax : ``"shapley"`` (default, shap's TensorFlow rule) or ``"diagonal"``.
     max_rows : pair rows per pass. Default: ``max(2 * backend.batch_size, b)`` (measured on
         CPU, one pass of 400 rows beats four of 100 by a fifth), lowered so that a pass keeps
-        about :data:`~._deeplift_rules.MEMORY_BUDGET` (1 GiB) of activations
-        (:func:`~._deeplift_rules.plan_passes`; references split into chunks when one image's
-        ``b`` rows do not fit).
+        its activations within ``backend.memory_budget`` (1 GiB by default;
+        :func:`~._deeplift_rules.plan_passes`; references split into equal chunks when one
+        image's ``b`` rows do not fit). The last chunk of images is padded to the others'
+        size, so each shape is traced once.
+    fallbacks : a list to which the TensorFlow ops crossed without a DeepLIFT rule are
+        appended (then no warning is given: the caller reports them); ``None``: warn.
+    progress : ``progress(fraction)`` is called before every pass with the fraction of passes
+        done, and may raise (a cancelled run stops there).
 
     Returns
     -------
@@ -254,9 +262,11 @@ def deeplift_keras(
     k = int(backend._call(rt[:1]).shape[1])
     row_bytes = None if max_rows else _row_bytes(backend, image_shape)
     images, refs_per = rules.plan_passes(
-        n_ref, max_rows or max(2 * backend.batch_size, n_ref), row_bytes
+        n_ref, max_rows or max(2 * backend.batch_size, n_ref), row_bytes, backend.memory_budget
     )
     per_pass = min(n, images)
+    chunks = rules.reference_chunks(n_ref, refs_per)
+    passes, done = -(-n // per_pass) * len(chunks), 0
     cache = _FUNCTIONS.setdefault(backend, {})
     res = np.empty(x.shape + (o,), np.float32)
     missing: list[str] = []
@@ -265,7 +275,10 @@ def deeplift_keras(
         xs, ids = pad_rows(x[s], per_pass), pad_rows(idx[s], per_pass)
         xt = backend.to_framework(xs)
         total = None
-        for r in _arrays.batches(n_ref, refs_per):
+        for r in chunks:
+            if progress is not None:
+                progress(done / passes)
+            done += 1
             b = r.stop - r.start
             key = (per_pass, b, o, image_shape, softmax)
             if key not in cache:
@@ -282,7 +295,9 @@ def deeplift_keras(
             total = attr if total is None else total + attr
         res[s] = np.moveaxis(backend.from_framework_grad(total), 0, -1)[:m]
     backend.deeplift_unsupported = tuple(missing)
-    if missing:
+    if missing and fallbacks is not None:
+        fallbacks.extend(f"TensorFlow op {op}" for op in missing)
+    elif missing:
         shown = ", ".join(missing[:5]) + (
             f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         )

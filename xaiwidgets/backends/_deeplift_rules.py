@@ -103,6 +103,14 @@ def plan_passes(
     return max(1, rows // refs), refs
 
 
+def reference_chunks(n_ref: int, refs_per: int) -> list[slice]:
+    """The references ``0..n_ref`` in as few chunks of at most ``refs_per`` as possible, of
+    equal sizes (within one): a compiled or traced pass then sees one or two shapes."""
+    count = -(-max(1, int(n_ref)) // max(1, int(refs_per)))
+    bounds = np.linspace(0, int(n_ref), count + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 def safe_div(ops: Any, num: Any, den: Any, eps: float, fill: Any) -> Any:
     """``num / den``, and ``fill`` where ``|den| < eps`` (no inf/NaN either way)."""
     small = ops.abs(den) < eps

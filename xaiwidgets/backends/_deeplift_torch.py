@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ import torch
 
 from .. import _arrays
 from . import _deeplift_rules as rules
+from ._deeplift_torch_autograd import attributions, input_multipliers
 from ._deeplift_torch_graph import GRAPHS, capture, source_of
 from ._deeplift_torch_interp import Interpreter
 
@@ -42,21 +44,27 @@ def deeplift_torch(
     softmax: str = "shapley",
     max_rows: int | None = None,
     fallbacks: list | None = None,
+    progress: Callable[[float], Any] | None = None,
 ) -> np.ndarray:
     """DeepLIFT rescale attributions of ``x`` averaged over ``baselines`` (DeepSHAP).
 
     Parameters
     ----------
     backend : TorchBackend
-        Uses ``model``, ``_call``, ``to_framework``, ``from_framework_grad``, ``eval_mode`` and
-        ``batch_size``.
+        Uses ``model``, ``_call``, ``to_framework``, ``from_framework_grad``, ``eval_mode``,
+        ``batch_size``, ``row_bytes`` and ``memory_budget``.
     x : float32 ``(n, h, w, c)`` images; baselines : float32 ``(b, h, w, c)`` references.
     outputs : ``(o,)`` or ``(n, o)`` class indices.
     softmax : ``"shapley"`` (default) or ``"diagonal"`` (shap's PyTorch rule).
-    max_rows : pair rows per pass (default ``max(backend.batch_size, b)``): each pass holds
-        ``max(1, max_rows // b)`` images.
+    max_rows : pair rows per pass. Default: ``max(backend.batch_size, b)``, lowered so that a
+        pass keeps ``ROW_COPIES`` x the model's activations per row within
+        ``backend.memory_budget`` (:func:`~._deeplift_rules.plan_passes`; the references are
+        split into equal chunks when one image's ``b`` rows do not fit, and the attributions
+        are the chunks' weighted mean). Given: at most ``max_rows`` rows, no budget.
     fallbacks : a list to which a description of every op crossed without a DeepLIFT rule is
         appended (then no warning is given: the caller reports them); ``None``: warn.
+    progress : ``progress(fraction)`` is called before every pass with the fraction of passes
+        done, and may raise (a cancelled run stops there).
 
     Returns
     -------
@@ -65,22 +73,37 @@ def deeplift_torch(
     """
     x, refs, idx = rules.prepare_inputs(x, baselines, outputs, softmax)
     n, n_ref = len(x), len(refs)
-    per_pass = rules.images_per_pass(n_ref, max_rows or max(backend.batch_size, n_ref))
+    row_bytes = None if max_rows else backend.row_bytes(x.shape[1:])
+    images, refs_per = rules.plan_passes(
+        n_ref, max_rows or max(backend.batch_size, n_ref), row_bytes, backend.memory_budget
+    )
+    per_pass = min(n, images)
+    chunks = rules.reference_chunks(n_ref, refs_per)
     res = np.empty(x.shape + (idx.shape[1],), np.float32)
     crossed: dict[str, str] = {}
+    total = -(-n // per_pass) * len(chunks)
     with backend.eval_mode():
         rt = backend.to_framework(refs)
         try:  # trace (or find) the graph of the first pass's shape
-            inp, _ = _rows(backend.to_framework(x[: min(per_pass, n)]), rt)
+            inp, _ = _rows(backend.to_framework(x[:per_pass]), rt[chunks[0]])
             GRAPHS.get(backend, backend.model, backend._call, inp)
         except NotImplementedError as err:
-            return _eager(backend, x, refs, idx, softmax, max_rows, fallbacks, err)
+            return _eager(backend, x, refs, idx, softmax, per_pass, fallbacks, err, progress)
+        done = 0
         for s in _arrays.batches(n, per_pass):
             xt = backend.to_framework(x[s])
-            attr = _attribute(backend, xt, rt, idx[s], softmax, crossed)
-            res[s] = np.moveaxis(backend.from_framework_grad(attr), 0, -1)
+            acc = None
+            for r in chunks:
+                if progress is not None:
+                    progress(done / total)
+                attr = _attribute(backend, xt, rt[r], idx[s], softmax, crossed)
+                if len(chunks) > 1:
+                    attr = attr.double().mul_((r.stop - r.start) / n_ref)
+                acc = attr if acc is None else acc.add_(attr)
+                done += 1
+            res[s] = np.moveaxis(backend.from_framework_grad(acc), 0, -1)
         if crossed:
-            found = _describe(backend, crossed, x[: min(per_pass, n)], rt)
+            found = _describe(backend, crossed, x[:per_pass], rt[chunks[0]])
     if crossed:
         if fallbacks is None:
             warnings.warn(
@@ -99,9 +122,10 @@ def _eager(
     refs: np.ndarray,
     idx: np.ndarray,
     softmax: str,
-    max_rows: int | None,
+    per_pass: int,
     fallbacks: list | None,
     err: Exception,
+    progress: Callable[[float], Any] | None,
 ) -> np.ndarray:
     """The model cannot be traced: DeepLIFT by intercepting its torch functions
     (:mod:`._deeplift_torch_eager`), with the reason reported."""
@@ -116,7 +140,9 @@ def _eager(
         warnings.warn(f"DeepLIFT: no graph rules for {reason}", stacklevel=3)
     else:
         fallbacks.append(reason)
-    return eager(backend, x, refs, idx, softmax=softmax, max_rows=max_rows)
+    return eager(
+        backend, x, refs, idx, softmax=softmax, images_per_pass=per_pass, progress=progress
+    )
 
 
 def _rows(xt: torch.Tensor, rt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,23 +156,18 @@ def _rows(xt: torch.Tensor, rt: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 def _attribute(
     backend: Any, xt: torch.Tensor, rt: torch.Tensor, idx: np.ndarray, softmax: str, crossed: dict
 ) -> torch.Tensor:
-    """``(o, c, ...)`` attributions of the images ``xt`` (model layout), one pass."""
-    c, n_ref = len(xt), len(rt)
+    """``(o, c, ...)`` attributions of the images ``xt`` (model layout) against the
+    references ``rt``, one pass."""
     inp, ref = _rows(xt, rt)
     interp = Interpreter(GRAPHS.get(backend, backend.model, backend._call, inp), softmax)
     with torch.enable_grad():
         inp.requires_grad_(True)
         out = interp.run(inp, ref).p
+        del ref
         crossed.update(interp.crossed)
-        o = idx.shape[1]
-        cot = torch.zeros((o,) + tuple(out.shape), dtype=out.dtype, device=out.device)
-        cols = torch.from_numpy(np.repeat(idx, n_ref, axis=0).T.copy()).to(out.device)
-        cot.scatter_(2, cols[:, :, None], 1.0)
-        grads = torch.stack(
-            [torch.autograd.grad(out, inp, cot[j], retain_graph=j < o - 1)[0] for j in range(o)]
-        )
-    delta = (inp - ref).detach()
-    return (grads * delta).reshape((o, c, n_ref) + tuple(xt.shape[1:])).mean(2)
+        grads = input_multipliers(out, inp, idx, len(rt))
+    del out, inp
+    return attributions(grads, xt, rt)
 
 
 _SOURCES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

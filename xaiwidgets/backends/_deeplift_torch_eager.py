@@ -16,6 +16,7 @@ normalisation layers are crossed by their derivative, which the completeness che
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,42 +26,11 @@ from torch.overrides import TorchFunctionMode
 
 from .. import _arrays
 from . import _deeplift_rules as rules
+from ._deeplift_torch_autograd import OPS as _OPS
+from ._deeplift_torch_autograd import Scale as _Scale
+from ._deeplift_torch_autograd import Softmax as _Softmax
+from ._deeplift_torch_autograd import attributions, input_multipliers
 from ._torch_conv_grad import ThinConvInputGrad
-
-
-class _Ops:
-    """The array namespace :mod:`._deeplift_rules` computes with."""
-
-    where = staticmethod(torch.where)
-    abs = staticmethod(torch.abs)
-    maximum = staticmethod(torch.maximum)
-    exp = staticmethod(torch.exp)
-    log = staticmethod(torch.log)
-
-    @staticmethod
-    def sum_last(t: torch.Tensor) -> torch.Tensor:
-        return t.sum(-1, keepdim=True)
-
-    @staticmethod
-    def max_last(t: torch.Tensor) -> torch.Tensor:
-        return t.amax(-1, keepdim=True)
-
-
-_OPS = _Ops()
-
-
-class _Scale(torch.autograd.Function):
-    """Value ``y``; backward: the incoming gradient times the multiplier ``m``."""
-
-    @staticmethod
-    def forward(ctx: Any, u: torch.Tensor, y: torch.Tensor, m: torch.Tensor) -> Any:
-        ctx.save_for_backward(m)
-        return y.view_as(y)
-
-    @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> Any:
-        (m,) = ctx.saved_tensors
-        return g * m, None, None
 
 
 class _MaxPool(torch.autograd.Function):
@@ -79,25 +49,6 @@ class _MaxPool(torch.autograd.Function):
         out.scatter_add_(2, idx_p, g.reshape(flat) * w_x)
         out.scatter_add_(2, idx_r, g.reshape(flat) * w_r)
         return out.reshape(u_shape), None, None
-
-
-class _Softmax(torch.autograd.Function):
-    """Value ``y``; backward: the softmax (or log-softmax) rule along ``dim``."""
-
-    @staticmethod
-    def forward(ctx: Any, u: torch.Tensor, y: torch.Tensor, coef: tuple, info: tuple) -> Any:
-        ctx.coef, ctx.info = coef, info
-        return y.view_as(y)
-
-    @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> Any:
-        dim, rule, log = ctx.info
-        gl = g.movedim(dim, -1)
-        if log:
-            m = rules.log_softmax_apply(_OPS, ctx.coef, gl)
-        else:
-            m = rules.softmax_apply(_OPS, ctx.coef, gl, rule)
-        return m.movedim(-1, dim), None, None, None
 
 
 def _elementwise_functions() -> set:
@@ -379,47 +330,40 @@ _MISMATCH = (
 
 def deeplift_torch(
     backend: Any,
-    x: Any,
-    baselines: Any,
-    outputs: Any,
+    x: np.ndarray,
+    refs: np.ndarray,
+    idx: np.ndarray,
     *,
     softmax: str = "shapley",
-    max_rows: int | None = None,
+    images_per_pass: int = 1,
+    progress: Callable[[float], Any] | None = None,
 ) -> np.ndarray:
-    """DeepLIFT rescale attributions of ``x`` averaged over ``baselines`` (DeepSHAP).
+    """DeepLIFT rescale attributions of ``x`` averaged over ``refs`` (DeepSHAP).
 
     One no-grad forward pass over the references records the inputs of every nonlinearity;
-    then per chunk of images one forward pass over the pair rows (each image repeated once
-    per reference) replays them with DeepLIFT backward rules, and one backward pass per
-    requested output gives the multipliers of the input; attributions are
-    ``mean_k m_ik * (x_i - r_k)``.
-
-    Parameters
-    ----------
-    backend : TorchBackend
-        Uses ``model`` (through ``_call``), ``to_framework``, ``from_framework_grad``,
-        ``eval_mode`` and ``batch_size``.
-    x : float32 ``(n, h, w, c)`` images; baselines : float32 ``(b, h, w, c)`` references.
-    outputs : ``(o,)`` or ``(n, o)`` class indices.
-    softmax : ``"shapley"`` (default) or ``"diagonal"`` (shap's PyTorch rule).
-    max_rows : pair rows per pass (default ``max(backend.batch_size, b)``): each pass holds
-        ``max(1, max_rows // b)`` images.
+    then per chunk of ``images_per_pass`` images one forward pass over the pair rows (each
+    image repeated once per reference) replays them with DeepLIFT backward rules, and one
+    backward pass per requested output gives the multipliers of the input; attributions are
+    ``mean_k m_ik * (x_i - r_k)``. The inputs are checked by the caller
+    (:func:`._deeplift_torch.deeplift_torch`): float32 NHWC ``x`` ``(n, h, w, c)`` and
+    ``refs`` ``(b, h, w, c)``, ``idx`` ``(n, o)``. ``progress(fraction)`` is called before
+    every pass (it may raise to stop the run).
 
     Returns
     -------
     ``(n, h, w, c, o)`` float32; ``values[i, ..., j].sum() == f(x_i)[outputs[i, j]] -
-    mean_k f(baselines_k)[outputs[i, j]]``.
+    mean_k f(baselines_k)[outputs[i, j]]`` when only these rules' ops are nonlinear.
     """
-    x, refs, idx = rules.prepare_inputs(x, baselines, outputs, softmax)
-    n, n_ref = len(x), len(refs)
-    per_pass = rules.images_per_pass(n_ref, max_rows or max(backend.batch_size, n_ref))
+    n = len(x)
     res = np.empty(x.shape + (idx.shape[1],), np.float32)
     with backend.eval_mode():
         rt = backend.to_framework(refs)
         recorder = _Recorder()
         with torch.no_grad(), recorder:
             backend._call(rt)
-        for s in _arrays.batches(n, per_pass):
+        for s in _arrays.batches(n, images_per_pass):
+            if progress is not None:
+                progress(s.start / n)
             xt = backend.to_framework(x[s])
             attr = _attribute(backend, xt, rt, idx[s], recorder.records, softmax)
             res[s] = np.moveaxis(backend.from_framework_grad(attr), 0, -1)
@@ -430,21 +374,13 @@ def _attribute(
     backend: Any, xt: torch.Tensor, rt: torch.Tensor, idx: np.ndarray, records: list, softmax: str
 ) -> torch.Tensor:
     """``(o, c, ...)`` attributions of the images ``xt`` (model layout), one pair pass."""
-    c, n_ref = len(xt), len(rt)
-    pairs = c * n_ref
+    n_ref = len(rt)
     with torch.enable_grad():
         inp = xt.repeat_interleave(n_ref, 0).requires_grad_(True)
-        replayer = _Replayer(records, pairs, softmax)
+        replayer = _Replayer(records, len(xt) * n_ref, softmax)
         with ThinConvInputGrad(), replayer:
             out = backend._call(inp)
         if replayer.count != len(records):
             raise RuntimeError(_MISMATCH)
-        o = idx.shape[1]
-        cot = torch.zeros((o,) + tuple(out.shape), dtype=out.dtype, device=out.device)
-        cols = torch.from_numpy(np.repeat(idx, n_ref, axis=0).T.copy()).to(out.device)
-        cot.scatter_(2, cols[:, :, None], 1.0)
-        grads = torch.stack(
-            [torch.autograd.grad(out, inp, cot[j], retain_graph=j < o - 1)[0] for j in range(o)]
-        )
-    delta = (xt[:, None] - rt[None]).reshape((pairs,) + tuple(xt.shape[1:]))
-    return (grads * delta).reshape((o, c, n_ref) + tuple(xt.shape[1:])).mean(2)
+        grads = input_multipliers(out, inp, idx, n_ref)
+    return attributions(grads, xt, rt)

@@ -39,6 +39,7 @@ from torch.utils._pytree import tree_flatten
 
 from . import _deeplift_rules as rules
 from . import _deeplift_torch_ops as ops
+from ._deeplift_torch_autograd import OPS, Scale, Softmax
 from ._torch_conv_grad import _pair, _qualifies, _ThinConv
 
 
@@ -50,60 +51,6 @@ class Pair:
 
     def __init__(self, p: Any, r: Any):
         self.p, self.r = p, r
-
-
-class _Ops:
-    """The array namespace :mod:`._deeplift_rules` computes with."""
-
-    where = staticmethod(torch.where)
-    abs = staticmethod(torch.abs)
-    maximum = staticmethod(torch.maximum)
-    exp = staticmethod(torch.exp)
-    log = staticmethod(torch.log)
-
-    @staticmethod
-    def sum_last(t: torch.Tensor) -> torch.Tensor:
-        return t.sum(-1, keepdim=True)
-
-    @staticmethod
-    def max_last(t: torch.Tensor) -> torch.Tensor:
-        return t.amax(-1, keepdim=True)
-
-
-OPS = _Ops()
-
-
-class _Scale(torch.autograd.Function):
-    """Value ``y``; backward: the incoming gradient times the multiplier ``m``."""
-
-    @staticmethod
-    def forward(ctx: Any, u: torch.Tensor, y: torch.Tensor, m: torch.Tensor) -> Any:
-        ctx.save_for_backward(m)
-        return y.view_as(y)
-
-    @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> Any:
-        (m,) = ctx.saved_tensors
-        return g * m, None, None
-
-
-class _Softmax(torch.autograd.Function):
-    """Value ``y``; backward: the softmax (or log-softmax) rule along ``dim``."""
-
-    @staticmethod
-    def forward(ctx: Any, u: torch.Tensor, y: torch.Tensor, coef: tuple, info: tuple) -> Any:
-        ctx.coef, ctx.info = coef, info
-        return y.view_as(y)
-
-    @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> Any:
-        dim, rule, log = ctx.info
-        gl = g.movedim(dim, -1)
-        if log:
-            m = rules.log_softmax_apply(OPS, ctx.coef, gl)
-        else:
-            m = rules.softmax_apply(OPS, ctx.coef, gl, rule)
-        return m.movedim(-1, dim), None, None, None
 
 
 def _wrap(p: Any, r: Any) -> Any:
@@ -333,7 +280,7 @@ class Interpreter:
             else:
                 ms = list(rules.shapley_pair(OPS, f, u_p[0], u_r[0], u_p[1], u_r[1]))
         if len(u) == 1:
-            return Pair(_Scale.apply(u[0].p.expand(shape), y_p, ms[0]), y_r)
+            return Pair(Scale.apply(u[0].p.expand(shape), y_p, ms[0]), y_r)
         out = y_p
         for v, m in zip(u, ms):
             vp = v.p.expand(shape)
@@ -417,4 +364,4 @@ class Interpreter:
                 coef = rules.log_softmax_coefficients(OPS, z_p, z_r, exact_shift=True)
             else:
                 coef = rules.softmax_coefficients(OPS, z_p, z_r, self.softmax, exact_shift=True)
-        return Pair(_Softmax.apply(u.p, y_p, coef, (dim, self.softmax, log)), y_r)
+        return Pair(Softmax.apply(u.p, y_p, coef, (dim, self.softmax, log)), y_r)

@@ -21,10 +21,14 @@ use a backend through these methods only, never a framework or a backend's priva
   and the backward pass (losses whose weights depend on the outputs, as CEM's attack loss).
 - ``grad(x, outputs) -> (n, h, w, c, o)``: gradient of output ``outputs[i, j]`` of image ``i``
   for every requested output; ``outputs`` is ``(o,)`` (same for all images) or ``(n, o)``.
-- ``deeplift(x, baselines, outputs, **options) -> (n, h, w, c, o)``: DeepLIFT (rescale rule)
-  attributions of ``x`` against every baseline in ``baselines`` ``(b, h, w, c)``, averaged over
-  the baselines (DeepSHAP). For each image and output they sum to
-  ``f(x) - mean_b f(baseline_b)``. Options: ``softmax`` (the softmax rule), ``max_rows``.
+- ``deeplift(x, baselines, outputs, *, softmax="shapley", max_rows=None, fallbacks=None,
+  progress=None) -> (n, h, w, c, o)``: DeepLIFT (rescale rule) attributions of ``x`` against
+  every baseline in ``baselines`` ``(b, h, w, c)``, averaged over the baselines (DeepSHAP). For
+  each image and output they sum to ``f(x) - mean_b f(baseline_b)``. The backend plans the
+  passes (images x baselines per pass, padding for compiled frameworks) within its memory
+  budget; ``softmax`` names the softmax rule, ``max_rows`` caps the pair rows of a pass,
+  ``fallbacks`` (a list) receives the ops crossed without a rule instead of a warning, and
+  ``progress(fraction)`` is called before every pass (it may raise to cancel the run).
 - ``flat_outputs() -> Backend``: the same model with its outputs flattened to ``(n, d)`` in
   NHWC order, so that an image-to-image model (CEM's autoencoder) fits ``predict``/``vjp``.
 - ``compile_step(program, constants, image_model=None)``: ``program`` (framework-free code on
@@ -139,7 +143,15 @@ class Backend(Protocol):
     def grad(self, x: np.ndarray, outputs: Any) -> np.ndarray: ...
 
     def deeplift(
-        self, x: np.ndarray, baselines: np.ndarray, outputs: Any, **options: Any
+        self,
+        x: np.ndarray,
+        baselines: np.ndarray,
+        outputs: Any,
+        *,
+        softmax: str = "shapley",
+        max_rows: int | None = None,
+        fallbacks: list | None = None,
+        progress: Callable[[float], Any] | None = None,
     ) -> np.ndarray: ...
 
     def flat_outputs(self) -> Backend: ...
@@ -322,9 +334,24 @@ class BaseBackend:
         raise NotImplementedError(f"{type(self).__name__} has no gradients")
 
     def deeplift(
-        self, x: np.ndarray, baselines: np.ndarray, outputs: Any, **options: Any
+        self,
+        x: np.ndarray,
+        baselines: np.ndarray,
+        outputs: Any,
+        *,
+        softmax: str = "shapley",
+        max_rows: int | None = None,
+        fallbacks: list | None = None,
+        progress: Callable[[float], Any] | None = None,
     ) -> np.ndarray:
-        raise NotImplementedError(f"{type(self).__name__} has no DeepLIFT")
+        """DeepLIFT needs the model's own graph: only the torch, Keras/TensorFlow and JAX
+        backends have it."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no DeepLIFT: DeepLIFT / DeepSHAP needs a differentiable "
+            "framework model (torch, Keras / TensorFlow or JAX / Flax) whose graph it can walk; "
+            "for a NumPy function use PartitionExplainer or PermutationExplainer (model-"
+            "agnostic), or wrap the framework model itself"
+        )
 
     #: :meth:`vjp` takes ``cotangent`` as a callable of the outputs (every backend does).
     vjp_accepts_callable = True

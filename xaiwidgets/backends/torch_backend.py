@@ -5,7 +5,7 @@ Imported lazily by :func:`xaiwidgets.backends.wrap`; importing this module impor
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -308,14 +308,23 @@ class TorchBackend(BaseBackend):
         softmax: str = "shapley",
         max_rows: int | None = None,
         fallbacks: list | None = None,
+        progress: Callable[[float], Any] | None = None,
     ) -> np.ndarray:
         """DeepLIFT (rescale) / DeepSHAP attributions over the model's aten graph, ``(n, h, w,
-        c, o)``; see :func:`._deeplift_torch.deeplift_torch` for the options. NaN or infinite
-        values raise a ValueError."""
+        c, o)``, in passes within the memory budget; see
+        :func:`._deeplift_torch.deeplift_torch` for the options. NaN or infinite values raise
+        a ValueError."""
         from ._deeplift_torch import deeplift_torch
 
         values = deeplift_torch(
-            self, x, baselines, outputs, softmax=softmax, max_rows=max_rows, fallbacks=fallbacks
+            self,
+            x,
+            baselines,
+            outputs,
+            softmax=softmax,
+            max_rows=max_rows,
+            fallbacks=fallbacks,
+            progress=progress,
         )
         return check_finite(values, "DeepLIFT attributions")
 

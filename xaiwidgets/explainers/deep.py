@@ -26,16 +26,13 @@ without a DeepLIFT rule, or raises :class:`~xaiwidgets.IncompleteAttributionErro
 from __future__ import annotations
 
 import functools
-import importlib
-import inspect
 import warnings
 from typing import Any
 
 import numpy as np
 
-from .._arrays import as_images, batches, check_int
+from .._arrays import as_images, check_int
 from .._progress import RunControl
-from ..backends._layout import pad_rows
 from ._completeness import check_completeness, completeness_gap, relative_error
 from .base import Explainer
 
@@ -44,7 +41,6 @@ from .base import Explainer
 COMPLETENESS_TOLERANCE = 1e-3
 
 _SOFTMAX_RULES = ("shapley", "diagonal")
-_MODULES = {"torch": "_deeplift_torch", "tensorflow": "_deeplift_keras", "jax": "_deeplift_jax"}
 
 
 def sample_background(background: Any, size: int | None, seed: int | None) -> np.ndarray:
@@ -95,8 +91,10 @@ class DeepExplainer(BackgroundMean, Explainer):
     seed : int or None
         Seed of the background subsample (default 0).
     max_rows : int, optional
-        Pair rows (image x background) per pass; default: the backend's choice (torch and
-        JAX ``max(batch_size, b)``, TensorFlow ``max(2 * batch_size, b)``).
+        Pair rows (image x background) per pass; default: the backend's plan (torch and
+        JAX ``max(batch_size, b)``, TensorFlow ``max(2 * batch_size, b)``, lowered to keep
+        the pass within the memory budget, the background split into chunks when one image's
+        rows do not fit). Progress is reported and cancel checked between passes.
     strict : bool
         Raise :class:`~xaiwidgets.IncompleteAttributionError` instead of warning
         (:class:`~xaiwidgets.IncompleteAttributionWarning`) when the attributions miss
@@ -161,27 +159,6 @@ class DeepExplainer(BackgroundMean, Explainer):
             "ops_without_rule": list(self.ops_without_rule_),
         }
 
-    def _deeplift(self, fallbacks: list) -> Any:
-        """``backend.deeplift``, with the options this explainer sets; a backend that can name
-        the ops it crosses without a rule appends them to ``fallbacks``."""
-        fn = getattr(self.backend, "deeplift", None)
-        if fn is None:
-            raise TypeError(f"{type(self.backend).__name__} has no DeepLIFT (backend.deeplift)")
-        opts: dict[str, Any] = {"softmax": self.softmax, "max_rows": self.max_rows}
-        params = _parameters(fn)
-        takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        if takes_all or all(k in params for k in opts):
-            if "fallbacks" in params:
-                opts["fallbacks"] = fallbacks
-            return lambda x, r, idx: fn(x, r, idx, **opts)
-        module = _MODULES.get(getattr(self.backend, "framework", ""))
-        if module is None:  # a backend of its own: it takes no options
-            return fn
-        impl = getattr(importlib.import_module(f"xaiwidgets.backends.{module}"), module[1:])
-        if "fallbacks" in _parameters(impl):
-            opts["fallbacks"] = fallbacks
-        return lambda x, r, idx: impl(self.backend, x, r, idx, **opts)
-
     def _explain(
         self, x: np.ndarray, outputs: np.ndarray, model_outputs: np.ndarray, ctl: RunControl
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -192,21 +169,20 @@ class DeepExplainer(BackgroundMean, Explainer):
             )
         base = self.expected_value[outputs]
         fallbacks: list[str] = []
-        run = self._deeplift(fallbacks)
-        # a call per chunk of images (progress, cancel); each backend splits it into passes
-        rows = self.max_rows or max(2 * getattr(self.backend, "batch_size", 256), len(bg))
-        per_call = max(1, rows // len(bg))
-        # compiled backends trace once per shape: pad a short last chunk to the others' size
-        pad = getattr(self.backend, "framework", "") in ("jax", "tensorflow")
-        values = np.empty(x.shape + (outputs.shape[1],), np.float32)
-        for s in batches(len(x), per_call):
-            ctl.check()
-            xs, idx = x[s], outputs[s]
-            m = len(xs)
-            if pad and per_call < len(x):
-                xs, idx = pad_rows(xs, per_call), pad_rows(idx, per_call)
-            values[s] = run(xs, bg, idx)[:m]
-            ctl.step(s.stop / len(x))
+        # the backend plans its passes within its memory budget and calls ``progress`` before
+        # each one: progress moves, and a cancel is seen, between model passes
+        values = np.asarray(
+            self.backend.deeplift(
+                x,
+                bg,
+                outputs,
+                softmax=self.softmax,
+                max_rows=self.max_rows,
+                fallbacks=fallbacks,
+                progress=ctl.step,
+            ),
+            np.float32,
+        )
         fx = np.take_along_axis(model_outputs, outputs, axis=1)
         self._check(values, fx, base, fallbacks)
         return values, base.astype(np.float32)
@@ -236,11 +212,3 @@ class DeepExplainer(BackgroundMean, Explainer):
                 f"holds here: relative error {self.relative_completeness_error_:.2g})",
                 stacklevel=4,
             )
-
-
-def _parameters(fn: Any) -> Any:
-    """The parameters of ``fn``'s signature (empty when it has none to read)."""
-    try:
-        return inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins
-        return {}
