@@ -7,7 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xaiwidgets._budget import ACTIVATION_RATIO, MAX_ROWS, rows_per_call
+from xaiwidgets._budget import (
+    ACTIVATION_RATIO,
+    FORWARD_ACTIVATION_RATIO,
+    MAX_ROWS,
+    rows_per_call,
+)
 from xaiwidgets.backends import NumpyBackend, wrap
 from xaiwidgets.backends.base import is_out_of_memory
 
@@ -20,12 +25,16 @@ def test_default_rows_follow_the_budget_and_the_image_size():
     b = NumpyBackend(_linear)
     assert b.batch_size == MAX_ROWS  # before any image was seen
     small, big = (28, 28, 1), (224, 224, 3)
-    assert b.rows_for(small, backward=False) == MAX_ROWS
-    rows = b.rows_for(big, backward=False)
+    assert b.rows_for(small, backward=False) == MAX_ROWS == b.forward_rows(small)
     img = 224 * 224 * 3 * 4
-    assert rows == (1 << 30) // (ACTIVATION_RATIO * img + 3 * img) < 16
+    # a forward pass alone keeps a fraction of what a backward pass needs: ~50 rows at 224²
+    rows = b.forward_rows(big)
+    assert rows == (1 << 30) // (FORWARD_ACTIVATION_RATIO * img + 3 * img) == 50
+    grad_rows = b.rows_for(big)
+    assert grad_rows == (1 << 30) // (2 * ACTIVATION_RATIO * img + 7 * img) < 16 < rows
     b.predict(np.zeros((20,) + big, np.float32))
-    assert b.batch_size == b.rows_for(big) <= rows  # the last shape seen, with a backward pass
+    assert b.batch_size == b.rows_for(big) == grad_rows  # the last shape, with a backward pass
+    assert NumpyBackend(_linear, memory_budget=1 << 24).forward_rows(big) == 1
     assert b.rows_for(big, 100) < b.rows_for(big, 1)  # more input gradients per row
     tight = NumpyBackend(_linear, memory_budget=1 << 20)
     assert tight.rows_for(big) == 1

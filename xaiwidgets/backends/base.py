@@ -60,9 +60,11 @@ from .._arrays import as_image_batch, batches, looks_like_probabilities, softmax
 from .._budget import (
     ACTIVATION_RATIO,
     DEFAULT_MEMORY_BUDGET,
+    FORWARD_ACTIVATION_RATIO,
     MAX_ROWS,
     check_batch_size,
     check_budget,
+    forward_rows_per_call,
     rows_per_call,
 )
 
@@ -207,6 +209,7 @@ class BaseBackend:
         self._batch_size = check_batch_size(batch_size)
         self._memory_budget = check_budget(memory_budget)
         self._row_bytes_cache: dict[tuple[int, ...], int] = {}
+        self._forward_bytes_cache: dict[tuple[int, ...], int] = {}
         self._last_shape: tuple[int, ...] | None = None
         self._outputs_are_probabilities: bool | None = None
 
@@ -249,6 +252,34 @@ class BaseBackend:
         """Backends that can measure their model's activations per image override this."""
         return None
 
+    def forward_row_bytes(self, image_shape: tuple[int, ...]) -> int:
+        """Peak bytes one image keeps alive during a forward pass without gradients (measured
+        once per shape by :meth:`_measure_forward_row_bytes`; else
+        :data:`~xaiwidgets._budget.FORWARD_ACTIVATION_RATIO` x input bytes). A forward pass
+        frees each activation once it is used, so this is far below :meth:`row_bytes` on a
+        deep network."""
+        shape = tuple(int(d) for d in image_shape)
+        if shape not in self._forward_bytes_cache:
+            try:
+                measured = self._measure_forward_row_bytes(shape)
+            except Exception:  # noqa: BLE001 - an estimate only; fall back to the ratio
+                measured = None
+            self._forward_bytes_cache[shape] = int(
+                measured if measured else FORWARD_ACTIVATION_RATIO * 4 * int(np.prod(shape))
+            )
+        return self._forward_bytes_cache[shape]
+
+    def _measure_forward_row_bytes(self, image_shape: tuple[int, ...]) -> int | None:
+        """Backends that can measure a forward pass's peak memory per image override this."""
+        return None
+
+    def forward_rows(self, image_shape: tuple[int, ...]) -> int:
+        """Rows per forward-only model call (``predict``; the maskings of Partition,
+        Permutation, Occlusion, Score-CAM): ``batch_size`` when given, else what fits the
+        memory budget by :meth:`forward_row_bytes`, at most
+        :data:`~xaiwidgets._budget.MAX_ROWS`."""
+        return self.rows_for(image_shape, backward=False)
+
     def rows_for(
         self,
         image_shape: tuple[int, ...],
@@ -260,24 +291,24 @@ class BaseBackend:
         """Rows per model call for images of ``image_shape`` ``(h, w, c)``: ``batch_size`` when
         given, else what fits the memory budget (:func:`~xaiwidgets._budget.rows_per_call`)
         for ``outputs`` input gradients per row, their backward passes held at once when
-        ``vectorized``, one at a time otherwise; ``backward=False``: a forward pass alone
-        (which measures nothing: the activations measured for a backward pass, else
-        ``ACTIVATION_RATIO`` x input bytes)."""
+        ``vectorized``, one at a time otherwise; ``backward=False``: a forward pass alone, by
+        :meth:`forward_row_bytes`, at most :data:`~xaiwidgets._budget.MAX_ROWS`."""
         shape = tuple(int(d) for d in image_shape)
         self._last_shape = shape
         if self._batch_size is not None:
             return self._batch_size
         o = max(1, int(outputs))
-        if backward:
-            row_bytes = self.row_bytes(shape)
-        else:  # a forward pass alone runs no autograd probe: the measure when there is one
-            row_bytes = self._row_bytes_cache.get(shape, ACTIVATION_RATIO * 4 * int(np.prod(shape)))
+        if not backward:
+            return forward_rows_per_call(
+                self.forward_row_bytes(shape), 4 * int(np.prod(shape)), self.memory_budget
+            )
+        row_bytes = self.row_bytes(shape)
         return rows_per_call(
             row_bytes,
             4 * int(np.prod(shape)),
             self.memory_budget,
-            activation_copies=(o if vectorized else 1) if backward else 0,
-            gradient_copies=o if backward else 0,
+            activation_copies=o if vectorized else 1,
+            gradient_copies=o,
         )
 
     def grad_rows(self, image_shape: tuple[int, ...], outputs: int = 1) -> int:

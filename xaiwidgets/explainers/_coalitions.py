@@ -31,11 +31,19 @@ CACHE_BYTES = 256 * 2**20
 
 
 def rows_per_call(backend, height: int, width: int, channels: int) -> int:
-    """Masked images per model call: at most the backend's ``batch_size`` (so a cancel is seen
-    within one model batch) and at most :data:`WORK_BYTES` of float32 images counted four
-    times (the masked images, the masker's temporaries, the framework's copy)."""
+    """Masked images per model call: at most the backend's rows per forward-only call
+    (``forward_rows``: ``batch_size`` when given, else by the memory a forward pass keeps; so a
+    cancel is seen within one model batch) and at most :data:`WORK_BYTES` of float32 images
+    counted four times (the masked images, the masker's temporaries, the framework's copy)."""
     per_row = 4 * 4 * height * width * channels
-    return max(1, min(int(backend.batch_size), WORK_BYTES // per_row))
+    return max(1, min(forward_rows(backend, (height, width, channels)), WORK_BYTES // per_row))
+
+
+def forward_rows(backend: Any, image_shape: tuple[int, ...]) -> int:
+    """The backend's rows per forward-only call for ``image_shape`` (``batch_size`` for a
+    backend without ``forward_rows``)."""
+    rows = getattr(backend, "forward_rows", None)
+    return int(rows(tuple(image_shape))) if callable(rows) else int(backend.batch_size)
 
 
 class CoalitionEvaluator:

@@ -12,8 +12,9 @@ pixel is covered). This is captum's ``Occlusion`` with a window over all channel
 ``(n, h, w, 1, o)``; ``base_values`` are the outputs on the all-baseline image.
 
 Cost: ``|P|`` forward passes per image, batched across images and positions in batches of the
-backend's ``batch_size`` (memory: one batch of occluded images at a time); cancel and progress
-between batches.
+backend's rows per forward-only call (``batch_size`` when given, else by the memory a forward
+pass keeps; memory: one batch of occluded images at a time); cancel and progress between
+batches.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .._progress import RunControl
+from ._coalitions import forward_rows
 from .base import Explainer
 
 
@@ -113,7 +115,7 @@ class Occlusion(Explainer):
         fx = np.take_along_axis(model_outputs, outputs, axis=1)  # (n, o)
         total = np.zeros((n, h, w, outputs.shape[1]), np.float64)
         pairs = len(corners) * n
-        per_batch = max(1, self.backend.batch_size)
+        per_batch = max(1, forward_rows(self.backend, x.shape[1:]))
         for start in range(0, pairs, per_batch):
             ctl.check()
             rows = np.arange(start, min(start + per_batch, pairs))
