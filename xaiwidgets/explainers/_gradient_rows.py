@@ -7,11 +7,13 @@ go to the model ``rows`` at a time and the explained outputs ``width`` at a time
 (:func:`plan`), so a call's working set -- its points, its gradients ``(rows, h, w, c, width)``
 and the model's activations -- stays within the backend's memory budget whatever the number of
 images, outputs, samples or steps. Cancellation is checked and progress reported between model
-calls (:func:`run_rows`). :class:`GradientBase` is the explainers' shared base.
+calls (:func:`run_rows`), and slow calls are shrunk to about :data:`CALL_SECONDS`.
+:class:`GradientBase` is the explainers' shared base.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,6 +26,10 @@ from .base import Explainer
 
 #: Most outputs whose gradients one model call computes (the backends' vectorised group).
 OUTPUTS_PER_CALL = 16
+
+#: A model call slower than this (seconds) shrinks the following calls to about this long, so
+#: a cancel is seen within about one such call.
+CALL_SECONDS = 0.5
 
 #: A segment of a chunk: image ``i``, its rows ``j0:j1`` (of ``per_image``).
 Segment = tuple[int, int, int]
@@ -44,20 +50,25 @@ def plan(backend: Any, image_shape: tuple[int, ...], n_outputs: int) -> tuple[in
     return chunk_rows((1 + 2 * width) * img, budget // 2, max(1, rows)), width
 
 
+def segments(start: int, stop: int, per_image: int) -> list[Segment]:
+    """Rows ``start:stop`` of ``n_images * per_image`` rows in image-major order, as their
+    per-image segments ``(i, j0, j1)``."""
+    segs = []
+    q = start
+    while q < stop:
+        i, j0 = divmod(q, per_image)
+        j1 = min(per_image, j0 + stop - q)
+        segs.append((i, j0, j1))
+        q += j1 - j0
+    return segs
+
+
 def row_chunks(n_images: int, per_image: int, rows: int) -> Iterator[list[Segment]]:
     """Consecutive chunks of ``rows`` rows (the last one shorter) over ``n_images *
     per_image`` rows in image-major order, each as its per-image segments ``(i, j0, j1)``."""
     total = n_images * per_image
     for start in range(0, total, rows):
-        stop = min(start + rows, total)
-        segs = []
-        q = start
-        while q < stop:
-            i, j0 = divmod(q, per_image)
-            j1 = min(per_image, j0 + stop - q)
-            segs.append((i, j0, j1))
-            q += j1 - j0
-        yield segs
+        yield segments(start, min(start + rows, total), per_image)
 
 
 def run_rows(
@@ -75,28 +86,44 @@ def run_rows(
     random draws do not depend on the chunking); then for each group of outputs ``cols`` one
     ``backend.grad`` call, and ``accumulate(i, j0, j1, cols, g)`` with ``g`` ``(j1 - j0, h, w,
     c, len(cols))``. Cancellation is checked before every model call and progress reported
-    after it. Returns the number of model calls.
+    after it, by rows done (so it moves within one image). A call that takes longer than
+    :data:`CALL_SECONDS` shrinks the next chunks to about that long (a ResNet at 224 x 224 on
+    a CPU then sees a cancel within about a second); fast calls grow back to the planned rows.
+    Returns the number of model calls.
     """
     n, o = outputs.shape
     rows, width = plan(backend, image_shape, o)
     groups = [slice(a, min(a + width, o)) for a in range(0, o, width)]
-    total = -(-n * per_image // rows) * len(groups)
-    done = 0
-    for segs in row_chunks(n, per_image, rows):
+    total = n * per_image
+    work = total * len(groups)
+    calls = start = 0
+    size = rows
+    while start < total:
         ctl.check()
+        stop = min(start + size, total)
+        segs = segments(start, stop, per_image)
         pts = points(segs)
         image_of_row = np.concatenate([np.full(j1 - j0, i) for i, j0, j1 in segs])
-        for cols in groups:
+        slowest = 0.0
+        for gi, cols in enumerate(groups):
             ctl.check()
+            began = time.perf_counter()
             g = np.asarray(backend.grad(pts, outputs[image_of_row, cols]), np.float32)
+            slowest = max(slowest, time.perf_counter() - began)
             off = 0
             for i, j0, j1 in segs:
                 accumulate(i, j0, j1, cols, g[off : off + j1 - j0])
                 off += j1 - j0
             del g
-            done += 1
-            ctl.step(done / total)
-    return done
+            calls += 1
+            ctl.step((start * len(groups) + (gi + 1) * (stop - start)) / work)
+        del pts
+        if slowest > CALL_SECONDS and stop - start > 1:
+            size = max(1, int((stop - start) * CALL_SECONDS / slowest))
+        elif slowest < CALL_SECONDS / 4 and stop - start == size:
+            size = min(rows, 2 * size)
+        start = stop
+    return calls
 
 
 def positive_int(value: Any, name: str) -> int:
