@@ -309,7 +309,7 @@ def test_passes_are_planned_within_the_memory_budget():
     """The backend plans the passes itself: with a budget that holds two pair rows, each pass
     has one image and at most two references (the references in equal chunks, their
     attributions the weighted mean), giving what one pass gives; ``progress`` is called before
-    every pass, so it moves within one image."""
+    every pass, by the pair rows done, so it moves within one image."""
     torch.manual_seed(0)
     model = CASES["silu"]().eval()
     whole = wrap(model)
@@ -320,7 +320,8 @@ def test_passes_are_planned_within_the_memory_budget():
     seen: list = []
     values = small.deeplift(x, refs, [0, 3], progress=seen.append)
     np.testing.assert_allclose(values, one_pass, rtol=1e-5, atol=1e-6)
-    assert seen == [0.0, 0.25, 0.5, 0.75]  # 2 images x 2 chunks of references (2 + 1)
+    # 2 images x 2 chunks of references (2 + 1), progress by the pair rows done (of 6)
+    np.testing.assert_allclose(seen, [0, 2 / 6, 3 / 6, 5 / 6])
 
 
 def test_progress_can_stop_the_passes():
@@ -342,3 +343,23 @@ def test_progress_can_stop_the_passes():
     with pytest.raises(Stop):
         backend.deeplift(x, refs, [0], progress=progress)
     assert len(calls) == 2
+
+
+def test_slow_passes_shrink_and_agree(monkeypatch):
+    """A pass slower than PASS_SECONDS makes the next passes smaller (once): the rest of the
+    references in smaller chunks, the result the same."""
+    from xaiwidgets.backends import _deeplift_torch
+
+    torch.manual_seed(0)
+    model = CASES["silu"]().eval()
+    x, refs = _data()
+    refs = np.concatenate([refs] * 3)  # 9 references
+    whole = deeplift_torch(wrap(model), x, refs, [0, 3], max_rows=100)  # one pass
+    monkeypatch.setattr(_deeplift_torch, "PASS_SECONDS", 0.0)  # every pass is "slow"
+    seen: list = []
+    row = wrap(model).row_bytes(x.shape[1:])
+    small = wrap(model, memory_budget=2 * 4 * row)  # 4 rows: 1 image x 3 references a pass
+    values = deeplift_torch(small, x, refs, [0, 3], progress=seen.append)
+    np.testing.assert_allclose(values, whole, rtol=1e-5, atol=1e-6)
+    # the first pass (3 references), then one reference a pass: 1 + 6 + 9 passes
+    np.testing.assert_allclose(seen, [0, 3 / 18] + [k / 18 for k in range(4, 18)])

@@ -20,6 +20,7 @@ and :class:`~xaiwidgets.explainers.DeepExplainer`.
 
 from __future__ import annotations
 
+import time
 import warnings
 import weakref
 from collections.abc import Callable
@@ -28,11 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import _arrays
 from . import _deeplift_rules as rules
 from ._deeplift_torch_autograd import attributions, input_multipliers
 from ._deeplift_torch_graph import GRAPHS, capture, source_of
 from ._deeplift_torch_interp import Interpreter
+
+#: A DeepLIFT pass (one forward over the pair rows, one backward per output) slower than this
+#: (seconds) makes the following passes smaller, to about this long.
+PASS_SECONDS = 0.5
 
 
 def deeplift_torch(
@@ -78,32 +82,53 @@ def deeplift_torch(
         n_ref, max_rows or max(backend.batch_size, n_ref), row_bytes, backend.memory_budget
     )
     per_pass = min(n, images)
-    chunks = rules.reference_chunks(n_ref, refs_per)
+    first = (slice(0, per_pass), rules.reference_chunks(n_ref, refs_per)[0])
     res = np.empty(x.shape + (idx.shape[1],), np.float32)
     crossed: dict[str, str] = {}
-    total = -(-n // per_pass) * len(chunks)
     with backend.eval_mode():
         rt = backend.to_framework(refs)
         try:  # trace (or find) the graph of the first pass's shape
-            inp, _ = _rows(backend.to_framework(x[:per_pass]), rt[chunks[0]])
+            inp, _ = _rows(backend.to_framework(x[first[0]]), rt[first[1]])
             GRAPHS.get(backend, backend.model, backend._call, inp)
+            del inp
         except NotImplementedError as err:
             return _eager(backend, x, refs, idx, softmax, per_pass, fallbacks, err, progress)
-        done = 0
-        for s in _arrays.batches(n, per_pass):
+        done, adapt = 0, max_rows is None
+        start = 0
+        while start < n:
+            s = slice(start, min(start + per_pass, n))
+            m = s.stop - s.start
             xt = backend.to_framework(x[s])
-            acc = None
-            for r in chunks:
+            acc, queue = None, rules.reference_chunks(n_ref, refs_per)
+            while queue:
+                r = queue.pop(0)
                 if progress is not None:
-                    progress(done / total)
+                    progress(done / (n * n_ref))
+                began = time.perf_counter()
                 attr = _attribute(backend, xt, rt[r], idx[s], softmax, crossed)
-                if len(chunks) > 1:
+                took = time.perf_counter() - began
+                if r.stop - r.start < n_ref:
                     attr = attr.double().mul_((r.stop - r.start) / n_ref)
-                acc = attr if acc is None else acc.add_(attr)
-                done += 1
-            res[s] = np.moveaxis(backend.from_framework_grad(acc), 0, -1)
+                acc = attr if acc is None else acc.add_(attr.to(acc.dtype))
+                done += m * (r.stop - r.start)
+                if adapt and took > PASS_SECONDS and m * (r.stop - r.start) > 1:
+                    # a slow pass (a large model at full size on a CPU): shrink the next ones
+                    # to about PASS_SECONDS, once (each new shape is traced), so a cancel is
+                    # seen and progress moves within about that
+                    adapt = False
+                    rows = max(1, int(m * (r.stop - r.start) * PASS_SECONDS / took))
+                    per_pass = max(1, rows // n_ref)
+                    refs_per = max(1, min(n_ref, rows // m))
+                    if queue:
+                        queue = [
+                            slice(q.start + r.stop, q.stop + r.stop)
+                            for q in rules.reference_chunks(n_ref - r.stop, refs_per)
+                        ]
+                    refs_per = max(1, min(n_ref, rows // per_pass))
+            res[s] = np.moveaxis(backend.from_framework_grad(acc.float()), 0, -1)
+            start = s.stop
         if crossed:
-            found = _describe(backend, crossed, x[:per_pass], rt[chunks[0]])
+            found = _describe(backend, crossed, x[first[0]], rt[first[1]])
     if crossed:
         if fallbacks is None:
             warnings.warn(
