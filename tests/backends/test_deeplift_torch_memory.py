@@ -1,0 +1,79 @@
+"""Torch DeepLIFT keeps its working set within the memory budget at real image size: peak
+resident memory on 224 x 224 x 3 images does not grow with the number of images.
+
+The passes are planned by :func:`~xaiwidgets.backends._deeplift_rules.plan_passes` from the
+activations autograd saves per image (``backend.row_bytes``), ``ROW_COPIES`` of them per pair
+row (the image side with its multipliers, and the reference side). The peak is sampled every
+2 ms from ``/proc/self/statm`` (Linux only).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from xaiwidgets.backends import wrap  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/statm")
+
+MB = 2**20
+BUDGET = 128 * MB
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_above_start(fn) -> int:
+    """Peak resident bytes during ``fn()`` above those before it."""
+    start, peak, done = _rss(), [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss())
+            time.sleep(0.002)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        t.join()
+    return max(peak[0], _rss()) - start
+
+
+def _net():
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1),
+        nn.SiLU(),
+        nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 10),
+    ).eval()
+
+
+def test_peak_memory_does_not_grow_with_the_images():
+    backend = wrap(_net(), memory_budget=BUDGET)
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 224, 224, 3), dtype=np.float32)
+    refs = rng.random((4, 224, 224, 3), dtype=np.float32)
+    backend.deeplift(x[:1], refs, [0, 1])  # trace, measure row bytes, warm the allocator
+    one = peak_above_start(lambda: backend.deeplift(x[:1], refs, [0, 1]))
+    six = peak_above_start(lambda: backend.deeplift(x, refs, [0, 1]))
+    result = x.nbytes * 2  # (6, 224, 224, 3, 2) float32
+    assert six <= one + result + 48 * MB, (one / MB, six / MB)
+    assert six <= 2 * BUDGET + result, (six / MB, backend.row_bytes(x.shape[1:]) / MB)
