@@ -16,11 +16,18 @@ Per (architecture, method) one JSON line:
   gradients: one forward + backward per output over all path/sample points; Partition: the
   forward passes of its evaluations), and ``ours_over_floor``;
 - ``peak_mb``: peak resident memory during our call minus before it (sampled every 5 ms);
+  with ``--peak-images N`` also ``peak_mb_N`` and ``seconds_N``, one call of ours on ``N``
+  images (the issue's goal: at most 1.5 GB beyond model and result for 64 images);
 - ``relative_completeness`` for the methods that promise it.
+
+Ours runs with its defaults (``batch_size=None``: rows per call from the 1 GiB memory budget)
+unless ``--ours-batch`` is given; the floor and the peers use ``--batch`` rows per call.
+``--table results.jsonl`` prints the JSON lines of a run as the README's markdown table.
 
 A peer that raises on an architecture is reported with its error, not hidden.
 
     python bench/real_models.py [--quick] [--models resnet18,ResNet50] [--methods deep,ig]
+    python bench/real_models.py --table results.jsonl
 """
 
 from __future__ import annotations
@@ -165,7 +172,7 @@ def case(framework: str, name: str, method: str, args) -> dict:
     # peers hook into the model (and shap leaves its hooks behind when it fails): give them
     # a copy, so that a peer's failure cannot change what we and the floor run
     peer_net = copy.deepcopy(net) if framework == "torch" else net
-    k, batch = args.outputs, args.batch
+    k, batch, ours_batch = args.outputs, args.batch, args.ours_batch
     row: dict = {
         "framework": framework,
         "model": name,
@@ -178,7 +185,7 @@ def case(framework: str, name: str, method: str, args) -> dict:
     complete = None
 
     if method == "deep":
-        ours = DeepExplainer(net, bg, background_size=None, batch_size=batch)
+        ours = DeepExplainer(net, bg, background_size=None, batch_size=ours_batch)
         fns["ours"] = lambda: ours(x, top_k=k)
         pairs = np.repeat(x, len(bg), axis=0)
         fns["floor"] = floor_of(net, pairs, k, batch)
@@ -211,7 +218,7 @@ def case(framework: str, name: str, method: str, args) -> dict:
             )
     elif method == "ig":
         steps = args.steps
-        ours = IntegratedGradients(net, baseline=0.0, steps=steps, batch_size=batch)
+        ours = IntegratedGradients(net, baseline=0.0, steps=steps, batch_size=ours_batch)
         fns["ours"] = lambda: ours(x, top_k=k)
         path = np.repeat(x, steps + 1, axis=0)
         fns["floor"] = floor_of(net, path, k, batch)
@@ -236,7 +243,7 @@ def case(framework: str, name: str, method: str, args) -> dict:
             fns["captum"] = captum_ig
     elif method == "expected_gradients":
         ns = args.samples
-        ours = GradientExplainer(net, bg, nsamples=ns, batch_size=batch)
+        ours = GradientExplainer(net, bg, nsamples=ns, batch_size=ours_batch)
         fns["ours"] = lambda: ours(x, top_k=k)
         fns["floor"] = floor_of(net, np.repeat(x, ns, axis=0), k, batch)
         import shap
@@ -258,7 +265,7 @@ def case(framework: str, name: str, method: str, args) -> dict:
     elif method == "partition":
         evals = args.evals
         ours = PartitionExplainer(
-            net, f"blur({size // 2},{size // 2})", max_evals=evals, batch_size=batch
+            net, f"blur({size // 2},{size // 2})", max_evals=evals, batch_size=ours_batch
         )
         fns["ours"] = lambda: ours(x, top_k=k)
         fns["floor"] = floor_of(net, np.repeat(x, evals, axis=0), 0, batch)
@@ -291,6 +298,11 @@ def case(framework: str, name: str, method: str, args) -> dict:
         warnings.simplefilter("ignore")
         expl, row["peak_mb"] = peak_memory(fns["ours"])
         times = best_of(fns, args.repeats)
+        if args.peak_images:
+            many = np.resize(x, (args.peak_images,) + x.shape[1:])
+            t0 = time.perf_counter()
+            _, row[f"peak_mb_{len(many)}"] = peak_memory(lambda: ours(many, top_k=k))
+            row[f"seconds_{len(many)}"] = round(time.perf_counter() - t0, 2)
     row.update({f"{key}_s": v for key, v in times.items()})
     ours_s = times["ours"]
     for key, v in times.items():
@@ -306,6 +318,36 @@ def case(framework: str, name: str, method: str, args) -> dict:
     return row
 
 
+def markdown(rows: list[dict]) -> str:
+    """The README table: one line per (architecture, method)."""
+
+    def num(v, unit=""):
+        if isinstance(v, str):  # a peer that raised
+            return "fails"
+        return f"{v:.3g}{unit}" if isinstance(v, (int, float)) else "-"
+
+    out = [
+        "| model | method | ours | / floor | shap / ours | captum / ours | peak | completeness |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            out.append(f"| {r['model']} | {r['method']} | error: {r['error'][:60]} |||||")
+            continue
+        peaks = [f"{num(r['peak_mb'])} MB ({r['images']} img)"]
+        peaks += [
+            f"{num(v)} MB ({k.split('_')[-1]} img)" for k, v in r.items() if k[:8] == "peak_mb_"
+        ]
+        peer = {p: r.get(f"{p}_over_ours", r.get(f"{p}_s")) for p in ("shap", "captum")}
+        out.append(
+            f"| {r['model']} | {r['method']} | {num(r.get('ours_s'), ' s')} | "
+            f"{num(r.get('ours_over_floor'))} | {num(peer['shap'])} | "
+            f"{num(peer['captum'])} | {', '.join(peaks)} | "
+            f"{num(r.get('relative_completeness'))} |"
+        )
+    return "\n".join(out)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="2 images at 64x64, few steps")
@@ -318,9 +360,16 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=50)
     p.add_argument("--evals", type=int, default=300)
     p.add_argument("--size", type=int, default=224)
-    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--batch", type=int, default=32, help="rows per call of floor and peers")
+    p.add_argument("--ours-batch", type=int, default=None, help="default: the memory budget")
+    p.add_argument("--peak-images", type=int, default=0, help="also one call on N images")
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--table", help="print the JSON lines of this file as a markdown table")
     args = p.parse_args()
+    if args.table:
+        with open(args.table) as f:
+            print(markdown([json.loads(line) for line in f if line.startswith("{")]))
+        return
     if args.quick:
         args.images, args.background, args.size, args.steps = 2, 2, 64, 4
         args.samples, args.evals, args.repeats = 4, 40, 1

@@ -305,11 +305,14 @@ def test_untraceable_model_falls_back_to_eager_rules_and_says_so():
     assert _relative_gap(backend, x, refs, values, [0, 2]) <= 1e-4
 
 
-def test_passes_are_planned_within_the_memory_budget():
+def test_passes_are_planned_within_the_memory_budget(monkeypatch):
     """The backend plans the passes itself: with a budget that holds two pair rows, each pass
     has one image and at most two references (the references in equal chunks, their
     attributions the weighted mean), giving what one pass gives; ``progress`` is called before
     every pass, by the pair rows done, so it moves within one image."""
+    from xaiwidgets.backends import _deeplift_torch
+
+    monkeypatch.setattr(_deeplift_torch, "PASS_SECONDS", float("inf"))  # no shrinking by time
     torch.manual_seed(0)
     model = CASES["silu"]().eval()
     whole = wrap(model)
