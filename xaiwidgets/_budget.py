@@ -32,11 +32,11 @@ ACTIVATION_RATIO = 256
 #: Most rows per model call when the budget allows more (the historical ``batch_size``).
 MAX_ROWS = 256
 
-#: Peak activation bytes a forward pass without gradients keeps alive per input byte when the
-#: backend does not measure it (a forward pass frees each activation once used). Measured by
-#: counting the bytes alive at once (a torch dispatch mode) at 224 x 224: torchvision resnet18
-#: 6.1 MB per 0.6 MB image (10x), mobilenet_v3_small 0.6 MB (1x); about three times the
-#: larger, to be safe. Measuring per model costs seconds, so it is not done.
+#: Peak activation bytes a forward pass without gradients keeps alive per input byte (a forward
+#: pass frees each activation once used). Measured once by counting the bytes alive at once (a
+#: torch dispatch mode) at 224 x 224: torchvision resnet18 6.1 MB per 0.6 MB image (10x),
+#: mobilenet_v3_small 0.6 MB (1x); about three times the larger, to be safe. Measuring it per
+#: model costs seconds (several forward passes), so the backends do not.
 FORWARD_ACTIVATION_RATIO = 32
 
 

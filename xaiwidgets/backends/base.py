@@ -209,7 +209,6 @@ class BaseBackend:
         self._batch_size = check_batch_size(batch_size)
         self._memory_budget = check_budget(memory_budget)
         self._row_bytes_cache: dict[tuple[int, ...], int] = {}
-        self._forward_bytes_cache: dict[tuple[int, ...], int] = {}
         self._last_shape: tuple[int, ...] | None = None
         self._outputs_are_probabilities: bool | None = None
 
@@ -253,25 +252,10 @@ class BaseBackend:
         return None
 
     def forward_row_bytes(self, image_shape: tuple[int, ...]) -> int:
-        """Peak bytes one image keeps alive during a forward pass without gradients (measured
-        once per shape by :meth:`_measure_forward_row_bytes`; else
-        :data:`~xaiwidgets._budget.FORWARD_ACTIVATION_RATIO` x input bytes). A forward pass
-        frees each activation once it is used, so this is far below :meth:`row_bytes` on a
-        deep network."""
-        shape = tuple(int(d) for d in image_shape)
-        if shape not in self._forward_bytes_cache:
-            try:
-                measured = self._measure_forward_row_bytes(shape)
-            except Exception:  # noqa: BLE001 - an estimate only; fall back to the ratio
-                measured = None
-            self._forward_bytes_cache[shape] = int(
-                measured if measured else FORWARD_ACTIVATION_RATIO * 4 * int(np.prod(shape))
-            )
-        return self._forward_bytes_cache[shape]
-
-    def _measure_forward_row_bytes(self, image_shape: tuple[int, ...]) -> int | None:
-        """Backends that can measure a forward pass's peak memory per image override this."""
-        return None
+        """Peak bytes one image keeps alive in a forward pass without gradients:
+        :data:`~xaiwidgets._budget.FORWARD_ACTIVATION_RATIO` x its input bytes (a forward pass
+        frees each activation once used: far below :meth:`row_bytes` on a deep network)."""
+        return FORWARD_ACTIVATION_RATIO * 4 * int(np.prod(image_shape))
 
     def forward_rows(self, image_shape: tuple[int, ...]) -> int:
         """Rows per forward-only model call (``predict``; the maskings of Partition,
