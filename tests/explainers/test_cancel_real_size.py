@@ -58,7 +58,10 @@ def data():
 EXPLAINERS = {
     "integrated_gradients": lambda net, bg: IntegratedGradients(net, steps=64),
     "expected_gradients": lambda net, bg: GradientExplainer(net, bg, nsamples=100),
-    "deep": lambda net, bg: DeepExplainer(net, bg, background_size=None),
+    # 256 MB: one image's 10 references take two passes (5 pair rows each) before the slow
+    # first pass shrinks the next ones; with the default 1 GiB they are one pass, and the
+    # first cancel point comes after it
+    "deep": lambda net, bg: DeepExplainer(net, bg, background_size=None, memory_budget=1 << 28),
     "partition": lambda net, bg: PartitionExplainer(net, "blur(112,112)", max_evals=2000),
 }
 
