@@ -23,11 +23,7 @@ FRAMEWORKS = {"torch", "tensorflow", "keras", "tf_keras", "jax", "jaxlib", "flax
 
 #: Files that still break a rule, each with the issue that removes it (an xfail while they do,
 #: a pass once they comply: then delete the entry). Empty when all comply.
-KNOWN_EXCEPTIONS: dict[str, str] = {
-    # DeepExplainer imports backends._deeplift_<framework> by name and pads with
-    # backends._layout; issue #13 item 1 makes it call backend.deeplift (branch h-real).
-    "xaiwidgets/explainers/deep.py": "issue #13: DeepExplainer through backend.deeplift",
-}
+KNOWN_EXCEPTIONS: dict[str, str] = {}
 
 
 def algorithm_modules() -> list[Path]:

@@ -18,27 +18,10 @@ import numpy as np
 import torch
 
 from . import _deeplift_rules as rules
+from ._array_ops_torch import ARRAY_OPS
 
-
-class _Ops:
-    """The array namespace :mod:`._deeplift_rules` computes with."""
-
-    where = staticmethod(torch.where)
-    abs = staticmethod(torch.abs)
-    maximum = staticmethod(torch.maximum)
-    exp = staticmethod(torch.exp)
-    log = staticmethod(torch.log)
-
-    @staticmethod
-    def sum_last(t: torch.Tensor) -> torch.Tensor:
-        return t.sum(-1, keepdim=True)
-
-    @staticmethod
-    def max_last(t: torch.Tensor) -> torch.Tensor:
-        return t.amax(-1, keepdim=True)
-
-
-OPS = _Ops()
+#: the array namespace :mod:`._deeplift_rules` computes with on torch tensors
+OPS = ARRAY_OPS
 
 
 class Scale(torch.autograd.Function):
