@@ -224,13 +224,13 @@ class DeepExplainer(BackgroundMean, Explainer):
             tolerance=COMPLETENESS_TOLERANCE,
             culprit=culprit,
             strict=self.strict,
-            stacklevel=5,
+            stacklevel=6,
         )
         if ops and relative <= COMPLETENESS_TOLERANCE:
             warnings.warn(
                 f"DeepExplainer: {culprit}; crossed by their derivative (completeness still "
                 f"holds here: relative error {relative:.2g})",
-                stacklevel=4,
+                stacklevel=5,
             )
         return {
             "max_completeness_error": float(np.abs(gap).max()) if gap.size else 0.0,

@@ -157,6 +157,6 @@ class GradientExplainer(BackgroundMean, GradientBase):
             tolerance=self.tolerance,
             culprit=None if needed is None else f"use nsamples >= {needed} to meet it",
             strict=self.strict,
-            stacklevel=5,
+            stacklevel=6,
         )
         return diagnostics

@@ -363,6 +363,6 @@ class IntegratedGradients(GradientBase):
             if needed is None
             else f"about steps={needed} would meet it (from the error's decay)",
             strict=self.strict,
-            stacklevel=5,
+            stacklevel=6,
         )
         return diagnostics
