@@ -320,7 +320,8 @@ def mufidelity(
     sums = np.empty((n, o, runs))
     drops = np.empty((n, o, runs))
     images = np.arange(n)[None, :, None]
-    per_call = max(1, backend.batch_size // n)
+    # forward passes only: no autograd probe to size the batches
+    per_call = max(1, backend.rows_for(x.shape[1:], backward=False) // n)
     with RunControl(progress, cancel, desc="mufidelity") as ctl:
         for start in range(0, runs, per_call):
             ctl.check()
