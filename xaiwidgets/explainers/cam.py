@@ -33,7 +33,6 @@ import cv2
 import numpy as np
 
 from .._progress import RunControl
-from ..backends._layer_grid import LayerOutput
 from ..backends.base import check_finite
 from .base import CallResult, Explainer, OutputChoice
 
@@ -117,7 +116,9 @@ class _LayerCAM(Explainer):
     def params(self) -> dict[str, Any]:
         return {"layer": _describe(self.layer)}
 
-    def _layer(self, x: np.ndarray, outputs: Any) -> LayerOutput:
+    def _layer(self, x: np.ndarray, outputs: Any) -> Any:
+        """``backend.layer``'s result: activations, gradients, the layer's name (and, for a
+        callable ``outputs``, the model's outputs and the chosen indices)."""
         return self.backend.layer(x, self.layer, outputs, reshape=self.reshape)
 
     def _maps(self, x, outputs, ctl) -> tuple[np.ndarray, str]:
