@@ -320,16 +320,20 @@ def mufidelity(
     sums = np.empty((n, o, runs))
     drops = np.empty((n, o, runs))
     images = np.arange(n)[None, :, None]
-    # forward passes only: no autograd probe to size the batches
-    per_call = max(1, backend.rows_for(x.shape[1:], backward=False) // n)
+    per_call = max(1, backend.batch_size // n)
+    flat = x.reshape(n, h * w, -1)
+    # one buffer of per_call copies of the images: each chunk hides its subsets, is
+    # predicted, and gets its pixels back (no full copy of the images per chunk)
+    masked = np.repeat(flat[None], min(per_call, runs), axis=0)
     with RunControl(progress, cancel, desc="mufidelity") as ctl:
         for start in range(0, runs, per_call):
             ctl.check()
             chunk = subsets[start : start + per_call]  # (b, n, size)
             b = len(chunk)
-            masked = np.repeat(x[None], b, axis=0).reshape(b, n, h * w, -1)
-            masked[np.arange(b)[:, None, None], images, chunk] = baseline
-            out = convert(backend.predict(masked.reshape((-1,) + x.shape[1:])))
+            rows = np.arange(b)[:, None, None]
+            masked[rows, images, chunk] = baseline
+            out = convert(backend.predict(masked[:b].reshape((-1,) + x.shape[1:])))
+            masked[rows, images, chunk] = flat[images, chunk]
             out = out.reshape(b, n, -1)
             picked = np.take_along_axis(out, np.broadcast_to(idx, (b,) + idx.shape), axis=2)
             drops[:, :, start : start + b] = np.moveaxis(f_x[None] - picked, 0, -1)

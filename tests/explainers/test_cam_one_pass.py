@@ -39,7 +39,9 @@ def test_one_forward_pass_per_batch(images, cls):
     got = cls(net, "conv", batch_size=3)(images, top_k=2)
     assert net.calls == [3, 3, 1]  # no separate prediction pass
     probs = torch.softmax(net(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())), 1)
-    np.testing.assert_array_equal(got.output_indices, select_outputs("top2", probs.detach().numpy()))
+    np.testing.assert_array_equal(
+        got.output_indices, select_outputs("top2", probs.detach().numpy())
+    )
     np.testing.assert_allclose(got.probabilities, probs.detach().numpy(), rtol=1e-5)
     # the same maps as when the outputs are given
     given = cls(net, "conv", batch_size=3)(images, outputs=got.output_indices)
