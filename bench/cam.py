@@ -17,7 +17,7 @@ rank (its targets are one class per image), batched over the images, as its READ
 Goals (issue): Grad-CAM <= 1.2x its floor and >= 3x pytorch-grad-cam; Score-CAM >= 3x;
 metrics >= 10x Quantus. Best of ``--repeats``, interleaved.
 
-    python bench/cam.py [--quick] [--images 16] [--outputs 3]
+    python bench/cam.py [--quick] [--images 16] [--outputs 3] [--parts torch,scorecam,keras,metrics]
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def torch_cases(args) -> None:
     import torchvision
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from xaiwidgets.explainers import GradCAM, GradCAMPlusPlus, ScoreCAM
+    from xaiwidgets.explainers import GradCAM, GradCAMPlusPlus
 
     torch.manual_seed(0)
     net = torchvision.models.resnet18(weights=None).eval()
@@ -109,6 +109,22 @@ def torch_cases(args) -> None:
         )
         report(name, t, images=len(x), outputs=k, size=args.size)
 
+
+def scorecam_cases(args) -> None:
+    import pytorch_grad_cam
+    import torch
+    import torchvision
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from xaiwidgets.explainers import ScoreCAM
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(weights=None).eval()
+    x = np.random.default_rng(0).random((args.images, args.size, args.size, 3), np.float32)
+    k = args.outputs
+    with torch.no_grad():
+        xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+        top = torch.argsort(net(xt), dim=1, descending=True)[:, :k].numpy()
     n_sc = min(len(x), args.scorecam_images)
     xs, ts = x[:n_sc], top[:n_sc]
     channels = 512
@@ -191,16 +207,43 @@ def metric_cases(args) -> None:
         nr_runs=runs, subset_size=size, disable_warnings=True, return_aggregate=False
     )
     sp_q = quantus.Sparseness(disable_warnings=True, return_aggregate=False)
+
+    def floor(model):
+        """The model's forward passes on the ``runs x n`` perturbed images, nothing else."""
+        rows = torch.from_numpy(np.repeat(xt, min(runs, max(1, args.batch // n)), axis=0))
+        with torch.no_grad():
+            for _ in range(0, runs, max(1, args.batch // n)):
+                model(rows)
+
     t = best_of(
         {
             "ours": lambda: mufidelity(e, net, runs=runs, subset_size=size, score="output"),
             "quantus": lambda: mu_q(
                 model=net, x_batch=xt, y_batch=y, a_batch=a, device="cpu", softmax=False
             ),
+            "floor": lambda: floor(net),
         },
         1,
     )
     report("mufidelity_resnet18", t, images=n, runs=runs, subset_size=size)
+    # the metric's own work, where the model costs little: a one-convolution model, 1000 outputs
+    tiny = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 16, stride=16),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * (args.size // 16) ** 2, 1000),
+    ).eval()
+    t = best_of(
+        {
+            "ours": lambda: mufidelity(e, tiny, runs=runs, subset_size=size, score="output"),
+            "quantus": lambda: mu_q(
+                model=tiny, x_batch=xt, y_batch=y, a_batch=a, device="cpu", softmax=False
+            ),
+            "floor": lambda: floor(tiny),
+        },
+        args.repeats,
+    )
+    report("mufidelity_tiny_model", t, images=n, runs=runs, subset_size=size)
     t = best_of(
         {
             "ours": lambda: sparseness(e),
@@ -209,6 +252,23 @@ def metric_cases(args) -> None:
         args.repeats,
     )
     report("sparseness", t, images=n)
+    # the sanity check's similarity of two maps per image (Quantus's model-parameter
+    # randomisation test calls its Spearman function once per image and layer)
+    from quantus.functions.similarity_func import correlation_spearman
+
+    from xaiwidgets.faithfulness import _spearman
+
+    other = np.abs(GradCAM(net, "layer3")(x, outputs=e.output_indices).values)
+    ref = np.abs(e.values).reshape(n, -1, 1)
+    red = other.reshape(n, -1, 1)
+    t = best_of(
+        {
+            "ours": lambda: _spearman(ref, red),
+            "quantus": lambda: [correlation_spearman(ref[i, :, 0], red[i, :, 0]) for i in range(n)],
+        },
+        args.repeats,
+    )
+    report("sanity_similarity", t, images=n)
 
 
 def main() -> None:
@@ -222,13 +282,18 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--subset", type=int, default=224)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--parts", default="torch,keras,metrics")
+    p.add_argument("--parts", default="torch,scorecam,keras,metrics")
     args = p.parse_args()
     if args.quick:
         args.images, args.size, args.repeats, args.runs, args.subset = 2, 64, 1, 10, 50
         args.scorecam_images = 1
     warnings.simplefilter("ignore")
-    parts = {"torch": torch_cases, "keras": keras_cases, "metrics": metric_cases}
+    parts = {
+        "torch": torch_cases,
+        "scorecam": scorecam_cases,
+        "keras": keras_cases,
+        "metrics": metric_cases,
+    }
     for part in args.parts.split(","):
         parts[part](args)
 

@@ -62,7 +62,7 @@ def ours(kind, backend, masker, max_evals, x, k):
     cls = PartitionExplainer if kind == "partition" else PermutationExplainer
     ex = cls(backend, masker, max_evals=max_evals)
     e = ex(x, top_k=k)
-    return e, int(ex.last_evaluations.sum())
+    return e, int(sum(e.params["evaluations"]))
 
 
 def theirs(kind, backend, masker, max_evals, x, k):

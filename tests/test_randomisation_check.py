@@ -98,12 +98,57 @@ def test_models_that_cannot_be_randomised_are_refused():
         )
 
 
-def test_constant_maps_are_similar_to_each_other_only():
+def test_a_map_that_ranks_nothing_cannot_pass_and_a_vanished_one_changed():
     from xaiwidgets.faithfulness import _spearman
 
     rng = np.random.default_rng(3)
     varied = rng.normal(size=(1, 9, 1))
     zero = np.zeros((1, 9, 1))
     assert _spearman(zero, zero)[0, 0] == 1.0
-    assert _spearman(varied, zero)[0, 0] == 0.0
+    assert _spearman(zero, varied)[0, 0] == 1.0  # the reference ranks nothing
+    assert _spearman(np.ones((1, 9, 1)), varied)[0, 0] == 1.0
+    assert _spearman(varied, zero)[0, 0] == 0.0  # the redrawn map ranks nothing
     assert _spearman(varied, 2 * varied + 1)[0, 0] == pytest.approx(1.0)
+
+
+def test_shared_zeros_do_not_inflate_the_similarity():
+    """Two maps that agree only on a zero background (90 % of the pixels) and are
+    independent elsewhere: Spearman with the zeros is high, ours is near 0; without zeros,
+    ours is scipy's Spearman."""
+    from scipy.stats import spearmanr
+
+    from xaiwidgets.faithfulness import _spearman
+
+    rng = np.random.default_rng(4)
+    p, live = 2000, 200
+    a, b = np.zeros((3, p, 2)), np.zeros((3, p, 2))
+    a[:, :live], b[:, :live] = rng.random((3, live, 2)) + 0.1, rng.random((3, live, 2)) + 0.1
+    plain = spearmanr(a[0, :, 0], b[0, :, 0])[0]
+    assert plain > 0.85
+    ours = _spearman(a, b)
+    assert ours.shape == (3, 2) and np.abs(ours).max() < 0.25
+    for i in range(3):
+        for j in range(2):
+            expected = spearmanr(a[i, :live, j], b[i, :live, j])[0]
+            assert ours[i, j] == pytest.approx(expected, abs=1e-12)
+    # ties among non-zero values are averaged, as scipy does
+    c = np.round(rng.random((1, 50, 1)) * 4) + 1
+    d = c + rng.normal(size=c.shape)
+    assert _spearman(c, d)[0, 0] == pytest.approx(spearmanr(c[0, :, 0], d[0, :, 0])[0])
+
+
+class ZeroAttribution(Explainer):
+    """An 'explanation' that is zero everywhere: it says nothing, so it cannot pass."""
+
+    method = "zero"
+
+    def _explain(self, x, outputs, model_outputs, ctl):
+        return np.zeros(x.shape + (outputs.shape[1],), np.float32), np.zeros(outputs.shape)
+
+
+def test_a_zero_explanation_fails_the_check():
+    _, net = _torch_net()
+    x = np.random.default_rng(5).random((2, 12, 12, 3), dtype=np.float32)
+    check = randomisation_check(ZeroAttribution(net), x, top_k=1, stages=2)
+    np.testing.assert_array_equal(check.similarity, 1.0)
+    assert not check.passed

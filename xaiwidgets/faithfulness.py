@@ -319,22 +319,27 @@ def mufidelity(
     attribution = explanation.values.sum(axis=3).reshape(n, h * w, o)
     sums = np.empty((n, o, runs))
     drops = np.empty((n, o, runs))
-    rows = np.arange(n)[:, None]
+    images = np.arange(n)[None, :, None]
     per_call = max(1, backend.batch_size // n)
+    flat = x.reshape(n, h * w, -1)
+    # one buffer of per_call copies of the images: each chunk hides its subsets, is
+    # predicted, and gets its pixels back (no full copy of the images per chunk)
+    masked = np.repeat(flat[None], min(per_call, runs), axis=0)
     with RunControl(progress, cancel, desc="mufidelity") as ctl:
         for start in range(0, runs, per_call):
             ctl.check()
             chunk = subsets[start : start + per_call]  # (b, n, size)
-            masked = np.repeat(x[None], len(chunk), axis=0).reshape(len(chunk), n, h * w, -1)
-            for b, sub in enumerate(chunk):
-                masked[b, rows, sub] = baseline
-            out = convert(backend.predict(masked.reshape((-1,) + x.shape[1:])))
-            out = out.reshape(len(chunk), n, -1)
-            for b, sub in enumerate(chunk):
-                r = start + b
-                drops[:, :, r] = f_x - np.take_along_axis(out[b], idx, axis=1)
-                sums[:, :, r] = attribution[rows, sub].sum(axis=1)
-            ctl.step(min(runs, start + per_call) / runs)
+            b = len(chunk)
+            rows = np.arange(b)[:, None, None]
+            masked[rows, images, chunk] = baseline
+            out = convert(backend.predict(masked[:b].reshape((-1,) + x.shape[1:])))
+            masked[rows, images, chunk] = flat[images, chunk]
+            out = out.reshape(b, n, -1)
+            picked = np.take_along_axis(out, np.broadcast_to(idx, (b,) + idx.shape), axis=2)
+            drops[:, :, start : start + b] = np.moveaxis(f_x[None] - picked, 0, -1)
+            part = attribution[images, chunk].sum(axis=2)  # (b, n, o)
+            sums[:, :, start : start + b] = np.moveaxis(part, 0, -1)
+            ctl.step(min(runs, start + b) / runs)
     return MuFidelity(
         correlation=_pearson(sums, drops),
         attribution_sums=sums,
@@ -357,15 +362,16 @@ def sparseness(explanation: Explanation) -> np.ndarray:
         raise TypeError(
             f"explanation: expected an xaiwidgets Explanation, got {type(explanation).__name__}"
         )
-    n, h, w, _, o = explanation.values.shape
-    a = np.sort(
-        np.abs(explanation.values.sum(axis=3).reshape(n, h * w, o).astype(np.float64)), axis=1
-    )
-    count = h * w
-    weights = (2 * np.arange(1, count + 1) - count - 1)[None, :, None]
-    total = a.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        g = (weights * a).sum(axis=1) / (count * total)
+    n, h, w, c, o = explanation.values.shape
+    p = h * w
+    values = explanation.values
+    m = values.reshape(n, p, o) if c == 1 else values.sum(axis=3).reshape(n, p, o)
+    rows = m.reshape(n, 1, p) if o == 1 else np.moveaxis(m, 1, -1)  # (n, o, p)
+    # one batched float32 sort of every map (SIMD); the sums in float64
+    a = np.sort(np.abs(rows, dtype=np.float32), axis=-1)
+    weights = 2 * np.arange(1, p + 1, dtype=np.float64) - p - 1
+    total = a.sum(axis=-1, dtype=np.float64)
+    g = (a.reshape(-1, p) @ weights).reshape(n, o) / (p * np.where(total > 0, total, 1.0))
     return np.where(total > 0, g, 0.0)
 
 
@@ -377,7 +383,8 @@ class RandomisationCheck(Result):
     - ``layers`` the parameterised layers, in forward order; ``randomised`` ``(s,)`` how many
       of them (counted from the output) were redrawn at each stage
     - ``similarity`` ``(s, n, o)`` Spearman rank correlation of ``|phi|`` on the randomised
-      model with ``|phi|`` on the trained one
+      model with ``|phi|`` on the trained one, over the pixels where either is non-zero (ties
+      averaged; 1 where the trained model's map ranks nothing, see :func:`_spearman`)
     - ``threshold``; ``passed``: the mean similarity with every layer redrawn is below it
       (the explanation depends on what the model learnt)
     """
@@ -400,14 +407,32 @@ class RandomisationCheck(Result):
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman correlation of ``a`` and ``b`` ``(n, p, o)`` over ``p``: ``(n, o)``."""
+    """Spearman correlation of a reference map ``a`` and a redrawn map ``b`` ``(n, p, o)``
+    over ``p``, ``(n, o)``, not inflated by ties:
+
+    - pixels where both maps are zero are left out (a shared zero background, or the zeros a
+      ReLU leaves, rank nothing: tied at the bottom of both maps they would correlate by
+      themselves), the rest ranked with ties averaged (scipy's ``rankdata``);
+    - a reference map that ranks nothing (constant over those pixels, all zero, or fewer than
+      two pixels left) is 1: it says nothing the model could change, so it cannot pass;
+    - a redrawn map constant where the reference varies is 0 (it no longer ranks anything).
+    """
     from scipy.stats import rankdata
 
-    rho = _pearson(np.moveaxis(rankdata(a, axis=1), 1, -1), np.moveaxis(rankdata(b, axis=1), 1, -1))
-    # a constant map (e.g. all zero after the weights were redrawn) has no ranking: it is
-    # the same as another constant map and unlike any other one
-    flat_a, flat_b = np.ptp(a, axis=1) == 0, np.ptp(b, axis=1) == 0
-    return np.where(flat_a & flat_b, 1.0, np.where(flat_a | flat_b, 0.0, rho))
+    a = np.moveaxis(np.asarray(a, np.float64), 1, -1)  # (n, o, p)
+    b = np.moveaxis(np.asarray(b, np.float64), 1, -1)
+    keep = (a != 0) | (b != 0)
+    count = keep.sum(-1)
+    # left-out pixels rank above every kept one (+inf), so kept pixels rank 1..count
+    ra = rankdata(np.where(keep, a, np.inf), axis=-1)
+    rb = rankdata(np.where(keep, b, np.inf), axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_a = (ra * keep).sum(-1, keepdims=True) / np.maximum(count, 1)[..., None]
+        mean_b = (rb * keep).sum(-1, keepdims=True) / np.maximum(count, 1)[..., None]
+        da, db = (ra - mean_a) * keep, (rb - mean_b) * keep
+        va, vb = (da * da).sum(-1), (db * db).sum(-1)
+        rho = (da * db).sum(-1) / np.sqrt(np.where((va > 0) & (vb > 0), va * vb, 1.0))
+    return np.where(va <= 0, 1.0, np.where(vb <= 0, 0.0, rho))
 
 
 def randomisation_check(

@@ -107,7 +107,9 @@ def test_exact_shapley_values_by_enumeration():
     np.testing.assert_allclose(
         e.values[0].reshape(4, 3), shapley(value_function(game_2x2, IMAGE[0]), 4), atol=1e-6
     )
-    assert ex.last_orders == 24 and ex.last_evaluations[0] == 16  # every order, each coalition once
+    assert (
+        e.params["orders"] == 24 and e.params["evaluations"][0] == 16
+    )  # every order, each coalition once
 
 
 def test_exact_owen_values_by_enumeration():
@@ -116,7 +118,7 @@ def test_exact_owen_values_by_enumeration():
     np.testing.assert_allclose(
         e.values[0].reshape(4, 3), owen_2x2(value_function(game_2x2, IMAGE[0])), atol=1e-6
     )
-    assert ex.last_orders == 8  # 2^3 orders keep the rows together
+    assert e.params["orders"] == 8  # 2^3 orders keep the rows together
 
 
 def test_an_antithetic_pair_is_exact_for_pairwise_interactions():
@@ -132,7 +134,7 @@ def test_an_antithetic_pair_is_exact_for_pairwise_interactions():
         f, "constant(0)", max_evals=40, hierarchical=False
     )  # 2^16 > 40: sampled
     e = ex(x)
-    assert ex.last_orders == 2  # one order and its reverse
+    assert e.params["orders"] == 2  # one order and its reverse
     p = x.reshape(16).astype(np.float64)
     exact = a * p + 0.5 * p * ((b + b.T) @ p)  # a_i x_i + half of each pair term
     np.testing.assert_allclose(e.values[0].reshape(16), exact, rtol=1e-5, atol=1e-5)
@@ -162,7 +164,7 @@ def test_seed_setting_spends_what_one_pair_needs():
     ex = PermutationExplainer(f, "blur(28,28)", max_evals=1600)
     e = ex(x, "top5")
     # f(x), f(masked) and 2 * 783 path coalitions: no main effects, nothing else
-    assert ex.last_evaluations.tolist() == [1568, 1568] and ex.last_orders == 2
+    assert e.params["evaluations"] == [1568, 1568] and e.params["orders"] == 2
     check_efficiency(e, f(x))
 
 
@@ -170,7 +172,7 @@ def test_regions_fit_the_budget_and_share_their_value():
     f, x = MLP(), digits(1)
     ex = PermutationExplainer(f, "blur(28,28)", max_evals=100)
     e = ex(x)
-    assert (ex.last_evaluations <= 100).all()
+    assert (np.array(e.params["evaluations"]) <= 100).all()
     tree = region_tree(28, 28)
     for k, values in (
         (50, e.values),
@@ -186,10 +188,10 @@ def test_regions_fit_the_budget_and_share_their_value():
 def test_the_cache_turns_repeated_coalitions_into_more_orders():
     f, x = MLP(), digits(1)
     ex = PermutationExplainer(f, "blur(28,28)", max_evals=60, regions=8)  # 2^8 > 60: sampled
-    ex(x)
-    assert ex.last_evaluations[0] <= 60
+    e = ex(x)
+    assert e.params["evaluations"][0] <= 60
     without_cache = (60 - 2) // (2 * 7)
-    assert ex.last_orders // 2 > without_cache
+    assert e.params["orders"] // 2 > without_cache
 
 
 def test_seed_makes_runs_reproducible():
@@ -260,7 +262,7 @@ def test_exact_shapley_values_from_every_coalition():
     np.testing.assert_allclose(
         e.values[0].reshape(9, 2), shapley(value_function(f, image[0]), 9), atol=1e-5
     )
-    assert ex.last_evaluations[0] == 512
+    assert e.params["evaluations"][0] == 512
 
 
 def test_huge_sampling_budget_returns_on_cancel_with_bounded_memory():

@@ -14,7 +14,9 @@ token) are dropped and the rest laid out row by row on an ``h' x w'`` grid.
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -24,11 +26,15 @@ import numpy as np
 
 class LayerOutput(NamedTuple):
     """What ``backend.layer`` returns: ``activations`` ``(n, h', w', d)`` and ``gradients``
-    ``(n, h', w', d, o)`` (float32, channels last, tokens as a grid) of the layer ``name``."""
+    ``(n, h', w', d, o)`` (float32, channels last, tokens as a grid) of the layer ``name``;
+    when the outputs were chosen from the layer pass itself (a callable ``outputs``), also the
+    model's ``outputs`` ``(n, k)`` and the chosen ``indices`` ``(n, o)`` (else ``None``)."""
 
     activations: np.ndarray
     gradients: np.ndarray
     name: str
+    outputs: np.ndarray | None = None
+    indices: np.ndarray | None = None
 
 
 def token_grid(t: int, reshape: Any = None) -> tuple[int, int, int]:
@@ -82,23 +88,58 @@ def is_spatial(shape: tuple[int, ...], channels_first: bool) -> bool:
 @contextmanager
 def wrapped_calls(layers: dict[Any, Any], on_output: Callable[[Any, Any], Any]) -> Iterator[None]:
     """Within the block, each Keras layer ``layers[key]`` returns
-    ``on_output(key, its output)`` (its ``call`` wrapped on the instance: nested models call
-    their layers through it too); every layer is restored on exit, also on error."""
-    saved = []
-    for key, layer in layers.items():
-        own = "call" in vars(layer)
-        original = layer.call
-
-        def call(*args: Any, __key: Any = key, __call: Any = original, **kwargs: Any) -> Any:
-            return on_output(__key, __call(*args, **kwargs))
-
-        object.__setattr__(layer, "call", call)
-        saved.append((layer, own, original))
+    ``on_output(key, its output)`` when called from this thread (its ``call`` wrapped on the
+    instance: nested models call their layers through it too); every layer is restored on
+    exit, also on error. Blocks overlapping on one layer (several threads, or nested) share
+    one wrapper, which dispatches to the innermost block of the calling thread; the last to
+    leave restores the layer."""
+    thread = threading.get_ident()
+    taken = []
+    with _WRAP_LOCK:
+        for key, layer in layers.items():
+            wrap = _WRAPPED.get(id(layer))
+            if wrap is None:
+                wrap = _WRAPPED[id(layer)] = _Wrapper(layer)
+            wrap.hooks.setdefault(thread, []).append(functools.partial(on_output, key))
+            taken.append(wrap)
     try:
         yield
     finally:
-        for layer, own, original in saved:
-            if own:
-                object.__setattr__(layer, "call", original)
-            else:
-                object.__delattr__(layer, "call")
+        with _WRAP_LOCK:
+            for wrap in taken:
+                stack = wrap.hooks[thread]
+                stack.pop()
+                if not stack:
+                    del wrap.hooks[thread]
+                if not wrap.hooks:
+                    wrap.restore()
+                    del _WRAPPED[id(wrap.layer)]
+
+
+class _Wrapper:
+    """A Keras layer's ``call`` replaced on the instance by one that hands its output to the
+    calling thread's hook (if any)."""
+
+    def __init__(self, layer: Any):
+        self.layer = layer
+        self.own = "call" in vars(layer)
+        self.original = original = layer.call
+        self.hooks: dict[int, list[Callable[[Any], Any]]] = {}
+        hooks = self.hooks
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            out = original(*args, **kwargs)
+            stack = hooks.get(threading.get_ident())
+            return stack[-1](out) if stack else out
+
+        object.__setattr__(layer, "call", call)
+
+    def restore(self) -> None:
+        if self.own:
+            object.__setattr__(self.layer, "call", self.original)
+        else:
+            object.__delattr__(self.layer, "call")
+
+
+_WRAP_LOCK = threading.Lock()
+_WRAPPED: dict[int, _Wrapper] = {}

@@ -100,20 +100,32 @@ def _as_grid(a: np.ndarray, backend: Any, reshape: Any) -> np.ndarray:
 
 
 def layer_keras(
-    backend: Any, x: np.ndarray, layer: Any, idx: np.ndarray, reshape: Any = None
+    backend: Any, x: np.ndarray, layer: Any, idx: Any, reshape: Any = None
 ) -> LayerOutput:
-    """Activations of ``layer`` and the gradients of outputs ``idx`` ``(n, o)`` w.r.t. them."""
+    """Activations of ``layer`` and the gradients of outputs ``idx`` w.r.t. them; ``idx`` an
+    ``(n, o)`` matrix or a callable ``choose(rows, outputs)`` as in
+    :func:`._layer_torch.layer_torch` (then one forward pass per batch serves both)."""
     obj, name = resolve_layer(backend, x, layer)
-    acts = grads = None
+    choose = idx if callable(idx) else None
+    acts = grads = outs = chosen = None
     for s in batches(len(x), backend.batch_size):
         store: list[tuple[Any, Any]] = []
         xt = backend.to_framework(x[s])
         with recording([obj], store), tf.GradientTape(persistent=True) as tape:
             tape.watch(xt)
             out = backend._call(xt)
+            if choose is not None:
+                out_np = np.asarray(out, np.float32)
+                idx_s = np.asarray(choose(s, out_np), np.int64)
+                if outs is None:
+                    outs = np.empty((len(x), out_np.shape[1]), np.float32)
+                    chosen = np.empty((len(x), idx_s.shape[1]), np.int64)
+                outs[s], chosen[s] = out_np, idx_s
+            else:
+                idx_s = idx[s]
             cols = [
-                tf.reduce_sum(tf.gather(out, idx[s][:, j], axis=1, batch_dims=1))
-                for j in range(idx.shape[1])
+                tf.reduce_sum(tf.gather(out, idx_s[:, j], axis=1, batch_dims=1))
+                for j in range(idx_s.shape[1])
             ]
         if not store:
             raise ValueError(f"layer {name!r} did not run in the model's forward pass")
@@ -137,6 +149,6 @@ def layer_keras(
         )
         if acts is None:
             acts = np.empty((len(x),) + a_np.shape[1:], np.float32)
-            grads = np.empty(acts.shape + (idx.shape[1],), np.float32)
+            grads = np.empty(acts.shape + (idx_s.shape[1],), np.float32)
         acts[s], grads[s] = a_np, g_np
-    return LayerOutput(acts, grads, name)
+    return LayerOutput(acts, grads, name, outs, chosen)

@@ -1,7 +1,8 @@
 """A torch module's activations and the gradients of chosen outputs with respect to them.
 
 One forward pass per batch with a forward hook on the layer (removed afterwards, also when the
-model raises: the user's model is left as it was), then one partial backward pass per
+model raises: the user's model is left as it was; it records only its own thread's calls, so
+calls on several threads may share the model), then one partial backward pass per
 requested output, from the outputs down to the layer only. Convolutional maps come back
 channels last; token layers ``(n, t, d)`` of a vision transformer as a grid (see
 :mod:`._layer_grid`).
@@ -15,6 +16,7 @@ layers no longer look at the patches.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -62,9 +64,12 @@ def resolve_layer(backend: Any, x: np.ndarray, layer: Any) -> tuple[nn.Module, s
 
 def _default_layer(backend: Any, x1: np.ndarray, names: dict) -> tuple[nn.Module, str]:
     seen: list[tuple[nn.Module, torch.Tensor]] = []
+    thread = threading.get_ident()
 
     def hook(mod: nn.Module, _inp: Any, out: Any) -> None:
         t = _first_tensor(out)
+        if threading.get_ident() != thread:  # another call on the same model
+            return
         if t is not None and t.requires_grad and is_spatial(tuple(t.shape), backend.channels_first):
             seen.append((mod, t))
 
@@ -99,18 +104,26 @@ def _as_grid(t: torch.Tensor, backend: Any, tokens: bool, reshape: Any) -> torch
 
 
 def layer_torch(
-    backend: Any, x: np.ndarray, layer: Any, idx: np.ndarray, reshape: Any = None
+    backend: Any, x: np.ndarray, layer: Any, idx: Any, reshape: Any = None
 ) -> LayerOutput:
-    """Activations of ``layer`` and the gradients of outputs ``idx`` ``(n, o)`` w.r.t. them."""
+    """Activations of ``layer`` and the gradients of outputs ``idx`` w.r.t. them.
+
+    ``idx`` is an ``(n, o)`` int matrix, or a callable ``choose(rows, outputs)`` that picks
+    the outputs of the images ``rows`` (a slice) from their model outputs ``(m, k)`` (float32
+    NumPy), so that the layer pass's own forward pass serves to choose them (top-k): one
+    forward and ``o`` partial backward passes per batch; the result then carries ``outputs``
+    ``(n, k)`` and ``indices`` ``(n, o)``."""
     module, name = resolve_layer(backend, x, layer)
-    acts = grads = None
+    choose = idx if callable(idx) else None
+    thread = threading.get_ident()
+    acts = grads = outs = chosen = None
     with backend.eval_mode(), torch.enable_grad():
         for s in batches(len(x), backend.batch_size):
             store: list[torch.Tensor] = []
 
             def hook(_mod: nn.Module, _inp: Any, out: Any, store: list = store) -> None:
                 t = _first_tensor(out)
-                if t is not None:
+                if t is not None and threading.get_ident() == thread:  # not another call's
                     store.append(t)
 
             handle = module.register_forward_hook(hook)
@@ -127,7 +140,16 @@ def layer_torch(
                     f"layer {name!r}: its output has shape {tuple(a.shape)}; expected a "
                     "spatial map (n, c, h, w) or tokens (n, t, d)"
                 )
-            cots = torch.from_numpy(one_hot_stack(idx[s], out.shape[1])).to(out)
+            if choose is not None:
+                out_np = out.detach().to("cpu", torch.float32).numpy()
+                idx_s = np.asarray(choose(s, out_np), np.int64)
+                if outs is None:
+                    outs = np.empty((len(x), out_np.shape[1]), np.float32)
+                    chosen = np.empty((len(x), idx_s.shape[1]), np.int64)
+                outs[s], chosen[s] = out_np, idx_s
+            else:
+                idx_s = idx[s]
+            cots = torch.from_numpy(one_hot_stack(idx_s, out.shape[1])).to(out)
             gs = []
             for j, cot in enumerate(cots):
                 (g,) = torch.autograd.grad(
@@ -139,7 +161,7 @@ def layer_torch(
             g_np = torch.stack([_as_grid(g, backend, tokens, reshape) for g in gs], dim=-1)
             if acts is None:
                 acts = np.empty((len(x),) + tuple(a_np.shape[1:]), np.float32)
-                grads = np.empty(acts.shape + (idx.shape[1],), np.float32)
+                grads = np.empty(acts.shape + (idx_s.shape[1],), np.float32)
             acts[s] = a_np.numpy()
             grads[s] = g_np.to("cpu", torch.float32).numpy()
-    return LayerOutput(acts, grads, name)
+    return LayerOutput(acts, grads, name, outs, chosen)

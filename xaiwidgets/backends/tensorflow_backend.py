@@ -90,6 +90,8 @@ class TensorFlowBackend(BaseBackend):
     """
 
     framework = "tensorflow"
+    #: :meth:`layer` takes a callable ``outputs`` (chosen from its own forward pass)
+    layer_chooses_outputs = True
 
     def __init__(
         self,
@@ -409,9 +411,12 @@ class KerasBackend(TensorFlowBackend):
 
     def layer(self, x: Any, layer: Any, outputs: Any, *, reshape: Any = None) -> Any:
         """A layer's activations ``(n, h', w', d)`` and the gradients of ``outputs`` w.r.t.
-        them ``(n, h', w', d, o)``, with the layer's name; see :mod:`._layer_keras`."""
+        them ``(n, h', w', d, o)``, with the layer's name. ``outputs`` may be a callable
+        ``choose(rows, model_outputs)`` that picks them batch by batch from the layer pass's
+        own forward pass (:attr:`layer_chooses_outputs`); see :mod:`._layer_keras`."""
         from ._layer_keras import layer_keras
 
         x = as_image_batch(x)
         self._ensure_built(tuple(self.to_framework(x[:1]).shape[1:]))
-        return layer_keras(self, x, layer, output_matrix(outputs, len(x)), reshape)
+        idx = outputs if callable(outputs) else output_matrix(outputs, len(x))
+        return layer_keras(self, x, layer, idx, reshape)

@@ -5,6 +5,7 @@ Imported lazily by :func:`xaiwidgets.backends.wrap`; importing this module impor
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -47,6 +48,34 @@ def _module_dtype(model: Any) -> torch.dtype:
         if p.is_floating_point():
             return p.dtype
     return torch.float32
+
+
+class _EvalSwitch:
+    """Eval mode and frozen parameters for one model, with what to restore."""
+
+    def __init__(self, model: Any):
+        self.users = 0
+        modules = list(model.modules()) if hasattr(model, "modules") else []
+        self.params = [
+            p for m in modules for p in vars(m).get("_parameters", {}).values() if p is not None
+        ]
+        self.modules = modules
+        self.flags = [m.training for m in modules]
+        self.needs = [p.requires_grad for p in self.params]
+        for m in modules:
+            _set_training(m, False)
+        for p in self.params:
+            p.requires_grad_(False)
+
+    def restore(self) -> None:
+        for m, flag in zip(self.modules, self.flags):
+            _set_training(m, flag)
+        for p, need in zip(self.params, self.needs):
+            p.requires_grad_(need)
+
+
+_EVAL_LOCK = threading.Lock()
+_EVAL_STATE: dict[int, _EvalSwitch] = {}
 
 
 def _set_training(module: Any, flag: bool) -> None:
@@ -124,6 +153,8 @@ class TorchBackend(BaseBackend):
     """
 
     framework = "torch"
+    #: :meth:`layer` takes a callable ``outputs`` (chosen from its own forward pass)
+    layer_chooses_outputs = True
 
     def __init__(
         self,
@@ -166,24 +197,24 @@ class TorchBackend(BaseBackend):
         """The model read-only while it is explained: every module in eval mode and every
         parameter with ``requires_grad=False`` (autograd then skips the weight gradients, about
         a fifth of a convolutional network's backward pass); each module's flag and each
-        parameter's ``requires_grad`` are restored on exit, also when the model raises."""
-        modules = list(self.model.modules()) if hasattr(self.model, "modules") else []
-        params = [
-            p for m in modules for p in vars(m).get("_parameters", {}).values() if p is not None
-        ]
-        flags = [m.training for m in modules]
-        needs = [p.requires_grad for p in params]
-        for m in modules:
-            _set_training(m, False)
-        for p in params:
-            p.requires_grad_(False)
+        parameter's ``requires_grad`` are restored on exit, also when the model raises.
+
+        Calls overlapping on one model (nested, or on several threads) share one switch: the
+        first to enter saves and sets the flags, the last to leave restores them."""
+        key = id(self.model)
+        with _EVAL_LOCK:
+            state = _EVAL_STATE.get(key)
+            if state is None:
+                state = _EVAL_STATE[key] = _EvalSwitch(self.model)
+            state.users += 1
         try:
             yield
         finally:
-            for m, flag in zip(modules, flags):
-                _set_training(m, flag)
-            for p, need in zip(params, needs):
-                p.requires_grad_(need)
+            with _EVAL_LOCK:
+                state.users -= 1
+                if state.users == 0:
+                    state.restore()
+                    del _EVAL_STATE[key]
 
     def _call(self, xt: torch.Tensor) -> torch.Tensor:
         out = _output_tensor(self.model(xt))
@@ -382,8 +413,11 @@ class TorchBackend(BaseBackend):
 
     def layer(self, x: Any, layer: Any, outputs: Any, *, reshape: Any = None) -> Any:
         """A layer's activations ``(n, h', w', d)`` and the gradients of ``outputs`` w.r.t.
-        them ``(n, h', w', d, o)``, with the layer's name; see :mod:`._layer_torch`."""
+        them ``(n, h', w', d, o)``, with the layer's name. ``outputs`` may be a callable
+        ``choose(rows, model_outputs)`` that picks them batch by batch from the layer pass's
+        own forward pass (:attr:`layer_chooses_outputs`); see :mod:`._layer_torch`."""
         from ._layer_torch import layer_torch
 
         x = as_image_batch(x)
-        return layer_torch(self, x, layer, output_matrix(outputs, len(x)), reshape)
+        idx = outputs if callable(outputs) else output_matrix(outputs, len(x))
+        return layer_torch(self, x, layer, idx, reshape)

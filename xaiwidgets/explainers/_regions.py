@@ -291,7 +291,7 @@ def cap_budget(method: str, max_evals: int, usable: int, why: str) -> int:
         f"image give the exact values ({why}), so max_evals is capped to {usable} (recorded "
         "in the Explanation's params as max_evals, the requested value as max_evals_requested)",
         BudgetCappedWarning,
-        stacklevel=6,  # the user's explainer(...) call
+        stacklevel=7,  # the user's explainer(...) call
     )
     return usable
 

@@ -2,13 +2,21 @@
 progress/cancellation, and packing the result into an :class:`~xaiwidgets.Explanation`.
 
 A subclass sets ``method`` and implements
-``_explain(x, outputs, model_outputs, ctl) -> (values (n,h,w,c,o), base_values (n,o))``.
+``_explain(x, outputs, model_outputs, ctl) -> (values (n,h,w,c,o), base_values (n,o))`` or
+``-> (values, base_values, call_params)``: ``call_params`` is a dict of what this one call
+found (the layer it resolved, the evaluations it spent, its completeness error...), merged
+over :meth:`Explainer.params` into the Explanation's ``params``. Nothing of a call is kept on
+the explainer, so one explainer may run on several threads at once.
+
+An explainer that runs the model's forward pass itself (Grad-CAM: the layer pass gives the
+outputs) overrides :meth:`Explainer._run` instead, choosing the outputs batch by batch with
+the :class:`OutputChoice` it is given.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -81,11 +89,81 @@ def add_true_outputs(idx: np.ndarray, probabilities: np.ndarray, labels: np.ndar
     return np.concatenate([idx, extra[:, None]], axis=1)
 
 
+class CallResult(NamedTuple):
+    """What one call computed: ``values`` ``(n, h, w, c, o)``, ``base_values`` ``(n, o)``,
+    the model's outputs ``(n, k)``, the explained ``output_indices`` ``(n, o)`` and the
+    call's own ``params`` (merged over :meth:`Explainer.params`)."""
+
+    values: np.ndarray
+    base_values: np.ndarray
+    model_outputs: np.ndarray
+    output_indices: np.ndarray
+    params: dict[str, Any]
+
+
 def check_top_k(top_k: Any) -> int:
     """``top_k`` as a positive ``int`` (not a bool, float or string), else ``TypeError`` /
     ``ValueError`` saying so."""
     hint = " (for the 3 most probable classes give top_k=3 or outputs='top3')"
     return check_int(top_k, "top_k", 1, hint=hint)
+
+
+class OutputChoice:
+    """The outputs a call explains, chosen from the model's outputs one batch of images at a
+    time (rows are independent: top-k, a class list and the true class are all per row).
+
+    ``choice(rows, model_outputs, probabilities)`` with the ``(m, k)`` outputs and
+    probabilities of the images ``rows`` (a slice of the call's images) -> ``(m, o')`` int64
+    indices. The first call checks ``class_names`` and ``labels`` against ``k``. With
+    ``include_true`` every row gets the extra column (its true class, or its most probable
+    class not yet explained): :meth:`finish` drops that column again when no row needed it, so
+    the result is that of :func:`select_outputs` and :func:`add_true_outputs` on all rows.
+    """
+
+    def __init__(
+        self,
+        outputs: Any,
+        top_k: int | None,
+        labels: np.ndarray | None,
+        include_true: bool,
+        class_names: list[str] | None,
+        n: int,
+    ):
+        if top_k is not None and outputs is not None:
+            raise ValueError("give either outputs=... or top_k=..., not both")
+        fixed = outputs is not None and not isinstance(outputs, str)
+        self.fixed = output_matrix(outputs, n) if fixed else None
+        self.outputs, self.top_k = outputs, top_k
+        self.labels, self.include_true, self.class_names = labels, include_true, class_names
+        self.k: int | None = None
+        self.extra_column = False
+
+    def __call__(self, rows: slice, model_outputs: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        k = probs.shape[1]
+        if self.fixed is not None:
+            idx = select_outputs(self.fixed[rows], probs)
+        else:
+            idx = select_outputs(self.outputs, probs, self.top_k)
+        if self.k is None:
+            check_class_names(self.class_names, k)
+            if self.labels is not None:
+                check_labels_range(self.labels, k)
+            self.k = k
+        if self.include_true and idx.shape[1] < k:
+            out = add_true_outputs(idx, probs, self.labels[rows])
+            if out.shape[1] == idx.shape[1]:  # every row holds its true class: the next one
+                order = np.argsort(-probs, axis=1, kind="stable")
+                extra = [next(j for j in o if j not in set(r)) for o, r in zip(order, idx)]
+                out = np.concatenate([idx, np.asarray(extra, np.int64)[:, None]], axis=1)
+            idx = out
+            self.extra_column = True
+        return idx
+
+    def finish(self, idx: np.ndarray) -> np.ndarray:
+        """``idx`` of every row, without the ``include_true`` column when no row needed it."""
+        if self.extra_column and (idx[:, :-1] == self.labels[:, None]).any(axis=1).all():
+            return idx[:, :-1]
+        return idx
 
 
 class Explainer:
@@ -111,8 +189,20 @@ class Explainer:
 
     def _explain(
         self, x: np.ndarray, outputs: np.ndarray, model_outputs: np.ndarray, ctl: RunControl
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, ...]:
+        """``(values, base_values)`` or ``(values, base_values, call_params)``."""
         raise NotImplementedError
+
+    def _run(self, x: np.ndarray, choice: OutputChoice, ctl: RunControl) -> CallResult:
+        """The model's outputs on ``x`` (one :meth:`predict`), the outputs ``choice`` picks
+        from them, then :meth:`_explain`."""
+        model_outputs = self.backend.predict(x)
+        probs = self.backend.to_probabilities(model_outputs)
+        idx = choice.finish(choice(slice(None), model_outputs, probs))
+        res = self._explain(x, idx, model_outputs, ctl)
+        values, base = res[0], res[1]
+        call_params = res[2] if len(res) > 2 else {}
+        return CallResult(values, base, model_outputs, idx, call_params)
 
     def __call__(
         self,
@@ -146,26 +236,18 @@ class Explainer:
         with RunControl(progress, cancel, desc=self.method) as ctl:
             x = as_images(images, layout=layout)
             y = None if labels is None else as_labels(labels, n=len(x), name="labels")
-            model_outputs = self.backend.predict(x)
-            probs = self.backend.to_probabilities(model_outputs)
-            k = probs.shape[1]
-            idx = select_outputs(outputs, probs, top_k)
-            check_class_names(self.class_names, k)
-            if y is not None:
-                check_labels_range(y, k)
-            if include_true:
-                idx = add_true_outputs(idx, probs, y)
-            values, base = self._explain(x, idx, model_outputs, ctl)
+            choice = OutputChoice(outputs, top_k, y, include_true, self.class_names, len(x))
+            res = self._run(x, choice, ctl)
             ctl.step(1.0)
         return Explanation(
-            values=values,
+            values=res.values,
             data=x,
-            base_values=base,
-            output_indices=idx,
+            base_values=res.base_values,
+            output_indices=res.output_indices,
             class_names=self.class_names,
-            predictions=model_outputs,
-            probabilities=probs,
+            predictions=res.model_outputs,
+            probabilities=self.backend.to_probabilities(res.model_outputs),
             labels=y,
             method=self.method,
-            params=self.params(),
+            params={**self.params(), **res.params},
         )

@@ -33,7 +33,8 @@ import cv2
 import numpy as np
 
 from .._progress import RunControl
-from .base import Explainer
+from ..backends.base import check_finite
+from .base import CallResult, Explainer, OutputChoice
 
 _EPS = 1e-7
 
@@ -89,7 +90,8 @@ def eigen_map(acts: np.ndarray) -> np.ndarray:
 
 class _LayerCAM(Explainer):
     """Base of the layer explainers: ``layer`` (name, layer object or ``None`` = the last
-    spatial layer, see the backend's ``layer``), ``reshape`` for token layers."""
+    spatial layer, see the backend's ``layer``), ``reshape`` for token layers. The layer a
+    call resolved is its Explanation's ``params["layer"]``."""
 
     method = "cam"
 
@@ -110,25 +112,28 @@ class _LayerCAM(Explainer):
             )
         self.layer = layer
         self.reshape = reshape
-        self._layer_name: str | None = None
 
     def params(self) -> dict[str, Any]:
-        return {"layer": self._layer_name if self._layer_name else _describe(self.layer)}
+        return {"layer": _describe(self.layer)}
 
-    def _layer(self, x: np.ndarray, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        res = self.backend.layer(x, self.layer, outputs, reshape=self.reshape)
-        self._layer_name = res.name
-        return res.activations, res.gradients
+    def _layer(self, x: np.ndarray, outputs: Any) -> Any:
+        """``backend.layer``'s result: activations, gradients, the layer's name (and, for a
+        callable ``outputs``, the model's outputs and the chosen indices)."""
+        return self.backend.layer(x, self.layer, outputs, reshape=self.reshape)
 
-    def _maps(self, x, outputs, ctl) -> np.ndarray:  # (n, h', w', o)
+    def _maps(self, x, outputs, ctl) -> tuple[np.ndarray, str]:
+        """``(n, h', w', o)`` maps and the name of the layer they were read from."""
         raise NotImplementedError
 
     def _explain(
         self, x: np.ndarray, outputs: np.ndarray, model_outputs: np.ndarray, ctl: RunControl
-    ) -> tuple[np.ndarray, np.ndarray]:
-        maps = self._maps(x, outputs, ctl)
-        values = upsample(maps.astype(np.float32), x.shape[1:3])[:, :, :, None, :]
-        return values, np.zeros(outputs.shape, np.float32)
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        maps, name = self._maps(x, outputs, ctl)
+        return _upsampled(maps, x), np.zeros(outputs.shape, np.float32), {"layer": name}
+
+
+def _upsampled(maps: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return upsample(maps.astype(np.float32), x.shape[1:3])[:, :, :, None, :]
 
 
 def _describe(layer: Any) -> str | None:
@@ -136,13 +141,36 @@ def _describe(layer: Any) -> str | None:
 
 
 class _GradientCAM(_LayerCAM):
-    def _weights(self, acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
+    """A map from the activations and the gradients of every explained output. Where the
+    backend can choose the outputs from its layer pass (torch, Keras on TensorFlow), that
+    pass's forward pass is the call's only one: one forward and ``o`` partial backward passes
+    per batch, the floor of the method."""
+
+    def _combine(self, acts: np.ndarray, grads: np.ndarray) -> np.ndarray:
+        """``(n, h', w', o)`` maps from ``acts`` ``(n, h', w', d)``, ``grads`` ``(..., o)``."""
         raise NotImplementedError
 
-    def _maps(self, x, outputs, ctl) -> np.ndarray:
-        acts, grads = self._layer(x, outputs)
+    def _maps(self, x, outputs, ctl):
+        res = self._layer(x, outputs)
         ctl.check()
-        return weighted_map(acts, self._weights(acts, grads))
+        return self._combine(res.activations, res.gradients), res.name
+
+    def _run(self, x: np.ndarray, choice: OutputChoice, ctl: RunControl) -> CallResult:
+        if not getattr(self.backend, "layer_chooses_outputs", False):
+            return super()._run(x, choice, ctl)
+
+        def choose(rows: slice, outputs: np.ndarray) -> np.ndarray:
+            ctl.check()
+            return choice(rows, outputs, self.backend.to_probabilities(outputs))
+
+        res = self._layer(x, choose)
+        model_outputs = check_finite(res.outputs)
+        idx = choice.finish(res.indices)
+        ctl.check()
+        maps = self._combine(res.activations, res.gradients[..., : idx.shape[1]])
+        values = _upsampled(maps, x)
+        base = np.zeros(idx.shape, np.float32)
+        return CallResult(values, base, model_outputs, idx, {"layer": res.name})
 
 
 class GradCAM(_GradientCAM):
@@ -156,8 +184,8 @@ class GradCAM(_GradientCAM):
 
     method = "gradcam"
 
-    def _weights(self, acts, grads):
-        return gradcam_weights(acts, grads)
+    def _combine(self, acts, grads):
+        return weighted_map(acts, gradcam_weights(acts, grads))
 
 
 class GradCAMPlusPlus(_GradientCAM):
@@ -165,27 +193,25 @@ class GradCAMPlusPlus(_GradientCAM):
 
     method = "gradcam++"
 
-    def _weights(self, acts, grads):
-        return gradcam_plus_plus_weights(acts, grads)
+    def _combine(self, acts, grads):
+        return weighted_map(acts, gradcam_plus_plus_weights(acts, grads))
 
 
-class HiResCAM(_LayerCAM):
+class HiResCAM(_GradientCAM):
     """HiResCAM: ``relu(sum_k G_ijk A_ijk)``; arguments as :class:`GradCAM`."""
 
     method = "hirescam"
 
-    def _maps(self, x, outputs, ctl):
-        acts, grads = self._layer(x, outputs)
+    def _combine(self, acts, grads):
         return np.maximum(np.einsum("nhwd,nhwdo->nhwo", acts, grads), 0)
 
 
-class LayerCAM(_LayerCAM):
+class LayerCAM(_GradientCAM):
     """LayerCAM: ``relu(sum_k relu(G_ijk) A_ijk)``; arguments as :class:`GradCAM`."""
 
     method = "layercam"
 
-    def _maps(self, x, outputs, ctl):
-        acts, grads = self._layer(x, outputs)
+    def _combine(self, acts, grads):
         return np.maximum(np.einsum("nhwd,nhwdo->nhwo", acts, np.maximum(grads, 0)), 0)
 
 
@@ -196,9 +222,9 @@ class EigenCAM(_LayerCAM):
     method = "eigencam"
 
     def _maps(self, x, outputs, ctl):
-        acts, _ = self._layer(x, outputs[:, :1])
-        m = eigen_map(acts)
-        return np.repeat(m[..., None], outputs.shape[1], axis=-1)
+        res = self._layer(x, outputs[:, :1])
+        m = eigen_map(res.activations)
+        return np.repeat(m[..., None], outputs.shape[1], axis=-1), res.name
 
 
 class ScoreCAM(_LayerCAM):
@@ -229,7 +255,8 @@ class ScoreCAM(_LayerCAM):
         return {**super().params(), "max_channels": self.max_channels}
 
     def _maps(self, x, outputs, ctl):
-        acts, _ = self._layer(x, outputs[:, :1])
+        res = self._layer(x, outputs[:, :1])
+        acts = res.activations
         n, h, w, d = acts.shape
         keep = d if self.max_channels is None else min(d, self.max_channels)
         maps = np.empty((n, h, w, outputs.shape[1]), np.float32)
@@ -247,4 +274,4 @@ class ScoreCAM(_LayerCAM):
                 scores[s : s + per_batch] = probs[:, outputs[i]]
                 ctl.step((i + (s + len(m)) / keep) / n)
             maps[i] = np.maximum(np.einsum("hwd,do->hwo", acts[i][..., order], scores), 0)
-        return maps
+        return maps, res.name

@@ -33,7 +33,7 @@ import numpy as np
 
 from .._arrays import as_images, check_int
 from .._progress import RunControl
-from ._completeness import check_completeness, completeness_gap, relative_error
+from ._completeness import check_completeness, completeness_gap
 from .base import Explainer
 
 #: Relative completeness error above which DeepExplainer warns (or raises with ``strict``):
@@ -113,7 +113,10 @@ class DeepExplainer(BackgroundMean, Explainer):
     ----------
     background : float32 ``(b, h, w, c)``, the references used.
     expected_value : ``(k,)`` mean model output over the background.
-    completeness_error_ : ``(n, o)`` ``f(x) - base - sum(values)`` of the last call.
+
+    The completeness error of every image and output, ``f(x) - base - sum(values)``, is
+    ``predictions[idx] - base_values - values.sum()`` of the Explanation; nothing of a call
+    is kept on the explainer.
     """
 
     method = "deep"
@@ -142,21 +145,14 @@ class DeepExplainer(BackgroundMean, Explainer):
         self.max_rows = None if max_rows is None else int(max_rows)
         self.background = sample_background(background, background_size, seed)
         self.strict = bool(strict)
-        self.completeness_error_: np.ndarray | None = None
-        self.relative_completeness_error_: float | None = None
-        self.ops_without_rule_: list[str] = []
 
     def params(self) -> dict[str, Any]:
-        err = self.completeness_error_
         return {
             "background": int(len(self.background)),
             "softmax": self.softmax,
             "seed": self.seed,
             "strict": self.strict,
-            "max_completeness_error": None if err is None else float(np.abs(err).max()),
-            "relative_completeness_error": self.relative_completeness_error_,
             "completeness_tolerance": COMPLETENESS_TOLERANCE,
-            "ops_without_rule": list(self.ops_without_rule_),
         }
 
     def _explain(
@@ -184,19 +180,19 @@ class DeepExplainer(BackgroundMean, Explainer):
             np.float32,
         )
         fx = np.take_along_axis(model_outputs, outputs, axis=1)
-        self._check(values, fx, base, fallbacks)
-        return values, base.astype(np.float32)
+        diagnostics = self._check(values, fx, base, fallbacks)
+        return values, base.astype(np.float32), diagnostics
 
-    def _check(self, values: np.ndarray, fx: np.ndarray, base: np.ndarray, fallbacks: list):
-        """Completeness of this call: stored, then warned about (or raised) above the
-        tolerance, naming the ops crossed without a rule (reported even when complete)."""
+    def _check(
+        self, values: np.ndarray, fx: np.ndarray, base: np.ndarray, fallbacks: list
+    ) -> dict[str, Any]:
+        """Completeness of this call, warned about (or raised) above the tolerance, naming
+        the ops crossed without a rule (reported even when complete). Returns the call's
+        diagnostics (its Explanation's params)."""
         ops = list(dict.fromkeys(fallbacks))
         gap = completeness_gap(values, fx, base)
-        self.completeness_error_ = gap
-        self.ops_without_rule_ = ops
-        self.relative_completeness_error_ = relative_error(gap, fx, base)  # also when raising
         culprit = ("ops crossed without a DeepLIFT rule: " + "; ".join(ops)) if ops else None
-        self.relative_completeness_error_ = check_completeness(
+        relative = check_completeness(
             gap,
             fx,
             base,
@@ -204,11 +200,16 @@ class DeepExplainer(BackgroundMean, Explainer):
             tolerance=COMPLETENESS_TOLERANCE,
             culprit=culprit,
             strict=self.strict,
-            stacklevel=5,
+            stacklevel=6,
         )
-        if ops and self.relative_completeness_error_ <= COMPLETENESS_TOLERANCE:
+        if ops and relative <= COMPLETENESS_TOLERANCE:
             warnings.warn(
                 f"DeepExplainer: {culprit}; crossed by their derivative (completeness still "
-                f"holds here: relative error {self.relative_completeness_error_:.2g})",
-                stacklevel=4,
+                f"holds here: relative error {relative:.2g})",
+                stacklevel=5,
             )
+        return {
+            "max_completeness_error": float(np.abs(gap).max()) if gap.size else 0.0,
+            "relative_completeness_error": relative,
+            "ops_without_rule": ops,
+        }

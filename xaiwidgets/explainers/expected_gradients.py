@@ -52,9 +52,11 @@ class GradientExplainer(BackgroundMean, GradientBase):
     strict : bool
         Raise instead of warning (default ``False``).
 
-    ``base_values`` are the mean model output over the background; ``standard_errors_``
-    ``(n, h, w, c, o)`` the Monte-Carlo standard errors of the last call; ``params`` record
-    ``relative_completeness_error`` and ``nsamples_for_tolerance``.
+    ``base_values`` are the mean model output over the background; ``params`` record the
+    call's ``relative_completeness_error``, ``nsamples_for_tolerance`` and
+    ``max_standard_error``. ``standard_errors_`` ``(n, h, w, c, o)`` are the Monte-Carlo
+    standard errors of the call that finished last (too large for ``params``; with several
+    threads on one explainer, read them only where one call runs at a time).
     """
 
     method = "expected_gradients"
@@ -81,7 +83,6 @@ class GradientExplainer(BackgroundMean, GradientBase):
         self.tolerance = tolerance_value(tolerance)
         self.strict = bool(strict)
         self.standard_errors_: np.ndarray | None = None
-        self._diagnostics: dict[str, Any] = {}
 
     def params(self) -> dict[str, Any]:
         return {
@@ -91,8 +92,6 @@ class GradientExplainer(BackgroundMean, GradientBase):
             "background": int(len(self.background)),
             "tolerance": self.tolerance,
             "strict": self.strict,
-            "relative_completeness_error": self._diagnostics.get("relative"),
-            "nsamples_for_tolerance": self._diagnostics.get("nsamples_for_tolerance"),
         }
 
     def _explain(
@@ -134,20 +133,22 @@ class GradientExplainer(BackgroundMean, GradientBase):
         squares /= np.float32(ns)
         squares -= np.square(values)
         np.maximum(squares, 0.0, out=squares)
-        self.standard_errors_ = np.sqrt(squares / np.float32(ns), out=squares)
+        standard_errors = np.sqrt(squares / np.float32(ns), out=squares)
+        self.standard_errors_ = standard_errors
         base = self.expected_value[outputs].astype(np.float32)
-        self._check(values, np.take_along_axis(model_outputs, outputs, axis=1), base)
-        return values, base
+        diagnostics = self._check(values, np.take_along_axis(model_outputs, outputs, axis=1), base)
+        diagnostics["max_standard_error"] = float(standard_errors.max()) if values.size else 0.0
+        return values, base, diagnostics
 
-    def _check(self, values: np.ndarray, fx: np.ndarray, base: np.ndarray) -> None:
+    def _check(self, values: np.ndarray, fx: np.ndarray, base: np.ndarray) -> dict[str, Any]:
         gap = completeness_gap(values, fx, base)
         rel = relative_error(gap, fx, base)
         needed = None
         if self.local_smoothing == 0 and np.isfinite(rel) and rel > self.tolerance:
             needed = int(math.ceil(self.nsamples * (rel / self.tolerance) ** 2))
-        self._diagnostics = {"relative": float(rel), "nsamples_for_tolerance": needed}
+        diagnostics = {"relative_completeness_error": float(rel), "nsamples_for_tolerance": needed}
         if self.local_smoothing > 0:
-            return
+            return diagnostics
         check_completeness(
             gap,
             fx,
@@ -156,5 +157,6 @@ class GradientExplainer(BackgroundMean, GradientBase):
             tolerance=self.tolerance,
             culprit=None if needed is None else f"use nsamples >= {needed} to meet it",
             strict=self.strict,
-            stacklevel=5,
+            stacklevel=6,
         )
+        return diagnostics

@@ -214,10 +214,11 @@ class IntegratedGradients(GradientBase):
         Raise :class:`~xaiwidgets.explainers._completeness.IncompleteAttributionError` instead
         of warning (default ``False``).
 
-    ``base_values`` are ``f(x')``; ``completeness_error_`` ``(n, o)`` holds
-    ``f(x) - f(x') - sum(values)`` of the last call. The Explanation's ``params`` record
-    ``max_completeness_error`` (absolute), ``relative_completeness_error``, ``tolerance`` and
-    ``steps_for_tolerance`` (the estimate; ``None`` when the tolerance is met).
+    ``base_values`` are ``f(x')``. The Explanation's ``params`` record, for that call,
+    ``max_completeness_error`` (absolute, the largest ``|f(x) - f(x') - sum(values)|``;
+    every entry is ``predictions[idx] - base_values - values.sum()`` of the Explanation),
+    ``relative_completeness_error``, ``tolerance`` and ``steps_for_tolerance`` (the
+    estimate; ``None`` when the tolerance is met).
     """
 
     method = "integrated_gradients"
@@ -242,11 +243,8 @@ class IntegratedGradients(GradientBase):
         self.baseline = check_baseline(baseline)
         self.tolerance = tolerance_value(tolerance)
         self.strict = bool(strict)
-        self.completeness_error_: np.ndarray | None = None
-        self._diagnostics: dict[str, Any] = {}
 
     def params(self) -> dict[str, Any]:
-        err = self.completeness_error_
         base = self.baseline
         return {
             "steps": self.steps,
@@ -254,9 +252,6 @@ class IntegratedGradients(GradientBase):
             "baseline": float(base) if np.ndim(base) == 0 else "image",
             "tolerance": self.tolerance,
             "strict": self.strict,
-            "max_completeness_error": None if err is None else float(np.abs(err).max()),
-            "relative_completeness_error": self._diagnostics.get("relative"),
-            "steps_for_tolerance": self._diagnostics.get("steps_for_tolerance"),
         }
 
     def _nodes(self, steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -336,14 +331,14 @@ class IntegratedGradients(GradientBase):
         f_base = np.take_along_axis(self.backend.predict(base_img), outputs, axis=1)
         fx = np.take_along_axis(model_outputs, outputs, axis=1)
         gap = completeness_gap(values, fx, f_base)
-        self.completeness_error_ = gap.astype(np.float32)
-        self._check(gap, fx, f_base, node_sums)
-        return values, f_base.astype(np.float32)
+        diagnostics = self._check(gap, fx, f_base, node_sums)
+        return values, f_base.astype(np.float32), diagnostics
 
     def _check(
         self, gap: np.ndarray, fx: np.ndarray, f_base: np.ndarray, node_sums: np.ndarray
-    ) -> None:
-        """Completeness against ``tolerance``; the steps that would meet it in the warning."""
+    ) -> dict[str, Any]:
+        """Completeness against ``tolerance``; the steps that would meet it in the warning.
+        Returns the call's diagnostics (its Explanation's params)."""
         rel = relative_error(gap, fx, f_base)
         needed = None
         if np.isfinite(rel) and rel > self.tolerance:
@@ -353,7 +348,11 @@ class IntegratedGradients(GradientBase):
                 coarse_gap = fx - f_base - np.tensordot(node_sums, wc, axes=([1], [0]))
                 coarse = relative_error(coarse_gap, fx, f_base)
             needed = steps_for_tolerance(self.steps, rel, coarse, self.tolerance)
-        self._diagnostics = {"relative": float(rel), "steps_for_tolerance": needed}
+        diagnostics = {
+            "max_completeness_error": float(np.abs(gap).max()) if gap.size else 0.0,
+            "relative_completeness_error": float(rel),
+            "steps_for_tolerance": needed,
+        }
         check_completeness(
             gap,
             fx,
@@ -364,5 +363,6 @@ class IntegratedGradients(GradientBase):
             if needed is None
             else f"about steps={needed} would meet it (from the error's decay)",
             strict=self.strict,
-            stacklevel=5,
+            stacklevel=6,
         )
+        return diagnostics

@@ -92,7 +92,8 @@ class PartitionExplainer(Explainer):
     Calling it: ``explainer(images, outputs="top5")`` (see
     :meth:`~xaiwidgets.explainers.base.Explainer.__call__`; ``max_evals=`` may also be given
     there) -> :class:`~xaiwidgets.Explanation` with values ``(n, h, w, c, o)`` and
-    ``base_values = f(fully masked)``.
+    ``base_values = f(fully masked)``; its ``params["evaluations"]`` are the distinct model
+    evaluations the call spent per image (a list in image order).
     """
 
     method = "partition"
@@ -112,7 +113,6 @@ class PartitionExplainer(Explainer):
         self.masker = Masker.parse(masker)
         self.max_evals = _check_int(max_evals, "max_evals", 3)
         self.round_size = None if round_size is None else _check_int(round_size, "round_size", 2)
-        self.last_evaluations: np.ndarray | None = None
         self._capped: int | None = None  # set on the per-call copy when max_evals is capped
 
     def params(self) -> dict[str, Any]:
@@ -205,13 +205,13 @@ class PartitionExplainer(Explainer):
             sel = outputs[img]
             delta = (f[hi[:, None], sel] - f[lo[:, None], sel]) * wt[:, None]
             np.add.at(node_values, (img, node), delta)
-        self.last_evaluations = ev.evaluations.copy()
         pixels = tree.spread_to_pixels(node_values.transpose(1, 0, 2))  # (h, w, n, o)
         values = np.moveaxis(pixels, 2, 0)[:, :, :, None, :] / c
         values = np.broadcast_to(values, (n, h, w, c, outputs.shape[1]))
         base = ev.outputs[np.asarray(base_h)[:, None], outputs]
         totals = ev.outputs[np.asarray(full_h)[:, None], outputs] - base
-        return to_float32_exact_sums(values, totals), base.astype(np.float32)
+        call = {"evaluations": ev.evaluations.tolist()}
+        return to_float32_exact_sums(values, totals), base.astype(np.float32), call
 
     @staticmethod
     def _push_children(split, f, outputs, heaps, left, right, order):
@@ -253,14 +253,12 @@ class PartitionExplainer(Explainer):
 
 def _call_on_copy(explainer, minimum, images, outputs, max_evals, **kwargs):
     """Run ``explainer`` on a shallow copy (with ``max_evals`` if given), so that what one
-    call sets (a capped budget) stays with that call; ``last_*`` diagnostics are copied back."""
+    call sets (a capped budget) stays with that call."""
     other = copy.copy(explainer)
     other._capped = None
     if max_evals is not None:
         other.max_evals = _check_int(max_evals, "max_evals", minimum)
-    result = Explainer.__call__(other, images, outputs, **kwargs)
-    explainer.__dict__.update({k: v for k, v in other.__dict__.items() if k.startswith("last_")})
-    return result
+    return Explainer.__call__(other, images, outputs, **kwargs)
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:

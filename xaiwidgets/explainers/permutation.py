@@ -75,6 +75,10 @@ class PermutationExplainer(Explainer):
     seed : int
         Seed of the orders (each call starts from it: same inputs, same values).
     class_names / output_names, backend_kwargs : as :class:`~xaiwidgets.explainers.PartitionExplainer`.
+
+    Each Explanation's ``params`` also record what its call spent: ``evaluations`` (distinct
+    model evaluations per image, a list in image order) and ``orders`` (the orders averaged,
+    or enumerated for exact values).
     """
 
     method = "permutation"
@@ -98,8 +102,6 @@ class PermutationExplainer(Explainer):
         self.regions = None if regions is None else _check_int(regions, "regions", 2)
         self.hierarchical = bool(hierarchical)
         self.seed = check_seed(seed, allow_none=False)
-        self.last_evaluations: np.ndarray | None = None
-        self.last_orders = 0
         self._capped: int | None = None  # set on the per-call copy when max_evals is capped
 
     def params(self) -> dict[str, Any]:
@@ -173,6 +175,7 @@ class PermutationExplainer(Explainer):
         ev.pin()  # the unmasked and fully masked images stay cached whatever is forgotten
         acc = PathSums(ev, outputs, full_h, base_h, k)
         exact = budget >= usable  # every reachable coalition fits: the exact values
+        orders_used = 0
         if exact and self._n_orders(k) <= _MAX_ENUMERATED_ORDERS:
             orders = self._orders(tree, cut, self._rng(), None)  # every order: exact values
             for start in range(0, len(orders), _ORDERS_PER_CHUNK):
@@ -181,20 +184,20 @@ class PermutationExplainer(Explainer):
             phi = acc.mean()
         elif exact and self.hierarchical:
             phi = self._exact_owen(tree, cut, ev, outputs, full_h, base_h, progress, ctl)
-            self.last_orders = self._n_orders(k)
+            orders_used = self._n_orders(k)
         elif exact and k <= _MAX_SUBSET_REGIONS:
             phi = self._exact_shapley(k, ev, outputs, progress)
-            self.last_orders = self._n_orders(k)
+            orders_used = self._n_orders(k)
         else:
             phi = self._sample(tree, cut, ev, acc, budget, progress, ctl)
-        self.last_evaluations = ev.evaluations.copy()
         if acc.count:
-            self.last_orders = acc.count
+            orders_used = acc.count
+        call = {"evaluations": ev.evaluations.tolist(), "orders": int(orders_used)}
         per_pixel = phi[:, labels] / sizes[labels][None, :, :, None]  # (n, h, w, o)
         values = np.broadcast_to((per_pixel / c)[:, :, :, None, :], (n, h, w, c, outputs.shape[1]))
         base = ev.outputs[base_h[:, None], outputs]
         totals = ev.outputs[full_h[:, None], outputs] - base
-        return to_float32_exact_sums(values, totals), base.astype(np.float32)
+        return to_float32_exact_sums(values, totals), base.astype(np.float32), call
 
     def _rng(self) -> np.random.Generator:
         return np.random.default_rng(self.seed)
