@@ -8,7 +8,6 @@ executor (their images out, their attributions back); nothing is kept after it i
 
 from __future__ import annotations
 
-import copy
 import threading
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from typing import Any
@@ -61,19 +60,11 @@ class _Progress:
 
 
 def settings_of(explainer: Any) -> dict[str, Any]:
-    """The explainer's ``params()`` without the diagnostics of its last call: computed on a
-    copy whose attributes ending in ``_`` (sklearn's convention for what a call learnt, as
-    ``completeness_error_``) are ``None`` and whose ``_diagnostics`` is empty."""
+    """The explainer's settings, ``params()`` (an explainer keeps nothing of a call: its
+    diagnostics go into each result's params), without the ``None`` entries."""
     if not callable(getattr(explainer, "params", None)):
         return {}
-    clean = copy.copy(explainer)
-    for name in list(vars(clean)):
-        if name.endswith("_") and not name.startswith("__"):
-            setattr(clean, name, None)
-    if isinstance(getattr(clean, "_diagnostics", None), dict):
-        clean._diagnostics = {}
-    params = clean.params()
-    return {k: v for k, v in params.items() if v is not None}
+    return {k: v for k, v in explainer.params().items() if v is not None}
 
 
 def _check_explainer(explainer: Any) -> None:
