@@ -256,7 +256,7 @@ def metric_cases(args) -> None:
     # randomisation test calls its Spearman function once per image and layer)
     from quantus.functions.similarity_func import correlation_spearman
 
-    from xaiwidgets.faithfulness import _spearman
+    from xaiwidgets.faithfulness.randomisation import _spearman
 
     other = np.abs(GradCAM(net, "layer3")(x, outputs=e.output_indices).values)
     ref = np.abs(e.values).reshape(n, -1, 1)

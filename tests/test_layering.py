@@ -1,5 +1,5 @@
 """The layers stay apart: an algorithm (every module of ``xaiwidgets/explainers/`` and
-``xaiwidgets/faithfulness.py``) reaches a model only through the backend protocol
+``xaiwidgets/faithfulness/``) reaches a model only through the backend protocol
 (``xaiwidgets.backends``: ``wrap``, ``Backend`` and the public ``base`` helpers). Read from the
 source (AST), every import counts, also one inside a function:
 
@@ -27,7 +27,9 @@ KNOWN_EXCEPTIONS: dict[str, str] = {}
 
 
 def algorithm_modules() -> list[Path]:
-    return sorted((PACKAGE / "explainers").glob("*.py")) + [PACKAGE / "faithfulness.py"]
+    return sorted((PACKAGE / "explainers").glob("*.py")) + sorted(
+        (PACKAGE / "faithfulness").glob("*.py")
+    )
 
 
 def _module_name(path: Path) -> str:

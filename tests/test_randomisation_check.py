@@ -99,7 +99,7 @@ def test_models_that_cannot_be_randomised_are_refused():
 
 
 def test_a_map_that_ranks_nothing_cannot_pass_and_a_vanished_one_changed():
-    from xaiwidgets.faithfulness import _spearman
+    from xaiwidgets.faithfulness.randomisation import _spearman
 
     rng = np.random.default_rng(3)
     varied = rng.normal(size=(1, 9, 1))
@@ -117,7 +117,7 @@ def test_shared_zeros_do_not_inflate_the_similarity():
     ours is scipy's Spearman."""
     from scipy.stats import spearmanr
 
-    from xaiwidgets.faithfulness import _spearman
+    from xaiwidgets.faithfulness.randomisation import _spearman
 
     rng = np.random.default_rng(4)
     p, live = 2000, 200

@@ -1,4 +1,4 @@
-"""ExplainerComparison on the Python side: the scores are faithfulness.py's own numbers, bad
+"""ExplainerComparison on the Python side: the scores are xaiwidgets.faithfulness's own numbers, bad
 input is named, a failing explainer shows its error in its column while the others are drawn,
 and a newer request supersedes an older one (cancelled, never drawn).
 

@@ -2,7 +2,7 @@
 
 A backend wraps one model of one framework. NumPy in, NumPy out; the work happens on the
 framework's own device, in batches. Images are ``float32`` ``(n, h, w, c)``; a backend converts
-to the layout its model needs. Explainers (``xaiwidgets/explainers/``, ``faithfulness.py``)
+to the layout its model needs. Explainers (``xaiwidgets/explainers/``, ``faithfulness/``)
 use a backend through these methods only, never a framework or a backend's private module
 (``tests/test_layering.py`` enforces it).
 
