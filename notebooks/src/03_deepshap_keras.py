@@ -138,7 +138,7 @@ print("expected gradients, sum vs f(x) - E f(bg):")
 for i in range(len(x)):
     print(f"  image {i}: {eg_sums[i]:7.3f} vs {target[i, pred[i]]:7.3f}")
 print("integrated gradients, largest |sum - (f(x) - f(black))|:",
-      f"{integrated.params()['max_completeness_error']:.1e}")
+      f"{integrated_grads.params['max_completeness_error']:.1e}")
 
 # %% [markdown]
 # Side by side: one row per digit, one column per method, all three maps of the predicted
