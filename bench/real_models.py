@@ -213,9 +213,23 @@ def case(framework: str, name: str, method: str, args) -> dict:
         else:
             import shap
 
-            fns["shap"] = lambda: shap.DeepExplainer(net, bg).shap_values(
-                x, ranked_outputs=k, check_additivity=False
-            )
+            def shap_deep_keras():
+                # shap's TF DeepExplainer overrides op gradients in TF's global registry and
+                # leaves them there when it raises; restore them so that later calls (ours,
+                # the floor, the next architecture) run on TF's own gradients
+                from tensorflow.python.framework import ops
+
+                registry = ops._gradient_registry._registry
+                saved = {op: dict(entry) for op, entry in registry.items()}
+                try:
+                    return shap.DeepExplainer(net, bg).shap_values(
+                        x, ranked_outputs=k, check_additivity=False
+                    )
+                finally:
+                    registry.clear()
+                    registry.update(saved)
+
+            fns["shap"] = shap_deep_keras
     elif method == "ig":
         steps = args.steps
         ours = IntegratedGradients(net, baseline=0.0, steps=steps, batch_size=ours_batch)
