@@ -85,3 +85,13 @@ def output_matrix(outputs: Any, n: int) -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"outputs: expected integer class indices, got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def check_output_range(idx: np.ndarray, k: int) -> np.ndarray:
+    """``idx`` (requested class indices, any shape) when every index is in ``0..k-1`` for a
+    model with ``k`` outputs; ValueError naming the range otherwise."""
+    if idx.size and (idx.min() < 0 or idx.max() >= k):
+        raise ValueError(
+            f"outputs: class indices must be in 0..{k - 1}, got {idx.min()}..{idx.max()}"
+        )
+    return idx

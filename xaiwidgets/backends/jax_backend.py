@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._arrays import as_image_batch, batches
+from ._checks import check_output_range
 from ._jax_models import keras_apply, keras_values, resolve_model
 from ._layout import (
     OUTPUT_GROUP,
@@ -296,12 +297,7 @@ class JaxBackend(BaseBackend):
         requested output (``(o,)`` or ``(n, o)``): one compiled call per batch of images and
         group of up to ``OUTPUT_GROUP`` (16) outputs (forward, then ``vmap`` of the VJP)."""
         x = as_image_batch(x)
-        idx = output_matrix(outputs, len(x))
-        k = self._n_outputs(x)
-        if idx.min() < 0 or idx.max() >= k:
-            raise ValueError(
-                f"outputs: class indices must be in 0..{k - 1}, got {idx.min()}..{idx.max()}"
-            )
+        idx = check_output_range(output_matrix(outputs, len(x)), self._n_outputs(x))
         o = idx.shape[1]
         res = np.empty(x.shape + (o,), np.float32)
         rows = self.grad_rows(x.shape[1:], idx.shape[1])

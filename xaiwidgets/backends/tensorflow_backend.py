@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._arrays import as_image_batch, batches
+from ._checks import check_output_range
 from ._layout import (
     OUTPUT_GROUP,
     as_nhwc_float32,
@@ -243,12 +244,7 @@ class TensorFlowBackend(BaseBackend):
         group of up to ``OUTPUT_GROUP`` (16) outputs (forward, then a backward pass vectorised
         over the group's one-hot cotangents)."""
         x = as_image_batch(x)
-        idx = output_matrix(outputs, len(x))
-        k = self._n_outputs(x)
-        if idx.min() < 0 or idx.max() >= k:
-            raise ValueError(
-                f"outputs: class indices must be in 0..{k - 1}, got {idx.min()}..{idx.max()}"
-            )
+        idx = check_output_range(output_matrix(outputs, len(x)), self._n_outputs(x))
         fn = self._fns_for(x)["grad"]
         res = np.empty(x.shape + (idx.shape[1],), np.float32)
         rows = self.grad_rows(x.shape[1:], idx.shape[1])
