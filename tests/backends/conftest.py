@@ -83,7 +83,7 @@ def _torch_case() -> Case:
 def _keras_case() -> Case:
     tf = pytest.importorskip("tensorflow")
     pytest.importorskip("keras")
-    from xaiwidgets.backends.tensorflow_backend import KerasBackend
+    from xaiwidgets.backends.keras_backend import KerasBackend
 
     model = models.keras_cnn()
     model64 = models.keras_float64_copy(model)

@@ -19,7 +19,8 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 from xaiwidgets.backends import wrap  # noqa: E402
-from xaiwidgets.backends.tensorflow_backend import KerasBackend, TensorFlowBackend  # noqa: E402
+from xaiwidgets.backends.keras_backend import KerasBackend  # noqa: E402
+from xaiwidgets.backends.tensorflow_backend import TensorFlowBackend  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -145,7 +146,7 @@ def test_keras_on_jax_routes_to_jax_backend():
         from tests.backends import models
         from xaiwidgets.backends import wrap
         from xaiwidgets.backends.jax_backend import JaxBackend
-        from xaiwidgets.backends.tensorflow_backend import KerasBackend
+        from xaiwidgets.backends.keras_backend import KerasBackend
 
         m = models.keras_cnn()
         b = wrap(m)

@@ -113,7 +113,7 @@ def wrap(model: Any, **kwargs: Any) -> Backend:
 
                 kwargs.setdefault("channels_first", False)
                 return TorchBackend(model, **kwargs)
-            from .tensorflow_backend import KerasBackend
+            from .keras_backend import KerasBackend
 
             return KerasBackend(model, **kwargs)
         if framework == "torch" or (framework is None and "torch" in roots):

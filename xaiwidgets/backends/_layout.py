@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import check_output_range
+
 #: Smallest padded batch of a compiled (fixed-shape) backend.
 MIN_BUCKET = 8
 
@@ -79,10 +81,7 @@ def output_groups(n_outputs: int) -> list[slice]:
 def one_hot_stack(idx: np.ndarray, k: int) -> np.ndarray:
     """``(o, n, k)`` float32 cotangents: ``[j, i, idx[i, j]] = 1`` (one per requested output)."""
     n, o = idx.shape
-    if idx.size and (idx.min() < 0 or idx.max() >= k):
-        raise ValueError(
-            f"outputs: class indices must be in 0..{k - 1}, got {idx.min()}..{idx.max()}"
-        )
+    check_output_range(idx, k)
     cot = np.zeros((o, n, k), np.float32)
     cot[np.arange(o)[:, None], np.arange(n)[None, :], idx.T] = 1.0
     return cot

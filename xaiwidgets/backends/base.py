@@ -45,7 +45,7 @@ Optional capabilities (a backend without them lacks the attribute):
 Every backend checks what the model gives back: NaN or infinite outputs (of
 ``predict``, ``vjp``) or gradients (``vjp``, ``grad``, ``deeplift``) raise
 :class:`NonFiniteOutputError` (a ``ValueError``) naming the images concerned, instead of
-attributions that are silently all NaN.
+attributions that are silently all NaN (the checks live in :mod:`._checks`, re-exported here).
 """
 
 from __future__ import annotations
@@ -67,59 +67,28 @@ from .._budget import (
     forward_rows_per_call,
     rows_per_call,
 )
+from ._checks import (
+    BatchMemoryError,
+    NonFiniteOutputError,
+    check_finite,
+    checked_vjp,
+    is_out_of_memory,
+    output_matrix,
+    rows_text,
+)
 
-_OOM_MARKERS = ("out of memory", "resource_exhausted", "resourceexhausted", "outofmemory")
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is a framework's (or NumPy's) out-of-memory error."""
-    if isinstance(exc, MemoryError):
-        return True
-    text = f"{type(exc).__name__} {exc}".lower()
-    return any(m in text for m in _OOM_MARKERS)
-
-
-class NonFiniteOutputError(ValueError):
-    """The model (or its gradient) gave NaN or infinite values; ``rows`` are the indices of the
-    images concerned, in the array the backend was called with."""
-
-    def __init__(self, message: str, rows: np.ndarray):
-        super().__init__(message)
-        self.rows = np.asarray(rows, np.int64)
-
-
-def rows_text(rows: np.ndarray, limit: int = 10) -> str:
-    """Image indices for an error message: ``[3, 7, ... (12 in all)]``, at most ``limit``."""
-    shown = ", ".join(str(int(r)) for r in rows[:limit])
-    more = f", ... ({len(rows)} in all)" if len(rows) > limit else ""
-    return f"[{shown}{more}]"
-
-
-def check_finite(values: np.ndarray, what: str = "outputs", offset: int = 0) -> np.ndarray:
-    """Raise :class:`NonFiniteOutputError` when ``values`` (rows = images, any trailing shape)
-    hold a NaN or an infinity; ``offset`` is added to the row numbers (the batch's first image).
-    Returns ``values``. ``what`` says what was checked ("outputs", "gradients", ...)."""
-    arr = np.asarray(values)
-    if arr.size == 0 or not np.issubdtype(arr.dtype, np.inexact):
-        return values
-    if np.isfinite(arr).all():
-        return values
-    bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
-    rows = np.flatnonzero(bad) + int(offset)
-    kind = "NaN" if np.isnan(arr).any() else "infinite"
-    if kind == "NaN" and np.isinf(arr).any():
-        kind = "NaN and infinite"
-    raise NonFiniteOutputError(
-        f"the model's {what} are {kind} for image(s) {rows_text(rows)}: a NaN or infinity in "
-        "the model (a division by zero, a log of 0, an overflow) or in these images would make "
-        "every attribution NaN. Check the model on these images",
-        rows,
-    )
-
-
-def checked_vjp(outputs: np.ndarray, grads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(outputs, grads)`` of a ``vjp``, both checked by :func:`check_finite`."""
-    return check_finite(outputs), check_finite(grads, "gradients")
+__all__ = [  # the protocol, the shared base class, and the boundary checks of `_checks`
+    "Backend",
+    "BaseBackend",
+    "LayerAccess",
+    "NonFiniteOutputError",
+    "WeightRandomization",
+    "check_finite",
+    "checked_vjp",
+    "is_out_of_memory",
+    "output_matrix",
+    "rows_text",
+]
 
 
 @runtime_checkable
@@ -307,10 +276,10 @@ class BaseBackend:
         try:
             yield
         except Exception as exc:
-            if not is_out_of_memory(exc) or isinstance(exc, _BatchMemoryError):
+            if not is_out_of_memory(exc) or isinstance(exc, BatchMemoryError):
                 raise
             smaller = max(1, int(rows) // 4)
-            raise _BatchMemoryError(
+            raise BatchMemoryError(
                 f"the model ran out of memory on a batch of {rows} images of shape "
                 f"{tuple(image_shape)}: pass a smaller batch_size= to the explainer or to "
                 f"wrap() (e.g. batch_size={smaller}), or a smaller memory_budget= (now "
@@ -411,24 +380,3 @@ class BaseBackend:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(batch_size={self.batch_size})"
-
-
-class _BatchMemoryError(MemoryError):
-    """Out of memory in a model call, with the batch size to lower (raised once, not
-    re-wrapped by an enclosing call)."""
-
-
-def output_matrix(outputs: Any, n: int) -> np.ndarray:
-    """Requested outputs as an ``(n, o)`` int64 matrix (``(o,)`` is broadcast to every image)."""
-    arr = np.asarray(outputs)
-    if arr.ndim == 0:
-        arr = arr[None]
-    if arr.ndim == 1:
-        arr = np.broadcast_to(arr, (n, arr.shape[0]))
-    if arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] == 0:
-        raise ValueError(
-            f"outputs: expected (o,) or (n={n}, o) class indices, got shape {arr.shape}"
-        )
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"outputs: expected integer class indices, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=np.int64)

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from .._arrays import as_image_batch, batches
+from ._checks import check_output_range
+from ._jax_models import keras_apply, keras_values, resolve_model
 from ._layout import (
     OUTPUT_GROUP,
     as_nhwc_float32,
@@ -124,74 +126,23 @@ class JaxBackend(BaseBackend):
                     "params=..."
                 )
             model, params = model
-        self.module: Any = None
-        self.is_nnx = False
         self._keras_model: Any = None
-        self.params = params
-        apply = self._resolve(model, params)
-        self._init_compiled(apply)
+        resolved = resolve_model(model, params, self.call_kwargs)
+        self.module, self.params, self.is_nnx = resolved.module, resolved.params, resolved.is_nnx
+        if resolved.is_nnx:
+            self.nnx_graphdef = resolved.graphdef
+        self._init_compiled(resolved.apply)
 
     # -- construction --------------------------------------------------------------
-    def _resolve(self, model: Any, params: Any) -> Callable[[Any, Any], Any]:
-        """The pure ``apply(params, x)`` for ``model``; sets ``module``/``params``/``is_nnx``."""
-        kw = self.call_kwargs
-        roots = {(c.__module__ or "").split(".")[0] for c in type(model).__mro__}
-        if "flax" in roots:
-            from flax import linen, nnx
-
-            if isinstance(model, nnx.Module):
-                if params is not None:
-                    raise TypeError("JaxBackend: an NNX module carries its state; drop params=")
-                graphdef, state = nnx.split(model)
-                self.module, self.is_nnx, self.params = model, True, state
-                self.nnx_graphdef = graphdef
-
-                def apply_nnx(state: Any, x: Any) -> Any:
-                    m = nnx.merge(graphdef, state)
-                    m.eval()
-                    return m(x, **kw)
-
-                return apply_nnx
-            if isinstance(model, linen.Module):
-                if params is None:
-                    raise TypeError(
-                        "JaxBackend: a Flax linen module needs its variables: "
-                        "wrap(module, params=module.init(...)) or wrap((module, variables))"
-                    )
-                if isinstance(params, Mapping) and "params" not in params:
-                    params = {"params": params}
-                self.module, self.params = model, params
-                return lambda variables, x: model.apply(variables, x, **kw)
-        if not callable(model):
-            raise TypeError(
-                "JaxBackend: expected a Flax linen module with params, a Flax NNX module, a "
-                f"(module, params) pair or a jax function, got {type(model).__name__}"
-            )
-        if params is None:
-            return lambda _, x: model(x, **kw)
-        return lambda p, x: model(p, x, **kw)
-
     @classmethod
     def from_keras(cls, model: Any, **kwargs: Any) -> JaxBackend:
         """A Keras 3 model on the JAX Keras backend, called statelessly
         (``model.stateless_call(trainable, non_trainable, x, training=False)``) on the
         variables' values read at each call: Keras' own ``fit``/``predict`` donate the
         buffers of the values they replace, so values read once at wrap time would be deleted
-        arrays after the user's next ``model.predict`` (and stale after training)."""
-        if not getattr(model, "built", True):
-            raise ValueError(
-                "the Keras model is not built yet: call it once on a batch (or give it an "
-                "Input layer) before explaining it"
-            )
-        params = (
-            [v.value for v in model.trainable_variables],
-            [v.value for v in model.non_trainable_variables],
-        )
-
-        def apply_keras(p: Any, x: Any) -> Any:
-            return model.stateless_call(p[0], p[1], x, training=False)[0]
-
-        backend = cls(apply_keras, params, **kwargs)
+        arrays after the user's next ``model.predict`` (and stale after training); see
+        :func:`._jax_models.keras_apply`."""
+        backend = cls(keras_apply(model), keras_values(model), **kwargs)
         backend.module = backend._keras_model = model
         return backend
 
@@ -199,12 +150,8 @@ class JaxBackend(BaseBackend):
     def params(self) -> Any:
         """The parameter pytree passed to the compiled functions (see the class docstring);
         for a Keras model, its variables' current values."""
-        model = self._keras_model
-        if model is not None:
-            return (
-                [v.value for v in model.trainable_variables],
-                [v.value for v in model.non_trainable_variables],
-            )
+        if self._keras_model is not None:
+            return keras_values(self._keras_model)
         return self._params
 
     @params.setter
@@ -350,12 +297,7 @@ class JaxBackend(BaseBackend):
         requested output (``(o,)`` or ``(n, o)``): one compiled call per batch of images and
         group of up to ``OUTPUT_GROUP`` (16) outputs (forward, then ``vmap`` of the VJP)."""
         x = as_image_batch(x)
-        idx = output_matrix(outputs, len(x))
-        k = self._n_outputs(x)
-        if idx.min() < 0 or idx.max() >= k:
-            raise ValueError(
-                f"outputs: class indices must be in 0..{k - 1}, got {idx.min()}..{idx.max()}"
-            )
+        idx = check_output_range(output_matrix(outputs, len(x)), self._n_outputs(x))
         o = idx.shape[1]
         res = np.empty(x.shape + (o,), np.float32)
         rows = self.grad_rows(x.shape[1:], idx.shape[1])

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._arrays import as_image_batch, batches, to_numpy
+from ._checks import check_output_range
 from ._layout import check_cotangent
 from .base import BaseBackend, check_finite, checked_vjp, output_matrix
 
@@ -101,10 +102,7 @@ class NumpyBackend(BaseBackend):
         x = as_image_batch(x)
         idx = output_matrix(outputs, len(x))
         k = self.predict(x[:1]).shape[1]
-        if idx.min() < 0 or idx.max() >= k:
-            raise ValueError(
-                f"outputs: class indices must be in 0..{k - 1}, got {idx.min()}..{idx.max()}"
-            )
+        check_output_range(idx, k)
         out = np.empty(x.shape + (idx.shape[1],), np.float32)
         for j in range(idx.shape[1]):
             cot = np.zeros((len(x), k), np.float32)

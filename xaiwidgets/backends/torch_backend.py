@@ -5,9 +5,8 @@ Imported lazily by :func:`xaiwidgets.backends.wrap`; importing this module impor
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import numpy as np
@@ -32,77 +31,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 from ._array_ops import FlatOutputs  # noqa: E402
 from ._array_ops_torch import ARRAY_OPS  # noqa: E402
 from ._torch_conv_grad import ThinConvInputGrad  # noqa: E402 (needs torch)
-
-
-def _module_device(model: Any) -> torch.device:
-    """The device of the model's first parameter (or buffer); CPU for a parameterless model."""
-    for getter in ("parameters", "buffers"):
-        for tensor in getattr(model, getter, lambda: ())():
-            return tensor.device
-    return torch.device("cpu")
-
-
-def _module_dtype(model: Any) -> torch.dtype:
-    """The dtype of the model's first floating parameter; float32 when it has none."""
-    for p in getattr(model, "parameters", lambda: ())():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.float32
-
-
-class _EvalSwitch:
-    """Eval mode and frozen parameters for one model, with what to restore."""
-
-    def __init__(self, model: Any):
-        self.users = 0
-        modules = list(model.modules()) if hasattr(model, "modules") else []
-        self.params = [
-            p for m in modules for p in vars(m).get("_parameters", {}).values() if p is not None
-        ]
-        self.modules = modules
-        self.flags = [m.training for m in modules]
-        self.needs = [p.requires_grad for p in self.params]
-        for m in modules:
-            _set_training(m, False)
-        for p in self.params:
-            p.requires_grad_(False)
-
-    def restore(self) -> None:
-        for m, flag in zip(self.modules, self.flags):
-            _set_training(m, flag)
-        for p, need in zip(self.params, self.needs):
-            p.requires_grad_(need)
-
-
-_EVAL_LOCK = threading.Lock()
-_EVAL_STATE: dict[int, _EvalSwitch] = {}
-
-
-def _set_training(module: Any, flag: bool) -> None:
-    """``module.training = flag``; a plain attribute write for ordinary modules
-    (``Module.__setattr__`` costs more than the rest of a small CEM step), the module's own
-    ``__setattr__`` for the others (TorchScript keeps the flag in C++)."""
-    if type(module).__setattr__ is torch.nn.Module.__setattr__:
-        vars(module)["training"] = flag
-    else:
-        module.training = flag
-
-
-def _output_tensor(out: Any) -> torch.Tensor:
-    """The class-score tensor of a model output: a tensor, the first entry of a tuple/list, or
-    the ``logits`` of a dict / output object (as Hugging Face models return)."""
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        return out[0]
-    if isinstance(out, dict) and isinstance(out.get("logits"), torch.Tensor):
-        return out["logits"]
-    if isinstance(getattr(out, "logits", None), torch.Tensor):
-        return out.logits
-    raise TypeError(
-        f"the torch model returned a {type(out).__name__}; expected a tensor (n, k) of class "
-        "scores (or a tuple / dict / output object holding one as its first entry or 'logits')"
-    )
+from ._torch_model import model_eval_mode, module_device, module_dtype, output_tensor  # noqa: E402
 
 
 class TorchBackend(BaseBackend):
@@ -173,8 +102,8 @@ class TorchBackend(BaseBackend):
         super().__init__(batch_size=batch_size, memory_budget=memory_budget)
         self.model = model
         self.channels_first = bool(channels_first)
-        self.device = torch.device(device) if device is not None else _module_device(model)
-        self.dtype = _module_dtype(model)
+        self.device = torch.device(device) if device is not None else module_device(model)
+        self.dtype = module_dtype(model)
 
     # -- layout ------------------------------------------------------------------
     def to_framework(self, x: Any) -> torch.Tensor:
@@ -192,8 +121,7 @@ class TorchBackend(BaseBackend):
         arr = t.detach().to("cpu", torch.float32).numpy()
         return nchw_to_nhwc(arr) if self.channels_first else arr
 
-    @contextmanager
-    def eval_mode(self) -> Iterator[None]:
+    def eval_mode(self) -> AbstractContextManager[None]:
         """The model read-only while it is explained: every module in eval mode and every
         parameter with ``requires_grad=False`` (autograd then skips the weight gradients, about
         a fifth of a convolutional network's backward pass); each module's flag and each
@@ -201,23 +129,10 @@ class TorchBackend(BaseBackend):
 
         Calls overlapping on one model (nested, or on several threads) share one switch: the
         first to enter saves and sets the flags, the last to leave restores them."""
-        key = id(self.model)
-        with _EVAL_LOCK:
-            state = _EVAL_STATE.get(key)
-            if state is None:
-                state = _EVAL_STATE[key] = _EvalSwitch(self.model)
-            state.users += 1
-        try:
-            yield
-        finally:
-            with _EVAL_LOCK:
-                state.users -= 1
-                if state.users == 0:
-                    state.restore()
-                    del _EVAL_STATE[key]
+        return model_eval_mode(self.model)
 
     def _call(self, xt: torch.Tensor) -> torch.Tensor:
-        out = _output_tensor(self.model(xt))
+        out = output_tensor(self.model(xt))
         if out.ndim != 2 or out.shape[0] != xt.shape[0]:
             raise ValueError(
                 f"the model returned shape {tuple(out.shape)} for {xt.shape[0]} images; "
