@@ -44,7 +44,7 @@ def make_explanation() -> Explanation:
     return Explanation(
         values=values, data=X, output_indices=np.tile([2, 0], (6, 1)), class_names=list("abc"),
         probabilities=_softmax(model(X)), labels=[0, 1, 2, 0, 1, 2], method="test",
-        params={"alpha": 0.5},
+        params={"alpha": 0.5}, standard_errors=np.abs(values) / 10,
     )  # fmt: skip
 
 

@@ -12,6 +12,9 @@ Shapes (n images of h x w x c, o explained outputs per image, k model outputs):
 - ``probabilities``  ``(n, k)`` softmax of the model's outputs (for label rows) or ``None``
 - ``labels``         ``(n,)`` true labels, when known, or ``None``
 - ``method``/``params`` the explainer and its parameters (JSON-serialisable)
+- ``standard_errors`` ``(n, h, w, c, o)`` float32 Monte-Carlo standard error of each value
+                     (expected gradients), or ``None`` for a method that is not a sampled
+                     estimate
 
 For additive methods, ``values[i, ..., j].sum() + base_values[i, j]`` equals the model's
 output ``j`` on image ``i`` (efficiency / completeness).
@@ -38,6 +41,7 @@ _ARRAYS = (
     "predictions",
     "probabilities",
     "labels",
+    "standard_errors",
 )
 
 
@@ -63,6 +67,7 @@ class Explanation(Result):
     labels: np.ndarray | None = None
     method: str = ""
     params: dict[str, Any] = field(default_factory=dict)
+    standard_errors: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.values = _floats(self.values, "values")
@@ -83,6 +88,15 @@ class Explanation(Result):
             )
         _check_finite(self.values, "values")
         _check_finite(self.data, "data")
+        if self.standard_errors is not None:
+            se = _check(
+                _floats(self.standard_errors, "standard_errors"), self.values.shape,
+                "standard_errors", np.float32,
+            )  # fmt: skip
+            _check_finite(se, "standard_errors")
+            if (se < 0).any():
+                raise ValueError("standard_errors: expected values >= 0, got a negative one")
+            self.standard_errors = se
         if self.base_values is None:
             self.base_values = np.zeros((n, o), np.float32)
         self.base_values = _check(
@@ -172,9 +186,17 @@ class Explanation(Result):
         def rows(a):
             return None if a is None else a[img]
 
-        values = self.values[img][..., out]
-        if isinstance(out, np.ndarray) and out.ndim == 2:  # per-image output order
-            values = np.take_along_axis(self.values[img], out[:, None, None, None, :], axis=-1)
+        per_image = isinstance(out, np.ndarray) and out.ndim == 2  # per-image output order
+
+        def outputs_of(a):  # values-shaped (n, h, w, c, o) arrays
+            if a is None:
+                return None
+            if per_image:
+                return np.take_along_axis(a[img], out[:, None, None, None, :], axis=-1)
+            return a[img][..., out]
+
+        values = outputs_of(self.values)
+        if per_image:
             base = np.take_along_axis(self.base_values[img], out, axis=1)
             idx = np.take_along_axis(self.output_indices[img], out, axis=1)
         else:
@@ -191,6 +213,7 @@ class Explanation(Result):
             predictions=rows(self.predictions),
             probabilities=rows(self.probabilities),
             labels=rows(self.labels),
+            standard_errors=outputs_of(self.standard_errors),
         )
 
     def top_k(self, k: int) -> Explanation:

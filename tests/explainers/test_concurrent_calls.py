@@ -2,7 +2,8 @@
 ``params`` (and values) are those of its own call, and the model is left as it was.
 
 Nothing of a call is kept on the explainer: what a call finds (the layer it resolved, the
-evaluations it spent, its completeness error) is in its Explanation's ``params``."""
+evaluations it spent, its completeness error) is in its Explanation's ``params``, what it estimates per value (the
+standard errors of expected gradients) in the Explanation itself."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from xaiwidgets.explainers import IntegratedGradients, PartitionExplainer
+from xaiwidgets.explainers import GradientExplainer, IntegratedGradients, PartitionExplainer
 
 
 def _both(fn_a, fn_b):
@@ -130,6 +131,43 @@ def test_integrated_gradients_diagnostics_are_per_call():
             e.params["max_completeness_error"], np.abs(gap).max(), rtol=1e-3, atol=1e-7
         )
     assert not hasattr(ig, "completeness_error_")
+
+
+def test_expected_gradients_standard_errors_are_per_call():
+    torch = pytest.importorskip("torch")
+    barrier = threading.Barrier(2)
+
+    class Meet(torch.nn.Module):
+        """Holds each forward pass until the other thread's is running too."""
+
+        def forward(self, h):
+            try:
+                barrier.wait(timeout=5)
+            except threading.BrokenBarrierError:
+                pass
+            return h
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        Meet(), torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 3, 3), torch.nn.Tanh()
+    )
+    rng = np.random.default_rng(6)
+    bg = rng.random((6, 4, 4, 3), dtype=np.float32)
+    x = rng.random((2, 4, 4, 3), dtype=np.float32)
+    eg = GradientExplainer(net, bg, nsamples=8, tolerance=10.0)
+    barrier.abort()  # alone: no waiting
+    alone_a, alone_b = eg(x, outputs=[0]), eg(3 * x[:1], outputs=[1, 2])
+    barrier.reset()
+    a, b = _both(lambda: eg(x, outputs=[0]), lambda: eg(3 * x[:1], outputs=[1, 2]))
+    barrier.abort()
+    assert a.standard_errors.shape == (2, 4, 4, 3, 1)
+    assert b.standard_errors.shape == (1, 4, 4, 3, 2)
+    for e, alone in ((a, alone_a), (b, alone_b)):
+        np.testing.assert_allclose(e.values, alone.values, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(e.standard_errors, alone.standard_errors, rtol=1e-5, atol=1e-7)
+        assert e.params["max_standard_error"] == pytest.approx(e.standard_errors.max())
+    assert not np.allclose(a.standard_errors.max(), b.standard_errors.max())
+    assert not hasattr(eg, "standard_errors_")
 
 
 def test_keras_layer_wrappers_are_shared_by_threads_and_restored():

@@ -125,7 +125,7 @@ def test_expected_gradients_match_shap(net, digits):
         )
     ranks = np.asarray(ranks)
     ours = explainer(x, outputs=ranks)
-    se_ours = explainer.standard_errors_
+    se_ours = ours.standard_errors
     theirs = np.asarray(sv).transpose(0, 2, 3, 1, 4)
     # shap reports var / sqrt(n) per pixel (one array per output); the mean's variance is var / n
     var = np.moveaxis(np.asarray(var), 0, -1).transpose(0, 2, 3, 1, 4)
@@ -157,7 +157,47 @@ def test_expected_gradients_seed_and_smoothing(net, digits):
     assert a.method == "expected_gradients" and d.params["local_smoothing"] == 0.1
     e = GradientExplainer(net, bg, background_size=5)
     assert len(e.background) == 5
+    assert Saliency(net)(x, outputs=[0]).standard_errors is None  # not a sampled estimate
     with pytest.raises(ValueError, match="nsamples"):
         GradientExplainer(net, bg, nsamples=0)
     with pytest.raises(ValueError, match="local_smoothing"):
         GradientExplainer(net, bg, local_smoothing=-0.5)
+
+
+def test_expected_gradients_standard_errors_are_the_explanations(tmp_path):
+    """On a linear model every sample's term is ``(x - r_s) * w``: the Explanation's
+    ``standard_errors`` are ``sqrt(var_s / nsamples)`` of those terms, sliced with it and
+    saved with it; the explainer keeps none of them."""
+    torch.manual_seed(0)
+    lin = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 3, 3))
+    rng = np.random.default_rng(5)
+    bg = rng.random((7, 4, 4, 3), dtype=np.float32)
+    x = rng.random((2, 4, 4, 3), dtype=np.float32)
+    ns = 12
+    ex = GradientExplainer(lin, bg, nsamples=ns, seed=9, tolerance=10.0)
+    e = ex(x, outputs=[2, 0])
+    grad = Saliency(lin).backend.grad(x, [2, 0])  # (n, h, w, c, o), the same at every point
+    pick = np.random.default_rng(9).integers(len(bg), size=(len(x), ns))
+    terms = (x[:, None] - bg[pick])[..., None] * grad[:, None]  # (n, s, h, w, c, o)
+    np.testing.assert_allclose(e.values, terms.mean(1), rtol=1e-4, atol=1e-6)
+    want = terms.std(axis=1) / np.sqrt(ns)
+    assert e.standard_errors.shape == e.values.shape and e.standard_errors.dtype == np.float32
+    np.testing.assert_allclose(e.standard_errors, want, rtol=1e-3, atol=1e-6)
+    assert want.max() > 1e-3  # the test can fail: the errors are not all ~0
+    assert e.params["max_standard_error"] == pytest.approx(float(want.max()), rel=1e-3)
+    # selected, ranked and reloaded with the values
+    np.testing.assert_array_equal(e[1, ..., [1]].standard_errors, e.standard_errors[1:, ..., 1:])
+    top = e.top_k(1)
+    first = np.take_along_axis(
+        e.standard_errors, np.argsort(-e.output_probabilities, axis=1)[:, None, None, None, :1], -1
+    )
+    np.testing.assert_array_equal(top.standard_errors, first)
+    back = type(e).load(e.save(tmp_path / "eg"))
+    np.testing.assert_array_equal(back.standard_errors, e.standard_errors)
+    with pytest.raises(AttributeError, match=r"removed.*\.standard_errors"):
+        ex.standard_errors_  # noqa: B018
+    assert not hasattr(ex, "standard_errors_")
+    with pytest.raises(ValueError, match="standard_errors: expected shape"):
+        type(e)(values=e.values, data=e.data, standard_errors=e.standard_errors[..., :1])
+    with pytest.raises(ValueError, match="standard_errors: expected values >= 0"):
+        type(e)(values=e.values, data=e.data, standard_errors=-e.standard_errors)

@@ -3,10 +3,13 @@ progress/cancellation, and packing the result into an :class:`~xaiwidgets.Explan
 
 A subclass sets ``method`` and implements
 ``_explain(x, outputs, model_outputs, ctl) -> (values (n,h,w,c,o), base_values (n,o))`` or
-``-> (values, base_values, call_params)``: ``call_params`` is a dict of what this one call
-found (the layer it resolved, the evaluations it spent, its completeness error...), merged
-over :meth:`Explainer.params` into the Explanation's ``params``. Nothing of a call is kept on
-the explainer, so one explainer may run on several threads at once.
+``-> (values, base_values, call_params)`` or ``-> (values, base_values, call_params,
+standard_errors)``: ``call_params`` is a dict of what this one call found (the layer it
+resolved, the evaluations it spent, its completeness error...), merged over
+:meth:`Explainer.params` into the Explanation's ``params``; ``standard_errors`` (values'
+shape) the Monte-Carlo standard error of each value of a sampled estimate, kept as the
+Explanation's ``standard_errors``. Nothing of a call is kept on the explainer, so one
+explainer may run on several threads at once.
 
 An explainer that runs the model's forward pass itself (Grad-CAM: the layer pass gives the
 outputs) overrides :meth:`Explainer._run` instead, choosing the outputs batch by batch with
@@ -91,14 +94,16 @@ def add_true_outputs(idx: np.ndarray, probabilities: np.ndarray, labels: np.ndar
 
 class CallResult(NamedTuple):
     """What one call computed: ``values`` ``(n, h, w, c, o)``, ``base_values`` ``(n, o)``,
-    the model's outputs ``(n, k)``, the explained ``output_indices`` ``(n, o)`` and the
-    call's own ``params`` (merged over :meth:`Explainer.params`)."""
+    the model's outputs ``(n, k)``, the explained ``output_indices`` ``(n, o)``, the
+    call's own ``params`` (merged over :meth:`Explainer.params`) and, for a sampled
+    estimate, the ``standard_errors`` of the values (their shape; else ``None``)."""
 
     values: np.ndarray
     base_values: np.ndarray
     model_outputs: np.ndarray
     output_indices: np.ndarray
     params: dict[str, Any]
+    standard_errors: np.ndarray | None = None
 
 
 def check_top_k(top_k: Any) -> int:
@@ -190,7 +195,8 @@ class Explainer:
     def _explain(
         self, x: np.ndarray, outputs: np.ndarray, model_outputs: np.ndarray, ctl: RunControl
     ) -> tuple[np.ndarray, ...]:
-        """``(values, base_values)`` or ``(values, base_values, call_params)``."""
+        """``(values, base_values)``, ``(values, base_values, call_params)`` or
+        ``(values, base_values, call_params, standard_errors)``."""
         raise NotImplementedError
 
     def _run(self, x: np.ndarray, choice: OutputChoice, ctl: RunControl) -> CallResult:
@@ -202,7 +208,8 @@ class Explainer:
         res = self._explain(x, idx, model_outputs, ctl)
         values, base = res[0], res[1]
         call_params = res[2] if len(res) > 2 else {}
-        return CallResult(values, base, model_outputs, idx, call_params)
+        standard_errors = res[3] if len(res) > 3 else None
+        return CallResult(values, base, model_outputs, idx, call_params, standard_errors)
 
     def __call__(
         self,
@@ -250,4 +257,5 @@ class Explainer:
             labels=y,
             method=self.method,
             params={**self.params(), **res.params},
+            standard_errors=res.standard_errors,
         )

@@ -54,9 +54,9 @@ class GradientExplainer(BackgroundMean, GradientBase):
 
     ``base_values`` are the mean model output over the background; ``params`` record the
     call's ``relative_completeness_error``, ``nsamples_for_tolerance`` and
-    ``max_standard_error``. ``standard_errors_`` ``(n, h, w, c, o)`` are the Monte-Carlo
-    standard errors of the call that finished last (too large for ``params``; with several
-    threads on one explainer, read them only where one call runs at a time).
+    ``max_standard_error``; the Explanation's ``standard_errors`` ``(n, h, w, c, o)`` are the
+    Monte-Carlo standard errors of its values, ``sqrt(var_s(g_s) / nsamples)`` per value
+    (``g_s`` the sample's ``(x̃ - r_s) · ∂f/∂x``). Nothing of a call is kept on the explainer.
     """
 
     method = "expected_gradients"
@@ -82,7 +82,15 @@ class GradientExplainer(BackgroundMean, GradientBase):
         self.background = sample_background(background, background_size, seed)
         self.tolerance = tolerance_value(tolerance)
         self.strict = bool(strict)
-        self.standard_errors_: np.ndarray | None = None
+
+    @property
+    def standard_errors_(self) -> np.ndarray:
+        """Removed: the standard errors are those of one call, in its Explanation."""
+        raise AttributeError(
+            "GradientExplainer.standard_errors_ was removed: the standard errors belong to one "
+            "call (an explainer may run on several threads), read them from its result: "
+            "explainer(images).standard_errors"
+        )
 
     def params(self) -> dict[str, Any]:
         return {
@@ -96,7 +104,7 @@ class GradientExplainer(BackgroundMean, GradientBase):
 
     def _explain(
         self, x: np.ndarray, outputs: np.ndarray, model_outputs: np.ndarray, ctl: RunControl
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any], np.ndarray]:
         bg = self.background
         if bg.shape[1:] != x.shape[1:]:
             raise ValueError(
@@ -134,11 +142,10 @@ class GradientExplainer(BackgroundMean, GradientBase):
         squares -= np.square(values)
         np.maximum(squares, 0.0, out=squares)
         standard_errors = np.sqrt(squares / np.float32(ns), out=squares)
-        self.standard_errors_ = standard_errors
         base = self.expected_value[outputs].astype(np.float32)
         diagnostics = self._check(values, np.take_along_axis(model_outputs, outputs, axis=1), base)
         diagnostics["max_standard_error"] = float(standard_errors.max()) if values.size else 0.0
-        return values, base, diagnostics
+        return values, base, diagnostics, standard_errors
 
     def _check(self, values: np.ndarray, fx: np.ndarray, base: np.ndarray) -> dict[str, Any]:
         gap = completeness_gap(values, fx, base)
