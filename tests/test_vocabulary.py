@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import warnings
 
 import numpy as np
 import pytest
@@ -99,6 +100,31 @@ def test_influence_max_iter_and_y_test_still_work():
         assert explainer.max_iter == 4
     with pytest.raises(TypeError, match="both max_iter= .deprecated. and max_iterations="):
         influence_maps(X, probs, max_iter=3, max_iterations=3)
+
+
+def test_influence_probabilities_as_second_positional_still_work():
+    """``explainer(images, probabilities)`` (before the common convention made the second
+    positional ``outputs``) warns and means ``probabilities=``; class lists are not taken for
+    predictions."""
+    probs = _model().probabilities(X)
+    explainer = InfluenceExplainer(class_names=list("abc"))
+    want = explainer(X, probabilities=probs)
+    with _warns("probabilities="):
+        got = explainer(X, probs)  # (n, k) floats, no model
+    np.testing.assert_array_equal(got.maps, want.maps)
+    labels = probs.argmax(1)
+    with _warns("probabilities="):
+        got = explainer(X, labels)  # (n,) predicted labels, no model
+    np.testing.assert_array_equal(got.maps, explainer(X, probabilities=labels).maps)
+    with_model = InfluenceExplainer(_model())
+    with _warns("probabilities="):
+        got = with_model(X, probs.astype(np.float32))  # floats are never class indices
+    np.testing.assert_allclose(got.maps, want.maps, atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        chosen = with_model(X, [2, 0])  # a class list with a model: the new meaning
+        top = with_model(X, top_k=1)
+    assert chosen.params["outputs"] == [2, 0] and len(top.maps) == 1
 
 
 def test_cem_scores_and_target_still_work():

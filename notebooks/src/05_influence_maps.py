@@ -73,11 +73,20 @@ print(y_pred.shape, np.allclose(y_pred.sum(axis=1), 1, atol=1e-5))
 
 # %%
 explainer = InfluenceExplainer(class_names=MNIST_CLASSES)
-influence = explainer(x_test, y_pred)
+influence = explainer(x_test, probabilities=y_pred)
 influence
 
 # %%
 InfluenceGrid.from_result(influence)
+
+# %% [markdown]
+# As with every explainer, `outputs` chooses what is explained: a list of class indices, or
+# `top_k=3` for the three classes of highest mean predicted probability over the test set
+# (only their maps are computed).
+
+# %%
+top3 = explainer(x_test, top_k=3, probabilities=y_pred)
+print(top3.class_names, top3.maps.shape)
 
 # %% [markdown]
 # Bigger cells, and the map of the 7s opened beside the mean test image (set from Python

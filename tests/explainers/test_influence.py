@@ -252,6 +252,8 @@ def test_input_validation(continuous):
         performance_maps(images, probs.argmax(1)[:10], probs.argmax(1), accuracy_score)
     with pytest.raises(ValueError, match="model"):
         InfluenceExplainer()(images)
+    with pytest.raises(ValueError, match="model"):
+        InfluenceExplainer()(images, top_k=2)
 
 
 def test_rgb_mean_and_separate_channels():
@@ -295,6 +297,71 @@ def test_model_is_optional_and_any_wrapped_model_works(continuous):
     assert acc.base[0] == 1.0
     ll = explainer.performance(images, y, metric=log_loss)  # probabilities for log_loss
     assert ll.base[0] == pytest.approx(log_loss(y, probs), rel=1e-5)
+
+
+def test_outputs_choose_the_classes_of_the_maps(continuous):
+    """The common convention: ``outputs``/``top_k`` choose classes for the whole test set (a
+    map of a class does not depend on the other classes), ``probabilities=`` the predictions."""
+    images, probs = continuous
+    names = list("abcd")
+    ref = influence_maps(images, probs, class_names=names)
+    assert ref.params["outputs"] == [0, 1, 2, 3]
+    explainer = InfluenceExplainer(class_names=names)
+    two = explainer(images, [2, 0], probabilities=probs)
+    assert two.class_names == ["c", "a"] and two.params["outputs"] == [2, 0]
+    assert two.maps.shape == (2, 4, 5)
+    for name in ("maps", "plus", "minus", "base"):
+        np.testing.assert_array_equal(getattr(two, name), getattr(ref, name)[[2, 0]])
+    np.testing.assert_array_equal(two.lambdas, ref.lambdas)  # the same tilts
+    order = np.argsort(-probs.mean(axis=0), kind="stable")[:3]
+    assert sorted(order.tolist()) != order.tolist()  # ranking, not class order, is checked
+    for top in (explainer(images, top_k=3, probabilities=probs),
+                explainer(images, "top3", probabilities=probs),
+                influence_maps(images, probs, top_k=3, class_names=names)):  # fmt: skip
+        assert top.params["outputs"] == order.tolist()
+        assert top.class_names == [names[j] for j in order]
+        np.testing.assert_array_equal(top.maps, ref.maps[order])
+    one = explainer(images, 3, probabilities=probs)
+    assert one.class_names == ["d"] and (one.maps == ref.maps[3:]).all()
+
+
+def test_outputs_labels_and_top_k_are_checked_before_the_model_runs(continuous):
+    images, _ = continuous
+    calls = []
+    weights = np.random.default_rng(8).normal(size=(20, 3))
+
+    def model(x):
+        calls.append(len(x))
+        return x.reshape(len(x), -1) @ weights
+
+    explainer = InfluenceExplainer(model)
+    for kwargs, err, match in (
+        ({"outputs": np.array([[0, 1]] * len(images))}, ValueError, "one per class.*per-image"),
+        ({"outputs": [0, 0]}, ValueError, "distinct class indices"),
+        ({"outputs": [-1]}, ValueError, "class indices must be in 0"),
+        ({"outputs": [0.5, 1.0]}, TypeError, "integer class indices"),
+        ({"outputs": "best3"}, ValueError, "'topK'"),
+        ({"outputs": []}, ValueError, "at least one class"),
+        ({"outputs": True}, TypeError, "bool"),
+        ({"outputs": [0], "top_k": 1}, ValueError, "not both"),
+        ({"top_k": 0}, ValueError, "top_k"),
+        ({"top_k": 1.5}, TypeError, "top_k"),
+        ({"labels": np.zeros(len(images), int)}, ValueError, "labels: .*performance"),
+    ):
+        with pytest.raises(err, match=match):
+            explainer(images, **kwargs)
+    assert calls == []
+    with pytest.raises(ValueError, match=r"class indices must be in 0\.\.2, got 0\.\.3"):
+        explainer(images, [0, 3])  # the class count comes from the model
+    with pytest.raises(ValueError, match="top-k must be between 1 and 3 classes, got 4"):
+        explainer(images, top_k=4)
+    named = InfluenceExplainer(model, class_names=list("xyz"))
+    calls.clear()
+    with pytest.raises(ValueError, match=r"in 0\.\.2"):
+        named(images, [5])  # known from the class names: before the model
+    assert calls == []
+    res = explainer(images, [1])
+    assert res.class_names == ["1"] and res.maps.shape == (1, 4, 5)
 
 
 def test_progress_cancel_and_convergence_warning(continuous):

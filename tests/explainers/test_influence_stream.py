@@ -71,6 +71,13 @@ def test_zarr_matches_in_memory():
     assert np.abs(ref.maps).max() > 0.05  # the maps are not trivially 0
     one = influence_maps(_zarr(images, 1200), probs, batch_size=len(images))  # one chunk
     _assert_same(ref, one)
+    # outputs / top_k: the streamed run keeps the maps of the chosen classes
+    for kw in ({"top_k": 2}, {"outputs": [3, 1]}):
+        top = influence_maps(images, probs, **kw)
+        _assert_same(top, influence_maps(_zarr(images, 250), probs, batch_size=300, **kw))
+        assert top.params["outputs"] == (kw.get("outputs") or np.argsort(-ref.base)[:2].tolist())
+    with pytest.raises(ValueError, match=r"in 0\.\.3"):
+        influence_maps(_zarr(images, 250), probs, outputs=[4])
 
 
 def test_dask_matches_zarr_bitwise_and_labels_and_rgb():

@@ -10,9 +10,10 @@ from .cem import CEMExplainer
 from .classification import MetricsReport, metrics_from_model, metrics_report
 from .deep import DeepExplainer
 from .gradients import GradientExplainer, IntegratedGradients, Saliency, SmoothGrad
-from .influence import InfluenceExplainer, influence_maps, performance_maps
+from .influence import InfluenceExplainer, influence_maps
 from .occlusion import Occlusion
 from .partition import PartitionExplainer
+from .performance import performance_maps
 from .permutation import PermutationExplainer
 
 __all__ = [

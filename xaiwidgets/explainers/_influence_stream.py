@@ -3,6 +3,7 @@ executor): the input checks and the result; the passes are in :mod:`._tilt_strea
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -10,11 +11,11 @@ import numpy as np
 
 from .._arrays import as_images, to_numpy
 from .._progress import RunControl
+from ._influence_inputs import check_channels, choose_classes, class_names_of
 from ._influence_result import InfluenceResult, pack_result
 from ._tilt_chunks import SampleSource, _read, is_streamed
 from ._tilt_stream import resolve_layout, stream_tilt_features
 from .classification import metric_name
-from .influence import _names
 
 
 def _per_sample(arr: Any, n: int, name: str) -> Any:
@@ -66,6 +67,8 @@ def _fshape(hwc: tuple[int, int, int], channels: str) -> tuple[int, ...]:
 def streamed_influence(
     images: Any,
     probabilities: Any,
+    outputs: Any,
+    top_k: int | None,
     alpha: float,
     channels: str,
     class_names: list[str] | None,
@@ -78,9 +81,9 @@ def streamed_influence(
     executor: Any,
 ) -> InfluenceResult:
     """:func:`~.influence.influence_maps` streamed (arguments checked there, but for the
-    arrays)."""
-    if channels not in ("mean", "separate"):
-        raise ValueError(f"channels: expected 'mean' or 'separate', got {channels!r}")
+    arrays and ``outputs``). Every class is reweighted in the passes (the mean probabilities
+    that rank ``"topK"`` are known only after them); the chosen maps are kept."""
+    check_channels(channels)
     images, layout, n, hwc = _images(images, layout)
     probs = _per_sample(probabilities, n, "probabilities")
     labels = probs.ndim == 1
@@ -93,17 +96,26 @@ def streamed_influence(
         k = len(class_names) if class_names is not None else _label_count(probs, n)
     else:
         k = int(probs.shape[1])
-    names = _names(class_names, k)
+    names = class_names_of(class_names, k)
+    choose_classes(outputs, top_k, np.zeros(k))  # checked before the passes
     src = SampleSource(images, layout, channels, "influence", k, probabilities=probs, labels=labels)
     out, mean_image, base = stream_tilt_features(
         src, n, alpha, max_iterations=max_iterations, tol=tol, batch_size=batch_size, executor=executor,
         progress=progress, cancel=cancel, desc="influence",
     )  # fmt: skip
     params = {"alpha": alpha, "channels": channels, "max_iterations": max_iterations, "tol": tol}
+    classes = choose_classes(outputs, top_k, base)
+    params["outputs"] = classes.tolist()
     fshape = _fshape(hwc, channels)
-    return pack_result(
+    res = pack_result(
         out, fshape, None, base, names, "influence", params, mean_image=mean_image, n_samples=n
     )
+    if len(classes) == k and (classes == np.arange(k)).all():
+        return res
+    return dataclasses.replace(
+        res, maps=res.maps[classes], plus=res.plus[classes], minus=res.minus[classes],
+        base=res.base[classes], class_names=[names[j] for j in classes],
+    )  # fmt: skip
 
 
 def streamed_performance(
@@ -122,10 +134,9 @@ def streamed_performance(
     batch_size: int | None,
     executor: Any,
 ) -> InfluenceResult:
-    """:func:`~.influence.performance_maps` streamed: the metric must be a weighted mean of
+    """:func:`~.performance.performance_maps` streamed: the metric must be a weighted mean of
     per-sample scores, computed chunk by chunk."""
-    if channels not in ("mean", "separate"):
-        raise ValueError(f"channels: expected 'mean' or 'separate', got {channels!r}")
+    check_channels(channels)
     if not fast:
         raise ValueError(
             "fast=False: a streamed performance map needs the metric's per-sample scores "

@@ -14,7 +14,8 @@ quantiles equal its mean (for instance a pixel that never changes) gets 0.
 - influence of pixel ``j`` on class ``k``: ``E_{w+}[p_k] - E_{w-}[p_k]`` (the change of the
   mean predicted probability of ``k`` between the two reweighted test sets);
 - performance of pixel ``j``: ``metric(y_true, y_pred, sample_weight=w+) -
-  metric(y_true, y_pred, sample_weight=w-)`` for any metric taking ``sample_weight``.
+  metric(y_true, y_pred, sample_weight=w-)`` for any metric taking ``sample_weight``
+  (:func:`~xaiwidgets.explainers.performance.performance_maps`).
 
 Only the images and the model's outputs are needed; a model is optional. The pixels are
 processed in chunks, so memory is ``O(n * chunk)`` beyond the inputs: no ``n x pixels x
@@ -33,91 +34,25 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import as_images, check_class_names, check_int, check_number, to_numpy
+from .._arrays import as_images, check_class_names, to_numpy
 from .._deprecation import renamed_kwargs, warn_renamed
 from .._progress import RunControl
 from ..backends import wrap
+from ._influence_inputs import (
+    as_probabilities,
+    check_alpha,
+    check_channels,
+    check_solver,
+    choose_classes,
+    class_names_of,
+    features,
+    probabilities_given_as_outputs,
+)
 from ._influence_result import InfluenceResult, pack_result
 from ._tilt import tilt_features
-from ._tilt_chunks import image_features, is_streamed
-from .classification import check_metric, metric_name, per_sample_scores
-
-_CHANNELS = ("mean", "separate")
-
-
-# -- shared machinery --------------------------------------------------------------------
-
-
-def _features(
-    images: Any, channels: str, layout: str = "auto"
-) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
-    """Images -> (float32 NHWC images, (n, p) feature matrix, feature shape)."""
-    if channels not in _CHANNELS:
-        raise ValueError(f"channels: expected 'mean' or 'separate', got {channels!r}")
-    x = as_images(images, layout=layout)
-    n, h, w, c = x.shape
-    return x, image_features(x, channels), ((h, w) if channels == "mean" else (h, w, c))
-
-
-def _check_alpha(alpha: float) -> float:
-    alpha = check_number(alpha, "alpha")
-    if not 0.0 <= alpha < 0.5:
-        raise ValueError(f"alpha: expected a number in [0, 0.5), got {alpha}")
-    return alpha
-
-
-def _check_solver(max_iterations: Any, tol: Any, chunk_size: Any) -> tuple[int, float, int | None]:
-    """``max_iterations`` a positive int, ``tol`` a positive finite number, ``chunk_size`` ``None``
-    or a positive int; else ``TypeError`` / ``ValueError``."""
-    max_iterations = check_int(max_iterations, "max_iterations", 1)
-    tol = check_number(tol, "tol", low=0.0, low_open=True)
-    chunk_size = None if chunk_size is None else check_int(chunk_size, "chunk_size", 1)
-    return max_iterations, tol, chunk_size
-
-
-def _as_outputs(probabilities: Any, n: int, k: int | None = None) -> np.ndarray:
-    """(n, k) float64 outputs from probabilities/scores (n, k) or integer labels (n,)."""
-    arr = to_numpy(probabilities)
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"probabilities: expected a numeric (n, k) array, got dtype {arr.dtype}")
-    if arr.ndim == 1:
-        if not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(
-                "probabilities: a 1-D array must hold integer class labels; "
-                "give probabilities as (n, k)"
-            )
-        if arr.size and arr.min() < 0:
-            raise ValueError("probabilities: class labels must be >= 0")
-        k = int(arr.max()) + 1 if k is None else k
-        arr = np.eye(k)[arr]
-    if arr.ndim != 2:
-        raise ValueError(
-            f"probabilities: expected (n, k) class probabilities, got shape {arr.shape}"
-        )
-    if arr.shape[0] != n:
-        raise ValueError(f"probabilities: expected {n} rows (one per image), got {arr.shape[0]}")
-    out = np.asarray(arr, dtype=np.float64)
-    if not np.isfinite(out).all():
-        raise ValueError("probabilities: contains NaN or infinite values")
-    return out
-
-
-def _names(class_names: Any, k: int) -> list[str]:
-    if class_names is None:
-        return [str(i) for i in range(k)]
-    return check_class_names(class_names, k)
-
-
-def _as_targets(y: Any, n: int, name: str) -> np.ndarray:
-    arr = to_numpy(y)
-    if arr.ndim not in (1, 2):
-        raise ValueError(f"{name}: expected labels (n,) or rows (n, k), got shape {arr.shape}")
-    if arr.shape[0] != n:
-        raise ValueError(f"{name}: expected {n} entries (one per image), got {arr.shape[0]}")
-    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-        raise ValueError(f"{name}: contains NaN or infinite values")
-    return arr
-
+from ._tilt_chunks import is_streamed
+from .classification import check_metric
+from .performance import performance_maps
 
 # -- public API --------------------------------------------------------------------------
 
@@ -127,6 +62,8 @@ def influence_maps(
     images: Any,
     probabilities: Any,
     *,
+    outputs: Any = None,
+    top_k: int | None = None,
     alpha: float = 0.05,
     channels: str = "mean",
     class_names: Any = None,
@@ -146,6 +83,12 @@ def influence_maps(
     images : (n, h, w[, c]) images in any form :func:`~xaiwidgets._arrays.as_images` accepts.
     probabilities : (n, k) predicted probabilities (any per-class scores work), or (n,) integer
         predicted labels (one-hot encoded).
+    outputs, top_k : the classes whose maps are computed: ``None`` (default: every class), a
+        class index or a list of distinct class indices (maps in that order), ``"topK"`` or
+        ``top_k=K`` (the ``K`` classes of highest mean probability over the test set, most
+        probable first); a per-image ``(n, o)`` array is refused (see
+        :mod:`~xaiwidgets.explainers._influence_inputs`). Only the chosen columns of
+        ``probabilities`` are reweighted, so fewer classes cost less.
     alpha : quantile level of the targets (default 0.05: the 5% and 95% quantiles).
     channels : ``"mean"`` (one feature per pixel, the channel mean; default) or ``"separate"``
         (one feature per channel value).
@@ -167,30 +110,35 @@ def influence_maps(
 
     Returns
     -------
-    :class:`InfluenceResult` with ``maps[k] = E_{w+}[p_k] - E_{w-}[p_k]`` of shape ``(k, *F)``.
+    :class:`InfluenceResult` with ``maps[j] = E_{w+}[p_k] - E_{w-}[p_k]`` of shape ``(o, *F)``
+    for the chosen classes ``k = params["outputs"][j]`` (``class_names`` theirs).
     """
-    alpha = _check_alpha(alpha)
-    max_iterations, tol, chunk_size = _check_solver(max_iterations, tol, chunk_size)
+    alpha = check_alpha(alpha)
+    max_iterations, tol, chunk_size = check_solver(max_iterations, tol, chunk_size)
     RunControl(None, cancel)  # checks cancel before the work
     class_names = check_class_names(class_names)
     if is_streamed(images) or executor is not None:
         from ._influence_stream import streamed_influence
 
         return streamed_influence(
-            images, probabilities, alpha, channels, class_names, max_iterations, tol,
-            progress, cancel, layout, batch_size, executor,
+            images, probabilities, outputs, top_k, alpha, channels, class_names, max_iterations,
+            tol, progress, cancel, layout, batch_size, executor,
         )  # fmt: skip
-    x, feats, fshape = _features(images, channels, layout)
+    x, feats, fshape = features(images, channels, layout)
     n = x.shape[0]
     k_hint = None if class_names is None else len(class_names)
-    probs = _as_outputs(probabilities, n, k_hint)
-    k = probs.shape[1]
-    names = _names(class_names, k)
+    probs = as_probabilities(probabilities, n, k_hint)
+    names = class_names_of(class_names, probs.shape[1])
+    base = probs.mean(axis=0)
+    classes = choose_classes(outputs, top_k, base)
+    if len(classes) < probs.shape[1] or (classes != np.arange(len(classes))).any():
+        probs, base, names = probs[:, classes], base[classes], [names[j] for j in classes]
     params = {"alpha": alpha, "channels": channels, "max_iterations": max_iterations, "tol": tol}
+    params["outputs"] = classes.tolist()
     out = tilt_features(
         feats,
         alpha,
-        k,
+        len(classes),
         lambda w: w @ probs,
         max_iterations=max_iterations,
         tol=tol,
@@ -199,94 +147,7 @@ def influence_maps(
         cancel=cancel,
         desc="influence",
     )
-    return pack_result(out, fshape, x, probs.mean(axis=0), names, "influence", params)
-
-
-@renamed_kwargs(max_iter="max_iterations", y_test="y_true")
-def performance_maps(
-    images: Any,
-    y_true: Any,
-    y_pred: Any,
-    metric: Callable,
-    *,
-    alpha: float = 0.05,
-    channels: str = "mean",
-    max_iterations: int = 30,
-    tol: float = 1e-9,
-    chunk_size: int | None = None,
-    fast: bool = True,
-    progress: Any = None,
-    cancel: Any = None,
-    layout: str = "auto",
-    batch_size: int | None = None,
-    executor: Any = None,
-) -> InfluenceResult:
-    """Change of a metric when each pixel is saturated (ethik's ``plot_performance``).
-
-    ``metric(y_true, y_pred, sample_weight=w)`` is evaluated under the two tilts of every pixel;
-    ``y_true`` and ``y_pred`` go to the metric as given, so they take whatever form it wants:
-    labels for ``sklearn.metrics.accuracy_score``, one-hot (or labels) and probabilities for
-    ``log_loss``. A metric without ``sample_weight`` raises ``TypeError``.
-
-    A general metric is called ``2 * pixels`` times (1,568 for MNIST), which dominates the
-    cost. With ``fast=True`` (default) sklearn's ``accuracy_score`` and ``log_loss`` are
-    recognised as weighted means of per-sample scores and computed as one matrix product per
-    chunk, after checking on the data that the two agree (else the metric is called).
-
-    Returns
-    -------
-    :class:`InfluenceResult` with ``kind="performance"``, one map ``(1, *F)`` =
-    ``metric(w+) - metric(w-)``, ``base`` the unweighted metric and ``class_names`` /
-    ``metric`` its name. Other parameters as in :func:`influence_maps`; streamed (zarr,
-    dask or ``executor``) runs need a metric with per-sample scores (``fast``).
-    """
-    metric = check_metric(metric)
-    alpha = _check_alpha(alpha)
-    max_iterations, tol, chunk_size = _check_solver(max_iterations, tol, chunk_size)
-    RunControl(None, cancel)  # checks cancel before the work
-    if is_streamed(images) or executor is not None:
-        from ._influence_stream import streamed_performance
-
-        return streamed_performance(
-            images, y_true, y_pred, metric, alpha, channels, max_iterations, tol, fast,
-            progress, cancel, layout, batch_size, executor,
-        )  # fmt: skip
-    x, feats, fshape = _features(images, channels, layout)
-    n = x.shape[0]
-    yt = _as_targets(y_true, n, "y_true")
-    yp = _as_targets(y_pred, n, "y_pred")
-    try:
-        base = float(metric(yt, yp))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"metric: {metric_name(metric)}(y_true, y_pred) failed on the unweighted "
-            f"test set ({exc}); check that y_true / y_pred have the form it expects "
-            "(labels for accuracy_score, probabilities for log_loss)"
-        ) from exc
-
-    scores = per_sample_scores(metric, yt, yp) if fast else None
-
-    def reduce(w: np.ndarray) -> np.ndarray:
-        if scores is not None:  # a weighted mean of per-sample scores: one product
-            return (w @ scores)[:, None]
-        return np.array([[metric(yt, yp, sample_weight=row)] for row in w], dtype=np.float64)
-
-    params = {"alpha": alpha, "channels": channels, "max_iterations": max_iterations, "tol": tol}
-    out = tilt_features(
-        feats,
-        alpha,
-        1,
-        reduce,
-        max_iterations=max_iterations,
-        tol=tol,
-        chunk_size=chunk_size,
-        progress=progress,
-        cancel=cancel,
-        desc="performance",
-    )
-    params["per_sample_scores"] = scores is not None
-    name = metric_name(metric)
-    return pack_result(out, fshape, x, np.array([base]), [name], "performance", params, metric=name)
+    return pack_result(out, fshape, x, base, names, "influence", params)
 
 
 class InfluenceExplainer:
@@ -303,7 +164,8 @@ class InfluenceExplainer:
     Example
     -------
     >>> explainer = InfluenceExplainer()                      # doctest: +SKIP
-    >>> result = explainer(x_test, y_pred)                    # (n, k) probabilities
+    >>> result = explainer(x_test, probabilities=y_pred)      # (n, k) probabilities
+    >>> top3 = InfluenceExplainer(model)(x_test, top_k=3)     # the model predicts
     >>> perf = explainer.performance(x_test, y_true.argmax(1), y_pred.argmax(1), accuracy_score)
     """
 
@@ -322,12 +184,10 @@ class InfluenceExplainer:
         chunk_size: int | None = None,
         **backend_kwargs: Any,
     ):
-        self.alpha = _check_alpha(alpha)
-        if channels not in _CHANNELS:
-            raise ValueError(f"channels: expected 'mean' or 'separate', got {channels!r}")
-        self.channels = channels
+        self.alpha = check_alpha(alpha)
+        self.channels = check_channels(channels)
         self.class_names = check_class_names(class_names)
-        self.max_iterations, self.tol, self.chunk_size = _check_solver(
+        self.max_iterations, self.tol, self.chunk_size = check_solver(
             max_iterations, tol, chunk_size
         )
         self.backend = None
@@ -364,26 +224,54 @@ class InfluenceExplainer:
     def __call__(
         self,
         images: Any,
-        probabilities: Any = None,
+        outputs: Any = None,
         *,
+        top_k: int | None = None,
+        labels: Any = None,
+        probabilities: Any = None,
         progress: Any = None,
         cancel: Any = None,
         layout: str = "auto",
     ) -> InfluenceResult:
-        """Influence maps (see :func:`influence_maps`); ``probabilities`` default to the
-        model's."""
+        """Influence maps of ``images`` (see :func:`influence_maps`), the calling convention
+        of every explainer.
+
+        ``outputs``/``top_k`` choose the classes whose maps are computed, once for the whole
+        test set: ``None`` (every class), a class index or a list of them, ``"topK"`` /
+        ``top_k=K`` (the ``K`` classes of highest mean probability over the test set); a
+        per-image ``(n, o)`` array is refused. ``probabilities`` ``(n, k)`` (or ``(n,)``
+        predicted labels) are the predictions to use; default: the model's. ``labels`` (true
+        classes) are not used by influence maps, which describe the predictions: a metric
+        against the true labels is :meth:`performance` (``labels`` given here raise
+        ``ValueError`` saying so). ``progress``/``cancel``/``layout`` as for every explainer.
+
+        The old call ``explainer(images, probabilities)`` (predictions as the second
+        positional argument) still works this release, with a ``DeprecationWarning``: an
+        array there is read as probabilities when it has no other meaning (no model, a 2-D
+        float array, a zarr/dask array, or ``n`` integer labels with a repeat).
+        """
+        if labels is not None:
+            raise ValueError(
+                "labels: influence maps describe the predictions and take no true labels; "
+                "for a metric against the true labels use explainer.performance(images, "
+                "y_true, metric=...)"
+            )
         RunControl(None, cancel)  # checks cancel before the model runs
+        given = probabilities_given_as_outputs(outputs, len(images), self.backend is not None)
+        if probabilities is None and given:
+            warn_renamed(
+                "InfluenceExplainer()", "probabilities as the second positional argument",
+                "probabilities=",
+            )  # fmt: skip
+            probabilities, outputs = outputs, None
+        k = None if self.class_names is None else np.zeros(len(self.class_names))
+        choose_classes(outputs, top_k, k)  # checked before the model runs
         if probabilities is None:
             probabilities = self.predict_proba(images, layout)
         return influence_maps(
-            images,
-            probabilities,
-            class_names=self.class_names,
-            progress=progress,
-            cancel=cancel,
-            layout=layout,
-            **self._kw(),
-        )
+            images, probabilities, outputs=outputs, top_k=top_k, class_names=self.class_names,
+            progress=progress, cancel=cancel, layout=layout, **self._kw(),
+        )  # fmt: skip
 
     explain_influence = __call__
 

@@ -55,7 +55,7 @@ class InfluenceGrid(XaiWidget):
 
     Example::
 
-        result = InfluenceExplainer()(x_test, y_pred)
+        result = InfluenceExplainer()(x_test, probabilities=y_pred)
         InfluenceGrid.from_result(result, cell_size=100)
     """
 
