@@ -43,17 +43,17 @@ import numpy as np
 import traitlets
 
 from ..explainers.classification import MetricsReport, metrics_report
-from ..explanation import Explanation
 from ._explainer_calls import accepted_keywords, as_explainers, explain_job
-from ._image_rows import LazyImages, image_rows
+from ._image_rows import image_rows
 from ._live import LiveWidget
+from ._metrics_grids import CellGrids
 from ._metrics_pages import CellPages, dataset_metrics
 from ._metrics_parts import CurvesPanel, confusion_figure, set_confusion_mode
 from .attribution_grid import AttributionGrid
 from .report_table import ReportTable
 
 
-class MetricsView(CellPages, LiveWidget, widgets.VBox):
+class MetricsView(CellPages, CellGrids, LiveWidget, widgets.VBox):
     """Metrics of a classifier's predictions, linked to attribution grids of chosen images.
 
     Parameters
@@ -163,20 +163,7 @@ class MetricsView(CellPages, LiveWidget, widgets.VBox):
         self.curves = CurvesPanel(rep)
         self.table.observe(self._on_table_row, ["selected_row", "highlight"])
         self.caption = widgets.Label("Click a confusion cell to see (and explain) its images.")
-        self.grids: dict[str, AttributionGrid] = {}
-        if self.images is not None:
-            names = list(self.explainers) or ([] if self.dataset is not None else ["images"])
-            if self.dataset is not None:
-                names.insert(0, self._stored_name)
-            for name in names:
-                grid = AttributionGrid(
-                    cell_size=int(cell_size), title=name, invert_image=self._invert(invert_image)
-                )
-                grid.layout.margin = "0 16px 0 0"
-                grid.layout.flex = "0 0 auto"
-                grid.layout.display = "none"
-                grid.observe(self._on_grid_page, "page")
-                self.grids[name] = grid
+        self.grids = self._make_grids(int(cell_size), invert_image)
 
         # the matrix with the selected cell's grids beside it (below it where the output is too
         # narrow); the report and the curves under both. The grids' box holds the space of a
@@ -262,27 +249,6 @@ class MetricsView(CellPages, LiveWidget, widgets.VBox):
         close_tree(self)
         super().close()
 
-    def _invert(self, invert_image: bool | None) -> bool:
-        if invert_image is not None:
-            return bool(invert_image)
-        x = self.images.sample() if isinstance(self.images, LazyImages) else self.images
-        lo, hi = float(x.min()), float(x.max())
-        return bool(hi > lo and x.mean() < (lo + hi) / 2)
-
-    def _reserved_size(self, cell_size: int) -> tuple[int, int]:
-        """``(width, height)`` in CSS pixels of the grids of a full selection (max_images rows
-        of the image and two classes, labels, title and colour bar) and the caption above
-        them: the selection box keeps this size from the start so that nothing under it moves
-        when a click fills the grids in."""
-        if self.images is None:
-            return 0, 0
-        h, w = self.images.shape[1:3]
-        cell_h = int(np.ceil(cell_size * h / w))
-        rows = min(self.max_images, len(self.images))
-        grid_h = 30 + 34 + rows * (cell_h + 24) + 16  # title, labels, rows, margins
-        grid_w = 3 * (cell_size + 12) + 110  # image and two classes, the colour bar
-        return len(self.grids) * (grid_w + 16), 28 + grid_h
-
     # ------------------------------------------------------------------ selection
     @traitlets.observe("normalized")
     def _on_normalized(self, change: dict[str, Any]) -> None:
@@ -362,44 +328,3 @@ class MetricsView(CellPages, LiveWidget, widgets.VBox):
 
     def _live_draw(self, lane: str, key: Hashable, result: Any, cached: bool) -> None:
         self._draw(self.grids[lane], key, result)
-
-    # ------------------------------------------------------------------ drawing
-    @staticmethod
-    def _clear_grid(grid: AttributionGrid) -> None:
-        if grid._pager is not None or grid.page_size:
-            grid.show_rows(None)
-        with grid.hold_sync():
-            grid.values = None
-            grid.output_labels, grid.output_probabilities, grid.row_titles = [], None, []
-            grid.images = None
-            grid.error, grid.progress = "", -1.0
-
-    def _titles(self) -> list[str]:
-        return [f"#{i}" for i in self.shown_indices]
-
-    def _draw(self, grid: AttributionGrid, cell: Hashable, e: Explanation) -> None:
-        titles = self._titles()
-        with grid.hold_sync():
-            grid.values = None
-            grid.output_labels, grid.output_probabilities = [], None
-            grid.images = e.data
-            grid.row_titles = titles if len(titles) == len(e) else []
-            grid.output_labels = e.output_names
-            grid.output_probabilities = e.output_probabilities
-            grid.show_colorbar = True
-            grid.values = e.values.sum(axis=3, dtype=np.float32)
-            grid.progress = -1.0
-
-    def _show_images(self, grid: AttributionGrid, cell: tuple[int, int], shown: np.ndarray) -> None:
-        """Without an explainer: the images, and a blank column labelled by the prediction."""
-        x = self.images[shown]
-        name = f"predicted {self.report.class_names[cell[1]]}"
-        probs = self.report.probabilities
-        with grid.hold_sync():
-            grid.values = None
-            grid.images = x
-            grid.row_titles = self._titles()
-            grid.output_labels = [[name] for _ in shown]
-            grid.output_probabilities = None if probs is None else probs[shown, cell[1]][:, None]
-            grid.show_colorbar = False
-            grid.values = np.zeros((*x.shape[:3], 1), np.float32)
