@@ -21,7 +21,9 @@ class InfluenceResult(Result):
     """Influence (or performance) maps of a test set, one per class (or one for a metric).
 
     Shapes use ``F`` for the feature shape: ``(h, w)`` with ``channels="mean"``, ``(h, w, c)``
-    with ``channels="separate"``; ``k`` is the number of classes (1 for a performance map).
+    with ``channels="separate"``; ``k`` is the number of maps: the classes ``outputs`` /
+    ``top_k`` chose, every class by default (their indices, in map order, are
+    ``params["outputs"]``), or 1 for a performance map.
 
     Attributes
     ----------

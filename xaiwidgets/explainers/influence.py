@@ -257,15 +257,17 @@ class InfluenceExplainer:
                 "y_true, metric=...)"
             )
         RunControl(None, cancel)  # checks cancel before the model runs
-        given = probabilities_given_as_outputs(outputs, len(images), self.backend is not None)
+        n = len(images) if hasattr(images, "__len__") else -1
+        given = probabilities_given_as_outputs(outputs, n, self.backend is not None)
         if probabilities is None and given:
             warn_renamed(
                 "InfluenceExplainer()", "probabilities as the second positional argument",
                 "probabilities=",
             )  # fmt: skip
             probabilities, outputs = outputs, None
-        k = None if self.class_names is None else np.zeros(len(self.class_names))
-        choose_classes(outputs, top_k, k)  # checked before the model runs
+        # checked before the model runs (against the class names' count when they are given)
+        known = None if self.class_names is None else np.zeros(len(self.class_names))
+        choose_classes(outputs, top_k, known)
         if probabilities is None:
             probabilities = self.predict_proba(images, layout)
         return influence_maps(
