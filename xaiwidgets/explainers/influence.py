@@ -87,8 +87,9 @@ def influence_maps(
         class index or a list of distinct class indices (maps in that order), ``"topK"`` or
         ``top_k=K`` (the ``K`` classes of highest mean probability over the test set, most
         probable first); a per-image ``(n, o)`` array is refused (see
-        :mod:`~xaiwidgets.explainers._influence_inputs`). Only the chosen columns of
-        ``probabilities`` are reweighted, so fewer classes cost less.
+        :mod:`~xaiwidgets.explainers._influence_inputs`). In memory only the chosen columns of
+        ``probabilities`` are reweighted (fewer classes cost less); a streamed run reweights
+        every class in its passes and keeps the chosen maps.
     alpha : quantile level of the targets (default 0.05: the 5% and 95% quantiles).
     channels : ``"mean"`` (one feature per pixel, the channel mean; default) or ``"separate"``
         (one feature per channel value).
