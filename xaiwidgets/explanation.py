@@ -94,7 +94,7 @@ class Explanation(Result):
                 "standard_errors", np.float32,
             )  # fmt: skip
             _check_finite(se, "standard_errors")
-            if (se < 0).any():
+            if any((row < 0).any() for row in se):  # image by image: a small temporary
                 raise ValueError("standard_errors: expected values >= 0, got a negative one")
             self.standard_errors = se
         if self.base_values is None:
