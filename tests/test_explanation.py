@@ -116,3 +116,19 @@ def test_plot_draws_a_grid(small_explanation):
 def test_png_fallback_is_a_png(small_explanation):
     png = small_explanation.to_png()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+
+
+def test_per_image_params_follow_the_images(rng):
+    # Partition / Permutation record the model evaluations spent per image
+    e = Explanation(
+        values=rng.normal(size=(3, 4, 4, 1, 2)).astype(np.float32),
+        data=rng.random((3, 4, 4, 1)).astype(np.float32),
+        params={"evaluations": [10, 20, 30], "max_evals": 30},
+    )
+    assert e[1:].params["evaluations"] == [20, 30]
+    assert e[[2, 0]].params["evaluations"] == [30, 10]
+    assert e[1].params["evaluations"] == [20]
+    assert e[np.array([True, False, True])].params["evaluations"] == [10, 30]
+    assert e[:, ..., :1].params == e.params  # outputs only: every image kept
+    assert e[1:].params["max_evals"] == 30
+    assert e.params["evaluations"] == [10, 20, 30]  # the original is unchanged

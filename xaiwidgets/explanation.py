@@ -214,6 +214,7 @@ class Explanation(Result):
             probabilities=rows(self.probabilities),
             labels=rows(self.labels),
             standard_errors=outputs_of(self.standard_errors),
+            params=_params_of_images(self.params, img, len(self)),
         )
 
     def top_k(self, k: int) -> Explanation:
@@ -356,3 +357,18 @@ def _as_index(k: Any, size: int) -> Any:
     if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
         raise IndexError(f"expected an int, slice, list of ints or boolean mask, got {k!r}")
     return arr
+
+
+#: ``params`` entries that hold one value per image (Partition's and Permutation's model
+#: evaluations): indexing an Explanation selects them with the images.
+PER_IMAGE_PARAMS = ("evaluations",)
+
+
+def _params_of_images(params: dict[str, Any], img: Any, n: int) -> dict[str, Any]:
+    """``params`` with its per-image entries (:data:`PER_IMAGE_PARAMS`) indexed by ``img``."""
+    out = dict(params)
+    for key in PER_IMAGE_PARAMS:
+        value = out.get(key)
+        if isinstance(value, list) and len(value) == n:
+            out[key] = np.asarray(value)[img].tolist()
+    return out
