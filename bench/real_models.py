@@ -346,7 +346,8 @@ def markdown(rows: list[dict]) -> str:
     ]
     for r in rows:
         if "error" in r:
-            out.append(f"| {r['model']} | {r['method']} | error: {r['error'][:60]} |||||")
+            first = r["error"].splitlines()[0][:60].replace("|", "/")
+            out.append(f"| {r['model']} | {r['method']} | error: {first} |||||")
             continue
         peaks = [f"{num(r['peak_mb'])} MB ({r['images']} img)"]
         peaks += [
