@@ -95,26 +95,6 @@ def _hard_swish(keras, x):
     return layers.ReLU(max_value=6.0)(x)
 
 
-def reinitialise(model, images: np.ndarray, seed: int = 0) -> None:
-    """Redraw every kernel with variance 2 / fan_in (depthwise: the kernel window), then scale
-    the last kernel so that the outputs on ``images`` spread over about 1."""
-    import keras
-
-    rng = np.random.default_rng(seed)
-    last = None
-    for layer in model.layers:
-        kernel = getattr(layer, "kernel", None)
-        if kernel is None:
-            continue
-        shape = tuple(kernel.shape)
-        depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
-        fan_in = int(np.prod(shape[:2] if depthwise else shape[:-1]))
-        kernel.assign(rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape).astype(np.float32))
-        last = kernel
-    spread = float(np.ptp(model.predict(images, verbose=0), axis=0).max())
-    last.assign(keras.ops.convert_to_numpy(last) / spread)
-
-
 MODELS: dict[str, Callable] = {
     "layer_norm": _model(_layer_norm),
     "multi_head_attention": _model(_attention),

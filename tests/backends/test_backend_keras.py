@@ -5,15 +5,11 @@ process)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 
 from tests.backends import models
+from tests.keras_apps import run_on_keras_backend
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -21,8 +17,6 @@ keras = pytest.importorskip("keras")
 from xaiwidgets.backends import wrap  # noqa: E402
 from xaiwidgets.backends.keras_backend import KerasBackend  # noqa: E402
 from xaiwidgets.backends.tensorflow_backend import TensorFlowBackend  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")
@@ -125,22 +119,8 @@ def test_more_outputs_than_one_group(x):
     np.testing.assert_allclose(g[3].reshape(784, 20), w.numpy()[:, outputs], rtol=1e-6)
 
 
-def _run(code: str, keras_backend: str) -> str:
-    env = dict(os.environ, KERAS_BACKEND=keras_backend, PYTHONPATH=ROOT)
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
-
-
 def test_keras_on_jax_routes_to_jax_backend():
-    out = _run(
+    out = run_on_keras_backend(
         """
         import jax, jax.numpy as jnp, numpy as np
         from tests.backends import models
@@ -167,13 +147,14 @@ def test_keras_on_jax_routes_to_jax_backend():
         print("ok")
         """,
         "jax",
+        timeout=240,
     )
     assert out.strip().endswith("ok")
 
 
 @pytest.mark.slow
 def test_keras_on_torch_routes_to_torch_backend():
-    out = _run(
+    out = run_on_keras_backend(
         """
         import numpy as np, torch
         from tests.backends import models
@@ -192,5 +173,6 @@ def test_keras_on_torch_routes_to_torch_backend():
         print("ok")
         """,
         "torch",
+        timeout=240,
     )
     assert out.strip().endswith("ok")

@@ -5,10 +5,6 @@ additions, hard-swish) are complete to 1e-3 relative on TensorFlow and on the JA
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 import warnings
 
 import numpy as np
@@ -18,9 +14,9 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 from tests.backends.keras_layer_models import MODELS, SHAPE, relative_completeness  # noqa: E402
+from tests.keras_apps import run_on_keras_backend  # noqa: E402
 from xaiwidgets.backends import wrap  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOLERANCE = 1e-3
 
 if keras.backend.backend() != "tensorflow":  # pragma: no cover - KERAS_BACKEND set elsewhere
@@ -88,19 +84,10 @@ def test_layers_complete_on_jax_keras_backend():
         errors["chunks"] = float(np.abs(chunked - whole).max() / np.abs(whole).max())
         print(json.dumps(errors))
     """
-    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=ROOT)
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = run_on_keras_backend(code, "jax", timeout=600)
     import json
 
-    errors = json.loads(proc.stdout.strip().splitlines()[-1])
+    errors = json.loads(out.strip().splitlines()[-1])
     assert len(errors) == 6
     assert all(e < TOLERANCE for e in errors.values()), errors
 

@@ -5,18 +5,13 @@ activations and gradients the test took itself (see ``keras_cam_models``)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.keras_apps import run_on_keras_backend  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -91,14 +86,5 @@ def test_keras_on_jax_every_cam_and_occlusion():
         m.run_all()
         print("every CAM ok")
     """
-    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=ROOT)
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "every CAM ok" in proc.stdout
+    out = run_on_keras_backend(code, "jax", timeout=900, stderr_tail=4000)
+    assert "every CAM ok" in out

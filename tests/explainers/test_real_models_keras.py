@@ -3,18 +3,13 @@ EfficientNetB0, ConvNeXtTiny), random-initialised at 32x32 with 10 classes: rela
 completeness within 1e-3 (DeepLIFT through every traced op: squeeze-excite gates, hard-swish,
 swish's custom gradient, LayerNorm, GELU, grouped convolutions compiled with XLA).
 
-Keras' default initialisers let the signal of these deep random networks vanish (MobileNetV3's
-outputs then differ by 1e-11 between images), which would make completeness trivially true;
-the kernels are redrawn variance-preserving (He normal) and the classifier's kernel scaled so
-that the outputs differ by O(1) between images.
+The kernels are redrawn variance-preserving (He normal) and the classifier's kernel scaled so
+that the outputs differ by O(1) between images (``tests.keras_apps.application``: Keras'
+default initialisers would make completeness trivially true).
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 import warnings
 
 import numpy as np
@@ -23,14 +18,13 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from tests.backends.keras_layer_models import reinitialise  # noqa: E402
+from tests.keras_apps import application, run_on_keras_backend  # noqa: E402
 from xaiwidgets.explainers import DeepExplainer  # noqa: E402
 from xaiwidgets.explainers._completeness import completeness_gap, relative_error  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":  # pragma: no cover - KERAS_BACKEND set elsewhere
     pytest.skip("these tests run Keras on TensorFlow", allow_module_level=True)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZE = 32
 TOLERANCE = 1e-3
 ARCHITECTURES = ["ResNet50", "MobileNetV3Small", "EfficientNetB0", "ConvNeXtTiny"]
@@ -39,13 +33,7 @@ ARCHITECTURES = ["ResNet50", "MobileNetV3Small", "EfficientNetB0", "ConvNeXtTiny
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_deep_explainer_complete(name):
-    keras.utils.set_random_seed(0)
-    build = getattr(keras.applications, name)
-    model = build(weights=None, classes=10, input_shape=(SIZE, SIZE, 3), classifier_activation=None)
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, size=(1, SIZE, SIZE, 3)).astype(np.float32)
-    bg = rng.uniform(0, 255, size=(2, SIZE, SIZE, 3)).astype(np.float32)
-    reinitialise(model, np.concatenate([x, bg]))
+    model, x, bg = application(name, SIZE, images=1, references=2)
     fx, fb = model.predict(x, verbose=0), model.predict(bg, verbose=0)
     output = int(np.abs(fx[0] - fb.mean(0)).argmax())  # the class with most to attribute
     with warnings.catch_warnings():
@@ -63,32 +51,16 @@ def test_convnext_on_jax_keras_backend_is_complete():
     fallback's central difference stepped below zero inside LayerNorm's rsqrt."""
     pytest.importorskip("jax")
     code = f"""
-        import numpy as np, keras
-        from tests.backends.keras_layer_models import reinitialise
+        import numpy as np
+        from tests.keras_apps import application
         from xaiwidgets.explainers import DeepExplainer
         from xaiwidgets.explainers._completeness import completeness_gap, relative_error
-        keras.utils.set_random_seed(0)
-        model = keras.applications.ConvNeXtTiny(
-            weights=None, classes=10, input_shape=({SIZE}, {SIZE}, 3), classifier_activation=None
-        )
-        rng = np.random.default_rng(0)
-        x = rng.uniform(0, 255, size=(1, {SIZE}, {SIZE}, 3)).astype(np.float32)
-        bg = rng.uniform(0, 255, size=(2, {SIZE}, {SIZE}, 3)).astype(np.float32)
-        reinitialise(model, np.concatenate([x, bg]))
+        model, x, bg = application("ConvNeXtTiny", {SIZE}, images=1, references=2)
         fx, fb = model.predict(x, verbose=0), model.predict(bg, verbose=0)
         ex = DeepExplainer(model, bg)(x, outputs=[int(np.abs(fx[0] - fb.mean(0)).argmax())])
         assert np.isfinite(ex.values).all()
         fx = np.take_along_axis(ex.predictions, ex.output_indices, axis=1)
         print(relative_error(completeness_gap(ex.values, fx, ex.base_values), fx, ex.base_values))
     """
-    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=ROOT)
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert float(proc.stdout.strip().splitlines()[-1]) < TOLERANCE
+    out = run_on_keras_backend(code, "jax", timeout=900)
+    assert float(out.strip().splitlines()[-1]) < TOLERANCE

@@ -1,7 +1,8 @@
 """keras.applications ResNet50, MobileNetV3Small, EfficientNetB0 and ConvNeXtTiny on the JAX
 Keras backend (``KERAS_BACKEND=jax``, in a subprocess: the Keras backend is fixed per
 process), random-initialised as in ``test_real_models_keras.py`` (He-normal kernels, the
-classifier scaled so that outputs differ by O(1)), 32 x 32, 10 classes.
+classifier scaled so that outputs differ by O(1): ``tests.keras_apps.application``), 32 x 32,
+10 classes.
 
 Through :class:`~xaiwidgets.backends.jax_backend.JaxBackend` (jaxpr DeepLIFT, compiled
 gradients, layer taps on the Keras layers' ``call``):
@@ -19,17 +20,13 @@ gradients, layer taps on the Keras layers' ``call``):
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-
 import pytest
 
 pytest.importorskip("jax")
 pytest.importorskip("keras")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.keras_apps import run_on_keras_backend  # noqa: E402
+
 SIZE = 32
 
 #: the layer ``layer=None`` picks, and whether it feeds GAP + Dense directly (at 32 x 32 the
@@ -44,7 +41,7 @@ DEFAULT_LAYER = {
 _SCRIPT = """
 import json, sys, time, warnings
 import numpy as np, keras
-from tests.backends.keras_layer_models import reinitialise
+from tests.keras_apps import application
 from xaiwidgets.backends import wrap
 from xaiwidgets.explainers import DeepExplainer, IntegratedGradients, Occlusion
 from xaiwidgets.explainers.cam import GradCAM, upsample
@@ -52,14 +49,7 @@ from xaiwidgets.explainers._completeness import completeness_gap, relative_error
 
 assert keras.backend.backend() == "jax"
 name, size, expected_layer, analytic = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-keras.utils.set_random_seed(0)
-model = getattr(keras.applications, name)(
-    weights=None, classes=10, input_shape=(size, size, 3), classifier_activation=None
-)
-rng = np.random.default_rng(0)
-x = rng.uniform(0, 255, size=(2, size, size, 3)).astype(np.float32)
-bg = rng.uniform(0, 255, size=(2, size, size, 3)).astype(np.float32)
-reinitialise(model, np.concatenate([x, bg]))
+model, x, bg = application(name, size, images=2, references=2)
 backend = wrap(model)
 assert type(backend).__name__ == "JaxBackend", backend
 fx, fb = model.predict(x, verbose=0), model.predict(bg, verbose=0)
@@ -127,20 +117,11 @@ print(json.dumps(report))
 @pytest.mark.parametrize("name", list(DEFAULT_LAYER))
 def test_keras_application_on_jax_backend(name):
     layer, analytic = DEFAULT_LAYER[name]
-    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=ROOT)
     args = [name, str(SIZE), layer or "-", "1" if analytic else "0"]
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_SCRIPT), *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = run_on_keras_backend(_SCRIPT, "jax", *args, timeout=1200, stderr_tail=4000)
     import json
 
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = json.loads(out.strip().splitlines()[-1])
     print(name, report)
     assert report["deeplift_relative"] < 1e-3
     # IG's Riemann error: within its tolerance, or said with the steps that would meet it
@@ -169,14 +150,5 @@ def test_wrapped_model_survives_keras_predict():
         assert np.abs(backend.predict(x) - model.layers[-1].bias.numpy()).max() == 0
         print(type(backend).__name__)
     """
-    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=ROOT)
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == "JaxBackend"
+    out = run_on_keras_backend(code, "jax", timeout=600)
+    assert out.strip().splitlines()[-1] == "JaxBackend"
