@@ -9,6 +9,7 @@ executor (their images out, their attributions back); nothing is kept after it i
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from typing import Any
 
@@ -179,10 +180,6 @@ def explain_dataset(
     return DatasetExplanation(st.group)
 
 
-def _chunk_rows(source: ImageSource, chunk: Chunk) -> int:
-    return int(source.batch_size or (chunk.stop - chunk.start))
-
-
 def _check_resumed(st: ExplanationStore, chunk: Chunk) -> None:
     bounds = st.chunk_bounds(chunk.index)
     if bounds is not None and bounds != (chunk.start, chunk.stop):
@@ -190,6 +187,36 @@ def _check_resumed(st: ExplanationStore, chunk: Chunk) -> None:
             f"store: chunk {chunk.index} held rows {bounds[0]}..{bounds[1]} in the stored run, "
             f"this run cuts rows {chunk.start}..{chunk.stop}: the data changed; use another store"
         )
+
+
+class _PendingChunks:
+    """The chunks of ``source`` still to explain, in order, for both loops (here and on an
+    executor): every chunk's rows checked against the stored run (a resumed run must cut the
+    data as before), the chunks in ``done`` skipped, and :class:`Cancelled` raised before the
+    next chunk once ``stop`` is set. After the loop, :attr:`rows` is the end of the last chunk
+    seen: the data set's length. :meth:`write` stores an explained chunk and counts it on the
+    progress bar."""
+
+    def __init__(
+        self, source: ImageSource, st: ExplanationStore, done: set[int], bar: _Progress, stop: Any
+    ):
+        self.source, self.st, self.done, self.bar, self.stop = source, st, done, bar, stop
+        self.rows = 0
+
+    def __iter__(self) -> Iterator[Chunk]:
+        for chunk in self.source.chunks(skip=self.done):
+            _check_resumed(self.st, chunk)
+            self.rows = chunk.stop
+            if chunk.index in self.done:
+                continue
+            if self.stop.is_set():
+                raise Cancelled()
+            yield chunk
+
+    def write(self, chunk: Chunk, explanation: Explanation) -> None:
+        rows = int(self.source.batch_size or (chunk.stop - chunk.start))
+        self.st.write(chunk, explanation, rows, self.source.n)
+        self.bar.add(chunk.stop - chunk.start)
 
 
 def _run_here(
@@ -201,18 +228,11 @@ def _run_here(
     bar: _Progress,
     stop: Any,
 ) -> int:
-    rows = 0
-    for chunk in source.chunks(skip=done):
-        _check_resumed(st, chunk)
-        rows = chunk.stop
-        if chunk.index in done:
-            continue
-        if stop.is_set():
-            raise Cancelled()
+    pending = _PendingChunks(source, st, done, bar, stop)
+    for chunk in pending:
         e = explainer(chunk.images, labels=chunk.labels, layout="nhwc", cancel=stop, **call_kwargs)
-        st.write(chunk, e, _chunk_rows(source, chunk), source.n)
-        bar.add(chunk.stop - chunk.start)
-    return rows
+        pending.write(chunk, e)
+    return pending.rows
 
 
 def _run_on(
@@ -226,6 +246,7 @@ def _run_on(
     stop: Any,
     limit: int,
 ) -> int:
+    pending = _PendingChunks(source, st, done, bar, stop)
     running: dict[Future, Chunk] = {}
 
     def collect(block: bool) -> None:
@@ -233,19 +254,10 @@ def _run_on(
             return
         finished, _ = wait(list(running), timeout=None if block else 0, return_when=FIRST_COMPLETED)
         for future in finished:
-            chunk = running.pop(future)
-            st.write(chunk, future.result(), _chunk_rows(source, chunk), source.n)
-            bar.add(chunk.stop - chunk.start)
+            pending.write(running.pop(future), future.result())
 
-    rows = 0
     try:
-        for chunk in source.chunks(skip=done):
-            _check_resumed(st, chunk)
-            rows = chunk.stop
-            if chunk.index in done:
-                continue
-            if stop.is_set():
-                raise Cancelled()
+        for chunk in pending:
             while len(running) >= limit:
                 collect(block=True)
                 if stop.is_set():
@@ -263,4 +275,4 @@ def _run_on(
     finally:
         for future in running:  # cancelled or failed: chunks not started are dropped
             future.cancel()
-    return rows
+    return pending.rows
