@@ -23,7 +23,9 @@ inside the hidden region.
 
 Use: ``bound = masker.bind(images)`` (per-image work, once), then
 ``bound(index (r,), keep (r, h, w)) -> (r, h, w, c)`` float32 masked images; or simply
-``masker(images, keep)`` with ``keep`` ``(n, h, w)``.
+``masker(images, keep)`` with ``keep`` ``(n, h, w)``. ``bound.in_layout(index, keep, "nchw")``
+gives them channels first, ``(r, c, h, w)``, as a channels-first model takes them (the blur and
+constant maskers build them so directly, without a transposed copy of every masked image).
 """
 
 from __future__ import annotations
@@ -132,22 +134,51 @@ class BoundMasker:
     def __call__(self, index: Any, keep: Any) -> np.ndarray:
         raise NotImplementedError
 
+    def in_layout(self, index: Any, keep: Any, layout: str = "nhwc") -> np.ndarray:
+        """The masked images of :meth:`__call__` in ``layout``: ``"nhwc"`` ``(r, h, w, c)`` or
+        ``"nchw"`` ``(r, c, h, w)``, C-ordered float32 either way."""
+        _check_layout(layout)
+        out = self(index, keep)
+        return out if layout == "nhwc" else out.transpose(0, 3, 1, 2).copy(order="C")
+
+
+def _check_layout(layout: Any) -> None:
+    if layout not in ("nhwc", "nchw"):
+        raise ValueError(f"layout: expected 'nhwc' or 'nchw', got {layout!r}")
+
 
 class _FillBound(BoundMasker):
+    """A fill that does not depend on the coalition: each masked image is the fill, with the
+    visible pixels copied over from the image (bit-exact)."""
+
     def __init__(self, images: np.ndarray, fill: np.ndarray):
         super().__init__(images)
         self.fills = np.ascontiguousarray(fill, dtype=np.float32)
+        self._planes: tuple[np.ndarray, np.ndarray] | None = None  # (images, fills) NCHW
 
     def __call__(self, index: Any, keep: Any) -> np.ndarray:
+        return self.in_layout(index, keep, "nhwc")
+
+    def in_layout(self, index: Any, keep: Any, layout: str = "nhwc") -> np.ndarray:
+        _check_layout(layout)
         index, keep = self._check(index, keep)
-        out = np.empty((len(index),) + self.images.shape[1:], np.float32)
+        if layout == "nchw":
+            if self._planes is None:  # once per bound batch: the images and fills channels first
+                self._planes = tuple(
+                    a.transpose(0, 3, 1, 2).copy(order="C") for a in (self.images, self.fills)
+                )
+            images, fills = self._planes
+            visible = keep[:, None]  # (r, 1, h, w): one mask for every channel plane
+        else:
+            images, fills, visible = self.images, self.fills, keep[..., None]
+        out = np.empty((len(index),) + images.shape[1:], np.float32)
         # rows come grouped by image: broadcast each image and its fill, no gathered copies
         bounds = np.flatnonzero(np.diff(index)) + 1
         for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(index)]):
             i = index[lo]
             part = out[lo:hi]
-            part[...] = self.fills[i]
-            np.copyto(part, self.images[i], where=keep[lo:hi, :, :, None])
+            part[...] = fills[i]
+            np.copyto(part, images[i], where=visible[lo:hi])
         return out
 
 

@@ -194,3 +194,23 @@ def test_eval_mode_reaches_torchscript_modules(x):
     b = TorchBackend(model)
     np.testing.assert_array_equal(b.predict(x), b.predict(x))  # Dropout off inside
     assert model.training and all(m.training for m in model.modules())
+
+
+def test_predict_in_layout_takes_images_in_the_models_layout(x):
+    from xaiwidgets.backends import InputLayout, NonFiniteOutputError
+
+    b = TorchBackend(models.torch_cnn(), batch_size=3)  # two model calls for 4 images
+    assert isinstance(b, InputLayout) and b.input_layout == "nchw"
+    nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    np.testing.assert_array_equal(b.predict_in_layout(nchw), b.predict(x))
+    last = TorchBackend(lambda t: t.reshape(len(t), -1)[:, :10], channels_first=False)
+    assert last.input_layout == "nhwc"
+    np.testing.assert_array_equal(last.predict_in_layout(x), x.reshape(4, -1)[:, :10])
+    with pytest.raises(ValueError, match="batch of images in nchw"):
+        b.predict_in_layout(nchw[0])
+    bad = TorchBackend(lambda t: t.reshape(len(t), -1)[:, :3] / t.reshape(len(t), -1)[:, :3])
+    zeros = np.zeros_like(nchw)
+    zeros[1:] = 1.0
+    with pytest.raises(NonFiniteOutputError) as info:
+        bad.predict_in_layout(zeros)
+    assert list(info.value.rows) == [0]

@@ -166,3 +166,19 @@ def test_threaded_inpainting_equals_serial(monkeypatch):
     serial = bound(index, keep)
     monkeypatch.setattr(maskers.os, "cpu_count", lambda: 8)
     np.testing.assert_array_equal(bound(index, keep), serial)
+
+
+@pytest.mark.parametrize("spec", ["blur(5,3)", "constant(0.1,0.2,0.3)", "inpaint_telea"])
+def test_masked_images_channels_first_are_the_channels_last_ones_transposed(spec):
+    x = smooth_images(n=2, c=3, lo=-1, hi=2)
+    rng = np.random.default_rng(3)
+    keep = rng.random((5, 16, 12)) < 0.5
+    index = np.array([0, 0, 1, 1, 1])
+    bound = Masker.parse(spec).bind(x)
+    nhwc = bound(index, keep)
+    nchw = bound.in_layout(index, keep, "nchw")
+    assert nchw.dtype == np.float32 and nchw.flags.c_contiguous
+    np.testing.assert_array_equal(nchw, nhwc.transpose(0, 3, 1, 2))
+    np.testing.assert_array_equal(bound.in_layout(index, keep, "nhwc"), nhwc)
+    with pytest.raises(ValueError, match="layout: expected 'nhwc' or 'nchw'"):
+        bound.in_layout(index, keep, "hwc")

@@ -11,6 +11,7 @@ from typing import Any
 from .base import (
     Backend,
     BaseBackend,
+    InputLayout,
     LayerAccess,
     NonFiniteOutputError,
     WeightRandomization,
@@ -22,6 +23,7 @@ from .numpy_backend import NumpyBackend
 __all__ = [
     "Backend",
     "BaseBackend",
+    "InputLayout",
     "LayerAccess",
     "NonFiniteOutputError",
     "NumpyBackend",

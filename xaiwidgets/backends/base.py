@@ -41,6 +41,8 @@ Optional capabilities (a backend without them lacks the attribute):
   their gradients (torch, Keras, Flax/JAX): the CAM family.
 - :class:`WeightRandomization` ``parameter_layers()``, ``randomized(layers, seed)``: redraw
   weights within a block (torch, Keras): the model-randomisation check.
+- :class:`InputLayout` ``input_layout``, ``predict_in_layout(x)``: ``predict`` on images
+  already in the model's layout (torch): the masking explainers' model calls.
 
 Every backend checks what the model gives back: NaN or infinite outputs (of
 ``predict``, ``vjp``) or gradients (``vjp``, ``grad``, ``deeplift``) raise
@@ -150,6 +152,19 @@ class WeightRandomization(Protocol):
     def parameter_layers(self) -> list[str]: ...
 
     def randomized(self, layers: list[str], seed: int = 0) -> AbstractContextManager[None]: ...
+
+
+@runtime_checkable
+class InputLayout(Protocol):
+    """A backend that takes images in its model's own layout: ``input_layout`` (``"nchw"`` or
+    ``"nhwc"``) and ``predict_in_layout(x)``, :meth:`Backend.predict` on float32 images
+    already in that layout and finite (not checked again). The masking explainers build their
+    masked images so (:meth:`xaiwidgets.maskers.BoundMasker.in_layout`), sparing a transposed
+    copy of every masked image per model call (torch)."""
+
+    input_layout: str
+
+    def predict_in_layout(self, x: np.ndarray) -> np.ndarray: ...
 
 
 class BaseBackend:

@@ -34,6 +34,11 @@ from ._torch_conv_grad import ThinConvInputGrad  # noqa: E402 (needs torch)
 from ._torch_model import model_eval_mode, module_device, module_dtype, output_tensor  # noqa: E402
 
 
+def _c_strides(x: np.ndarray) -> tuple[int, ...]:
+    """The strides of a fresh C-ordered array of ``x``'s shape and dtype."""
+    return tuple(int(x.itemsize * np.prod(x.shape[i + 1 :])) for i in range(x.ndim))
+
+
 class TorchBackend(BaseBackend):
     """A PyTorch model (any ``nn.Module``, or a function of torch tensors).
 
@@ -173,6 +178,34 @@ class TorchBackend(BaseBackend):
 
     def _predict_batch(self, x: np.ndarray) -> np.ndarray:
         return self._call(self.to_framework(x)).to("cpu", torch.float32).numpy()
+
+    # -- optional capability: images in the model's own layout (see base.InputLayout) --------
+    @property
+    def input_layout(self) -> str:
+        """``"nchw"`` for a channels-first model, else ``"nhwc"``."""
+        return "nchw" if self.channels_first else "nhwc"
+
+    def predict_in_layout(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`predict` on float32 images already in :attr:`input_layout` (finite, as
+        made by a masker from checked images: not checked again), sent without a layout
+        conversion (the tensor shares the array's memory on a CPU model)."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 4:
+            raise ValueError(f"expected a batch of images in {self.input_layout}, got {x.shape}")
+        if not x.flags.writeable or x.strides != _c_strides(x):
+            # torch.from_numpy wants writable memory, and canonical strides: NumPy calls an
+            # (n, 1, h, w) transpose contiguous, torch would take it for channels-last
+            x = x.copy(order="C")
+        shape = (x.shape[2], x.shape[3], x.shape[1]) if self.channels_first else x.shape[1:]
+        rows = self.rows_for(shape, backward=False)
+        with self.eval_mode(), torch.no_grad(), self.memory_hint(rows, shape):
+            outs = [
+                self._call(torch.from_numpy(x[s]).to(device=self.device, dtype=self.dtype))
+                .to("cpu", torch.float32)
+                .numpy()
+                for s in batches(len(x), rows)
+            ]
+        return check_finite(np.concatenate(outs, axis=0))
 
     def native_vjp(self, xt: torch.Tensor, cot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Outputs and input gradient of ``sum(outputs * cot)`` on tensors in the model's

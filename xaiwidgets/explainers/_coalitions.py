@@ -179,6 +179,18 @@ class CoalitionEvaluator:
         regions = coalition_masks(bits, 1, self.units)[:, 0]  # (r, K) bool
         return regions[:, self.labels]
 
+    def _model_call(self) -> tuple[Callable, Callable[[np.ndarray], np.ndarray]]:
+        """``mask(index, keep) -> images`` and the model call ``predict(images) -> (r, k)``
+        that takes them: the images in the model's own layout where the backend takes them so
+        (:class:`~xaiwidgets.backends.base.InputLayout`; torch: NCHW, no transposed copy of
+        every masked image) and the masker can build them so, else NHWC and ``predict``."""
+        bound, backend = self.bound, self.backend
+        layout = getattr(backend, "input_layout", None)
+        predict = getattr(backend, "predict_in_layout", None)
+        if layout in ("nhwc", "nchw") and predict is not None and hasattr(bound, "in_layout"):
+            return (lambda index, keep: bound.in_layout(index, keep, layout)), predict
+        return bound, backend.predict
+
     def run(self, progress: Callable[[int], Any] | None = None) -> None:
         """Evaluate every queued coalition, at most ``max_rows`` masked images per model call,
         then ``progress(rows evaluated so far)`` after each call (where a cancel is seen).
@@ -190,6 +202,7 @@ class CoalitionEvaluator:
 
         from ..backends.base import NonFiniteOutputError, rows_text
 
+        mask, predict = self._model_call()
         pending, self._pending = self._pending, []
         start = 0
         while start < len(pending):
@@ -197,10 +210,10 @@ class CoalitionEvaluator:
             start += len(part)
             index, handles, bits = zip(*part)
             index = np.asarray(index, np.int64)
-            masked = self.bound(index, self._masks(list(bits)))
+            masked = mask(index, self._masks(list(bits)))
             began = time.perf_counter()
             try:
-                out = self.backend.predict(masked)
+                out = predict(masked)
             except NonFiniteOutputError as exc:
                 images = np.unique(index[exc.rows])
                 raise NonFiniteOutputError(
