@@ -148,37 +148,48 @@ def _check_layout(layout: Any) -> None:
 
 
 class _FillBound(BoundMasker):
-    """A fill that does not depend on the coalition: each masked image is the fill, with the
-    visible pixels copied over from the image (bit-exact)."""
+    """A fill that does not depend on the coalition: each masked image is the image where it
+    is visible and the fill where it is hidden, bit-exact, selected on the float32 bit
+    patterns: ``out = fill ^ ((image ^ fill) & m)`` with ``m`` all ones where visible and 0
+    where hidden (two passes over the output; several times faster than ``np.copyto(...,
+    where=)``, whose mask is broadcast over the channels). ``image ^ fill`` and ``fill`` are
+    kept per layout used, made once per bound batch."""
 
     def __init__(self, images: np.ndarray, fill: np.ndarray):
         super().__init__(images)
         self.fills = np.ascontiguousarray(fill, dtype=np.float32)
-        self._planes: tuple[np.ndarray, np.ndarray] | None = None  # (images, fills) NCHW
+        self._bits: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # layout -> (flip, fill)
 
     def __call__(self, index: Any, keep: Any) -> np.ndarray:
         return self.in_layout(index, keep, "nhwc")
 
+    def _layout_bits(self, layout: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(image ^ fill, fill)`` as uint32 ``(n, h, w, c)`` or ``(n, c, h, w)``."""
+        if layout not in self._bits:
+            images, fills = self.images, self.fills
+            if layout == "nchw":
+                images, fills = (a.transpose(0, 3, 1, 2).copy(order="C") for a in (images, fills))
+            fill = np.ascontiguousarray(fills).view(np.uint32)
+            flip = np.ascontiguousarray(images, dtype=np.float32).view(np.uint32) ^ fill
+            self._bits[layout] = (flip, fill)
+        return self._bits[layout]
+
     def in_layout(self, index: Any, keep: Any, layout: str = "nhwc") -> np.ndarray:
         _check_layout(layout)
         index, keep = self._check(index, keep)
-        if layout == "nchw":
-            if self._planes is None:  # once per bound batch: the images and fills channels first
-                self._planes = tuple(
-                    a.transpose(0, 3, 1, 2).copy(order="C") for a in (self.images, self.fills)
-                )
-            images, fills = self._planes
-            visible = keep[:, None]  # (r, 1, h, w): one mask for every channel plane
-        else:
-            images, fills, visible = self.images, self.fills, keep[..., None]
-        out = np.empty((len(index),) + images.shape[1:], np.float32)
-        # rows come grouped by image: broadcast each image and its fill, no gathered copies
+        flip, fill = self._layout_bits(layout)
+        ones = keep.astype(np.int32)
+        np.negative(ones, out=ones)  # True -> -1: all 32 bits set
+        ones = ones.view(np.uint32)
+        ones = ones[:, None] if layout == "nchw" else ones[..., None]
+        out = np.empty((len(index),) + flip.shape[1:], np.float32)
+        bits = out.view(np.uint32)
+        # rows come grouped by image: broadcast each image's planes, no gathered copies
         bounds = np.flatnonzero(np.diff(index)) + 1
-        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(index)]):
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(index)]) if len(index) else ():
             i = index[lo]
-            part = out[lo:hi]
-            part[...] = fills[i]
-            np.copyto(part, images[i], where=visible[lo:hi])
+            np.bitwise_and(flip[i], ones[lo:hi], out=bits[lo:hi])
+            np.bitwise_xor(bits[lo:hi], fill[i], out=bits[lo:hi])
         return out
 
 

@@ -182,3 +182,25 @@ def test_masked_images_channels_first_are_the_channels_last_ones_transposed(spec
     np.testing.assert_array_equal(bound.in_layout(index, keep, "nhwc"), nhwc)
     with pytest.raises(ValueError, match="layout: expected 'nhwc' or 'nchw'"):
         bound.in_layout(index, keep, "hwc")
+
+
+def test_fill_maskers_select_bit_exact_values_in_any_row_order():
+    """Visible pixels are the image's float32 values bit for bit (signed zeros, subnormals,
+    huge values), hidden ones the fill's, rows of several images in any order; no rows: none."""
+    x = smooth_images(n=3, c=3, lo=-1, hi=2)
+    x[0, 0, 0] = [-0.0, 1e-42, 3e38]
+    rng = np.random.default_rng(4)
+    keep = rng.random((6, 16, 12)) < 0.5
+    keep[0, 0, 0] = True
+    index = np.array([0, 2, 2, 1, 0, 0])
+    for spec, fill in [("constant(-0.0)", np.full_like(x, -0.0)), ("blur(3,3)", None)]:
+        bound = Masker.parse(spec).bind(x)
+        if fill is None:
+            fill = bound.fills
+        for layout in ("nhwc", "nchw"):
+            out = bound.in_layout(index, keep, layout)
+            if layout == "nchw":
+                out = out.transpose(0, 2, 3, 1)
+            want = np.where(keep[..., None], x[index], fill[index])
+            np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32))
+        assert bound.in_layout([], np.zeros((0, 16, 12), bool), "nchw").shape == (0, 3, 16, 12)
