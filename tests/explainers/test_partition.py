@@ -126,6 +126,33 @@ def test_efficiency_framework_models(framework):
     assert ex.backend.framework in (framework, "jax")
 
 
+def test_torch_models_get_masked_images_channels_first_with_the_same_values():
+    """A torch model takes the masked images as NCHW arrays built by the masker
+    (``predict_in_layout``, no transposed copy); the values are those of the NHWC path."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.Tanh(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 5)
+    ).eval()
+    g = digits(2)[..., 0]
+    x = np.stack([g, 0.5 * g, 1 - g], axis=-1)
+    ex = PartitionExplainer(net, "blur(7,5)", max_evals=80)
+    direct = ex(x, top_k=2)
+    backend, seen, calls = ex.backend, [], []
+    in_layout, predict = backend.predict_in_layout, backend.predict
+    backend.predict_in_layout = lambda a: seen.append(a.shape) or in_layout(a)
+    backend.predict = lambda a: calls.append(len(a)) or predict(a)
+    np.testing.assert_array_equal(ex(x, top_k=2).values, direct.values)
+    assert seen and all(shape[1:] == (3, 28, 28) for shape in seen)
+    assert calls == [2]  # predict saw the unmasked images only
+    backend.predict_in_layout = None  # a backend without the capability: NHWC and predict
+    calls.clear()
+    np.testing.assert_array_equal(ex(x, top_k=2).values, direct.values)
+    assert sum(calls) == 2 + sum(shape[0] for shape in seen)
+
+
 def brute_force_image():
     return np.array([[1.0, 2.0], [3.0, 4.0]], np.float32).reshape(1, 2, 2, 1) / 4
 
