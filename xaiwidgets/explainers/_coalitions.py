@@ -25,6 +25,15 @@ WORK_BYTES = 256 * 2**20
 #: are shrunk towards it, so a cancel is seen within about this long.
 CALL_SECONDS = 0.5
 
+#: Fewest masked images a slow call is shrunk to (or ``max_rows`` when smaller). Below it a
+#: model's fixed cost per call (a pass over every layer: many small ops, each a thread
+#: synchronisation) dominates, and on a loaded CPU it grows so much that shrinking towards
+#: :data:`CALL_SECONDS` ran away to one image a call: torchvision mobilenet_v3_small at 224 x
+#: 224 on a 2-core CPU under load took 0.47 s a call of one image, 0.12 s per image in calls
+#: of 8 and 0.11 in calls of 32 (Partition at 0.2x its floor, one image a call). A cancel then
+#: waits for one call of this many images.
+MIN_CALL_ROWS = 8
+
 #: Bytes a :class:`CoalitionEvaluator` may keep for its cache of evaluated coalitions before a
 #: sampler that can afford to forget them calls :meth:`CoalitionEvaluator.forget`.
 CACHE_BYTES = 256 * 2**20
@@ -196,8 +205,9 @@ class CoalitionEvaluator:
         then ``progress(rows evaluated so far)`` after each call (where a cancel is seen).
 
         A call that takes longer than :data:`CALL_SECONDS` shrinks the next ones to about that
-        long (a slow model, e.g. a ResNet at 224 x 224 on a CPU, then sees a cancel within
-        about half a second after its first call); fast calls grow back to ``max_rows``."""
+        long, but not below :data:`MIN_CALL_ROWS` images (a slow model, e.g. a ResNet at 224 x
+        224 on a CPU, then sees a cancel within about half a second after its first call);
+        fast calls grow back to ``max_rows``."""
         import time
 
         from ..backends.base import NonFiniteOutputError, rows_text
@@ -227,7 +237,8 @@ class CoalitionEvaluator:
             self._out[np.asarray(handles, np.int64)] = out
             self.evaluated += len(part)
             if took > CALL_SECONDS and len(part) > 1:
-                self._rows = max(1, int(len(part) * CALL_SECONDS / took))
+                least = min(MIN_CALL_ROWS, self.max_rows)
+                self._rows = max(least, int(len(part) * CALL_SECONDS / took))
             elif took < CALL_SECONDS / 4 and len(part) == self._rows:
                 self._rows = min(self.max_rows, 2 * self._rows)
             if progress is not None:
