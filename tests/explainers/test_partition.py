@@ -263,6 +263,18 @@ def test_one_model_call_per_round_for_all_images_and_budget():
     assert (np.array(e.params["evaluations"]) <= 60).all()
 
 
+def test_slow_calls_shrink_to_min_call_rows_not_to_one_image(monkeypatch):
+    import xaiwidgets.explainers._coalitions as co
+
+    monkeypatch.setattr(co, "CALL_SECONDS", 0.0)  # every model call counts as slow
+    f, x = MLP(), digits(1)
+    e = PartitionExplainer(f, "blur(28,28)", max_evals=300, round_size=200, batch_size=64)
+    e(x, "top1")
+    masked = f.calls[1:]  # the first call: the unmasked image
+    assert sum(masked) >= 290 and max(masked) == co.MIN_CALL_ROWS  # 16 a call, not 1
+    assert len(masked) <= sum(masked) // co.MIN_CALL_ROWS + 6  # short calls end rounds only
+
+
 def test_three_channels_share_a_pixel_value_equally():
     rng = np.random.default_rng(0)
     x = rng.random((2, 8, 8, 3)).astype(np.float32)

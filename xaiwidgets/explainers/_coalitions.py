@@ -28,11 +28,13 @@ CALL_SECONDS = 0.5
 #: Fewest masked images a slow call is shrunk to (or ``max_rows`` when smaller). Below it a
 #: model's fixed cost per call (a pass over every layer: many small ops, each a thread
 #: synchronisation) dominates, and on a loaded CPU it grows so much that shrinking towards
-#: :data:`CALL_SECONDS` ran away to one image a call: torchvision mobilenet_v3_small at 224 x
-#: 224 on a 2-core CPU under load took 0.47 s a call of one image, 0.12 s per image in calls
-#: of 8 and 0.11 in calls of 32 (Partition at 0.2x its floor, one image a call). A cancel then
-#: waits for one call of this many images.
-MIN_CALL_ROWS = 8
+#: :data:`CALL_SECONDS` ran away to one image a call (Partition on torchvision
+#: mobilenet_v3_small at 224 x 224, 2-core CPU under load: 94 model calls for 100 evaluations,
+#: 3.3x slower than with this bound). Measured there: 0.47 s a call of one image, 0.12 s per
+#: image in calls of 8, 0.11 in calls of 32; in another run (best of 3) 100 images took 12.0 s
+#: in calls of 8 and 7.2 s in calls of 32. A cancel waits for one call of this many images
+#: (estimated 0.8 s for torchvision resnet18 at 224 x 224 on a quiet 2-core CPU).
+MIN_CALL_ROWS = 16
 
 #: Bytes a :class:`CoalitionEvaluator` may keep for its cache of evaluated coalitions before a
 #: sampler that can afford to forget them calls :meth:`CoalitionEvaluator.forget`.
