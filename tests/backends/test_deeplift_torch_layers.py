@@ -310,9 +310,9 @@ def test_passes_are_planned_within_the_memory_budget(monkeypatch):
     has one image and at most two references (the references in equal chunks, their
     attributions the weighted mean), giving what one pass gives; ``progress`` is called before
     every pass, by the pair rows done, so it moves within one image."""
-    from xaiwidgets.backends import _deeplift_torch
+    from xaiwidgets.backends import _deeplift_passes
 
-    monkeypatch.setattr(_deeplift_torch, "PASS_SECONDS", float("inf"))  # no shrinking by time
+    monkeypatch.setattr(_deeplift_passes, "PASS_SECONDS", float("inf"))  # no shrinking by time
     torch.manual_seed(0)
     model = CASES["silu"]().eval()
     whole = wrap(model)
@@ -349,16 +349,17 @@ def test_progress_can_stop_the_passes():
 
 
 def test_slow_passes_shrink_and_agree(monkeypatch):
-    """A pass slower than PASS_SECONDS makes the next passes smaller (once): the rest of the
-    references in smaller chunks, the result the same."""
-    from xaiwidgets.backends import _deeplift_torch
+    """A pass slower than SLOW x PASS_SECONDS makes the next passes smaller (once): the rest
+    of the references in smaller chunks, the result the same."""
+    from xaiwidgets.backends import _deeplift_passes
 
     torch.manual_seed(0)
     model = CASES["silu"]().eval()
     x, refs = _data()
     refs = np.concatenate([refs] * 3)  # 9 references
     whole = deeplift_torch(wrap(model), x, refs, [0, 3], max_rows=100)  # one pass
-    monkeypatch.setattr(_deeplift_torch, "PASS_SECONDS", 0.0)  # every pass is "slow"
+    monkeypatch.setattr(_deeplift_passes, "unit_seconds", lambda *a: None)  # no estimate
+    monkeypatch.setattr(_deeplift_passes, "PASS_SECONDS", 0.0)  # every pass is "slow"
     seen: list = []
     row = wrap(model).row_bytes(x.shape[1:])
     small = wrap(model, memory_budget=2 * 4 * row)  # 4 rows: 1 image x 3 references a pass

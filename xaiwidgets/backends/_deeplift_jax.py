@@ -26,6 +26,7 @@ Imported only by :meth:`JaxBackend.deeplift <xaiwidgets.backends.jax_backend.Jax
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -35,9 +36,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend.core import ClosedJaxpr
 
-from .. import _arrays
 from . import _deeplift_rules as rules
 from ._deeplift_jax_interp import CONST, VARY, _Interpreter
+from ._deeplift_passes import Passes
 from ._layout import pad_rows
 
 #: the compiled functions of each backend, by shape and options
@@ -101,11 +102,13 @@ def deeplift_jax(
     max_rows : pair rows per compiled call. Default: ``max(backend.batch_size, b)``, lowered so
         that a pass keeps about :data:`~._deeplift_rules.MEMORY_BUDGET` (1 GiB) of activations
         (:func:`~._deeplift_rules.plan_passes`; references split into chunks when one image's
-        ``b`` rows do not fit). The last chunk of images is padded, so each shape compiles
-        once (twice with a shorter last chunk of references). The budget is
-        ``backend.memory_budget`` (1 GiB by default).
-    progress : ``progress(fraction)`` is called before every pass with the fraction of passes
-        done, and may raise (a cancelled run stops there).
+        ``b`` rows do not fit), and to passes of about half a second
+        (:class:`~._deeplift_passes.Passes`). The last chunk of images is padded, so each
+        shape compiles once (twice with a shorter last chunk of references). The budget is
+        ``backend.memory_budget`` (1 GiB by default). Given: at most ``max_rows`` rows, no
+        budget, no timing.
+    progress : ``progress(fraction)`` is called before every pass with the fraction of pair
+        rows done, and may raise (a cancelled run stops there).
 
     Returns
     -------
@@ -122,26 +125,27 @@ def deeplift_jax(
         if ("row_bytes", image_shape) not in cache:
             cache["row_bytes", image_shape] = _row_bytes(backend, image_shape)
         row_bytes = cache["row_bytes", image_shape]
-    images, refs_per = rules.plan_passes(
-        n_ref, max_rows or max(backend.batch_size, n_ref), row_bytes, backend.memory_budget
-    )
-    per_pass = min(n, images)
-    passes, done = -(-n // per_pass) * -(-n_ref // refs_per), 0
+    rows = max_rows or max(backend.batch_size, n_ref)
+    # the probe's forward passes are padded to at least 8 rows (the backend's smallest bucket)
+    plan = Passes(backend, n, refs, o, rows, row_bytes, paced=max_rows is None, probe_rows=8)
     rt = jnp.asarray(refs)
     res = np.empty(x.shape + (o,), np.float32)
-    for s in _arrays.batches(n, per_pass):
-        m = s.stop - s.start
-        xs, ids = jnp.asarray(pad_rows(x[s], per_pass)), jnp.asarray(pad_rows(idx[s], per_pass))
+    for s in plan.image_chunks():
+        m, c = s.stop - s.start, plan.images  # the chunk is padded to the planned images
+        xs, ids = jnp.asarray(pad_rows(x[s], c)), jnp.asarray(pad_rows(idx[s], c))
         total = None
-        for r in _arrays.batches(n_ref, refs_per):
+        for r in plan.reference_chunks():
             if progress is not None:
-                progress(done / passes)
-            done += 1
+                progress(plan.fraction)
             k = r.stop - r.start
-            key = (per_pass, k, o, image_shape, softmax)
-            if key not in cache:
-                cache[key] = _build(backend, per_pass, k, o, image_shape, softmax)
-            attr = np.asarray(cache[key](backend.params, xs, rt[r], ids), np.float64) * (k / n_ref)
+            key = (c, k, o, image_shape, softmax)
+            compiled = key not in cache  # the first call of a jitted shape compiles it
+            if compiled:
+                cache[key] = _build(backend, c, k, o, image_shape, softmax)
+            began = time.perf_counter()
+            attr = np.asarray(cache[key](backend.params, xs, rt[r], ids), np.float64)
+            plan.took(time.perf_counter() - began, compiled=compiled)
+            attr *= k / n_ref
             total = attr if total is None else total + attr
         res[s] = np.moveaxis(total, 0, -1)[:m]
     return res

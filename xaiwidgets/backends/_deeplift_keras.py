@@ -19,6 +19,7 @@ Imported only by :meth:`TensorFlowBackend.deeplift
 
 from __future__ import annotations
 
+import time
 import warnings
 import weakref
 from collections.abc import Callable
@@ -28,9 +29,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import attr_value_pb2
 
-from .. import _arrays
 from . import _deeplift_rules as rules
 from . import _deeplift_tensorflow_ops as tf_ops
+from ._deeplift_passes import Passes
 from ._layout import pad_rows
 from ._tensorflow_conv_grad import GRADIENT_NAME as _CONV_GRADIENT
 
@@ -241,12 +242,14 @@ def deeplift_keras(
         CPU, one pass of 400 rows beats four of 100 by a fifth), lowered so that a pass keeps
         its activations within ``backend.memory_budget`` (1 GiB by default;
         :func:`~._deeplift_rules.plan_passes`; references split into equal chunks when one
-        image's ``b`` rows do not fit). The last chunk of images is padded to the others'
-        size, so each shape is traced once.
+        image's ``b`` rows do not fit), and to passes of about half a second
+        (:class:`~._deeplift_passes.Passes`). The last chunk of images is padded to the
+        others' size, so each shape is traced once. Given: at most ``max_rows`` rows, no
+        budget, no timing.
     fallbacks : a list to which the TensorFlow ops crossed without a DeepLIFT rule are
         appended (then no warning is given: the caller reports them); ``None``: warn.
-    progress : ``progress(fraction)`` is called before every pass with the fraction of passes
-        done, and may raise (a cancelled run stops there).
+    progress : ``progress(fraction)`` is called before every pass with the fraction of pair
+        rows done, and may raise (a cancelled run stops there).
 
     Returns
     -------
@@ -261,36 +264,34 @@ def deeplift_keras(
     backend._ensure_built(image_shape)
     k = int(backend._call(rt[:1]).shape[1])
     row_bytes = None if max_rows else _row_bytes(backend, image_shape)
-    images, refs_per = rules.plan_passes(
-        n_ref, max_rows or max(2 * backend.batch_size, n_ref), row_bytes, backend.memory_budget
-    )
-    per_pass = min(n, images)
-    chunks = rules.reference_chunks(n_ref, refs_per)
-    passes, done = -(-n // per_pass) * len(chunks), 0
+    rows = max_rows or max(2 * backend.batch_size, n_ref)
+    plan = Passes(backend, n, refs, o, rows, row_bytes, paced=max_rows is None)
     cache = _FUNCTIONS.setdefault(backend, {})
     res = np.empty(x.shape + (o,), np.float32)
     missing: list[str] = []
-    for s in _arrays.batches(n, per_pass):
-        m = s.stop - s.start
-        xs, ids = pad_rows(x[s], per_pass), pad_rows(idx[s], per_pass)
+    for s in plan.image_chunks():
+        m, c = s.stop - s.start, plan.images  # the chunk is padded to the planned images
+        xs, ids = pad_rows(x[s], c), pad_rows(idx[s], c)
         xt = backend.to_framework(xs)
         total = None
-        for r in chunks:
+        for r in plan.reference_chunks():
             if progress is not None:
-                progress(done / passes)
-            done += 1
+                progress(plan.fraction)
             b = r.stop - r.start
-            key = (per_pass, b, o, image_shape, softmax)
-            if key not in cache:
-                cache[key] = _build(backend, per_pass, b, o, image_shape, softmax)
+            key = (c, b, o, image_shape, softmax)
+            compiled = key not in cache  # traced here; its first run also optimises the graph
+            if compiled:
+                cache[key] = _build(backend, c, b, o, image_shape, softmax)
             fn, missing = cache[key]
-            cot = np.zeros((o, per_pass * b, k), np.float32)
+            cot = np.zeros((o, c * b, k), np.float32)
             cot[
                 np.arange(o)[:, None],
-                np.arange(per_pass * b)[None, :],
+                np.arange(c * b)[None, :],
                 np.repeat(ids, b, axis=0).T,
             ] = 1.0
+            began = time.perf_counter()
             attr = fn(xt, rt[r.start : r.stop], tf.constant(cot)).numpy().astype(np.float64)
+            plan.took(time.perf_counter() - began, compiled=compiled)
             attr *= b / n_ref
             total = attr if total is None else total + attr
         res[s] = np.moveaxis(backend.from_framework_grad(total), 0, -1)[:m]

@@ -30,13 +30,10 @@ import numpy as np
 import torch
 
 from . import _deeplift_rules as rules
+from ._deeplift_passes import Passes
 from ._deeplift_torch_autograd import attributions, input_multipliers
 from ._deeplift_torch_graph import GRAPHS, capture, source_of
 from ._deeplift_torch_interp import Interpreter
-
-#: A DeepLIFT pass (one forward over the pair rows, one backward per output) slower than this
-#: (seconds) makes the following passes smaller, to about this long.
-PASS_SECONDS = 0.5
 
 
 def deeplift_torch(
@@ -64,11 +61,13 @@ def deeplift_torch(
         pass keeps ``ROW_COPIES`` x the model's activations per row within
         ``backend.memory_budget`` (:func:`~._deeplift_rules.plan_passes`; the references are
         split into equal chunks when one image's ``b`` rows do not fit, and the attributions
-        are the chunks' weighted mean). Given: at most ``max_rows`` rows, no budget.
+        are the chunks' weighted mean), and to passes of about half a second
+        (:class:`~._deeplift_passes.Passes`: timed from a plain forward pass, then from the
+        passes themselves). Given: at most ``max_rows`` rows, no budget, no timing.
     fallbacks : a list to which a description of every op crossed without a DeepLIFT rule is
         appended (then no warning is given: the caller reports them); ``None``: warn.
-    progress : ``progress(fraction)`` is called before every pass with the fraction of passes
-        done, and may raise (a cancelled run stops there).
+    progress : ``progress(fraction)`` is called before every pass with the fraction of pair
+        rows done, and may raise (a cancelled run stops there).
 
     Returns
     -------
@@ -78,11 +77,9 @@ def deeplift_torch(
     x, refs, idx = rules.prepare_inputs(x, baselines, outputs, softmax)
     n, n_ref = len(x), len(refs)
     row_bytes = None if max_rows else backend.row_bytes(x.shape[1:])
-    images, refs_per = rules.plan_passes(
-        n_ref, max_rows or max(backend.batch_size, n_ref), row_bytes, backend.memory_budget
-    )
-    per_pass = min(n, images)
-    first = (slice(0, per_pass), rules.reference_chunks(n_ref, refs_per)[0])
+    rows = max_rows or max(backend.batch_size, n_ref)
+    plan = Passes(backend, n, refs, idx.shape[1], rows, row_bytes, paced=max_rows is None)
+    first = plan.first()
     res = np.empty(x.shape + (idx.shape[1],), np.float32)
     crossed: dict[str, str] = {}
     with backend.eval_mode():
@@ -92,41 +89,19 @@ def deeplift_torch(
             GRAPHS.get(backend, backend.model, backend._call, inp)
             del inp
         except NotImplementedError as err:
-            return _eager(backend, x, refs, idx, softmax, per_pass, fallbacks, err, progress)
-        done, adapt = 0, max_rows is None
-        start = 0
-        while start < n:
-            s = slice(start, min(start + per_pass, n))
-            m = s.stop - s.start
+            return _eager(backend, x, refs, idx, softmax, plan.images, fallbacks, err, progress)
+        for s in plan.image_chunks():
             xt = backend.to_framework(x[s])
-            acc, queue = None, rules.reference_chunks(n_ref, refs_per)
-            while queue:
-                r = queue.pop(0)
+            acc = None
+            for r in plan.reference_chunks():
                 if progress is not None:
-                    progress(done / (n * n_ref))
-                began = time.perf_counter()
-                attr = _attribute(backend, xt, rt[r], idx[s], softmax, crossed)
-                took = time.perf_counter() - began
+                    progress(plan.fraction)
+                attr, seconds = _attribute(backend, xt, rt[r], idx[s], softmax, crossed)
+                plan.took(seconds)  # a slow pass (a large model on a CPU) shrinks the next
                 if r.stop - r.start < n_ref:
                     attr = attr.double().mul_((r.stop - r.start) / n_ref)
                 acc = attr if acc is None else acc.add_(attr.to(acc.dtype))
-                done += m * (r.stop - r.start)
-                if adapt and took > PASS_SECONDS and m * (r.stop - r.start) > 1:
-                    # a slow pass (a large model at full size on a CPU): shrink the next ones
-                    # to about PASS_SECONDS, once (each new shape is traced), so a cancel is
-                    # seen and progress moves within about that
-                    adapt = False
-                    rows = max(1, int(m * (r.stop - r.start) * PASS_SECONDS / took))
-                    per_pass = max(1, rows // n_ref)
-                    refs_per = max(1, min(n_ref, rows // m))
-                    if queue:
-                        queue = [
-                            slice(q.start + r.stop, q.stop + r.stop)
-                            for q in rules.reference_chunks(n_ref - r.stop, refs_per)
-                        ]
-                    refs_per = max(1, min(n_ref, rows // per_pass))
             res[s] = np.moveaxis(backend.from_framework_grad(acc.float()), 0, -1)
-            start = s.stop
         if crossed:
             found = _describe(backend, crossed, x[first[0]], rt[first[1]])
     if crossed:
@@ -180,11 +155,13 @@ def _rows(xt: torch.Tensor, rt: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
 def _attribute(
     backend: Any, xt: torch.Tensor, rt: torch.Tensor, idx: np.ndarray, softmax: str, crossed: dict
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, float]:
     """``(o, c, ...)`` attributions of the images ``xt`` (model layout) against the
-    references ``rt``, one pass."""
+    references ``rt``, one pass, and the seconds it took (tracing its shape left out)."""
     inp, ref = _rows(xt, rt)
-    interp = Interpreter(GRAPHS.get(backend, backend.model, backend._call, inp), softmax)
+    graph = GRAPHS.get(backend, backend.model, backend._call, inp)  # traced once per shape
+    began = time.perf_counter()
+    interp = Interpreter(graph, softmax)
     with torch.enable_grad():
         inp.requires_grad_(True)
         out = interp.run(inp, ref).p
@@ -192,7 +169,8 @@ def _attribute(
         crossed.update(interp.crossed)
         grads = input_multipliers(out, inp, idx, len(rt))
     del out, inp
-    return attributions(grads, xt, rt)
+    values = attributions(grads, xt, rt)
+    return values, time.perf_counter() - began
 
 
 _SOURCES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -1,0 +1,197 @@
+"""How one DeepLIFT call is cut into passes: within the memory budget, and each pass about
+:data:`PASS_SECONDS` long, so that progress moves and a cancel is seen within about that on any
+model and machine (a ResNet at 224 x 224 on a loaded CPU included).
+
+A pass evaluates ``rows`` pair rows (each image of a chunk with each reference of a chunk): a
+forward pass over the pair rows and over the references, then one backward pass per explained
+output. Its cost is counted in *units*, the seconds of one image's plain forward pass:
+
+    seconds(pass) ~= unit * rows * (PASS_FORWARDS + BACKWARD_FORWARDS * o)
+
+Before the first pass on a backend and image shape, ``unit`` is measured by two plain forward
+passes on :data:`PROBE_ROWS` references (``backend.predict``, the faster of the two: the first
+may warm up or compile); after every timed pass the unit the pass showed replaces it, so later
+calls on the same backend and shape plan from the real DeepLIFT cost. The rows a pass may hold
+are the fewest of the caller's row cap, what the memory budget allows
+(:func:`~._deeplift_rules.plan_passes`) and what takes about :data:`PASS_SECONDS`. A pass that
+still takes longer than :data:`SLOW` x :data:`PASS_SECONDS` (the estimate was off, or the
+machine got busier) re-plans the rest of the call to about :data:`PASS_SECONDS`, once (each new
+pass shape is traced or compiled once). A pass whose time includes tracing or compiling is not
+used to learn or to re-plan.
+
+Framework-free: used by the torch, TensorFlow/Keras and JAX DeepLIFT drivers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ._deeplift_rules import plan_passes, reference_chunks
+
+#: Target duration of one DeepLIFT pass (seconds).
+PASS_SECONDS = 0.5
+#: A timed pass slower than this many :data:`PASS_SECONDS` re-plans the rest of the call.
+SLOW = 2.0
+#: Single-image forward passes a pair row costs in a pass besides its backward passes (the pair
+#: side and the reference side of the forward pass).
+PASS_FORWARDS = 2
+#: Single-image forward passes one backward pass (with DeepLIFT rules) costs, per output.
+BACKWARD_FORWARDS = 2
+#: References of the timed forward passes that give the first estimate.
+PROBE_ROWS = 4
+
+#: backend -> {image shape: seconds of one unit}
+_UNITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def unit_seconds(backend: Any, refs: np.ndarray, rows: int = PROBE_ROWS) -> float | None:
+    """Seconds of one image's forward pass on ``backend`` (learned from earlier passes on this
+    backend and image shape, else measured on up to ``rows`` of ``refs``); ``None`` when it
+    cannot be measured (the model's outputs on ``refs`` are not finite: the pass then fails
+    with the backend's own error)."""
+    shape = tuple(refs.shape[1:])
+    with _LOCK:
+        known = _units(backend).get(shape)
+    if known is not None:
+        return known
+    sample = refs[: max(1, int(rows))]
+    best = float("inf")
+    try:
+        for _ in range(2):
+            began = time.perf_counter()
+            backend.predict(sample)
+            best = min(best, time.perf_counter() - began)
+    except ValueError:  # NonFiniteOutputError: no estimate, the passes say what is wrong
+        return None
+    unit = best / len(sample)
+    _remember(backend, shape, unit)
+    return unit
+
+
+def _units(backend: Any) -> dict:
+    try:
+        return _UNITS.setdefault(backend, {})
+    except TypeError:  # not weak-referenceable: nothing is learned
+        return {}
+
+
+def _remember(backend: Any, shape: tuple, unit: float) -> None:
+    with _LOCK:
+        _units(backend)[shape] = float(unit)
+
+
+def pass_units(o: int) -> int:
+    """Units (single-image forward passes) one pair row costs in a pass with ``o`` outputs."""
+    return PASS_FORWARDS + BACKWARD_FORWARDS * max(1, int(o))
+
+
+class Passes:
+    """The passes of one DeepLIFT call of ``n`` images against ``refs`` with ``o`` outputs.
+
+    ``rows``: most pair rows per pass (the backend's default, or the caller's ``max_rows``);
+    ``row_bytes``: the model's activation bytes per image, or ``None`` (no memory bound);
+    ``paced``: also bound each pass to about :data:`PASS_SECONDS` and re-plan once when a pass
+    is slow (``False`` when the caller gave ``max_rows``: exactly that plan).
+
+    Use::
+
+        for s in plan.image_chunks():          # images x[s], padded to plan.images if needed
+            for r in plan.reference_chunks():  # references refs[r]
+                progress(plan.fraction)
+                ...one pass...
+                plan.took(seconds, compiled=...)
+
+    ``images`` (images per pass) and ``refs_per`` (references per pass) may shrink after a
+    slow pass; a chunk of images keeps its size until its references are done.
+    """
+
+    def __init__(
+        self,
+        backend: Any,
+        n: int,
+        refs: np.ndarray,
+        o: int,
+        rows: int,
+        row_bytes: int | None,
+        *,
+        paced: bool = True,
+        probe_rows: int = PROBE_ROWS,
+    ):
+        self.backend, self.shape = backend, tuple(refs.shape[1:])
+        self.n, self.n_ref, self.o = int(n), len(refs), max(1, int(o))
+        self.paced = bool(paced)
+        rows = max(1, int(rows))
+        if self.paced:
+            unit = unit_seconds(backend, refs, probe_rows)
+            if unit:
+                rows = min(rows, self._rows_in(PASS_SECONDS, unit))
+        images, self.refs_per = plan_passes(self.n_ref, rows, row_bytes, backend.memory_budget)
+        self.images = max(1, min(self.n, images))
+        self.done = 0
+        self._chunk = slice(0, 0)
+        self._ref: slice | None = None
+        self._queue: list[slice] = []
+
+    def _rows_in(self, seconds: float, unit: float) -> int:
+        return max(1, int(min(2**31, seconds / (unit * pass_units(self.o)))))
+
+    @property
+    def fraction(self) -> float:
+        """Pair rows done, as a fraction of all ``n * n_ref``."""
+        return self.done / max(1, self.n * self.n_ref)
+
+    def first(self) -> tuple[slice, slice]:
+        """The images and references of the first pass."""
+        return slice(0, self.images), reference_chunks(self.n_ref, self.refs_per)[0]
+
+    def image_chunks(self) -> Iterator[slice]:
+        """Consecutive chunks of at most :attr:`images` images."""
+        start = 0
+        while start < self.n:
+            self._chunk = slice(start, min(start + self.images, self.n))
+            yield self._chunk
+            start = self._chunk.stop
+
+    def reference_chunks(self) -> Iterator[slice]:
+        """The references of the current chunk of images, in equal chunks of at most
+        :attr:`refs_per` (the rest re-chunked after a slow pass)."""
+        self._queue = reference_chunks(self.n_ref, self.refs_per)
+        while self._queue:
+            self._ref = self._queue.pop(0)
+            yield self._ref
+            if self._ref is not None:  # took() was not called: count the rows anyway
+                self.done += self._rows()
+            self._ref = None
+
+    def _rows(self) -> int:
+        r = self._ref
+        return (self._chunk.stop - self._chunk.start) * (r.stop - r.start)
+
+    def took(self, seconds: float, *, compiled: bool = False) -> None:
+        """The current pass took ``seconds`` (``compiled``: they include tracing or compiling
+        its shape, so they are not used to learn the cost or to re-plan)."""
+        rows = self._rows()
+        self.done += rows
+        r, self._ref = self._ref, None
+        if compiled or not self.paced or seconds <= 0:
+            return
+        _remember(self.backend, self.shape, seconds / (rows * pass_units(self.o)))
+        if seconds > SLOW * PASS_SECONDS and rows > 1:
+            self.paced = False  # once: every new shape is traced or compiled
+            fit = max(1, int(rows * PASS_SECONDS / seconds))
+            m = self._chunk.stop - self._chunk.start
+            self.images = max(1, min(self.images, fit // self.n_ref))
+            if self._queue:  # the rest of this chunk's references
+                step = max(1, min(self.n_ref, fit // m))
+                self._queue = [
+                    slice(q.start + r.stop, q.stop + r.stop)
+                    for q in reference_chunks(self.n_ref - r.stop, step)
+                ]
+            self.refs_per = max(1, min(self.n_ref, fit // self.images))
