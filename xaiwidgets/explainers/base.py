@@ -27,6 +27,7 @@ from .._arrays import as_images, as_labels, check_class_names, check_int, check_
 from .._progress import RunControl
 from ..backends import Backend, output_matrix, wrap
 from ..explanation import Explanation
+from ._paced import predict_paced
 
 _TOPK = re.compile(r"^top[_-]?(\d+)$")
 
@@ -200,9 +201,10 @@ class Explainer:
         raise NotImplementedError
 
     def _run(self, x: np.ndarray, choice: OutputChoice, ctl: RunControl) -> CallResult:
-        """The model's outputs on ``x`` (one :meth:`predict`), the outputs ``choice`` picks
-        from them, then :meth:`_explain`."""
-        model_outputs = self.backend.predict(x)
+        """The model's outputs on ``x`` (:func:`._paced.predict_paced`: calls of about half a
+        second, a cancel checked before each), the outputs ``choice`` picks from them, then
+        :meth:`_explain`."""
+        model_outputs = predict_paced(self.backend, x, ctl)
         probs = self.backend.to_probabilities(model_outputs)
         idx = choice.finish(choice(slice(None), model_outputs, probs))
         res = self._explain(x, idx, model_outputs, ctl)

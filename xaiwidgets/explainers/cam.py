@@ -22,7 +22,7 @@ grid's per-row colour scale.
 - Score-CAM (Wang et al., CVPR-W 2020): each channel, upsampled and min-max scaled to
   ``[0, 1]``, masks the image; ``relu(sum_k s_k A_k)`` with ``s_k`` the probability of the
   explained class on ``x * M_k`` (the paper's softmax). ``d`` masked forward passes per image,
-  batched.
+  batched (:class:`ScoreCAM`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ import numpy as np
 
 from .._progress import RunControl
 from ..backends.base import check_finite
+from ._coalitions import rows_per_call
+from ._paced import Pacer
 from .base import CallResult, Explainer, OutputChoice
 
 _EPS = 1e-7
@@ -233,8 +235,11 @@ class ScoreCAM(_LayerCAM):
 
     Parameters as :class:`GradCAM`, plus ``max_channels`` (default ``None``: all ``d``
     channels): the ``max_channels`` channels of largest mean activation per image, for layers
-    with thousands of channels. Cost: one forward pass per channel and image, in batches of
-    the backend's ``batch_size`` (memory: one batch of masked images at a time).
+    with thousands of channels. Cost: one forward pass per channel and image, in model calls
+    of at most the backend's forward rows (``forward_rows``: ``batch_size`` when given, else
+    what the memory budget holds) and of :data:`~._coalitions.WORK_BYTES` of masked images,
+    paced to about half a second each (:class:`~._paced.Pacer`; a cancel is checked before
+    every call). Memory: one call's masked images at a time.
     """
 
     method = "scorecam"
@@ -260,18 +265,20 @@ class ScoreCAM(_LayerCAM):
         n, h, w, d = acts.shape
         keep = d if self.max_channels is None else min(d, self.max_channels)
         maps = np.empty((n, h, w, outputs.shape[1]), np.float32)
-        per_batch = max(1, self.backend.batch_size)
+        # masked images per call: within the backend's forward rows and the working memory of
+        # one call, and paced to about half a second (a cancel is seen within about that)
+        pacer = Pacer(rows_per_call(self.backend, *x.shape[1:]))
         for i in range(n):
             order = np.argsort(-acts[i].mean(axis=(0, 1)), kind="stable")[:keep]
             up = upsample(acts[i][None][..., order], x.shape[1:3])[0]  # (h, w, keep)
             lo, hi = up.min(axis=(0, 1)), up.max(axis=(0, 1))
             masks = (up - lo) / np.where(hi > lo, hi - lo, 1.0)
             scores = np.empty((keep, outputs.shape[1]), np.float32)
-            for s in range(0, keep, per_batch):
+            for s in pacer.slices(keep):
                 ctl.check()
-                m = masks[..., s : s + per_batch].transpose(2, 0, 1)[..., None]  # (b, h, w, 1)
+                m = masks[..., s].transpose(2, 0, 1)[..., None]  # (b, h, w, 1)
                 probs = self.backend.probabilities(x[i][None] * m)
-                scores[s : s + per_batch] = probs[:, outputs[i]]
-                ctl.step((i + (s + len(m)) / keep) / n)
+                scores[s] = probs[:, outputs[i]]
+                ctl.step((i + s.stop / keep) / n)
             maps[i] = np.maximum(np.einsum("hwd,do->hwo", acts[i][..., order], scores), 0)
         return maps, res.name

@@ -34,6 +34,7 @@ import numpy as np
 from .._arrays import as_images, check_int
 from .._progress import RunControl
 from ._completeness import check_completeness, completeness_gap
+from ._paced import predict_paced
 from .base import Explainer
 
 #: Relative completeness error above which DeepExplainer warns (or raises with ``strict``):
@@ -57,7 +58,8 @@ def sample_background(background: Any, size: int | None, seed: int | None) -> np
 
 class BackgroundMean:
     """Mixin of the explainers that hold a ``background`` set: ``expected_value``, the mean
-    model output over it, ``(k,)``, computed on first use."""
+    model output over it, ``(k,)``, computed on first use (in a call: in paced model calls
+    with a cancel check before each, :meth:`_background_mean`)."""
 
     background: np.ndarray
     backend: Any
@@ -66,6 +68,14 @@ class BackgroundMean:
     def expected_value(self) -> np.ndarray:
         """Mean model output over the background, ``(k,)``."""
         return self.backend.predict(self.background).mean(axis=0)
+
+    def _background_mean(self, ctl: RunControl) -> np.ndarray:
+        """:attr:`expected_value`, computed (once) by :func:`._paced.predict_paced`."""
+        known = self.__dict__.get("expected_value")
+        if known is None:
+            known = predict_paced(self.backend, self.background, ctl).mean(axis=0)
+            self.__dict__["expected_value"] = known
+        return known
 
 
 class DeepExplainer(BackgroundMean, Explainer):
@@ -163,7 +173,7 @@ class DeepExplainer(BackgroundMean, Explainer):
             raise ValueError(
                 f"images: expected the background's shape {bg.shape[1:]}, got {x.shape[1:]}"
             )
-        base = self.expected_value[outputs]
+        base = self._background_mean(ctl)[outputs]
         fallbacks: list[str] = []
         # the backend plans its passes within its memory budget and calls ``progress`` before
         # each one: progress moves, and a cancel is seen, between model passes

@@ -142,7 +142,7 @@ class GradientExplainer(BackgroundMean, GradientBase):
         squares -= np.square(values)
         np.maximum(squares, 0.0, out=squares)
         standard_errors = np.sqrt(squares / np.float32(ns), out=squares)
-        base = self.expected_value[outputs].astype(np.float32)
+        base = self._background_mean(ctl)[outputs].astype(np.float32)
         diagnostics = self._check(values, np.take_along_axis(model_outputs, outputs, axis=1), base)
         diagnostics["max_standard_error"] = float(standard_errors.max()) if values.size else 0.0
         return values, base, diagnostics, standard_errors
