@@ -29,6 +29,7 @@ from xaiwidgets.explainers import (  # noqa: E402
     GradientExplainer,
     IntegratedGradients,
     PartitionExplainer,
+    ScoreCAM,
 )
 
 pytestmark = pytest.mark.slow
@@ -58,11 +59,16 @@ def data():
 EXPLAINERS = {
     "integrated_gradients": lambda net, bg: IntegratedGradients(net, steps=64),
     "expected_gradients": lambda net, bg: GradientExplainer(net, bg, nsamples=100),
-    # 256 MB: one image's 10 references take two passes (5 pair rows each) before the slow
-    # first pass shrinks the next ones; with the default 1 GiB they are one pass, and the
-    # first cancel point comes after it
-    "deep": lambda net, bg: DeepExplainer(net, bg, background_size=None, memory_budget=1 << 28),
+    # the default budget holds one image's 10 references in one pass (10 pair rows, 44 s under
+    # load before passes were timed): the passes are sized to about half a second from the start
+    "deep": lambda net, bg: DeepExplainer(net, bg, background_size=None),
+    # 256 MB: two passes of 5 rows by memory, then smaller by time
+    "deep_256mb": lambda net, bg: DeepExplainer(
+        net, bg, background_size=None, memory_budget=1 << 28
+    ),
     "partition": lambda net, bg: PartitionExplainer(net, "blur(112,112)", max_evals=2000),
+    # 512 masked images (one per channel of layer4), in paced calls
+    "scorecam": lambda net, bg: ScoreCAM(net, "layer4"),
 }
 
 
@@ -115,3 +121,43 @@ def test_cancel_within_one_image(resnet, data, name):
     assert outcome == "cancelled", (outcome, seen)
     assert any(0 < f < 1 for f in seen), seen  # progress moved within the one image
     assert latency <= bound, f"{name}: {latency:.2f} s from cancel to return"
+
+
+def test_cancel_during_the_first_prediction(resnet):
+    """The explainers' first prediction (the model's outputs, to choose top-k) on 96 images:
+    in paced calls with a cancel check before each, so a cancel 0.3 s into it returns within
+    about one call (one call of all the images took seconds)."""
+    x = np.random.default_rng(1).random((96, SIZE, SIZE, 3), dtype=np.float32)
+    cancel = threading.Event()
+    calls: list = []
+
+    def started(module, args):
+        if not calls:
+            threading.Timer(0.3, cancel.set).start()
+        calls.append(len(args[0]))
+
+    handle = resnet.register_forward_pre_hook(started)
+    outcome: list = []
+
+    def run():
+        try:
+            IntegratedGradients(resnet, steps=8)(x, top_k=1, cancel=cancel)
+            outcome.append("finished")
+        except Cancelled:
+            outcome.append("cancelled")
+
+    worker = threading.Thread(target=run)
+    try:
+        worker.start()
+        while not cancel.is_set() and worker.is_alive():
+            time.sleep(0.005)
+        set_at = time.perf_counter()
+        worker.join()
+        latency = time.perf_counter() - set_at
+    finally:
+        handle.remove()
+    bound = max(LATENCY_BOUND, CALLS * one_pass_seconds(resnet, x[:1]))
+    print(f"first prediction: cancel returned in {latency:.2f} s (bound {bound:.2f} s), {calls}")
+    assert outcome == ["cancelled"], outcome
+    assert sum(calls) < len(x), calls  # stopped within the prediction
+    assert latency <= bound, f"{latency:.2f} s from cancel to return"

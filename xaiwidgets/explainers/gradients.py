@@ -33,6 +33,7 @@ from .._arrays import as_images, check_baseline, check_number, check_seed
 from .._progress import RunControl
 from ._completeness import check_completeness, completeness_gap, relative_error
 from ._gradient_rows import GradientBase, Segment, positive_int, tolerance_value
+from ._paced import predict_paced
 from .expected_gradients import EG_TOLERANCE, GradientExplainer
 
 __all__ = [
@@ -328,7 +329,7 @@ class IntegratedGradients(GradientBase):
         self._rows(x, outputs, k, points, accumulate, ctl)
         for i in range(len(x)):
             values[i] *= (x[i] - base_img[i])[..., None]
-        f_base = np.take_along_axis(self.backend.predict(base_img), outputs, axis=1)
+        f_base = np.take_along_axis(predict_paced(self.backend, base_img, ctl), outputs, axis=1)
         fx = np.take_along_axis(model_outputs, outputs, axis=1)
         gap = completeness_gap(values, fx, f_base)
         diagnostics = self._check(gap, fx, f_base, node_sums)
