@@ -1,7 +1,8 @@
 """The DeepLIFT pass planner (:mod:`xaiwidgets.backends._deeplift_passes`) on a fake backend
-and a fake clock: passes sized to about PASS_SECONDS from a timed forward pass, within the
-memory plan; the cost learned from the passes; one re-plan after a slow pass; compiling passes
-and an explicit ``max_rows`` left alone. Framework-free and deterministic."""
+and a fake clock: passes sized to about PASS_SECONDS from timed forward passes, within the
+memory plan; a cheap model (or a busy machine's short calls) bounded by memory alone; one
+re-plan after a slow pass; compiling passes and an explicit ``max_rows`` left alone.
+Framework-free and deterministic."""
 
 from __future__ import annotations
 
@@ -21,17 +22,17 @@ class Clock:
 
 
 class FakeBackend:
-    """``predict`` costs ``per_row`` seconds of the fake clock per image."""
+    """``predict`` costs ``per_call + per_row`` x images seconds of the fake clock."""
 
     memory_budget = 1 << 30
 
-    def __init__(self, clock, per_row, finite=True):
-        self.clock, self.per_row, self.finite = clock, per_row, finite
+    def __init__(self, clock, per_row, finite=True, per_call=0.0):
+        self.clock, self.per_row, self.finite, self.per_call = clock, per_row, finite, per_call
         self.predicted: list[int] = []
 
     def predict(self, x):
         self.predicted.append(len(x))
-        self.clock.now += self.per_row * len(x)
+        self.clock.now += self.per_call + self.per_row * len(x)
         if not self.finite:
             raise ValueError("the model's outputs are NaN for image(s) [0]")
         return np.zeros((len(x), 3), np.float32)
@@ -65,7 +66,8 @@ def test_passes_sized_to_about_pass_seconds_from_a_timed_forward_pass(clock):
     unit = 0.04  # seconds of one image's forward pass
     backend = FakeBackend(clock, unit)
     plan = Passes(backend, 3, refs(10), 1, 100, None)
-    assert backend.predicted == [4, 4]  # two timed forward passes on PROBE_ROWS references
+    # each size timed twice, doubling until a call takes PROBE_SECONDS (4 x 0.04 = 0.16 s)
+    assert backend.predicted == [1, 1, 2, 2, 4, 4]
     rows = int(passes.PASS_SECONDS / (unit * pass_units(1)))  # 0.5 / (0.04 * 4) -> 3 rows
     assert (plan.images, plan.refs_per) == (1, rows)
     seen = walk(plan)
@@ -83,18 +85,27 @@ def test_memory_plan_and_row_cap_still_bound_fast_models(clock):
     assert (plan.images, plan.refs_per) == (1, 10)
 
 
-def test_the_cost_is_learned_from_the_passes(clock):
-    backend = FakeBackend(clock, 0.001)
-    plan = Passes(backend, 2, refs(10), 1, 100, None)
-    assert (plan.images, plan.refs_per) == (2, 10)
-    walk(plan, seconds_per_row=0.02)  # the real passes are far slower than the estimate
-    assert len(backend.predicted) == 2
-    again = Passes(backend, 2, refs(10), 1, 100, None)
-    assert backend.predicted == [4, 4]  # nothing measured again
-    # 0.02 s a row = 0.005 s a unit: 0.5 / (0.005 * 4) = 25 rows -> 2 images x 10 references
-    assert (again.images, again.refs_per) == (2, 10)
-    slower = Passes(backend, 2, refs(10), 3, 100, None)  # 3 outputs: 8 units a row
-    assert (slower.images, slower.refs_per) == (1, 10)  # 0.5 / (0.005 * 8) = 12 rows
+def test_measured_once_per_backend_and_shape(clock):
+    backend = FakeBackend(clock, 0.01)
+    plan = Passes(backend, 2, refs(10), 3, 100, None)
+    probes = list(backend.predicted)
+    assert probes == [1, 1, 2, 2, 4, 4, 8, 8, 16, 16]  # 16 images in 0.16 s
+    assert (plan.images, plan.refs_per) == (1, 6)  # 0.5 / (0.01 * 8) = 6 rows
+    again = Passes(backend, 5, refs(10), 1, 100, None)
+    assert backend.predicted == probes  # nothing measured again
+    assert (again.images, again.refs_per) == (1, 10)  # 0.5 / (0.01 * 4) = 12 rows
+    Passes(backend, 2, refs(10, size=5), 1, 100, None)  # another image shape: measured
+    assert len(backend.predicted) > len(probes)
+
+
+def test_short_calls_on_a_busy_machine_leave_a_cheap_model_to_the_memory_plan(clock):
+    """Every call waits 0.1 s for a core whatever its size: no call reaches PROBE_SECONDS,
+    so the passes are as large as memory and the row cap allow."""
+    backend = FakeBackend(clock, 1e-5, per_call=0.1)
+    plan = Passes(backend, 3, refs(12), 10, 256, None)
+    assert backend.predicted[-1] == 36  # up to the largest planned pass: 3 x 12 rows
+    assert (plan.images, plan.refs_per) == (3, 12)
+    assert passes._units(backend)[(4, 4, 3)] == 0.0
 
 
 def test_a_slow_pass_replans_the_rest_once(clock):
@@ -125,8 +136,7 @@ def test_compiling_passes_neither_teach_nor_replan(clock):
     backend = FakeBackend(clock, 1e-6)
     plan = Passes(backend, 2, refs(9), 1, 100, None)
     seen = walk(plan, seconds_per_row=10.0, compiled=True)
-    assert seen == [(0, 2, 0, 9)]
-    assert passes._units(backend)[(4, 4, 3)] == pytest.approx(1e-6)  # the probe's, kept
+    assert seen == [(0, 2, 0, 9)] and (plan.images, plan.refs_per) == (2, 9)
 
 
 def test_explicit_max_rows_is_the_plan(clock):

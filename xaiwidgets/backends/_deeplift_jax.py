@@ -126,8 +126,8 @@ def deeplift_jax(
             cache["row_bytes", image_shape] = _row_bytes(backend, image_shape)
         row_bytes = cache["row_bytes", image_shape]
     rows = max_rows or max(backend.batch_size, n_ref)
-    # the probe's forward passes are padded to at least 8 rows (the backend's smallest bucket)
-    plan = Passes(backend, n, refs, o, rows, row_bytes, paced=max_rows is None, probe_rows=8)
+    # the timed forward passes start at 8 images: the backend pads a call to at least that
+    plan = Passes(backend, n, refs, o, rows, row_bytes, paced=max_rows is None, probe_first=8)
     rt = jnp.asarray(refs)
     res = np.empty(x.shape + (o,), np.float32)
     for s in plan.image_chunks():

@@ -8,16 +8,19 @@ output. Its cost is counted in *units*, the seconds of one image's plain forward
 
     seconds(pass) ~= unit * rows * (PASS_FORWARDS + BACKWARD_FORWARDS * o)
 
-Before the first pass on a backend and image shape, ``unit`` is measured by two plain forward
-passes on :data:`PROBE_ROWS` references (``backend.predict``, the faster of the two: the first
-may warm up or compile); after every timed pass the unit the pass showed replaces it, so later
-calls on the same backend and shape plan from the real DeepLIFT cost. The rows a pass may hold
-are the fewest of the caller's row cap, what the memory budget allows
+Before the first pass on a backend and image shape, ``unit`` is measured by plain forward
+passes (``backend.predict``, each size timed twice, the faster counts: the first call may warm
+up or compile) on 1, 2, 4, ... references until a call takes :data:`PROBE_SECONDS`, at most
+the rows a pass would hold: ``unit`` is that call's seconds per image. A call that short on a
+busy machine is mostly waiting for a core, not work per image, so when even the largest call
+is faster the model is cheap for this machine and the passes are bounded by memory alone
+(``unit`` 0). The estimate is kept per backend and image shape. The rows a pass may hold are
+the fewest of the caller's row cap, what the memory budget allows
 (:func:`~._deeplift_rules.plan_passes`) and what takes about :data:`PASS_SECONDS`. A pass that
 still takes longer than :data:`SLOW` x :data:`PASS_SECONDS` (the estimate was off, or the
 machine got busier) re-plans the rest of the call to about :data:`PASS_SECONDS`, once (each new
-pass shape is traced or compiled once). A pass whose time includes tracing or compiling is not
-used to learn or to re-plan.
+pass shape is traced or compiled once). A pass whose time includes tracing or compiling does
+not re-plan.
 
 Framework-free: used by the torch, TensorFlow/Keras and JAX DeepLIFT drivers.
 """
@@ -43,48 +46,57 @@ SLOW = 2.0
 PASS_FORWARDS = 2
 #: Single-image forward passes one backward pass (with DeepLIFT rules) costs, per output.
 BACKWARD_FORWARDS = 2
-#: References of the timed forward passes that give the first estimate.
-PROBE_ROWS = 4
+#: A timed forward call this long (seconds) measures the model's cost per image; shorter ones
+#: on a busy CPU measure mostly the wait for a core.
+PROBE_SECONDS = 0.15
 
-#: backend -> {image shape: seconds of one unit}
+#: backend -> {image shape: seconds of one unit (0: bounded by memory alone)}
 _UNITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
-def unit_seconds(backend: Any, refs: np.ndarray, rows: int = PROBE_ROWS) -> float | None:
-    """Seconds of one image's forward pass on ``backend`` (learned from earlier passes on this
-    backend and image shape, else measured on up to ``rows`` of ``refs``); ``None`` when it
-    cannot be measured (the model's outputs on ``refs`` are not finite: the pass then fails
-    with the backend's own error)."""
+def unit_seconds(backend: Any, refs: np.ndarray, most: int, first: int = 1) -> float | None:
+    """Seconds of one image's forward pass on ``backend``: measured once per backend and image
+    shape on ``first``, ``2 first``, ... (at most ``most``) images drawn from ``refs``, until
+    a call takes :data:`PROBE_SECONDS`; 0 when even ``most`` images take less; ``None`` when
+    the model's outputs on ``refs`` are not finite (the passes then fail with the backend's own
+    error)."""
     shape = tuple(refs.shape[1:])
     with _LOCK:
         known = _units(backend).get(shape)
     if known is not None:
         return known
-    sample = refs[: max(1, int(rows))]
-    best = float("inf")
+    most, k = max(1, int(most)), max(1, int(first))
+    unit = 0.0
     try:
-        for _ in range(2):
-            began = time.perf_counter()
-            backend.predict(sample)
-            best = min(best, time.perf_counter() - began)
+        while True:
+            k = min(k, most)
+            sample = refs[np.arange(k) % len(refs)]
+            took = min(_timed(backend, sample), _timed(backend, sample))
+            if took >= PROBE_SECONDS:
+                unit = took / k
+                break
+            if k >= most:
+                break
+            k *= 2
     except ValueError:  # NonFiniteOutputError: no estimate, the passes say what is wrong
         return None
-    unit = best / len(sample)
-    _remember(backend, shape, unit)
+    with _LOCK:
+        _units(backend)[shape] = unit
     return unit
+
+
+def _timed(backend: Any, x: np.ndarray) -> float:
+    began = time.perf_counter()
+    backend.predict(x)
+    return time.perf_counter() - began
 
 
 def _units(backend: Any) -> dict:
     try:
         return _UNITS.setdefault(backend, {})
-    except TypeError:  # not weak-referenceable: nothing is learned
+    except TypeError:  # not weak-referenceable: measured every call
         return {}
-
-
-def _remember(backend: Any, shape: tuple, unit: float) -> None:
-    with _LOCK:
-        _units(backend)[shape] = float(unit)
 
 
 def pass_units(o: int) -> int:
@@ -122,17 +134,21 @@ class Passes:
         row_bytes: int | None,
         *,
         paced: bool = True,
-        probe_rows: int = PROBE_ROWS,
+        probe_first: int = 1,
     ):
         self.backend, self.shape = backend, tuple(refs.shape[1:])
         self.n, self.n_ref, self.o = int(n), len(refs), max(1, int(o))
         self.paced = bool(paced)
         rows = max(1, int(rows))
-        if self.paced:
-            unit = unit_seconds(backend, refs, probe_rows)
+        images, self.refs_per = plan_passes(self.n_ref, rows, row_bytes, backend.memory_budget)
+        if self.paced:  # the probe goes up to the rows of the largest planned pass
+            most = min(self.n, images) * self.refs_per
+            unit = unit_seconds(backend, refs, most, probe_first)
             if unit:
                 rows = min(rows, self._rows_in(PASS_SECONDS, unit))
-        images, self.refs_per = plan_passes(self.n_ref, rows, row_bytes, backend.memory_budget)
+                images, self.refs_per = plan_passes(
+                    self.n_ref, rows, row_bytes, backend.memory_budget
+                )
         self.images = max(1, min(self.n, images))
         self.done = 0
         self._chunk = slice(0, 0)
@@ -176,13 +192,12 @@ class Passes:
 
     def took(self, seconds: float, *, compiled: bool = False) -> None:
         """The current pass took ``seconds`` (``compiled``: they include tracing or compiling
-        its shape, so they are not used to learn the cost or to re-plan)."""
+        its shape, so they do not re-plan)."""
         rows = self._rows()
         self.done += rows
         r, self._ref = self._ref, None
-        if compiled or not self.paced or seconds <= 0:
+        if compiled or not self.paced:
             return
-        _remember(self.backend, self.shape, seconds / (rows * pass_units(self.o)))
         if seconds > SLOW * PASS_SECONDS and rows > 1:
             self.paced = False  # once: every new shape is traced or compiled
             fit = max(1, int(rows * PASS_SECONDS / seconds))
