@@ -103,8 +103,10 @@ class DeepExplainer(BackgroundMean, Explainer):
     max_rows : int, optional
         Pair rows (image x background) per pass; default: the backend's plan (torch and
         JAX ``max(batch_size, b)``, TensorFlow ``max(2 * batch_size, b)``, lowered to keep
-        the pass within the memory budget, the background split into chunks when one image's
-        rows do not fit). Progress is reported and cancel checked between passes.
+        the pass within the memory budget and to about half a second (timed on the model's
+        forward pass), the background split into chunks when one image's rows do not fit).
+        Progress is reported and cancel checked between passes, so a cancel returns within
+        about one pass. Given: exactly that many rows (no memory or time bound).
     strict : bool
         Raise :class:`~xaiwidgets.IncompleteAttributionError` instead of warning
         (:class:`~xaiwidgets.IncompleteAttributionWarning`) when the attributions miss
