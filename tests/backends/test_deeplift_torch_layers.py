@@ -323,8 +323,11 @@ def test_passes_are_planned_within_the_memory_budget(monkeypatch):
     seen: list = []
     values = small.deeplift(x, refs, [0, 3], progress=seen.append)
     np.testing.assert_allclose(values, one_pass, rtol=1e-5, atol=1e-6)
-    # 2 images x 2 chunks of references (2 + 1), progress by the pair rows done (of 6)
-    np.testing.assert_allclose(seen, [0, 2 / 6, 3 / 6, 5 / 6])
+    # 2 images x 2 chunks of references (2 + 1), progress by the pair rows done (of 6) before
+    # every pass, and before each of a pass's two backward passes (1/3 and 2/3 of its rows)
+    passes = [(0, 2), (2, 1), (3, 2), (5, 1)]  # (rows done, rows of the pass)
+    expected = [d + part * r for d, r in passes for part in (0, 1 / 3, 2 / 3)]
+    np.testing.assert_allclose(seen, np.array(expected) / 6)
 
 
 def test_progress_can_stop_the_passes():
@@ -365,5 +368,7 @@ def test_slow_passes_shrink_and_agree(monkeypatch):
     small = wrap(model, memory_budget=2 * 4 * row)  # 4 rows: 1 image x 3 references a pass
     values = deeplift_torch(small, x, refs, [0, 3], progress=seen.append)
     np.testing.assert_allclose(values, whole, rtol=1e-5, atol=1e-6)
-    # the first pass (3 references), then one reference a pass: 1 + 6 + 9 passes
-    np.testing.assert_allclose(seen, [0, 3 / 18] + [k / 18 for k in range(4, 18)])
+    # the first pass (3 references), then one reference a pass: 1 + 6 + 9 passes (progress
+    # also before each pass's two backward passes)
+    starts = [0, 3 / 18] + [k / 18 for k in range(4, 18)]
+    np.testing.assert_allclose(seen[::3], starts)

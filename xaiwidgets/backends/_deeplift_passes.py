@@ -163,6 +163,11 @@ class Passes:
         """Pair rows done, as a fraction of all ``n * n_ref``."""
         return self.done / max(1, self.n * self.n_ref)
 
+    def within(self, part: float) -> float:
+        """:attr:`fraction` with ``part`` (0..1) of the current pass done too."""
+        current = self._rows() if self._ref is not None else 0
+        return (self.done + float(part) * current) / max(1, self.n * self.n_ref)
+
     def first(self) -> tuple[slice, slice]:
         """The images and references of the first pass."""
         return slice(0, self.images), reference_chunks(self.n_ref, self.refs_per)[0]

@@ -67,7 +67,8 @@ def deeplift_torch(
     fallbacks : a list to which a description of every op crossed without a DeepLIFT rule is
         appended (then no warning is given: the caller reports them); ``None``: warn.
     progress : ``progress(fraction)`` is called before every pass with the fraction of pair
-        rows done, and may raise (a cancelled run stops there).
+        rows done, and before each of its backward passes (one per output) with the part of
+        the pass done added; it may raise (a cancelled run stops there).
 
     Returns
     -------
@@ -96,7 +97,10 @@ def deeplift_torch(
             for r in plan.reference_chunks():
                 if progress is not None:
                     progress(plan.fraction)
-                attr, seconds = _attribute(backend, xt, rt[r], idx[s], softmax, crossed)
+                # and between the pass's backward passes (one per output): a cancel is seen
+                # within one backward pass of a pass that cannot be smaller (one pair row)
+                within = None if progress is None else _between(plan, progress, idx.shape[1])
+                attr, seconds = _attribute(backend, xt, rt[r], idx[s], softmax, crossed, within)
                 plan.took(seconds)  # a slow pass (a large model on a CPU) shrinks the next
                 if r.stop - r.start < n_ref:
                     attr = attr.double().mul_((r.stop - r.start) / n_ref)
@@ -153,11 +157,24 @@ def _rows(xt: torch.Tensor, rt: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return inp, rt.repeat((c,) + (1,) * (rt.dim() - 1))
 
 
+def _between(plan: Passes, progress: Callable[[float], Any], o: int) -> Callable[[int], Any]:
+    """``before(j)`` for :func:`input_multipliers`: progress within the current pass (its
+    forward pass and ``j`` of its ``o`` backward passes done)."""
+    return lambda j: progress(plan.within((j + 1) / (o + 1)))
+
+
 def _attribute(
-    backend: Any, xt: torch.Tensor, rt: torch.Tensor, idx: np.ndarray, softmax: str, crossed: dict
+    backend: Any,
+    xt: torch.Tensor,
+    rt: torch.Tensor,
+    idx: np.ndarray,
+    softmax: str,
+    crossed: dict,
+    before: Callable[[int], Any] | None = None,
 ) -> tuple[torch.Tensor, float]:
     """``(o, c, ...)`` attributions of the images ``xt`` (model layout) against the
-    references ``rt``, one pass, and the seconds it took (tracing its shape left out)."""
+    references ``rt``, one pass, and the seconds it took (tracing its shape left out);
+    ``before(j)`` is called before the backward pass of output ``j``."""
     inp, ref = _rows(xt, rt)
     graph = GRAPHS.get(backend, backend.model, backend._call, inp)  # traced once per shape
     began = time.perf_counter()
@@ -167,7 +184,7 @@ def _attribute(
         out = interp.run(inp, ref).p
         del ref
         crossed.update(interp.crossed)
-        grads = input_multipliers(out, inp, idx, len(rt))
+        grads = input_multipliers(out, inp, idx, len(rt), before)
     del out, inp
     values = attributions(grads, xt, rt)
     return values, time.perf_counter() - began

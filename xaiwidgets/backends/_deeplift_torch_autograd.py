@@ -12,6 +12,7 @@ the one-hot cotangent of ``outputs[i, j]``, then ``mean_k m_ik * (x_i - r_k)``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -60,18 +61,26 @@ class Softmax(torch.autograd.Function):
 
 
 def input_multipliers(
-    out: torch.Tensor, inp: torch.Tensor, idx: np.ndarray, n_ref: int
+    out: torch.Tensor,
+    inp: torch.Tensor,
+    idx: np.ndarray,
+    n_ref: int,
+    before: Callable[[int], Any] | None = None,
 ) -> torch.Tensor:
     """``(o, rows, ...)`` multipliers of the pair rows ``inp`` for each requested output: one
     backward pass of ``out`` ``(rows, k)`` per column of ``idx`` ``(c, o)`` (the cotangent of
-    row ``i * n_ref + k`` is one-hot at ``idx[i, j]``)."""
+    row ``i * n_ref + k`` is one-hot at ``idx[i, j]``). ``before(j)`` is called before the
+    backward pass of output ``j`` (it may raise to stop: a cancel between backward passes)."""
     o = idx.shape[1]
     cot = torch.zeros((o,) + tuple(out.shape), dtype=out.dtype, device=out.device)
     cols = torch.from_numpy(np.repeat(idx, n_ref, axis=0).T.copy()).to(out.device)
     cot.scatter_(2, cols[:, :, None], 1.0)
-    return torch.stack(
-        [torch.autograd.grad(out, inp, cot[j], retain_graph=j < o - 1)[0] for j in range(o)]
-    )
+    grads = []
+    for j in range(o):
+        if before is not None:
+            before(j)
+        grads.append(torch.autograd.grad(out, inp, cot[j], retain_graph=j < o - 1)[0])
+    return torch.stack(grads)
 
 
 def attributions(grads: torch.Tensor, xt: torch.Tensor, rt: torch.Tensor) -> torch.Tensor:
