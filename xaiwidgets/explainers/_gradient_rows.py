@@ -7,8 +7,7 @@ go to the model ``rows`` at a time and the explained outputs ``width`` at a time
 (:func:`plan`), so a call's working set -- its points, its gradients ``(rows, h, w, c, width)``
 and the model's activations -- stays within the backend's memory budget whatever the number of
 images, outputs, samples or steps. Cancellation is checked and progress reported between model
-calls (:func:`run_rows`), and calls are paced to about :data:`CALL_SECONDS` (a probe call of a
-few rows first).
+calls (:func:`run_rows`), and slow calls are shrunk to about :data:`CALL_SECONDS`.
 :class:`GradientBase` is the explainers' shared base.
 """
 
@@ -23,16 +22,14 @@ import numpy as np
 from .._arrays import check_int
 from .._budget import chunk_rows
 from .._progress import RunControl
-from ._paced import CALL_SECONDS as PACED_SECONDS
-from ._paced import Pacer
 from .base import Explainer
 
 #: Most outputs whose gradients one model call computes (the backends' vectorised group).
 OUTPUTS_PER_CALL = 16
 
-#: Target duration of one model call (seconds): calls are sized to about this long, so a
-#: cancel is seen within about one such call.
-CALL_SECONDS = PACED_SECONDS
+#: A model call slower than this (seconds) shrinks the following calls to about this long, so
+#: a cancel is seen within about one such call.
+CALL_SECONDS = 0.5
 
 #: A segment of a chunk: image ``i``, its rows ``j0:j1`` (of ``per_image``).
 Segment = tuple[int, int, int]
@@ -89,10 +86,9 @@ def run_rows(
     random draws do not depend on the chunking); then for each group of outputs ``cols`` one
     ``backend.grad`` call, and ``accumulate(i, j0, j1, cols, g)`` with ``g`` ``(j1 - j0, h, w,
     c, len(cols))``. Cancellation is checked before every model call and progress reported
-    after it, by rows done (so it moves within one image). The first chunk holds a few rows (a
-    probe, :class:`~._paced.Pacer`); each next one as many as the last chunk's slowest call
-    fits in :data:`CALL_SECONDS`, at most the planned rows (a ResNet at 224 x 224 on a CPU
-    then sees a cancel within about a second, a small network gets the planned rows).
+    after it, by rows done (so it moves within one image). A call that takes longer than
+    :data:`CALL_SECONDS` shrinks the next chunks to about that long (a ResNet at 224 x 224 on
+    a CPU then sees a cancel within about a second); fast calls grow back to the planned rows.
     Returns the number of model calls.
     """
     n, o = outputs.shape
@@ -101,8 +97,7 @@ def run_rows(
     total = n * per_image
     work = total * len(groups)
     calls = start = 0
-    pacer = Pacer(rows, seconds=CALL_SECONDS)  # a probe call of a few rows first
-    size = pacer.size
+    size = rows
     while start < total:
         ctl.check()
         stop = min(start + size, total)
@@ -123,8 +118,10 @@ def run_rows(
             calls += 1
             ctl.step((start * len(groups) + (gi + 1) * (stop - start)) / work)
         del pts
-        pacer.took(stop - start, slowest)
-        size = pacer.size
+        if slowest > CALL_SECONDS and stop - start > 1:
+            size = max(1, int((stop - start) * CALL_SECONDS / slowest))
+        elif slowest < CALL_SECONDS / 4 and stop - start == size:
+            size = min(rows, 2 * size)
         start = stop
     return calls
 
