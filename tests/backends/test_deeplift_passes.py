@@ -152,3 +152,13 @@ def test_no_estimate_when_the_references_give_non_finite_outputs(clock):
     backend = FakeBackend(clock, 1.0, finite=False)
     plan = Passes(backend, 3, refs(10), 1, 20, None)
     assert (plan.images, plan.refs_per) == (2, 10)  # the row cap alone
+
+
+def test_a_given_batch_size_is_not_paced(clock):
+    """The user's batch_size is kept (small passes cost more per row): nothing timed."""
+    backend = FakeBackend(clock, 1.0)
+    backend.batch_size_given = True
+    plan = Passes(backend, 3, refs(10), 1, 20, None)
+    assert backend.predicted == [] and (plan.images, plan.refs_per) == (2, 10)
+    walk(plan, seconds_per_row=100.0)
+    assert (plan.images, plan.refs_per) == (2, 10)

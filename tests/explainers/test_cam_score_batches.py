@@ -54,14 +54,20 @@ def masked_calls(net, n, channels=12):
 
 def test_calls_within_the_backends_forward_rows(images):
     net = Counted()
-    got = cam.ScoreCAM(net, "conv", batch_size=5)(images, top_k=2)
+    got = cam.ScoreCAM(net, "conv")(images, top_k=2)
     calls = masked_calls(net, len(images))
-    assert calls[0] == PROBE_ROWS and max(calls) == 5, calls  # a fast model: full calls
-    # the same maps from calls of any size (here the default: one call an image)
+    assert calls[0] == PROBE_ROWS and max(calls) == 12, calls  # a fast model: full calls
+    # a batch_size given is kept, and the maps do not depend on the calls' sizes
     net.calls.clear()
-    again = cam.ScoreCAM(net, "conv")(images, outputs=got.output_indices)
-    assert max(masked_calls(net, len(images))) == 12
+    again = cam.ScoreCAM(net, "conv", batch_size=5)(images, outputs=got.output_indices)
+    assert masked_calls(net, len(images)) == [5, 5, 2] * 3
     np.testing.assert_allclose(got.values, again.values, rtol=1e-5, atol=1e-7)
+
+
+def test_a_given_batch_size_is_kept_for_a_slow_model(images):
+    net = Counted(0.1)  # a call of 4 masked images takes 0.4 s, of 12 1.2 s
+    cam.ScoreCAM(net, "conv", batch_size=12)(images[:1], outputs=[1])
+    assert masked_calls(net, 1) == [12]
 
 
 def test_a_slow_model_gets_calls_of_about_half_a_second(images):
@@ -92,5 +98,5 @@ def test_cancel_is_seen_before_the_next_call(images):
     ex = cam.ScoreCAM(net, "conv", batch_size=4)
     with pytest.raises(Cancelled):
         ex(images, outputs=[0], progress=progress, cancel=cancel)
-    assert net.calls[-1] == PROBE_ROWS  # the first masked call, then no other
-    assert seen == [PROBE_ROWS / 12 / len(images)]
+    assert net.calls[-1] == 4  # the first masked call, then no other
+    assert seen == [4 / 12 / len(images)]

@@ -57,8 +57,26 @@ def test_predict_paced_equals_predict_and_paces_a_slow_model():
     assert calls[0] == PROBE_ROWS and sum(calls) == len(x), calls
     assert all(c * 0.05 <= CALL_SECONDS for c in calls), calls
     fast = Slow(0.0)
-    predict_paced(wrap(fast, batch_size=4), x, RunControl())
-    assert fast.calls == [PROBE_ROWS, 4, 4, 2]  # fast: the backend's forward rows
+    predict_paced(wrap(fast), x, RunControl())
+    assert fast.calls == [PROBE_ROWS, 10]  # fast: up to the backend's forward rows
+    given = Slow(0.05)
+    predict_paced(wrap(given, batch_size=5), x, RunControl())
+    assert given.calls == [5, 5, 2]  # a batch_size given is kept, even for a slow model
+
+
+def test_a_given_batch_size_is_kept_by_the_gradient_and_coalition_calls():
+    """Time-pacing is off when the user gave batch_size: small calls cost more per image."""
+    from xaiwidgets.explainers import PermutationExplainer
+
+    x = np.random.default_rng(0).random((1, 6, 6, 1), dtype=np.float32)
+    calls = {}
+    for per_image in (0.0, 0.02):  # a call of 40 images: 0.8 s, over CALL_SECONDS
+        model = Slow(per_image)
+        PermutationExplainer(model, "constant(0)", max_evals=200, batch_size=40)(x, outputs=[0])
+        calls[per_image] = model.calls
+    # the same calls for a slow model (without batch_size they would shrink by time:
+    # test_region_budget.test_slow_model_calls_shrink_to_about_half_a_second)
+    assert calls[0.02] == calls[0.0] and max(calls[0.0]) == 40, calls
 
 
 def marked(z):

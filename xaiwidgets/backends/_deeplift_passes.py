@@ -110,7 +110,8 @@ class Passes:
     ``rows``: most pair rows per pass (the backend's default, or the caller's ``max_rows``);
     ``row_bytes``: the model's activation bytes per image, or ``None`` (no memory bound);
     ``paced``: also bound each pass to about :data:`PASS_SECONDS` and re-plan once when a pass
-    is slow (``False`` when the caller gave ``max_rows``: exactly that plan).
+    is slow (``False`` when the caller gave ``max_rows``: exactly that plan; off too when the
+    backend's ``batch_size`` was given, ``backend.batch_size_given``).
 
     Use::
 
@@ -138,7 +139,8 @@ class Passes:
     ):
         self.backend, self.shape = backend, tuple(refs.shape[1:])
         self.n, self.n_ref, self.o = int(n), len(refs), max(1, int(o))
-        self.paced = bool(paced)
+        # a batch_size the user gave is kept: small passes cost more per row
+        self.paced = bool(paced) and not getattr(backend, "batch_size_given", False)
         rows = max(1, int(rows))
         images, self.refs_per = plan_passes(self.n_ref, rows, row_bytes, backend.memory_budget)
         if self.paced:  # the probe goes up to the rows of the largest planned pass

@@ -10,7 +10,9 @@ use a backend through these methods only, never a framework or a backend's priva
 
 - ``framework``: ``"numpy"``, ``"torch"``, ``"tensorflow"`` or ``"jax"``.
 - ``batch_size``, ``memory_budget``, ``grad_rows(image_shape, outputs)``: rows per model call
-  and the working-memory budget the explainers chunk their own arrays within.
+  and the working-memory budget the explainers chunk their own arrays within;
+  ``batch_size_given`` (optional, default False): the user's ``batch_size`` is kept as is
+  (the explainers then do not pace their model calls by time).
 - ``predict(x) -> (n, k)``: the model's own outputs (logits or probabilities), batched.
 - ``probabilities(x) -> (n, k)``: softmax probabilities (the model's outputs when it already
   ends in a softmax, detected from its outputs); ``outputs_are_probabilities(outputs)`` (that
@@ -215,6 +217,12 @@ class BaseBackend:
     @batch_size.setter
     def batch_size(self, value: int | None) -> None:
         self._batch_size = check_batch_size(value)
+
+    @property
+    def batch_size_given(self) -> bool:
+        """Whether ``batch_size`` was given: then model calls hold that many rows, and the
+        explainers do not pace them by time (see :mod:`xaiwidgets.explainers._paced`)."""
+        return self._batch_size is not None
 
     def row_bytes(self, image_shape: tuple[int, ...]) -> int:
         """Activation bytes one image keeps during a model call with gradients (measured once

@@ -209,10 +209,12 @@ class CoalitionEvaluator:
         A call that takes longer than :data:`CALL_SECONDS` shrinks the next ones to about that
         long, but not below :data:`MIN_CALL_ROWS` images (a slow model, e.g. a ResNet at 224 x
         224 on a CPU, then sees a cancel within about half a second after its first call);
-        fast calls grow back to ``max_rows``."""
+        fast calls grow back to ``max_rows``. A ``batch_size`` the user gave is kept
+        (:func:`~._paced.paced`)."""
         import time
 
         from ..backends.base import NonFiniteOutputError, rows_text
+        from ._paced import paced
 
         mask, predict = self._model_call()
         pending, self._pending = self._pending, []
@@ -238,7 +240,9 @@ class CoalitionEvaluator:
             del masked
             self._out[np.asarray(handles, np.int64)] = out
             self.evaluated += len(part)
-            if took > CALL_SECONDS and len(part) > 1:
+            if not paced(self.backend):
+                pass
+            elif took > CALL_SECONDS and len(part) > 1:
                 least = min(MIN_CALL_ROWS, self.max_rows)
                 self._rows = max(least, int(len(part) * CALL_SECONDS / took))
             elif took < CALL_SECONDS / 4 and len(part) == self._rows:

@@ -22,6 +22,7 @@ import numpy as np
 from .._arrays import check_int
 from .._budget import chunk_rows
 from .._progress import RunControl
+from ._paced import paced
 from .base import Explainer
 
 #: Most outputs whose gradients one model call computes (the backends' vectorised group).
@@ -89,6 +90,7 @@ def run_rows(
     after it, by rows done (so it moves within one image). A call that takes longer than
     :data:`CALL_SECONDS` shrinks the next chunks to about that long (a ResNet at 224 x 224 on
     a CPU then sees a cancel within about a second); fast calls grow back to the planned rows.
+    When the user gave ``batch_size`` the chunks keep it (:func:`~._paced.paced`).
     Returns the number of model calls.
     """
     n, o = outputs.shape
@@ -98,6 +100,7 @@ def run_rows(
     work = total * len(groups)
     calls = start = 0
     size = rows
+    timed = paced(backend)  # a batch_size the user gave is kept
     while start < total:
         ctl.check()
         stop = min(start + size, total)
@@ -118,7 +121,9 @@ def run_rows(
             calls += 1
             ctl.step((start * len(groups) + (gi + 1) * (stop - start)) / work)
         del pts
-        if slowest > CALL_SECONDS and stop - start > 1:
+        if not timed:
+            pass
+        elif slowest > CALL_SECONDS and stop - start > 1:
             size = max(1, int((stop - start) * CALL_SECONDS / slowest))
         elif slowest < CALL_SECONDS / 4 and stop - start == size:
             size = min(rows, 2 * size)

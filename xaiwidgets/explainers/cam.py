@@ -35,7 +35,7 @@ import numpy as np
 from .._progress import RunControl
 from ..backends.base import check_finite
 from ._coalitions import rows_per_call
-from ._paced import Pacer
+from ._paced import Pacer, paced
 from .base import CallResult, Explainer, OutputChoice
 
 _EPS = 1e-7
@@ -238,8 +238,8 @@ class ScoreCAM(_LayerCAM):
     with thousands of channels. Cost: one forward pass per channel and image, in model calls
     of at most the backend's forward rows (``forward_rows``: ``batch_size`` when given, else
     what the memory budget holds) and of :data:`~._coalitions.WORK_BYTES` of masked images,
-    paced to about half a second each (:class:`~._paced.Pacer`; a cancel is checked before
-    every call). Memory: one call's masked images at a time.
+    paced to about half a second each (:class:`~._paced.Pacer`; exactly ``batch_size`` when
+    given; a cancel is checked before every call). Memory: one call's masked images at a time.
     """
 
     method = "scorecam"
@@ -267,7 +267,7 @@ class ScoreCAM(_LayerCAM):
         maps = np.empty((n, h, w, outputs.shape[1]), np.float32)
         # masked images per call: within the backend's forward rows and the working memory of
         # one call, and paced to about half a second (a cancel is seen within about that)
-        pacer = Pacer(rows_per_call(self.backend, *x.shape[1:]))
+        pacer = Pacer(rows_per_call(self.backend, *x.shape[1:]), fixed=not paced(self.backend))
         for i in range(n):
             order = np.argsort(-acts[i].mean(axis=(0, 1)), kind="stable")[:keep]
             up = upsample(acts[i][None][..., order], x.shape[1:3])[0]  # (h, w, keep)
