@@ -278,7 +278,8 @@ def test_slow_calls_shrink_to_min_call_rows_not_to_one_image(monkeypatch):
 
     monkeypatch.setattr(co, "CALL_SECONDS", 0.0)  # every model call counts as slow
     f, x = MLP(), digits(1)
-    e = PartitionExplainer(f, "blur(28,28)", max_evals=300, round_size=200, batch_size=64)
+    # no batch_size: a given one is kept as is (xaiwidgets.explainers._paced.paced)
+    e = PartitionExplainer(f, "blur(28,28)", max_evals=300, round_size=200)
     e(x, "top1")
     masked = f.calls[1:]  # the first call: the unmasked image
     assert sum(masked) >= 290 and max(masked) == co.MIN_CALL_ROWS  # 16 a call, not 1
