@@ -18,7 +18,8 @@ Per (architecture, method) one JSON line:
 - ``peak_mb``: peak resident memory during our call minus before it (sampled every 5 ms);
   with ``--peak-images N`` also ``peak_mb_N`` and ``seconds_N``, one call of ours on ``N``
   images (the issue's goal: at most 1.5 GB beyond model and result for 64 images);
-- ``relative_completeness`` for the methods that promise it.
+- ``relative_completeness`` for the methods that promise it: max |sum(phi) - (f(x) - f(baseline))|
+  over max |f(x) - f(baseline)| (``output_change``; None when the outputs do not move).
 
 Ours runs with its defaults (``batch_size=None``: rows per call from the 1 GiB memory budget)
 unless ``--ours-batch`` is given; the floor and the peers use ``--batch`` rows per call.
@@ -319,9 +320,10 @@ def case(framework: str, name: str, method: str, args) -> dict:
     if complete is not None:
         fx = np.take_along_axis(expl.predictions, expl.output_indices, axis=1)
         gap = fx - expl.base_values - expl.values.reshape(len(x), -1, k).sum(1)
-        row["relative_completeness"] = float(
-            np.abs(gap).max() / max(np.abs(fx - expl.base_values).max(), 1e-6)
-        )
+        change = float(np.abs(fx - expl.base_values).max())
+        row["output_change"] = change  # max |f(x) - f(baseline)|: what completeness divides
+        # a random-weight model whose outputs do not move tells nothing about completeness
+        row["relative_completeness"] = float(np.abs(gap).max()) / change if change > 1e-6 else None
     return row
 
 
