@@ -11,16 +11,15 @@ matrix, which the per-image explainers take, has no meaning here and is refused.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
 
 from .._arrays import as_images, check_class_names, check_int, check_number, to_numpy
 from ._tilt_chunks import image_features, is_streamed
+from .base import top_count
 
 CHANNELS = ("mean", "separate")
-_TOPK = re.compile(r"^top[_-]?(\d+)$")
 
 
 def features(
@@ -119,15 +118,8 @@ def choose_classes(
     if outputs is None:
         return None if k is None else np.arange(k, dtype=np.int64)
     if isinstance(outputs, str):
-        m = _TOPK.match(outputs.strip().lower())
-        if m is None:
-            raise ValueError(
-                f"outputs: expected None, 'topK' (e.g. 'top5'), a class index or a list of "
-                f"class indices, got {outputs!r}"
-            )
-        kk = int(m.group(1))
-        if kk < 1 or (k is not None and kk > k):
-            raise ValueError(f"outputs: top-k must be between 1 and {k} classes, got {kk}")
+        expected = "None, 'topK' (e.g. 'top5'), a class index or a list of class indices"
+        kk = top_count(outputs, k, expected)
         if k is None:
             return None
         return np.argsort(-mean_probabilities, kind="stable")[:kk].astype(np.int64)

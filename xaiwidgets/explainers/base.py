@@ -32,6 +32,18 @@ from ._paced import predict_paced
 _TOPK = re.compile(r"^top[_-]?(\d+)$")
 
 
+def top_count(outputs: str, k: int | None, expected: str) -> int:
+    """The ``K`` of ``outputs="topK"`` (or ``"top_K"``), between 1 and ``k`` classes (any
+    positive ``K`` when ``k`` is None); ``expected`` names the accepted forms in the error."""
+    m = _TOPK.match(outputs.strip().lower())
+    if m is None:
+        raise ValueError(f"outputs: expected {expected}, got {outputs!r}")
+    kk = int(m.group(1))
+    if kk < 1 or (k is not None and kk > k):
+        raise ValueError(f"outputs: top-k must be between 1 and {k} classes, got {kk}")
+    return kk
+
+
 def select_outputs(outputs: Any, probabilities: np.ndarray, top_k: int | None = None) -> np.ndarray:
     """Which outputs to explain, per image, as an ``(n, o)`` int64 matrix.
 
@@ -48,15 +60,8 @@ def select_outputs(outputs: Any, probabilities: np.ndarray, top_k: int | None = 
     if outputs is None:
         return np.tile(np.arange(k, dtype=np.int64), (n, 1))
     if isinstance(outputs, str):
-        m = _TOPK.match(outputs.strip().lower())
-        if m is None:
-            raise ValueError(
-                f"outputs: expected None, 'topK' (e.g. 'top5'), a list of class "
-                f"indices or an (n, o) array, got {outputs!r}"
-            )
-        kk = int(m.group(1))
-        if not 1 <= kk <= k:
-            raise ValueError(f"outputs: top-k must be between 1 and {k} classes, got {kk}")
+        expected = "None, 'topK' (e.g. 'top5'), a list of class indices or an (n, o) array"
+        kk = top_count(outputs, k, expected)
         return np.argsort(-probabilities, axis=1, kind="stable")[:, :kk].astype(np.int64)
     idx = output_matrix(outputs, n)
     if idx.min() < 0 or idx.max() >= k:
