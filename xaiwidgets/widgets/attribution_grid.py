@@ -23,6 +23,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..explanation import Explanation
 
 
+#: the order data traits are set in (images before values: their shapes are checked together)
+_DATA_ORDER = (
+    "images",
+    "output_labels",
+    "output_probabilities",
+    "row_titles",
+    "true_columns",
+    "wrong_rows",
+    "predicted_names",
+    "values",
+)
+
+
 class AttributionGrid(XaiWidget):
     """Grid of attribution maps, one row per image and one column per explained output.
 
@@ -186,16 +199,7 @@ class AttributionGrid(XaiWidget):
             return f"true_columns: expected output columns in -1..{o - 1}, got {bad[0]}"
         return ""
 
-    @traitlets.observe(
-        "images",
-        "values",
-        "output_labels",
-        "output_probabilities",
-        "row_titles",
-        "true_columns",
-        "wrong_rows",
-        "predicted_names",
-    )
+    @traitlets.observe(*_DATA_ORDER)
     def _on_data(self, change: dict[str, Any]) -> None:
         # after construction a mismatch (e.g. while replacing images, then values) shows in
         # the widget instead of raising half-way through an update
@@ -348,18 +352,6 @@ def _grid_state(e: Explanation) -> dict[str, Any]:
     }
     return state
 
-
-#: the order data traits are set in (images before values: their shapes are checked together)
-_DATA_ORDER = (
-    "images",
-    "output_labels",
-    "output_probabilities",
-    "row_titles",
-    "true_columns",
-    "wrong_rows",
-    "predicted_names",
-    "values",
-)
 
 _SHAPE_ERRORS = (
     "values:",
