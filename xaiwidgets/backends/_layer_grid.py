@@ -24,6 +24,26 @@ from typing import Any, NamedTuple
 import numpy as np
 
 
+class ChosenOutputs:
+    """The model outputs ``(n, k)`` and the outputs chosen from them ``(n, o)``, filled batch
+    by batch when a layer pass chooses its outputs itself (a callable ``choose(rows,
+    outputs)``, e.g. top-k): one forward pass per batch serves both."""
+
+    def __init__(self, n: int, choose: Callable[[slice, np.ndarray], Any]):
+        self.n, self.choose = int(n), choose
+        self.outputs: np.ndarray | None = None
+        self.indices: np.ndarray | None = None
+
+    def take(self, rows: slice, out: np.ndarray) -> np.ndarray:
+        """Keep the batch ``rows``'s outputs ``out`` ``(r, k)``; return its chosen ``(r, o)``."""
+        idx = np.asarray(self.choose(rows, out), np.int64)
+        if self.outputs is None:
+            self.outputs = np.empty((self.n, out.shape[1]), np.float32)
+            self.indices = np.empty((self.n, idx.shape[1]), np.int64)
+        self.outputs[rows], self.indices[rows] = out, idx
+        return idx
+
+
 class LayerOutput(NamedTuple):
     """What ``backend.layer`` returns: ``activations`` ``(n, h', w', d)`` and ``gradients``
     ``(n, h', w', d, o)`` (float32, channels last, tokens as a grid) of the layer ``name``;

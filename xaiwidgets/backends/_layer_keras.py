@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from .._arrays import batches
-from ._layer_grid import LayerOutput, is_spatial, to_grid, wrapped_calls
+from ._layer_grid import ChosenOutputs, LayerOutput, is_spatial, to_grid, wrapped_calls
 
 #: layer classes whose output is never the layer a user means
 _SKIP = ("InputLayer", "Dropout", "Dense", "Identity", "Flatten")
@@ -106,21 +106,16 @@ def layer_keras(
     ``(n, o)`` matrix or a callable ``choose(rows, outputs)`` as in
     :func:`._layer_torch.layer_torch` (then one forward pass per batch serves both)."""
     obj, name = resolve_layer(backend, x, layer)
-    choose = idx if callable(idx) else None
-    acts = grads = outs = chosen = None
+    picked = ChosenOutputs(len(x), idx) if callable(idx) else None
+    acts = grads = None
     for s in batches(len(x), backend.batch_size):
         store: list[tuple[Any, Any]] = []
         xt = backend.to_framework(x[s])
         with recording([obj], store), tf.GradientTape(persistent=True) as tape:
             tape.watch(xt)
             out = backend._call(xt)
-            if choose is not None:
-                out_np = np.asarray(out, np.float32)
-                idx_s = np.asarray(choose(s, out_np), np.int64)
-                if outs is None:
-                    outs = np.empty((len(x), out_np.shape[1]), np.float32)
-                    chosen = np.empty((len(x), idx_s.shape[1]), np.int64)
-                outs[s], chosen[s] = out_np, idx_s
+            if picked is not None:
+                idx_s = picked.take(s, np.asarray(out, np.float32))
             else:
                 idx_s = idx[s]
             cols = [
@@ -151,4 +146,6 @@ def layer_keras(
             acts = np.empty((len(x),) + a_np.shape[1:], np.float32)
             grads = np.empty(acts.shape + (idx_s.shape[1],), np.float32)
         acts[s], grads[s] = a_np, g_np
-    return LayerOutput(acts, grads, name, outs, chosen)
+    if picked is None:
+        return LayerOutput(acts, grads, name)
+    return LayerOutput(acts, grads, name, picked.outputs, picked.indices)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .._arrays import batches
-from ._layer_grid import LayerOutput, is_spatial, token_grid
+from ._layer_grid import ChosenOutputs, LayerOutput, is_spatial, token_grid
 from ._layout import one_hot_stack
 
 #: module types whose output is never the layer a user means (identity, dropout, projections)
@@ -114,9 +114,9 @@ def layer_torch(
     forward and ``o`` partial backward passes per batch; the result then carries ``outputs``
     ``(n, k)`` and ``indices`` ``(n, o)``."""
     module, name = resolve_layer(backend, x, layer)
-    choose = idx if callable(idx) else None
+    picked = ChosenOutputs(len(x), idx) if callable(idx) else None
     thread = threading.get_ident()
-    acts = grads = outs = chosen = None
+    acts = grads = None
     with backend.eval_mode(), torch.enable_grad():
         for s in batches(len(x), backend.batch_size):
             store: list[torch.Tensor] = []
@@ -140,13 +140,8 @@ def layer_torch(
                     f"layer {name!r}: its output has shape {tuple(a.shape)}; expected a "
                     "spatial map (n, c, h, w) or tokens (n, t, d)"
                 )
-            if choose is not None:
-                out_np = out.detach().to("cpu", torch.float32).numpy()
-                idx_s = np.asarray(choose(s, out_np), np.int64)
-                if outs is None:
-                    outs = np.empty((len(x), out_np.shape[1]), np.float32)
-                    chosen = np.empty((len(x), idx_s.shape[1]), np.int64)
-                outs[s], chosen[s] = out_np, idx_s
+            if picked is not None:
+                idx_s = picked.take(s, out.detach().to("cpu", torch.float32).numpy())
             else:
                 idx_s = idx[s]
             cots = torch.from_numpy(one_hot_stack(idx_s, out.shape[1])).to(out)
@@ -164,4 +159,6 @@ def layer_torch(
                 grads = np.empty(acts.shape + (idx_s.shape[1],), np.float32)
             acts[s] = a_np.numpy()
             grads[s] = g_np.to("cpu", torch.float32).numpy()
-    return LayerOutput(acts, grads, name, outs, chosen)
+    if picked is None:
+        return LayerOutput(acts, grads, name)
+    return LayerOutput(acts, grads, name, picked.outputs, picked.indices)
