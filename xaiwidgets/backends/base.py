@@ -6,7 +6,8 @@ The contract it serves, :class:`Backend` and the optional capabilities, is docum
 What :class:`BaseBackend` does once for every backend: rows per model call within the memory
 budget (``batch_size``, ``rows_for``, ``forward_rows``, ``grad_rows``), batched ``predict``
 with its output checks, a framework's out-of-memory error re-raised naming ``batch_size=``,
-and the output-space detection (``outputs_are_probabilities``, ``to_probabilities``).
+the output-space detection (``outputs_are_probabilities``, ``to_probabilities``), and
+``deeplift``: the framework's ``_deeplift`` (torch, Keras/TensorFlow, JAX), its values checked.
 """
 
 from __future__ import annotations
@@ -236,8 +237,24 @@ class BaseBackend:
         fallbacks: list | None = None,
         progress: Callable[[float], Any] | None = None,
     ) -> np.ndarray:
-        """DeepLIFT needs the model's own graph: only the torch, Keras/TensorFlow and JAX
-        backends have it."""
+        """DeepLIFT (rescale) / DeepSHAP attributions ``(n, h, w, c, o)`` of ``x`` against
+        every baseline, averaged over the baselines (the options: :class:`~.protocol.Backend`),
+        by the framework's walk of its model's graph (:meth:`_deeplift`). NaN or infinite
+        values raise :class:`NonFiniteOutputError`."""
+        values = self._deeplift(
+            x,
+            baselines,
+            outputs,
+            softmax=softmax,
+            max_rows=max_rows,
+            fallbacks=fallbacks,
+            progress=progress,
+        )
+        return check_finite(values, "DeepLIFT attributions")
+
+    def _deeplift(self, x: Any, baselines: Any, outputs: Any, **options: Any) -> np.ndarray:
+        """The attributions of :meth:`deeplift` before their check. DeepLIFT needs the model's
+        own graph: only the torch, Keras/TensorFlow and JAX backends override this."""
         raise NotImplementedError(
             f"{type(self).__name__} has no DeepLIFT: DeepLIFT / DeepSHAP needs a differentiable "
             "framework model (torch, Keras / TensorFlow or JAX / Flax) whose graph it can walk; "
