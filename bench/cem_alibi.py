@@ -38,7 +38,7 @@ def main() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from alibi.explainers import CEM
-    from cem import build_ae, build_cnn  # the seed architectures, shared with bench/cem.py
+    from cem_models import build_ae, build_cnn  # the seed architectures, as bench/cem.py
 
     cfg = json.loads(args.config)
     w = np.load(args.weights)

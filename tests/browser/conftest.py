@@ -9,6 +9,8 @@
 - ``run_notebook_in_lab(cells) -> page``: writes a notebook (kernelspec python3), opens it in
   the lab, runs all cells and waits until no prompt shows ``[*]``; a cell that raised fails
   the test with its traceback.
+- ``exported_notebook(cells, name)``: the cells run by nbclient with the widget state stored,
+  exported by nbconvert (template "lab") to a static HTML file; ``(notebook, path)``.
 - ``offline_page(files)``: a page whose requests to the CDN (require.js, the widgets HTML
   manager, anywidget) are served from local files, everything else external is refused: a
   static HTML export draws without network.
@@ -214,9 +216,24 @@ def _write_notebook(path: Path, cells: list[str]) -> None:
 
 
 @pytest.fixture
-def notebook_node() -> Callable[[list[str]], object]:
-    """``notebook_node(cells)``: an nbformat notebook (python3 kernelspec) for nbclient."""
-    return new_notebook
+def exported_notebook(tmp_path: Path) -> Callable[..., tuple[object, Path]]:
+    """``exported_notebook(cells, name="export.html") -> (notebook, path)``: the cells executed
+    in a python3 kernel with the widget state stored (nbclient), then exported to static HTML
+    (nbconvert, template "lab") at ``tmp_path / name``. Skips without nbclient / nbconvert."""
+    nbclient = pytest.importorskip("nbclient")
+    nbconvert = pytest.importorskip("nbconvert")
+
+    def export(cells: list[str], name: str = "export.html") -> tuple[object, Path]:
+        nb = new_notebook(cells)
+        nbclient.NotebookClient(
+            nb, timeout=120, kernel_name="python3", store_widget_state=True
+        ).execute()
+        html, _ = nbconvert.HTMLExporter(template_name="lab").from_notebook_node(nb)
+        path = tmp_path / name
+        path.write_text(html, encoding="utf-8")
+        return nb, path
+
+    return export
 
 
 @pytest.fixture(scope="session")

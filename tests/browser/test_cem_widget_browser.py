@@ -140,16 +140,8 @@ def test_two_fast_moves_end_on_the_last_value(run_notebook_in_lab, artifacts):
     )
 
 
-def test_static_html_export_draws(tmp_path, offline_page, notebook_node, artifacts, built_bundle):
-    nbclient = pytest.importorskip("nbclient")
-    nbconvert = pytest.importorskip("nbconvert")
-    nb = notebook_node([SETUP.format(delay=0.0, iters=60)])
-    nbclient.NotebookClient(
-        nb, timeout=120, kernel_name="python3", store_widget_state=True
-    ).execute()
-    html, _ = nbconvert.HTMLExporter(template_name="lab").from_notebook_node(nb)
-    path = tmp_path / "export.html"
-    path.write_text(html, encoding="utf-8")
+def test_static_html_export_draws(exported_notebook, offline_page, artifacts, built_bundle):
+    _, path = exported_notebook([SETUP.format(delay=0.0, iters=60)])
     url = "http://export.localhost/cem.html"
     page = offline_page({url: path})
     page.goto(url)

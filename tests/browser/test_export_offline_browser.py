@@ -131,27 +131,19 @@ def test_bqplot_figure_draws_offline(tmp_path, new_page, artifacts):
 
 
 def test_nbconvert_report_draws_offline_after_inlining(
-    tmp_path, new_page, notebook_node, artifacts, built_bundle
+    exported_notebook, new_page, artifacts, built_bundle
 ):
     """What `make demo` does: execute with widget state, nbconvert --to html, inline the
     manager. The same run checks, in a real kernel, that displaying an Explanation leaves
     the inline backend alone (a later plt figure still shows) and sends no PNG."""
-    nbclient = pytest.importorskip("nbclient")
-    nbconvert = pytest.importorskip("nbconvert")
     plot = "import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0])\nplt.show()"
     # the test process sets MPLBACKEND=Agg, which the kernel inherits: ask for Jupyter's own
-    nb = notebook_node(["%matplotlib inline\n" + SETUP, "e", plot])
-    nbclient.NotebookClient(
-        nb, timeout=120, kernel_name="python3", store_widget_state=True
-    ).execute()
+    nb, path = exported_notebook(["%matplotlib inline\n" + SETUP, "e", plot], "report.html")
     shown = [set(o.get("data", {})) for o in nb.cells[1].outputs]
     assert any("application/vnd.jupyter.widget-view+json" in d for d in shown), shown
     assert not any("image/png" in d for d in shown), shown
     assert any("image/png" in o.get("data", {}) for o in nb.cells[2].outputs), nb.cells[2].outputs
 
-    html, _ = nbconvert.HTMLExporter(template_name="lab").from_notebook_node(nb)
-    path = tmp_path / "report.html"
-    path.write_text(html, encoding="utf-8")
     res = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "inline_widget_manager.py"), str(path)],
         capture_output=True,

@@ -125,19 +125,11 @@ def test_masker_toggles_redraw_and_a_rapid_sequence_ends_on_the_last(
 
 
 def test_static_html_export_draws_the_last_result(
-    tmp_path, offline_page, notebook_node, artifacts, built_bundle
+    exported_notebook, offline_page, artifacts, built_bundle
 ):
-    nbclient = pytest.importorskip("nbclient")
-    nbconvert = pytest.importorskip("nbconvert")
     setup = SETUP.replace("delay = [0.08]", "delay = [0.0]")
     cells = [setup.replace("\nex\n", "\nex.compare = 'inpaint_ns'\nex.wait()\nex\n")]
-    nb = notebook_node(cells)
-    nbclient.NotebookClient(
-        nb, timeout=120, kernel_name="python3", store_widget_state=True
-    ).execute()
-    html, _ = nbconvert.HTMLExporter(template_name="lab").from_notebook_node(nb)
-    path = tmp_path / "export.html"
-    path.write_text(html, encoding="utf-8")
+    _, path = exported_notebook(cells)
     url = "http://export.localhost/export.html"
     page = offline_page({url: path})
     page.goto(url)

@@ -57,13 +57,11 @@ def test_partition_two_budgets_at_once():
     assert ex.max_evals == 200 and not hasattr(ex, "last_evaluations")
 
 
-def _torch_cnn(barrier):
-    torch = pytest.importorskip("torch")
-    nn = torch.nn
+def _meet(torch, barrier):
+    """A torch layer that holds each forward pass until the other thread's is running too
+    (``barrier`` of 2; an aborted barrier lets every pass through at once)."""
 
-    class Meet(nn.Module):
-        """Holds each forward pass until the other thread's is running too."""
-
+    class Meet(torch.nn.Module):
         def forward(self, h):
             try:
                 barrier.wait(timeout=5)
@@ -71,14 +69,21 @@ def _torch_cnn(barrier):
                 pass
             return h
 
+    return Meet()
+
+
+def _torch_cnn(barrier):
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+
     torch.manual_seed(0)
     return nn.Sequential(
-        Meet(),  # both threads' layer hooks are in place before either reaches a layer
+        _meet(torch, barrier),  # both threads' layer hooks are set before either reaches one
         nn.Conv2d(3, 6, 3, padding=1),
         nn.ReLU(),
         nn.Conv2d(6, 8, 3, padding=1, stride=2),
         nn.ReLU(),
-        Meet(),  # and both threads have passed the layers before either reads its record
+        _meet(torch, barrier),  # and both have passed the layers before either reads its record
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
         nn.Linear(8, 5),
@@ -137,19 +142,9 @@ def test_expected_gradients_standard_errors_are_per_call():
     torch = pytest.importorskip("torch")
     barrier = threading.Barrier(2)
 
-    class Meet(torch.nn.Module):
-        """Holds each forward pass until the other thread's is running too."""
-
-        def forward(self, h):
-            try:
-                barrier.wait(timeout=5)
-            except threading.BrokenBarrierError:
-                pass
-            return h
-
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        Meet(), torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 3, 3), torch.nn.Tanh()
+        _meet(torch, barrier), torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 3, 3), torch.nn.Tanh()
     )
     rng = np.random.default_rng(6)
     bg = rng.random((6, 4, 4, 3), dtype=np.float32)

@@ -1,102 +1,20 @@
 """PermutationExplainer: efficiency, exact enumeration against brute force, antithetic pairs,
 evaluation budget and cache, regions, seeds."""
 
-import functools
-import itertools
-from math import factorial
-
 import numpy as np
 import pytest
 
+from tests.explainers.shapley_oracles import (
+    MLP,
+    check_efficiency,
+    digits,
+    game_2x2,
+    grey_game,
+    owen_2x2,
+    shapley,
+)
 from xaiwidgets.explainers import PermutationExplainer
 from xaiwidgets.explainers._regions import region_tree
-
-
-class MLP:
-    def __init__(self, d=784, k=10, seed=0):
-        rng = np.random.default_rng(seed)
-        self.W1 = (rng.normal(size=(d, 32)) / np.sqrt(d) * 3).astype(np.float32)
-        self.W2 = rng.normal(size=(32, k)).astype(np.float32)
-
-    def __call__(self, x):
-        return np.tanh(x.reshape(len(x), -1) @ self.W1) @ self.W2
-
-
-@functools.lru_cache(maxsize=1)
-def _digits28():
-    """sklearn's 8 x 8 digits (fast to load) scaled up to 28 x 28, values 0..1."""
-    import cv2
-    from sklearn.datasets import load_digits
-
-    small = load_digits().images[:16].astype(np.float32) / 16.0
-    return np.stack([cv2.resize(im, (28, 28), interpolation=cv2.INTER_LINEAR) for im in small])
-
-
-def digits(n):
-    """``n`` digit images ``(n, 28, 28, 1)`` in 0..1."""
-    return np.ascontiguousarray(_digits28()[:n, :, :, None])
-
-
-def game_2x2(x):
-    p = x.reshape(len(x), 4)
-    return np.stack(
-        [
-            p[:, 0] * p[:, 1] * p[:, 2] + p[:, 3],
-            p[:, 0] + 2 * p[:, 1] * p[:, 3],
-            np.sin(p.sum(1)) * p[:, 2],
-        ],
-        axis=1,
-    )
-
-
-def value_function(f, image):
-    flat = image.reshape(-1)
-
-    def v(s):
-        z = np.zeros_like(flat)
-        z[list(s)] = flat[list(s)]
-        return f(z.reshape((1,) + image.shape))[0].astype(np.float64)
-
-    return v
-
-
-def shapley(v, m):
-    phi = np.zeros((m,) + np.shape(v(frozenset())))
-    for i in range(m):
-        rest = [j for j in range(m) if j != i]
-        for r in range(m):
-            for s in itertools.combinations(rest, r):
-                phi[i] += (
-                    factorial(r)
-                    * factorial(m - r - 1)
-                    / factorial(m)
-                    * (v(frozenset(s) | {i}) - v(frozenset(s)))
-                )
-    return phi
-
-
-def owen_2x2(v):
-    """Owen values with unions {0, 1} and {2, 3} (the rows of a 2 x 2 image)."""
-    unions = [(0, 1), (2, 3)]
-    phi = np.zeros((4,) + np.shape(v(frozenset())))
-    for u, members in enumerate(unions):
-        for i in members:
-            partner = tuple(j for j in members if j != i)
-            for outer in ((), unions[1 - u]):
-                for inner in ((), partner):
-                    s = frozenset(outer) | frozenset(inner)
-                    phi[i] += 0.25 * (v(s | {i}) - v(s))
-    return phi
-
-
-def check_efficiency(e, model_outputs, atol=1e-5):
-    total = e.values.sum(axis=(1, 2, 3), dtype=np.float64)
-    expected = (
-        np.take_along_axis(np.asarray(model_outputs, np.float64), e.output_indices, 1)
-        - e.base_values
-    )
-    np.testing.assert_allclose(total, expected, rtol=0, atol=atol)
-
 
 IMAGE = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32).reshape(1, 2, 2, 1) / 4
 
@@ -105,7 +23,7 @@ def test_exact_shapley_values_by_enumeration():
     ex = PermutationExplainer(game_2x2, "constant(0)", max_evals=16, hierarchical=False)
     e = ex(IMAGE)
     np.testing.assert_allclose(
-        e.values[0].reshape(4, 3), shapley(value_function(game_2x2, IMAGE[0]), 4), atol=1e-6
+        e.values[0].reshape(4, 3), shapley(grey_game(game_2x2, IMAGE[0]), 4), atol=1e-6
     )
     assert (
         e.params["orders"] == 24 and e.params["evaluations"][0] == 16
@@ -116,7 +34,7 @@ def test_exact_owen_values_by_enumeration():
     ex = PermutationExplainer(game_2x2, "constant(0)", max_evals=16)
     e = ex(IMAGE)
     np.testing.assert_allclose(
-        e.values[0].reshape(4, 3), owen_2x2(value_function(game_2x2, IMAGE[0])), atol=1e-6
+        e.values[0].reshape(4, 3), owen_2x2(grey_game(game_2x2, IMAGE[0])), atol=1e-6
     )
     assert e.params["orders"] == 8  # 2^3 orders keep the rows together
 
@@ -260,7 +178,7 @@ def test_exact_shapley_values_from_every_coalition():
         ex = PermutationExplainer(f, "constant(0)", max_evals=10**6, hierarchical=False)
         e = ex(image)
     np.testing.assert_allclose(
-        e.values[0].reshape(9, 2), shapley(value_function(f, image[0]), 9), atol=1e-5
+        e.values[0].reshape(9, 2), shapley(grey_game(f, image[0]), 9), atol=1e-5
     )
     assert e.params["evaluations"][0] == 512
 

@@ -23,7 +23,7 @@ SRC = Path(__file__).resolve().parents[2] / "js" / "src"
 INTERFACES = {
     "AttributionGrid": ("lib/attribution_rows.ts", "GridModel"),
     "CEMWidget": ("cem_widget.ts", "CEMModel"),
-    "ExplainerComparison": ("explainer_comparison.ts", "ComparisonModel"),
+    "ExplainerComparison": ("comparison/model.ts", "ComparisonModel"),
     "InfluenceGrid": ("influence_grid.ts", "InfluenceModel"),
     "ReportTable": ("report_table.ts", "TableModel"),
     "ShapleyExplorer": ("shapley_explorer.ts", "ExplorerModel"),

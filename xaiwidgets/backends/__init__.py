@@ -1,4 +1,4 @@
-"""Framework backends behind one protocol (:class:`~xaiwidgets.backends.base.Backend`).
+"""Framework backends behind one protocol (:class:`~xaiwidgets.backends.protocol.Backend`).
 
 :func:`wrap` picks the backend from the model's type without importing any framework the
 user does not already use.

@@ -333,34 +333,15 @@ class JaxBackend(BaseBackend):
         x = as_image_batch(x)
         return layer_jax(self, x, layer, output_matrix(outputs, len(x)), reshape)
 
-    def deeplift(
-        self,
-        x: Any,
-        baselines: Any,
-        outputs: Any,
-        *,
-        softmax: str = "shapley",
-        max_rows: int | None = None,
-        fallbacks: list | None = None,
-        progress: Callable[[float], Any] | None = None,
-    ) -> np.ndarray:
-        """DeepLIFT (rescale) / DeepSHAP attributions ``(n, h, w, c, o)``, in passes within
-        the memory budget; see :func:`._deeplift_jax.deeplift_jax` for ``softmax``,
-        ``max_rows`` and ``progress``. ``fallbacks`` is accepted for the common signature: a
-        JAX primitive without a rule is named in a warning when the pass is compiled. NaN or
-        infinite values raise a ValueError."""
+    def _deeplift(self, x: Any, baselines: Any, outputs: Any, **options: Any) -> np.ndarray:
+        """DeepLIFT (rescale) / DeepSHAP, in passes within the memory budget
+        (:func:`._deeplift_jax.deeplift_jax`, which takes ``softmax``, ``max_rows`` and
+        ``progress``). ``fallbacks`` is accepted for the common signature: a JAX primitive
+        without a rule is named in a warning when the pass is compiled."""
         from ._deeplift_jax import deeplift_jax
 
-        values = deeplift_jax(
-            self,
-            x,
-            baselines,
-            outputs,
-            softmax=softmax,
-            max_rows=max_rows,
-            progress=progress,
-        )
-        return check_finite(values, "DeepLIFT attributions")
+        options.pop("fallbacks", None)
+        return deeplift_jax(self, x, baselines, outputs, **options)
 
     def flat_outputs(self) -> JaxBackend:
         """The model with its outputs flattened to ``(n, d)`` (an autoencoder's NHWC images),

@@ -267,35 +267,13 @@ class TensorFlowBackend(BaseBackend):
             self._k = int(self._predict_batch(x[:1]).shape[1])
         return self._k
 
-    def deeplift(
-        self,
-        x: Any,
-        baselines: Any,
-        outputs: Any,
-        *,
-        softmax: str = "shapley",
-        max_rows: int | None = None,
-        fallbacks: list | None = None,
-        progress: Callable[[float], Any] | None = None,
-    ) -> np.ndarray:
-        """DeepLIFT (rescale) / DeepSHAP attributions ``(n, h, w, c, o)``, in passes within
-        the memory budget; see :func:`._deeplift_keras.deeplift_keras` for ``softmax``,
-        ``max_rows`` and ``progress``; ``fallbacks`` (a list) receives the TensorFlow ops
-        crossed without a rule instead of a warning. NaN or infinite values raise a
-        ValueError."""
+    def _deeplift(self, x: Any, baselines: Any, outputs: Any, **options: Any) -> np.ndarray:
+        """DeepLIFT (rescale) / DeepSHAP, in passes within the memory budget
+        (:func:`._deeplift_keras.deeplift_keras`, which takes the options); ``fallbacks`` (a
+        list) receives the TensorFlow ops crossed without a rule instead of a warning."""
         from ._deeplift_keras import deeplift_keras
 
-        values = deeplift_keras(
-            self,
-            x,
-            baselines,
-            outputs,
-            softmax=softmax,
-            max_rows=max_rows,
-            progress=progress,
-            fallbacks=fallbacks,
-        )
-        return check_finite(values, "DeepLIFT attributions")
+        return deeplift_keras(self, x, baselines, outputs, **options)
 
     def flat_outputs(self) -> TensorFlowBackend:
         """The model with its outputs flattened to ``(n, d)`` in NHWC order (an autoencoder's

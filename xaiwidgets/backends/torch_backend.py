@@ -5,7 +5,7 @@ Imported lazily by :func:`xaiwidgets.backends.wrap`; importing this module impor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -278,34 +278,12 @@ class TorchBackend(BaseBackend):
                 res[s] = np.moveaxis(self.from_framework_grad(g), 0, -1)
         return check_finite(res, "gradients")
 
-    def deeplift(
-        self,
-        x: Any,
-        baselines: Any,
-        outputs: Any,
-        *,
-        softmax: str = "shapley",
-        max_rows: int | None = None,
-        fallbacks: list | None = None,
-        progress: Callable[[float], Any] | None = None,
-    ) -> np.ndarray:
-        """DeepLIFT (rescale) / DeepSHAP attributions over the model's aten graph, ``(n, h, w,
-        c, o)``, in passes within the memory budget; see
-        :func:`._deeplift_torch.deeplift_torch` for the options. NaN or infinite values raise
-        a ValueError."""
+    def _deeplift(self, x: Any, baselines: Any, outputs: Any, **options: Any) -> np.ndarray:
+        """DeepLIFT (rescale) / DeepSHAP over the model's aten graph, in passes within the
+        memory budget (:func:`._deeplift_torch.deeplift_torch`, which takes the options)."""
         from ._deeplift_torch import deeplift_torch
 
-        values = deeplift_torch(
-            self,
-            x,
-            baselines,
-            outputs,
-            softmax=softmax,
-            max_rows=max_rows,
-            fallbacks=fallbacks,
-            progress=progress,
-        )
-        return check_finite(values, "DeepLIFT attributions")
+        return deeplift_torch(self, x, baselines, outputs, **options)
 
     def flat_outputs(self) -> TorchBackend:
         """The model with its outputs flattened to ``(n, d)`` in NHWC order (an autoencoder's

@@ -193,7 +193,7 @@ class CoalitionEvaluator:
     def _model_call(self) -> tuple[Callable, Callable[[np.ndarray], np.ndarray]]:
         """``mask(index, keep) -> images`` and the model call ``predict(images) -> (r, k)``
         that takes them: the images in the model's own layout where the backend takes them so
-        (:class:`~xaiwidgets.backends.base.InputLayout`; torch: NCHW, no transposed copy of
+        (:class:`~xaiwidgets.backends.protocol.InputLayout`; torch: NCHW, no transposed copy of
         every masked image) and the masker can build them so, else NHWC and ``predict``."""
         bound, backend = self.bound, self.backend
         layout = getattr(backend, "input_layout", None)

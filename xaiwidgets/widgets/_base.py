@@ -10,7 +10,10 @@ Every view has two status traits that the shared JS status element shows in plac
   the widget stays usable.
 - ``progress`` (float): fraction 0..1 of a running job, ``-1`` when idle.
 
-Unknown keyword arguments raise a ``TypeError`` naming the closest trait.
+Unknown keyword arguments raise a ``TypeError`` naming the closest trait. A view whose data
+traits must agree (the grids) says what disagrees in ``_inconsistency()``: a ``ValueError`` at
+construction, the ``error`` banner afterwards (:meth:`XaiWidget._show_inconsistency`).
+:func:`image_array` checks an image trait.
 """
 
 from __future__ import annotations
@@ -22,9 +25,32 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import anywidget
+import numpy as np
 import traitlets
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+def image_array(
+    arr: np.ndarray | None, name: str, ndim: int, *, finite: bool = False
+) -> np.ndarray | None:
+    """Image trait ``name`` checked: ``ndim`` axes ending in 1, 3 or 4 channels (``(n, h, w,
+    c)`` for ``ndim=4``, ``(h, w, c)`` for 3), one axis fewer taken as one channel; with
+    ``finite``, no NaN or infinite value. C-contiguous; ``None`` stays ``None``; else a
+    :class:`traitlets.TraitError` that says what was expected."""
+    if arr is None:
+        return None
+    if arr.ndim == ndim - 1:
+        arr = arr[..., None]
+    if arr.ndim != ndim or arr.shape[-1] not in (1, 3, 4) or 0 in arr.shape:
+        axes = ("n", "h", "w", "c")[4 - ndim :]
+        raise traitlets.TraitError(
+            f"{name}: expected ({', '.join(axes)}) with c in 1, 3, 4 "
+            f"(or ({', '.join(axes[:-1])})), got shape {arr.shape}"
+        )
+    if finite and not np.isfinite(arr).all():
+        raise traitlets.TraitError(f"{name}: contains NaN or infinite values")
+    return np.ascontiguousarray(arr)
 
 
 class MissingBundleError(RuntimeError):
@@ -90,6 +116,28 @@ class XaiWidget(anywidget.AnyWidget):
         a dict is what ipywidgets returns and what ``Explanation`` merges its PNG into)."""
         rep = super()._repr_mimebundle_(**kwargs)
         return rep[0] if isinstance(rep, tuple) else rep
+
+    def _inconsistency(self) -> str:
+        """'' when the data traits agree, else what disagrees (views whose data traits must
+        agree override it)."""
+        return ""
+
+    def _check_consistent(self) -> None:
+        """At construction: data traits that disagree raise a ``ValueError`` saying how."""
+        problem = self._inconsistency()
+        if problem:
+            raise ValueError(problem)
+
+    def _show_inconsistency(self, shape_errors: tuple[str, ...]) -> None:
+        """After construction: data traits that disagree (e.g. while replacing images, then
+        values) show in the ``error`` banner instead of raising half-way through an update;
+        once they agree, a banner of an earlier mismatch (starting with one of
+        ``shape_errors``) is cleared."""
+        problem = self._inconsistency()
+        if problem:
+            self.error = problem
+        elif self.error.startswith(shape_errors):
+            self.error = ""
 
     @contextlib.contextmanager
     def report_errors(self) -> Iterator[None]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import traitlets
 
-from ._base import XaiWidget
+from ._base import XaiWidget, image_array
 from ._ndarray_trait import NDArray
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -129,9 +129,7 @@ class AttributionGrid(XaiWidget):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        problem = self._inconsistency()
-        if problem:
-            raise ValueError(problem)
+        self._check_consistent()
 
     def __repr__(self) -> str:
         shape = None if self.images is None else tuple(self.images.shape)
@@ -141,18 +139,7 @@ class AttributionGrid(XaiWidget):
     # ------------------------------------------------------------------ validation
     @traitlets.validate("images")
     def _valid_images(self, proposal: dict[str, Any]) -> np.ndarray | None:
-        arr = proposal["value"]
-        if arr is None:
-            return None
-        if arr.ndim == 3:
-            arr = arr[..., None]
-        if arr.ndim != 4 or arr.shape[-1] not in (1, 3, 4) or 0 in arr.shape:
-            raise traitlets.TraitError(
-                f"images: expected (n, h, w, c) with c in 1, 3, 4 (or (n, h, w)), got shape {arr.shape}"
-            )
-        if not np.isfinite(arr).all():
-            raise traitlets.TraitError("images: contains NaN or infinite values")
-        return np.ascontiguousarray(arr)
+        return image_array(proposal["value"], "images", 4, finite=True)
 
     @traitlets.validate("values")
     def _valid_values(self, proposal: dict[str, Any]) -> np.ndarray | None:
@@ -201,13 +188,7 @@ class AttributionGrid(XaiWidget):
 
     @traitlets.observe(*_DATA_ORDER)
     def _on_data(self, change: dict[str, Any]) -> None:
-        # after construction a mismatch (e.g. while replacing images, then values) shows in
-        # the widget instead of raising half-way through an update
-        problem = self._inconsistency()
-        if problem:
-            self.error = problem
-        elif self.error.startswith(_SHAPE_ERRORS):
-            self.error = ""
+        self._show_inconsistency(_SHAPE_ERRORS)
 
     # ------------------------------------------------------------------ paging
     @classmethod

@@ -24,7 +24,7 @@ import traitlets
 
 from .._deprecation import renamed_kwargs, warn_renamed
 from .._views import register_view
-from ._base import XaiWidget
+from ._base import XaiWidget, image_array
 from ._ndarray_trait import NDArray
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,9 +93,7 @@ class InfluenceGrid(XaiWidget):
     @renamed_kwargs(cell_width="cell_size")
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        problem = self._inconsistency()
-        if problem:
-            raise ValueError(problem)
+        self._check_consistent()
 
     @property
     def cell_width(self) -> int:
@@ -131,17 +129,7 @@ class InfluenceGrid(XaiWidget):
 
     @traitlets.validate("mean_image")
     def _valid_mean_image(self, proposal: dict[str, Any]) -> np.ndarray | None:
-        arr = proposal["value"]
-        if arr is None:
-            return None
-        if arr.ndim == 2:
-            arr = arr[..., None]
-        if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4) or 0 in arr.shape:
-            raise traitlets.TraitError(
-                f"mean_image: expected (h, w, c) with c in 1, 3, 4 (or (h, w)), "
-                f"got shape {arr.shape}"
-            )
-        return np.ascontiguousarray(arr)
+        return image_array(proposal["value"], "mean_image", 3)
 
     @traitlets.validate("selected")
     def _valid_selected(self, proposal: dict[str, Any]) -> int:
@@ -168,11 +156,7 @@ class InfluenceGrid(XaiWidget):
 
     @traitlets.observe("maps", "class_names", "mean_image", "base_values")
     def _on_data(self, change: dict[str, Any]) -> None:
-        problem = self._inconsistency()
-        if problem:
-            self.error = problem
-        elif self.error.startswith(_SHAPE_ERRORS):
-            self.error = ""
+        self._show_inconsistency(_SHAPE_ERRORS)
         if self.maps is not None and self.selected >= self.maps.shape[0]:
             self.selected = -1
 
