@@ -12,7 +12,8 @@ rank (its targets are one class per image), batched over the images, as its READ
 - Score-CAM at equal masked forwards: both use every channel of the layer; we score all
   outputs from the same masked forward pass, pytorch-grad-cam repeats it per output.
 - metrics: MuFidelity (``FaithfulnessCorrelation``) and sparseness, ours vs Quantus on the
-  same explanation, images and subsets count.
+  same explanation, images and subsets count; the deletion curve (48 steps, on the
+  one-convolution model) vs Quantus's ``PixelFlipping``, its analogue.
 
 Goals (issue): Grad-CAM <= 1.2x its floor and >= 3x pytorch-grad-cam; Score-CAM >= 3x;
 metrics >= 10x Quantus. Best of ``--repeats``, interleaved.
@@ -192,7 +193,7 @@ def metric_cases(args) -> None:
     import torchvision
 
     from xaiwidgets.explainers import GradCAM
-    from xaiwidgets.faithfulness import mufidelity, sparseness
+    from xaiwidgets.faithfulness import deletion_curve, mufidelity, sparseness
 
     torch.manual_seed(0)
     net = torchvision.models.resnet18(weights=None).eval()
@@ -244,6 +245,35 @@ def metric_cases(args) -> None:
         args.repeats,
     )
     report("mufidelity_tiny_model", t, images=n, runs=runs, subset_size=size)
+    # deletion curve: Quantus's analogue is PixelFlipping (its features are channel-pixels,
+    # flipped cumulatively, one model call of the n images a step; its step must divide h * w
+    # and it flips channel-pixels, so h * w / 16 a step is 48 steps of RGB); ours 48 steps
+    steps = 48
+    pf_q = quantus.PixelFlipping(
+        features_in_step=args.size * args.size // 16,
+        perturb_baseline="black",
+        disable_warnings=True,
+        return_aggregate=False,
+    )
+
+    def floor_deletion(model):
+        """The model's forward passes on the ``n x steps`` masked images, nothing else."""
+        rows = torch.from_numpy(np.repeat(xt, max(1, args.batch // n), axis=0))
+        with torch.no_grad():
+            for _ in range(0, n * steps, len(rows)):
+                model(rows)
+
+    t = best_of(
+        {
+            "ours": lambda: deletion_curve(e, tiny, "constant(0)", steps=steps, score="output"),
+            "quantus": lambda: pf_q(
+                model=tiny, x_batch=xt, y_batch=y, a_batch=a, device="cpu", softmax=False
+            ),
+            "floor": lambda: floor_deletion(tiny),
+        },
+        args.repeats,
+    )
+    report("deletion_tiny_model", t, images=n, steps=steps)
     t = best_of(
         {
             "ours": lambda: sparseness(e),

@@ -22,6 +22,7 @@ from .._result import Result
 from ..backends import wrap
 from ..explanation import Explanation
 from ..maskers import Masker
+from ._ranks import kept_pixels
 
 
 @dataclass(eq=False)
@@ -134,7 +135,7 @@ def _positive_int(value: Any, name: str) -> int:
 
 
 def _curve(explanation, model, masker, steps, score, progress, cancel, kind):
-    from ..explainers._coalitions import CoalitionEvaluator
+    from ..explainers._coalitions import CoalitionEvaluator, rows_per_call
 
     _check_common(explanation, score)
     steps = _positive_int(steps, "steps")
@@ -151,24 +152,21 @@ def _curve(explanation, model, masker, steps, score, progress, cancel, kind):
     idx = explanation.output_indices
     model_outputs = backend.predict(x)
     backend.to_probabilities(model_outputs)  # detects (once) whether the model ends in a softmax
-    ev = CoalitionEvaluator(backend, masker.bind(x), model_outputs)
+    rows = rows_per_call(backend, *x.shape[1:])  # the images' channels, not the map's
+    ev = CoalitionEvaluator(backend, masker.bind(x), model_outputs, max_rows=rows)
     counts = np.rint(np.linspace(0.0, 1.0, steps + 1) * h * w).astype(np.int64)
     handles = np.empty((n, o, steps + 1), np.int64)
     with RunControl(progress, cancel, desc=kind) as ctl:
         for i in range(n):
+            ctl.check()
+            # the channel sums per output as before (bitwise: the order of the ranks' ties)
+            sums = [explanation.values[i, ..., j].sum(axis=-1).reshape(-1) for j in range(o)]
+            keeps = kept_pixels(np.stack(sums), counts, kind).reshape(o, steps + 1, h, w)
             for j in range(o):
-                attribution = explanation.values[i, ..., j].sum(axis=-1).reshape(-1)
-                order = np.argsort(-attribution, kind="stable")
-                rank = np.empty(h * w, np.int64)
-                rank[order] = np.arange(h * w)
-                rank = rank.reshape(1, h, w)
-                if kind == "deletion":
-                    keep = rank >= counts[:, None, None]
-                else:
-                    keep = rank < counts[:, None, None]
-                handles[i, j] = ev.request_many(i, keep)
-            ev.run()
-            ctl.step((i + 1) / n)
+                handles[i, j] = ev.request_many(i, keeps[j])
+            if ev.pending >= rows or i == n - 1:  # full model calls across images
+                ev.run(lambda _: ctl.check())
+                ctl.step((i + 1) / n)
     outs = ev.outputs[: int(handles.max()) + 1]
     if score == "probability":
         outs = backend.to_probabilities(outs.astype(np.float32)).astype(np.float64)

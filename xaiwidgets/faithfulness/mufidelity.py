@@ -70,6 +70,67 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (a * b).sum(-1) / np.where(den > 0, den, 1), np.nan)
 
 
+def _rows_per_call(backend: Any, image_shape: tuple[int, ...]) -> int:
+    """Masked images per model call: the backend's rows per forward-only call
+    (``batch_size`` when given, else by the memory a forward pass keeps), and at most
+    :data:`~xaiwidgets.explainers._coalitions.WORK_BYTES` of float32 images."""
+    from ..explainers._coalitions import WORK_BYTES, forward_rows
+
+    per_row = 4 * int(np.prod(image_shape))
+    return max(1, min(forward_rows(backend, image_shape), WORK_BYTES // per_row))
+
+
+class _HiddenSubsets:
+    """``copies`` copies of the ``n`` images in the model's own layout (NCHW for a torch
+    model, :class:`~xaiwidgets.backends.base.InputLayout`; NHWC otherwise), made once. For
+    each chunk of subsets ``(b, n, size)`` :meth:`predict` sets the subsets' pixels of the
+    first ``b`` copies to the baseline (every channel), runs the model on those ``b * n``
+    images and puts the pixels back: per chunk only ``b * n * size * c`` values are written
+    twice, and the model reads the buffer as it is (no layout copy, no finiteness re-check of
+    images made from checked ones).
+
+    A pixel ``p`` of image ``i`` in copy ``r`` sits at flat offset
+    ``(r * n + i) * h * w * c + p * ps + ch * cs`` with ``(ps, cs) = (1, h * w)`` in NCHW
+    and ``(c, 1)`` in NHWC."""
+
+    def __init__(self, backend: Any, x: np.ndarray, copies: int):
+        n, h, w, c = x.shape
+        layout = getattr(backend, "input_layout", None)
+        predict = getattr(backend, "predict_in_layout", None)
+        if layout in ("nhwc", "nchw") and predict is not None:
+            self._predict = predict
+        else:
+            layout, self._predict = "nhwc", backend.predict
+        planes = x.transpose(0, 3, 1, 2) if layout == "nchw" else x
+        self._images = np.ascontiguousarray(planes, dtype=np.float32)
+        self._buffer = np.empty((copies,) + self._images.shape, np.float32)
+        self._buffer[:] = self._images
+        self._size = h * w * c
+        self._pixel_stride = 1 if layout == "nchw" else c
+        channels = np.arange(c) * (h * w if layout == "nchw" else 1)
+        # each image's start plus each channel's offset within an image: (n, 1, c)
+        self._starts = (np.arange(n) * self._size)[:, None, None] + channels
+        self._copy_starts = (np.arange(copies) * n * self._size)[:, None]
+
+    def predict(self, chunk: np.ndarray, baseline: float) -> np.ndarray:
+        """Model outputs ``(b * n, k)`` on the images with ``chunk[r, i]`` hidden in image
+        ``r * n + i``."""
+        b, n, _ = chunk.shape
+        pixels = (
+            chunk[..., None] if self._pixel_stride == 1 else chunk[..., None] * self._pixel_stride
+        )
+        src = (pixels + self._starts).reshape(b, -1)  # (b, n * size * c) offsets in the n images
+        dst = (src + self._copy_starts[:b]).reshape(-1)
+        src = src.reshape(-1)
+        flat = self._buffer.reshape(-1)
+        flat[dst] = baseline
+        try:
+            out = self._predict(self._buffer[:b].reshape((b * n,) + self._images.shape[1:]))
+        finally:
+            flat[dst] = self._images.reshape(-1)[src]
+        return out
+
+
 def mufidelity(
     explanation: Explanation,
     model: Any,
@@ -144,29 +205,22 @@ def mufidelity(
     convert = backend.to_probabilities if score == "probability" else (lambda a: a)
     f_x = np.take_along_axis(convert(outputs), idx, axis=1)  # (n, o)
     attribution = explanation.values.sum(axis=3).reshape(n, h * w, o)
-    sums = np.empty((n, o, runs))
-    drops = np.empty((n, o, runs))
+    sums = np.empty((runs, n, o))
+    picked = np.empty((runs, n, o), np.float32)  # each run's score of the explained outputs
     images = np.arange(n)[None, :, None]
-    per_call = max(1, backend.batch_size // n)
-    flat = x.reshape(n, h * w, -1)
-    # one buffer of per_call copies of the images: each chunk hides its subsets, is
-    # predicted, and gets its pixels back (no full copy of the images per chunk)
-    masked = np.repeat(flat[None], min(per_call, runs), axis=0)
+    per_call = max(1, _rows_per_call(backend, x.shape[1:]) // n)
+    hidden = _HiddenSubsets(backend, x, min(per_call, runs))
     with RunControl(progress, cancel, desc="mufidelity") as ctl:
         for start in range(0, runs, per_call):
             ctl.check()
             chunk = subsets[start : start + per_call]  # (b, n, size)
             b = len(chunk)
-            rows = np.arange(b)[:, None, None]
-            masked[rows, images, chunk] = baseline
-            out = convert(backend.predict(masked[:b].reshape((-1,) + x.shape[1:])))
-            masked[rows, images, chunk] = flat[images, chunk]
-            out = out.reshape(b, n, -1)
-            picked = np.take_along_axis(out, np.broadcast_to(idx, (b,) + idx.shape), axis=2)
-            drops[:, :, start : start + b] = np.moveaxis(f_x[None] - picked, 0, -1)
-            part = attribution[images, chunk].sum(axis=2)  # (b, n, o)
-            sums[:, :, start : start + b] = np.moveaxis(part, 0, -1)
+            out = convert(hidden.predict(chunk, baseline)).reshape(b, n, -1)
+            picked[start : start + b] = out[:, images[0], idx]
+            sums[start : start + b] = attribution[images, chunk].sum(axis=2)  # (b, n, o)
             ctl.step(min(runs, start + b) / runs)
+    drops = np.ascontiguousarray(np.moveaxis(f_x[None] - picked, 0, -1), dtype=np.float64)
+    sums = np.ascontiguousarray(np.moveaxis(sums, 0, -1))
     return MuFidelity(
         correlation=_pearson(sums, drops),
         attribution_sums=sums,
