@@ -34,3 +34,32 @@ def small_explanation(rng):
         method="test",
         params={"alpha": 0.5, "name": "x"},
     )
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "keras_jax(job): the test reads a job of the shared Keras-on-JAX interpreter"
+    )
+
+
+@pytest.fixture(scope="session")
+def keras_jax_results(request):
+    """Every ``keras_jax`` job of the selected tests, in their order, run in one Keras-on-JAX
+    interpreter (:func:`tests.keras_apps.run_jobs_on_keras_backend`): name -> result."""
+    from tests.keras_apps import KERAS_JAX_JOBS, run_jobs_on_keras_backend
+
+    names = [m.args[0] for item in request.session.items for m in item.iter_markers("keras_jax")]
+    jobs = {name: KERAS_JAX_JOBS[name] for name in dict.fromkeys(names)}
+    return run_jobs_on_keras_backend(jobs, "jax")
+
+
+@pytest.fixture
+def keras_jax(request):
+    """The stdout of this test's ``keras_jax`` job; the test fails with the job's traceback
+    when the job raised."""
+    pytest.importorskip("jax")
+    pytest.importorskip("keras")
+    (name,) = [m.args[0] for m in request.node.iter_markers("keras_jax")]
+    result = request.getfixturevalue("keras_jax_results")[name]
+    assert result["error"] is None, result["error"][-4000:]
+    return result["stdout"]
