@@ -1,10 +1,8 @@
 """What the Keras tests share: a ``keras.applications`` network re-initialised so that its
 outputs differ between images (:func:`application`), and a script run in a fresh interpreter
 on another Keras backend (:func:`run_on_keras_backend`: the Keras backend is fixed per
-process, by ``KERAS_BACKEND`` before ``import keras``), and the jobs of the ONE Keras-on-JAX
-interpreter that every test on that backend shares (:func:`keras_jax_job` declares a job and
-marks its test, ``tests/conftest.py``'s ``keras_jax`` fixture gives the test its job's stdout:
-the Keras, JAX and XLA start-up, 5-15 s an interpreter, is paid once a session).
+process, by ``KERAS_BACKEND`` before ``import keras``; the tests on the JAX Keras backend share
+one interpreter instead: ``tests/keras_jobs.py``).
 
 Keras' default initialisers let the signal of deep random networks vanish (MobileNetV3's
 outputs then differ by 1e-11 between images), which would make completeness trivially true:
@@ -14,7 +12,6 @@ classifier's kernel so that the outputs differ by O(1) between images.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -83,66 +80,3 @@ def reinitialise(model, images: np.ndarray, seed: int = 0) -> None:
         last = kernel
     spread = float(np.ptp(model.predict(images, verbose=0), axis=0).max())
     last.assign(keras.ops.convert_to_numpy(last) / spread)
-
-
-# -- one Keras-on-JAX interpreter for every test that needs one ---------------------------------
-
-#: the jobs that tests declared with :func:`keras_jax_job`: name -> (dedented code, argv)
-KERAS_JAX_JOBS: dict[str, tuple[str, tuple[str, ...]]] = {}
-
-_RUNNER = """
-import contextlib, gc, io, json, sys, traceback
-import keras
-jobs = json.loads(sys.stdin.read())
-results = {}
-for name, code, args in jobs:
-    out = io.StringIO()
-    sys.argv = ["-c", *args]
-    try:
-        with contextlib.redirect_stdout(out):
-            exec(compile(code, "<" + name + ">", "exec"), {"__name__": "__main__"})
-        results[name] = {"stdout": out.getvalue(), "error": None}
-    except BaseException:
-        results[name] = {"stdout": out.getvalue(), "error": traceback.format_exc()}
-    keras.backend.clear_session()  # fresh layer names and graph state, as in a new process
-    gc.collect()
-print(MARK + json.dumps(results))
-"""
-
-_MARK = "@@keras-jobs@@"
-
-
-def keras_jax_job(name: str, code: str, *args: str):
-    """Declare ``code`` (run with ``sys.argv[1:] == args``) as the job ``name`` of the shared
-    Keras-on-JAX interpreter and return the ``keras_jax`` mark that ties a test to it; the test
-    then takes the ``keras_jax`` fixture (the job's stdout, after asserting it raised nothing)."""
-    import pytest
-
-    KERAS_JAX_JOBS[name] = (textwrap.dedent(code), tuple(args))
-    return pytest.mark.keras_jax(name)
-
-
-def run_jobs_on_keras_backend(
-    jobs: dict[str, tuple[str, tuple[str, ...]]], keras_backend: str, timeout: float = 3600
-) -> dict[str, dict]:
-    """Run every job (name -> (code, argv)) in order in ONE fresh interpreter with
-    ``KERAS_BACKEND=keras_backend`` (the Keras, JAX and XLA start-up paid once, not per test),
-    each as ``__main__`` with its own ``sys.argv`` and captured stdout, ``keras.backend.
-    clear_session()`` after each. Returns name -> ``{"stdout": str, "error": traceback or
-    None}``; a crash of the interpreter itself fails every job with its stderr's tail."""
-    env = dict(os.environ, KERAS_BACKEND=keras_backend, PYTHONPATH=ROOT)
-    payload = [[name, code, list(args)] for name, (code, args) in jobs.items()]
-    proc = subprocess.run(
-        [sys.executable, "-c", _RUNNER.replace("MARK", repr(_MARK))],
-        input=json.dumps(payload),
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(_MARK)]
-    if proc.returncode != 0 or not lines:
-        crash = f"the Keras-on-{keras_backend} interpreter exited {proc.returncode}:\n"
-        return {n: {"stdout": proc.stdout, "error": crash + proc.stderr[-4000:]} for n in jobs}
-    return json.loads(lines[-1][len(_MARK) :])

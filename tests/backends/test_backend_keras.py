@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tests.backends import models
-from tests.keras_apps import keras_jax_job, run_on_keras_backend
+from tests.keras_apps import run_on_keras_backend
+from tests.keras_jobs import keras_jax_job
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -148,7 +149,7 @@ def test_more_outputs_than_one_group(x):
     """,
 )
 def test_keras_on_jax_routes_to_jax_backend(keras_jax):
-    assert keras_jax.strip().endswith("ok")
+    assert keras_jax.stdout.strip().endswith("ok")
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 from tests.backends.keras_layer_models import MODELS, SHAPE, relative_completeness  # noqa: E402
-from tests.keras_apps import keras_jax_job  # noqa: E402
+from tests.keras_jobs import keras_jax_job  # noqa: E402
 from xaiwidgets.backends import wrap  # noqa: E402
 
 TOLERANCE = 1e-3
@@ -88,7 +88,7 @@ def test_layers_complete_on_jax_keras_backend(keras_jax):
     a unit axis before the batch axis; LayerNorm's rsqrt must not see a secant step below 0."""
     import json
 
-    errors = json.loads(keras_jax.strip().splitlines()[-1])
+    errors = json.loads(keras_jax.stdout.strip().splitlines()[-1])
     assert len(errors) == 6
     assert all(e < TOLERANCE for e in errors.values()), errors
 

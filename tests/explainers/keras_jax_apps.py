@@ -1,5 +1,5 @@
 """The script that explains a ``keras.applications`` network on the JAX Keras backend (run as
-a job of the shared Keras-on-JAX interpreter: ``tests.keras_apps.keras_jax_job``), for
+a job of the shared Keras-on-JAX interpreter: ``tests.keras_jobs.keras_jax_job``), for
 ``test_real_models_keras_jax.py`` and ``test_real_models_keras.py``: the model from
 ``tests.keras_apps.application`` at 32 x 32, 10 classes, two images, two references.
 
@@ -14,7 +14,7 @@ Grad-CAM layer and the seconds of each part.
 
 from __future__ import annotations
 
-from tests.keras_apps import keras_jax_job
+from tests.keras_jobs import keras_jax_job
 
 SIZE = 32
 

@@ -56,4 +56,4 @@ def test_convnext_on_jax_keras_backend_is_complete(keras_jax):
     error, the attributions are the default call's) and reports the relative error."""
     import json
 
-    assert json.loads(keras_jax.strip().splitlines()[-1])["deeplift_relative"] < TOLERANCE
+    assert json.loads(keras_jax.stdout.strip().splitlines()[-1])["deeplift_relative"] < TOLERANCE

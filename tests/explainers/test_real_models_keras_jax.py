@@ -29,7 +29,7 @@ pytest.importorskip("jax")
 pytest.importorskip("keras")
 
 from tests.explainers.keras_jax_apps import DEFAULT_LAYER, app_job  # noqa: E402
-from tests.keras_apps import keras_jax_job  # noqa: E402
+from tests.keras_jobs import keras_jax_job  # noqa: E402
 
 
 @pytest.mark.slow
@@ -37,7 +37,7 @@ from tests.keras_apps import keras_jax_job  # noqa: E402
 def test_keras_application_on_jax_backend(name, keras_jax):
     import json
 
-    report = json.loads(keras_jax.strip().splitlines()[-1])
+    report = json.loads(keras_jax.stdout.strip().splitlines()[-1])
     print(name, report)
     assert report["deeplift_relative"] < 1e-3
     # IG's Riemann error: within its tolerance, or said with the steps that would meet it
@@ -69,4 +69,4 @@ def test_keras_application_on_jax_backend(name, keras_jax):
 def test_wrapped_model_survives_keras_predict(keras_jax):
     """Keras' ``predict`` on JAX donates the buffers of the variable values it replaces: a
     backend holding the values read at wrap time then failed ("Array has been deleted")."""
-    assert keras_jax.strip().splitlines()[-1] == "JaxBackend"
+    assert keras_jax.stdout.strip().splitlines()[-1] == "JaxBackend"
