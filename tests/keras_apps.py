@@ -1,7 +1,8 @@
 """What the Keras tests share: a ``keras.applications`` network re-initialised so that its
 outputs differ between images (:func:`application`), and a script run in a fresh interpreter
 on another Keras backend (:func:`run_on_keras_backend`: the Keras backend is fixed per
-process, by ``KERAS_BACKEND`` before ``import keras``).
+process, by ``KERAS_BACKEND`` before ``import keras``; the tests on the JAX Keras backend share
+one interpreter instead: ``tests/keras_jobs.py``).
 
 Keras' default initialisers let the signal of deep random networks vanish (MobileNetV3's
 outputs then differ by 1e-11 between images), which would make completeness trivially true:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.backends import models
 from tests.keras_apps import run_on_keras_backend
+from tests.keras_jobs import keras_jax_job
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -119,9 +120,9 @@ def test_more_outputs_than_one_group(x):
     np.testing.assert_allclose(g[3].reshape(784, 20), w.numpy()[:, outputs], rtol=1e-6)
 
 
-def test_keras_on_jax_routes_to_jax_backend():
-    out = run_on_keras_backend(
-        """
+@keras_jax_job(
+    "routes_to_jax_backend",
+    """
         import jax, jax.numpy as jnp, numpy as np
         from tests.backends import models
         from xaiwidgets.backends import wrap
@@ -145,11 +146,10 @@ def test_keras_on_jax_routes_to_jax_backend():
         else:
             raise AssertionError("KerasBackend accepted a JAX-backend model")
         print("ok")
-        """,
-        "jax",
-        timeout=240,
-    )
-    assert out.strip().endswith("ok")
+    """,
+)
+def test_keras_on_jax_routes_to_jax_backend(keras_jax):
+    assert keras_jax.stdout.strip().endswith("ok")
 
 
 @pytest.mark.slow

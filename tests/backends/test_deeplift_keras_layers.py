@@ -14,7 +14,7 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 from tests.backends.keras_layer_models import MODELS, SHAPE, relative_completeness  # noqa: E402
-from tests.keras_apps import run_on_keras_backend  # noqa: E402
+from tests.keras_jobs import keras_jax_job  # noqa: E402
 from xaiwidgets.backends import wrap  # noqa: E402
 
 TOLERANCE = 1e-3
@@ -63,11 +63,9 @@ def test_nested_function_with_nonlinear_ops_is_refused():
         backend.deeplift(x, x[::-1], [0])
 
 
-def test_layers_complete_on_jax_keras_backend():
-    """The same layers through the jaxpr interpreter (Keras on JAX): MultiHeadAttention puts
-    a unit axis before the batch axis; LayerNorm's rsqrt must not see a secant step below 0."""
-    pytest.importorskip("jax")
-    code = """
+@keras_jax_job(
+    "layers_complete",
+    """
         import json
         from tests.backends.keras_layer_models import MODELS, relative_completeness
         names = ["layer_norm", "multi_head_attention", "gelu", "grouped_conv", "squeeze_excite"]
@@ -83,11 +81,14 @@ def test_layers_complete_on_jax_keras_backend():
         chunked = deeplift_jax(b, x, refs, [1, 2], max_rows=2)
         errors["chunks"] = float(np.abs(chunked - whole).max() / np.abs(whole).max())
         print(json.dumps(errors))
-    """
-    out = run_on_keras_backend(code, "jax", timeout=600)
+    """,
+)
+def test_layers_complete_on_jax_keras_backend(keras_jax):
+    """The same layers through the jaxpr interpreter (Keras on JAX): MultiHeadAttention puts
+    a unit axis before the batch axis; LayerNorm's rsqrt must not see a secant step below 0."""
     import json
 
-    errors = json.loads(out.strip().splitlines()[-1])
+    errors = json.loads(keras_jax.stdout.strip().splitlines()[-1])
     assert len(errors) == 6
     assert all(e < TOLERANCE for e in errors.values()), errors
 

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from tests.keras_apps import run_on_keras_backend  # noqa: E402
+from tests.keras_jobs import keras_jax_job  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +73,9 @@ def test_vit_inner_layer_by_path(models):
     np.testing.assert_allclose(got.values[..., 0, :], expected, rtol=1e-3, atol=1e-6)
 
 
-def test_keras_on_jax_every_cam_and_occlusion():
-    pytest.importorskip("jax")
-    code = """
+@keras_jax_job(
+    "every_cam_and_occlusion",
+    """
         import keras
         assert keras.backend.backend() == "jax", keras.backend.backend()
         from xaiwidgets.backends import wrap
@@ -85,6 +85,7 @@ def test_keras_on_jax_every_cam_and_occlusion():
         assert isinstance(wrap(m.cnn_nested()[0]), JaxBackend)
         m.run_all()
         print("every CAM ok")
-    """
-    out = run_on_keras_backend(code, "jax", timeout=900, stderr_tail=4000)
-    assert "every CAM ok" in out
+    """,
+)
+def test_keras_on_jax_every_cam_and_occlusion(keras_jax):
+    assert "every CAM ok" in keras_jax.stdout
