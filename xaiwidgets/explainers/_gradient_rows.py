@@ -32,6 +32,13 @@ OUTPUTS_PER_CALL = 16
 #: a cancel is seen within about one such call.
 CALL_SECONDS = 0.5
 
+#: Fewest rows a slow call is shrunk to (or the planned rows when fewer). Below it the model's
+#: fixed cost per call (a pass over every layer, each op a thread synchronisation) dominates:
+#: expected gradients on timm deit_tiny_patch16_224 at 224 x 224 (2-core CPU under load) shrank
+#: to calls of one row and ran 0.84x shap's speed (shap: 16 rows a call); torchvision
+#: efficientnet_b0, 0.89x.
+MIN_CALL_ROWS = 8
+
 #: A segment of a chunk: image ``i``, its rows ``j0:j1`` (of ``per_image``).
 Segment = tuple[int, int, int]
 
@@ -88,9 +95,10 @@ def run_rows(
     ``backend.grad`` call, and ``accumulate(i, j0, j1, cols, g)`` with ``g`` ``(j1 - j0, h, w,
     c, len(cols))``. Cancellation is checked before every model call and progress reported
     after it, by rows done (so it moves within one image). A call that takes longer than
-    :data:`CALL_SECONDS` shrinks the next chunks to about that long (a ResNet at 224 x 224 on
-    a CPU then sees a cancel within about a second); fast calls grow back to the planned rows.
-    When the user gave ``batch_size`` the chunks keep it (:func:`~._paced.paced`).
+    :data:`CALL_SECONDS` shrinks the next chunks to about that long, but not below
+    :data:`MIN_CALL_ROWS` (a ResNet at 224 x 224 on a CPU then sees a cancel within a few
+    seconds); fast calls grow back to the planned rows. When the user gave ``batch_size`` the
+    chunks keep it (:func:`~._paced.paced`).
     Returns the number of model calls.
     """
     n, o = outputs.shape
@@ -124,7 +132,8 @@ def run_rows(
         if not timed:
             pass
         elif slowest > CALL_SECONDS and stop - start > 1:
-            size = max(1, int((stop - start) * CALL_SECONDS / slowest))
+            least = min(MIN_CALL_ROWS, rows)
+            size = max(least, int((stop - start) * CALL_SECONDS / slowest))
         elif slowest < CALL_SECONDS / 4 and stop - start == size:
             size = min(rows, 2 * size)
         start = stop
