@@ -18,7 +18,7 @@ import pytest
 
 from xaiwidgets._progress import Cancelled
 from xaiwidgets.explainers import GradientExplainer, IntegratedGradients, Saliency, SmoothGrad
-from xaiwidgets.explainers._gradient_rows import plan, row_chunks
+from xaiwidgets.explainers._gradient_rows import CALL_SECONDS, least_rows, plan, row_chunks
 
 torch = pytest.importorskip("torch")
 
@@ -138,6 +138,37 @@ def test_cancel_from_another_thread_returns_within_one_model_batch(images):
     assert result and result[0] != "finished"
     assert result[0] - fired[0] < 0.2 + 0.5  # at most the batch in flight, with slack
     assert net.calls <= 4
+
+
+class FixedCostNet(CountingNet):
+    """A model whose every call costs 0.6 s whatever its rows (a deep network's fixed cost per
+    call on a loaded CPU), plus 50 ms a row; records the rows of its gradient calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[int] = []
+
+    def forward(self, x):
+        if x.requires_grad:
+            self.rows.append(int(x.shape[0]))
+        time.sleep(0.6 + 0.05 * x.shape[0])
+        return super().forward(x)
+
+
+def test_slow_calls_do_not_shrink_below_the_least_rows(images):
+    """Every call slower than CALL_SECONDS: the calls shrink towards it from the planned rows,
+    but not below least_rows (3 rows at two outputs: about five one-image passes), where
+    shrinking further only adds calls of the same fixed cost (they went down to one row)."""
+    net = FixedCostNet()
+    ex = IntegratedGradients(net, steps=40, memory_budget=120_000)
+    rows, width = plan(ex.backend, images.shape[1:], 2)
+    assert (rows, least_rows(rows, width)) == (13, 3) and 0.6 > CALL_SECONDS
+    net.rows.clear()  # the backend's measuring passes
+    ex(images[:1], outputs=[0, 1])
+    calls = net.rows
+    assert sum(calls) == 41 and calls[0] == rows, calls
+    assert calls[:-1] == sorted(calls[:-1], reverse=True), calls  # shrinking towards 0.5 s
+    assert min(calls[:-1]) == 3, calls  # ... down to least_rows; the last one what is left
 
 
 def test_progress_moves_within_one_image(images):
