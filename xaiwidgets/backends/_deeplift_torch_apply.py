@@ -61,18 +61,20 @@ def rescale(f: Any, u_p: Any, u_r: Any, y_p: Any, y_r: Any, pointwise: bool) -> 
     y_p, y_r = split(y_p, y_r)
     du = u_p - u_r
     m = (y_p - y_r).div_(du)
-    small = du.abs() < rules.EPS_RESCALE
+    du.abs_()  # |Δu|, in place: each fresh tensor costs its pages
+    if du.numel() == 0 or float(du.amin()) >= rules.EPS_RESCALE:
+        return m.reshape(shape)
+    small = du < rules.EPS_RESCALE
     count = int(torch.count_nonzero(small))
-    if count == 0:
+    if pointwise and count * FEW <= small.numel():  # the few elements that need it
+        at = torch.unravel_index(small.view(-1).nonzero().squeeze(1), small.shape)
+        mid = 0.5 * (u_p.expand(small.shape)[at] + u_r.expand(small.shape)[at])
+        m[at] = derivative(f, mid).to(m.dtype)
         return m.reshape(shape)
-    if pointwise and count * FEW <= small.numel():
-        # the few elements with |Δu| < EPS_RESCALE, by their flat index
-        at = small.view(-1).nonzero().squeeze(1)
-        mid = u_p.reshape(-1)[at] - 0.5 * du.view(-1)[at]
-        m.view(-1)[at] = derivative(f, mid).to(m.dtype)
-        return m.reshape(shape)
-    mid = u_p - 0.5 * du
-    return torch.where(small, derivative(f, mid.reshape(shape)).view(mid.shape), m).reshape(shape)
+    slope = derivative(f, (0.5 * (u_p + u_r)).reshape(shape))
+    if count == small.numel():
+        return slope
+    return torch.where(small, slope.view(small.shape), m).reshape(shape)
 
 
 def _sum_to(g: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -107,7 +109,9 @@ class Product(torch.autograd.Function):
 
 
 def _midpoint(v: Any) -> torch.Tensor:
-    return torch.add(v.p.detach(), tile(v.r, v.p)).mul_(0.5)
+    """``½(p + r)`` laid out like ``p``."""
+    p, r = split(v.p.detach(), v.r)
+    return torch.add(p, r).mul_(0.5).reshape(v.p.shape)
 
 
 class Rules:
@@ -163,7 +167,8 @@ class Rules:
                 else:
                     ms = list(rules.shapley_pair(OPS, f, u_p[0], u_r[0], u_p[1], u_r[1]))
         if len(u) == 1:
-            return Scale.apply(u[0].p.expand(shape), y_p, ms[0])
+            up = u[0].p if u[0].p.shape == shape else u[0].p.expand(shape)
+            return Scale.apply(up, y_p, ms[0])
         out = y_p
         for v, m in zip(u, ms):
             vp = v.p.expand(shape)
