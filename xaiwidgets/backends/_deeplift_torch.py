@@ -2,10 +2,13 @@
 
 The model is traced once per input shape to a functional aten graph
 (:mod:`._deeplift_torch_graph`: ``make_fx``, attention on its math kernel, layer/group norm and
-variance decomposed into primitives). Per chunk of images the interpreter
-(:mod:`._deeplift_torch_interp`) evaluates that graph on the pair rows (each image repeated
-once per reference) and on the references tiled to the same rows, giving every op its DeepLIFT
-rule (linear ops their derivative, elementwise nonlinearities the rescale rule, products of two
+variance decomposed into primitives). Per chunk of references the interpreter
+(:mod:`._deeplift_torch_interp`) evaluates the graph traced at the references' rows once and
+keeps the values the rules read (kept for the next chunks of images while the memory budget
+allows); per pass it evaluates the graph on the pair rows (each image of a chunk repeated once
+per reference) against those values tiled to its rows (:mod:`._deeplift_torch_refs`: where
+that layout does not hold, the references tiled to the pair rows are evaluated instead),
+giving every op its DeepLIFT rule (linear ops their derivative, elementwise nonlinearities the rescale rule, products of two
 varying inputs their Shapley split, max pooling shap's max rule, softmax the rules of
 :mod:`._deeplift_rules`); one backward pass per requested output gives the multipliers of the
 input. Completeness ``sum(phi) = f(x) - mean_r f(r)`` then holds op by op, through residuals,
