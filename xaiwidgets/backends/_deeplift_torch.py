@@ -2,10 +2,13 @@
 
 The model is traced once per input shape to a functional aten graph
 (:mod:`._deeplift_torch_graph`: ``make_fx``, attention on its math kernel, layer/group norm and
-variance decomposed into primitives). Per chunk of images the interpreter
-(:mod:`._deeplift_torch_interp`) evaluates that graph on the pair rows (each image repeated
-once per reference) and on the references tiled to the same rows, giving every op its DeepLIFT
-rule (linear ops their derivative, elementwise nonlinearities the rescale rule, products of two
+variance decomposed into primitives). Per chunk of references the interpreter
+(:mod:`._deeplift_torch_interp`) evaluates the graph traced at the references' rows once and
+keeps the values the rules read (kept for the next chunks of images while the memory budget
+allows); per pass it evaluates the graph on the pair rows (each image of a chunk repeated once
+per reference) against those values tiled to its rows (:mod:`._deeplift_torch_refs`: where
+that layout does not hold, the references tiled to the pair rows are evaluated instead),
+giving every op its DeepLIFT rule (linear ops their derivative, elementwise nonlinearities the rescale rule, products of two
 varying inputs their Shapley split, max pooling shap's max rule, softmax the rules of
 :mod:`._deeplift_rules`); one backward pass per requested output gives the multipliers of the
 input. Completeness ``sum(phi) = f(x) - mean_r f(r)`` then holds op by op, through residuals,
@@ -33,7 +36,8 @@ from . import _deeplift_rules as rules
 from ._deeplift_passes import Passes
 from ._deeplift_torch_autograd import attributions, input_multipliers
 from ._deeplift_torch_graph import GRAPHS, capture, source_of
-from ._deeplift_torch_interp import Interpreter
+from ._deeplift_torch_interp import Interpreter, References
+from ._deeplift_torch_refs import tiling_holds
 
 
 def deeplift_torch(
@@ -91,6 +95,7 @@ def deeplift_torch(
             del inp
         except NotImplementedError as err:
             return _eager(backend, x, refs, idx, softmax, plan.images, fallbacks, err, progress)
+        sides = _ReferenceSides(backend, softmax, rt, plan, row_bytes)
         for s in plan.image_chunks():
             xt = backend.to_framework(x[s])
             acc = None
@@ -100,7 +105,11 @@ def deeplift_torch(
                 # and between the pass's backward passes (one per output): a cancel is seen
                 # within one backward pass of a pass that cannot be smaller (one pair row)
                 within = None if progress is None else _between(plan, progress, idx.shape[1])
-                attr, seconds = _attribute(backend, xt, rt[r], idx[s], softmax, crossed, within)
+                inp = xt.repeat_interleave(r.stop - r.start, 0)
+                graph = GRAPHS.get(backend, backend.model, backend._call, inp)  # once per shape
+                side = sides.get(r, graph, len(xt))
+                crossed.update(side.crossed)
+                attr, seconds = _attribute(graph, inp, xt, rt[r], side, idx[s], softmax, within)
                 plan.took(seconds)  # a slow pass (a large model on a CPU) shrinks the next
                 if r.stop - r.start < n_ref:
                     attr = attr.double().mul_((r.stop - r.start) / n_ref)
@@ -164,30 +173,67 @@ def _between(plan: Passes, progress: Callable[[float], Any], o: int) -> Callable
 
 
 def _attribute(
-    backend: Any,
+    graph: Any,
+    inp: torch.Tensor,
     xt: torch.Tensor,
     rt: torch.Tensor,
+    side: References,
     idx: np.ndarray,
     softmax: str,
-    crossed: dict,
     before: Callable[[int], Any] | None = None,
 ) -> tuple[torch.Tensor, float]:
     """``(o, c, ...)`` attributions of the images ``xt`` (model layout) against the
-    references ``rt``, one pass, and the seconds it took (tracing its shape left out);
-    ``before(j)`` is called before the backward pass of output ``j``."""
-    inp, ref = _rows(xt, rt)
-    graph = GRAPHS.get(backend, backend.model, backend._call, inp)  # traced once per shape
+    references ``rt``, one pass over the pair rows ``inp`` (``graph`` traced at their shape)
+    with the references' side ``side``, and the seconds it took; ``before(j)`` is called
+    before the backward pass of output ``j``."""
     began = time.perf_counter()
-    interp = Interpreter(graph, softmax)
     with torch.enable_grad():
-        inp.requires_grad_(True)
-        out = interp.run(inp, ref).p
-        del ref
-        crossed.update(interp.crossed)
+        inp = inp.detach().requires_grad_(True)
+        out = Interpreter(graph, softmax).run(inp, side).p
         grads = input_multipliers(out, inp, idx, len(rt), before)
     del out, inp
     values = attributions(grads, xt, rt)
     return values, time.perf_counter() - began
+
+
+class _ReferenceSides:
+    """The references' side of each chunk of references (:meth:`Interpreter.references
+    <._deeplift_torch_interp.Interpreter.references>`), evaluated on the chunk's own rows
+    by the graph traced at them and tiled to each pass's pair rows where that layout holds
+    (:func:`~._deeplift_torch_refs.tiling_holds`), else evaluated by the pair graph on the
+    references tiled to its rows. Kept for the next chunks of images while all chunks' sides
+    fit in the memory budget beside the passes (``rows x ROW_COPIES x row_bytes``)."""
+
+    def __init__(self, backend: Any, softmax: str, rt: torch.Tensor, plan: Passes, row_bytes):
+        self.backend, self.softmax, self.rt = backend, softmax, rt
+        budget = getattr(backend, "memory_budget", None) or rules.MEMORY_BUDGET
+        passes = plan.images * plan.refs_per * rules.ROW_COPIES * (row_bytes or 0)
+        self.room = max(0, int(budget) - passes)
+        self.known: dict = {}
+
+    def get(self, r: slice, graph: Any, m: int) -> References:
+        """The side of references ``r`` for a pass of ``m`` images over ``graph``."""
+        rt = self.rt[r]
+        side = self._side((r.start, r.stop), rt, None)
+        if side is not None and tiling_holds(graph, side.graph, set(side.kept), rt, m):
+            return side
+        tiled = rt.repeat((m,) + (1,) * (rt.dim() - 1))
+        return self._side((r.start, r.stop, m), tiled, graph)
+
+    def _side(self, key: tuple, rows: torch.Tensor, graph: Any) -> References | None:
+        if key in self.known:
+            return self.known[key]
+        if graph is None:
+            try:  # the graph at the reference rows (traced once per shape)
+                graph = GRAPHS.get(self.backend, self.backend.model, self.backend._call, rows)
+            except NotImplementedError:
+                return None
+        side = Interpreter(graph, self.softmax).references(rows)
+        size = side.nbytes
+        if size <= self.room:
+            self.known[key] = side
+            self.room -= size
+        return side
 
 
 _SOURCES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
