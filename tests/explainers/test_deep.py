@@ -224,7 +224,9 @@ def test_batching_changes_nothing(torch_net, digits):
     bg, x = digits
     a = DeepExplainer(torch_net, bg)(x)
     b = DeepExplainer(torch_net, bg, max_rows=N_BG)(x)  # one image per pass
-    np.testing.assert_allclose(a.values, b.values, atol=1e-7)
+    # float32 sums over other pass shapes (the default passes are sized by time) differ in
+    # the last bits: 5e-7 seen on a busy CPU where the default chose one-row passes
+    np.testing.assert_allclose(a.values, b.values, atol=1e-5 * np.abs(a.values).max())
 
 
 def test_background_subsample_is_seeded(torch_net, digits):
